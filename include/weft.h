@@ -1,0 +1,11 @@
+/*
+ * weft.h — the whole public API of weft. Include this, or only the layers
+ * you use from include/weft/.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <weft/core.h>
+#include <weft/gen.h>
+
+#endif /* WEFT_H */

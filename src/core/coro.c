@@ -1,0 +1,83 @@
+/*
+ * The coroutine object. See coro.h.
+ */
+#include "coro.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+WEFT__TLS weft__coro *weft__coro_running;
+
+static atomic_uint_fast64_t next_id = 1;
+
+/* First code on a new coroutine's stack. */
+static void boot(void *arg, void *value) {
+  weft__coro *co = arg;
+  weft__tools_after_switch(&co->ctx.tools);
+  co->entry(co, value);
+  __builtin_unreachable(); /* entry ends with weft__coro_exit */
+}
+
+int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
+                      const char *kind, const char *name,
+                      weft__coro_entry entry) {
+  weft__stack st;
+  int rc = weft__stack_get(&st, stack_size);
+  if (rc < 0)
+    return rc;
+  /* The owner's object at the top, 64-byte aligned; the stack proper
+   * starts below it. */
+  size_t obj = (obj_size + 63) & ~(size_t)63;
+  char *top = st.lo + st.size;
+  weft__coro *co = (weft__coro *)(void *)(top - obj);
+  memset(co, 0, obj_size);
+  co->stack = st;
+  co->entry = entry;
+  co->kind = kind;
+  co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  if (name) {
+    size_t n = strnlen(name, WEFT__NAME_MAX - 1);
+    memcpy(co->name, name, n);
+    co->name[n] = '\0';
+  }
+  size_t usable = st.size - obj;
+  weft__tools_coro_init(&co->ctx.tools, st.lo, usable);
+  weft__machine_make(&co->ctx.machine, st.lo, usable, boot, co);
+  *out = co;
+  return 0;
+}
+
+void weft__coro_destroy(weft__coro *co) {
+  weft__stack st = co->stack;
+  weft__tools_coro_fini(&co->ctx.tools);
+  weft__stack_put(&st);
+}
+
+static size_t put_str(char *buf, size_t cap, size_t at, const char *s) {
+  while (*s && at + 1 < cap)
+    buf[at++] = *s++;
+  return at;
+}
+
+size_t weft__coro_describe(const weft__coro *co, char *buf, size_t cap) {
+  size_t at = put_str(buf, cap, 0, co->kind);
+  if (co->name[0]) {
+    at = put_str(buf, cap, at, " '");
+    at = put_str(buf, cap, at, co->name);
+    at = put_str(buf, cap, at, "'");
+  } else {
+    char digits[24];
+    int i = (int)sizeof digits;
+    uint64_t id = co->id;
+    digits[--i] = '\0';
+    do
+      digits[--i] = (char)('0' + id % 10);
+    while ((id /= 10) && i > 0);
+    at = put_str(buf, cap, at, " #");
+    at = put_str(buf, cap, at, digits + i);
+  }
+  if (cap)
+    buf[at] = '\0';
+  return at;
+}

@@ -1,0 +1,281 @@
+/*
+ * Coroutine stacks. See stack.h for the contract and docs/stacks.md for the
+ * reasons.
+ *
+ * Memory layout: a slab is one anonymous MAP_NORESERVE mapping holding
+ * `count` stacks of one size class, each preceded by its guard:
+ *
+ *     [guard][stack 0][guard][stack 1] … [guard][stack count-1]
+ *
+ * Nothing is committed until touched, and the kernel merges adjacent slabs
+ * into one mapping when it can, so the map entries a million stacks need
+ * stay in the hundreds.
+ *
+ * The cache, one per size class, each under its own mutex:
+ *  - warm: stacks given back and not trimmed, linked through a node at the
+ *    top of each stack (the page a coroutine touches first, so reusing a warm
+ *    stack costs no page fault);
+ *  - cold: stacks whose pages were given back to the kernel
+ *    (MADV_DONTNEED), listed in a plain array so that listing them touches
+ *    none of their pages;
+ *  - fresh: the not-yet-used tail of the newest slab.
+ * Warm stacks beyond WARM_MAX are trimmed to cold as they come back.
+ *
+ * Slabs are never unmapped: address space is cheap on 64-bit systems and a
+ * stale coroutine handle then reads zeros instead of faulting.
+ */
+#define _GNU_SOURCE
+#include "stack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "valgrind.h"
+#include WEFT_TOOLS_H
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13; older headers lack it */
+#endif
+
+#define CLS_MIN        14 /* 16 KiB */
+#define CLS_MAX        30 /* 1 GiB */
+#define NCLS           (CLS_MAX - CLS_MIN + 1)
+#define DEFAULT_SIZE   ((size_t)128 << 10)
+#define SLAB_BYTES     ((size_t)256 << 20)
+#define SLAB_MAX_COUNT 1024
+#define GUARD_MIN      ((size_t)16 << 10)
+
+const uint64_t weft__stack_canary = 0x7765667453544b21ull; /* "weftSTK!" */
+
+/* Lives in the top bytes of a warm stack. */
+struct warm_node {
+  struct warm_node *next;
+  uint8_t kind;
+};
+
+struct size_class {
+  pthread_mutex_t lock;
+  struct warm_node *warm; /* stacks ready for reuse, most recent first */
+  size_t nwarm;
+  uintptr_t *cold; /* lo | kind of each trimmed stack */
+  size_t ncold, cold_cap;
+  char *fresh;       /* the next never-used stack's guard, or NULL */
+  size_t fresh_left; /* never-used stacks left in the newest slab */
+};
+
+static struct {
+  pthread_once_t once;
+  size_t page;
+  size_t guard;       /* bytes of guard below each stack */
+  int mode;           /* WEFT__GUARD_REGION or WEFT__GUARD_PAGE */
+  atomic_long budget; /* guard pages mprotect may still make */
+  struct size_class cls[NCLS];
+} S = {.once = PTHREAD_ONCE_INIT};
+
+/* Guard regions exist when installing one succeeds and the kernel then
+ * refuses to read through it: write(2) from a guarded page fails with
+ * EFAULT. (Emulators such as qemu-user accept the madvise but ignore it;
+ * the write tells.) */
+static bool guard_regions_work(void) {
+  size_t page = S.page;
+  char *p = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    return false;
+  bool works = false;
+  int fds[2];
+  if (madvise(p, page, MADV_GUARD_INSTALL) == 0 && pipe2(fds, O_CLOEXEC) == 0) {
+    works = write(fds[1], p, 1) < 0 && errno == EFAULT;
+    close(fds[0]);
+    close(fds[1]);
+  }
+  munmap(p, 2 * page);
+  return works;
+}
+
+static long read_max_map_count(void) {
+  long n = 65530; /* Linux's default, should /proc not tell */
+  FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+  if (f) {
+    if (fscanf(f, "%ld", &n) != 1)
+      n = 65530;
+    fclose(f);
+  }
+  return n;
+}
+
+static void init_once(void) {
+  S.page = (size_t)sysconf(_SC_PAGESIZE);
+  S.guard = S.page > GUARD_MIN ? S.page : GUARD_MIN;
+  const char *force = getenv("WEFT_STACK_GUARD");
+  if (force && strcmp(force, "page") == 0)
+    S.mode = WEFT__GUARD_PAGE;
+  else
+    S.mode = guard_regions_work() ? WEFT__GUARD_REGION : WEFT__GUARD_PAGE;
+  long budget = read_max_map_count() / 4;
+  const char *b = getenv("WEFT_STACK_GUARD_BUDGET");
+  if (b && *b)
+    budget = strtol(b, NULL, 10);
+  atomic_init(&S.budget, budget);
+  for (int i = 0; i < NCLS; i++)
+    pthread_mutex_init(&S.cls[i].lock, NULL);
+}
+
+static void ensure_init(void) { pthread_once(&S.once, init_once); }
+
+size_t weft__stack_default_size(void) {
+  return DEFAULT_SIZE * WEFT__TOOLS_STACK_SCALE;
+}
+
+int weft__stack_guard_mode(void) {
+  ensure_init();
+  return S.mode;
+}
+
+static int class_of(size_t size) {
+  int c = CLS_MIN;
+  while (((size_t)1 << c) < size)
+    c++;
+  return c;
+}
+
+static size_t warm_max(int c) {
+  size_t n = ((size_t)16 << 20) >> c; /* about 16 MiB of stacks */
+  return n < 64 ? 64 : n;
+}
+
+/* Maps a new slab for class c. Called with the class lock held. */
+static int new_slab(struct size_class *k, int c) {
+  size_t stride = S.guard + ((size_t)1 << c);
+  size_t count = SLAB_BYTES / stride;
+  if (count > SLAB_MAX_COUNT)
+    count = SLAB_MAX_COUNT;
+  if (count < 1)
+    count = 1;
+  void *p = mmap(NULL, stride * count, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    return -ENOMEM;
+  k->fresh = p;
+  k->fresh_left = count;
+  return 0;
+}
+
+/* Gives a never-used stack its guard. Returns the guard kind it got. */
+static int install_guard(char *lo, size_t size) {
+  char *guard = lo - S.guard;
+  int kind = WEFT__GUARD_CANARY;
+  if (S.mode == WEFT__GUARD_REGION &&
+      madvise(guard, S.guard, MADV_GUARD_INSTALL) == 0) {
+    kind = WEFT__GUARD_REGION;
+  } else if (atomic_fetch_sub(&S.budget, 1) > 0) {
+    if (mprotect(guard, S.guard, PROT_NONE) == 0)
+      kind = WEFT__GUARD_PAGE;
+  }
+  weft__valgrind_stack_register(lo, lo + size);
+  return kind;
+}
+
+int weft__stack_get(weft__stack *st, size_t size) {
+  if (size == 0)
+    size = weft__stack_default_size();
+  if (size > WEFT__STACK_MAX)
+    return -EINVAL;
+  ensure_init();
+  int c = class_of(size);
+  size_t usable = (size_t)1 << c;
+  struct size_class *k = &S.cls[c - CLS_MIN];
+
+  pthread_mutex_lock(&k->lock);
+  if (k->warm) {
+    struct warm_node *n = k->warm;
+    k->warm = n->next;
+    k->nwarm--;
+    pthread_mutex_unlock(&k->lock);
+    char *lo = (char *)(n + 1) - usable;
+    *st = (weft__stack){
+        .lo = lo, .size = usable, .cls = (uint8_t)c, .kind = n->kind};
+    return 0;
+  }
+  if (k->ncold) {
+    uintptr_t e = k->cold[--k->ncold];
+    pthread_mutex_unlock(&k->lock);
+    *st = (weft__stack){.lo = (char *)(e & ~(uintptr_t)0xff),
+                        .size = usable,
+                        .cls = (uint8_t)c,
+                        .kind = (uint8_t)(e & 0xff)};
+  } else {
+    if (!k->fresh_left) {
+      int rc = new_slab(k, c);
+      if (rc < 0) {
+        pthread_mutex_unlock(&k->lock);
+        return rc;
+      }
+    }
+    char *lo = k->fresh + S.guard;
+    k->fresh += S.guard + usable;
+    k->fresh_left--;
+    pthread_mutex_unlock(&k->lock);
+    *st = (weft__stack){.lo = lo,
+                        .size = usable,
+                        .cls = (uint8_t)c,
+                        .kind = (uint8_t)install_guard(lo, usable)};
+  }
+  /* A cold or fresh stack reads as zeros: arm its canary if it has one. */
+  if (st->kind == WEFT__GUARD_CANARY)
+    *(uint64_t *)(void *)st->lo = weft__stack_canary;
+  return 0;
+}
+
+static void push_warm(struct size_class *k, const weft__stack *st) {
+  struct warm_node *n = (struct warm_node *)(void *)(st->lo + st->size) - 1;
+  n->next = k->warm;
+  n->kind = st->kind;
+  k->warm = n;
+  k->nwarm++;
+}
+
+void weft__stack_put(const weft__stack *st) {
+  struct size_class *k = &S.cls[st->cls - CLS_MIN];
+  pthread_mutex_lock(&k->lock);
+  if (k->nwarm < warm_max(st->cls)) {
+    push_warm(k, st);
+    pthread_mutex_unlock(&k->lock);
+    return;
+  }
+  pthread_mutex_unlock(&k->lock);
+
+  /* Trimmed before it is listed: once on the cold list another thread may
+   * take it, and the zap must not hit a stack in use. */
+  madvise(st->lo, st->size, MADV_DONTNEED);
+
+  pthread_mutex_lock(&k->lock);
+  if (k->ncold == k->cold_cap) {
+    size_t cap = k->cold_cap ? 2 * k->cold_cap : 256;
+    uintptr_t *a = realloc(k->cold, cap * sizeof *a);
+    if (!a) {
+      /* No memory to list it: keep it warm past the limit, not lost. */
+      push_warm(k, st);
+      pthread_mutex_unlock(&k->lock);
+      return;
+    }
+    k->cold = a;
+    k->cold_cap = cap;
+  }
+  k->cold[k->ncold++] = (uintptr_t)st->lo | st->kind;
+  pthread_mutex_unlock(&k->lock);
+}
+
+bool weft__stack_overflowed_at(const weft__stack *st, const void *addr) {
+  const char *a = addr;
+  if (st->kind == WEFT__GUARD_CANARY)
+    return a >= st->lo - S.guard && a < st->lo + S.page;
+  return a >= st->lo - S.guard && a < st->lo;
+}

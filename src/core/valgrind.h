@@ -1,0 +1,13 @@
+/*
+ * Telling Valgrind about coroutine stacks, so that it does not take a
+ * switch for a wild stack-pointer jump. Built from valgrind.c where
+ * Valgrind's header is installed, from valgrind-none.c otherwise.
+ */
+#ifndef WEFT_CORE_VALGRIND_H
+#define WEFT_CORE_VALGRIND_H
+
+/* Registers [lo, hi) as a stack. Stacks are never unmapped, so they are
+ * never deregistered. Costs a few instructions when not under Valgrind. */
+void weft__valgrind_stack_register(void *lo, void *hi);
+
+#endif

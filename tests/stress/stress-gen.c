@@ -1,0 +1,121 @@
+/*
+ * Stress: threads race to resume and throw into a small pool of shared
+ * generators for WEFT_STRESS_SECONDS (default 1). Checks that a generator
+ * never runs on two threads at once, that every successful resume or throw
+ * ran it exactly once (no lost and no doubled run), and that losers got
+ * -EBUSY and changed nothing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <weft.h>
+
+enum { GENS = 6, THREADS = 4 };
+
+struct slot {
+  weft_gen *g;
+  atomic_int inside;     /* threads inside the generator right now */
+  atomic_long runs;      /* times the generator was entered */
+  atomic_long successes; /* resumes and throws that returned >= 0 */
+  atomic_long busy;      /* that returned -EBUSY */
+  atomic_long throws_seen;
+  atomic_long throws_made;
+  atomic_int overlap;
+};
+
+static struct slot slots[GENS];
+static atomic_bool stop;
+
+static void *body(void *arg) {
+  struct slot *s = arg;
+  for (;;) {
+    if (atomic_fetch_add(&s->inside, 1) != 0)
+      atomic_store(&s->overlap, 1);
+    atomic_fetch_add(&s->runs, 1);
+    for (volatile int spin = 0; spin < 50; spin++)
+      ;
+    atomic_fetch_sub(&s->inside, 1);
+    int rc = weft_gen_yield(NULL, NULL);
+    if (rc == -EIO)
+      atomic_fetch_add(&s->throws_seen, 1);
+    else if (rc != 0)
+      return NULL;
+  }
+}
+
+static void *worker(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    struct slot *s = &slots[rand_r(&seed) % GENS];
+    bool throw = rand_r(&seed) % 4 == 0;
+    int rc =
+        throw ? weft_gen_throw(s->g, -EIO, NULL) : weft_gen_next(s->g, NULL);
+    if (rc == WEFT_GEN_YIELDED) {
+      atomic_fetch_add(&s->successes, 1);
+      if (throw)
+        atomic_fetch_add(&s->throws_made, 1);
+    } else if (rc == -EBUSY) {
+      atomic_fetch_add(&s->busy, 1);
+    } else {
+      fprintf(stderr, "unexpected result %d (%s)\n", rc, weft_strerror(rc));
+      exit(1);
+    }
+  }
+  return NULL;
+}
+
+int main(void) {
+  const char *env = getenv("WEFT_STRESS_SECONDS");
+  double seconds = env && *env ? strtod(env, NULL) : 1.0;
+  for (int i = 0; i < GENS; i++) {
+    if (weft_gen_new(&slots[i].g, body, &slots[i], NULL) != 0)
+      return 1;
+    /* Start each one, so that every later resume lands on its yield. */
+    if (weft_gen_next(slots[i].g, NULL) != WEFT_GEN_YIELDED)
+      return 1;
+  }
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i * 7919 + 1));
+  struct timespec d = {(time_t)seconds,
+                       (long)((seconds - (double)(time_t)seconds) * 1e9)};
+  nanosleep(&d, NULL);
+  atomic_store(&stop, true);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
+
+  int failed = 0;
+  long total = 0, busy = 0;
+  for (int i = 0; i < GENS; i++) {
+    struct slot *s = &slots[i];
+    long runs = atomic_load(&s->runs), ok = atomic_load(&s->successes);
+    if (atomic_load(&s->overlap)) {
+      fprintf(stderr, "generator %d ran on two threads at once\n", i);
+      failed++;
+    }
+    if (runs != ok + 1) {
+      fprintf(stderr, "generator %d: %ld runs for %ld resumes\n", i, runs, ok);
+      failed++;
+    }
+    if (atomic_load(&s->throws_seen) != atomic_load(&s->throws_made)) {
+      fprintf(stderr, "generator %d: %ld throws seen, %ld made\n", i,
+              atomic_load(&s->throws_seen), atomic_load(&s->throws_made));
+      failed++;
+    }
+    if (weft_gen_free(s->g) != 0) {
+      fprintf(stderr, "generator %d did not close\n", i);
+      failed++;
+    }
+    total += ok;
+    busy += atomic_load(&s->busy);
+  }
+  printf("stress-gen: %ld resumes, %ld refused busy, %.1f s: %s\n", total, busy,
+         seconds, failed ? "FAILED" : "ok");
+  printf("%d passed, %d failed\n", failed ? 0 : 1, failed ? 1 : 0);
+  return failed ? 1 : 0;
+}

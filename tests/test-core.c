@@ -1,0 +1,127 @@
+/*
+ * The core: error strings, the version, and the stack cache (internal).
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "../src/core/stack.h"
+#include "harness.h"
+
+TEST(strerror_names_every_code) {
+  CHECK(strcmp(weft_strerror(0), "Success") == 0);
+  CHECK(strcmp(weft_strerror(-ETIMEDOUT), "Connection timed out") == 0);
+  CHECK(strcmp(weft_strerror(-ECANCELED), "Operation canceled") == 0);
+  CHECK(strcmp(weft_strerror(-EDEADLK), "Resource deadlock avoided") == 0);
+  CHECK(strcmp(weft_strerror(-EINVAL), weft_strerror(EINVAL)) == 0);
+  CHECK(strcmp(weft_strerror(-ENODATA), "No data available") == 0);
+  CHECK(strcmp(weft_strerror(-EPROTO), "Protocol error") == 0);
+  CHECK(strcmp(weft_strerror(-100000), "Unknown error") == 0);
+  CHECK(strcmp(weft_strerror(-2147483647), "Unknown error") == 0);
+}
+
+TEST(version_matches_the_header) {
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", WEFT_VERSION_MAJOR,
+           WEFT_VERSION_MINOR, WEFT_VERSION_PATCH);
+  CHECK(strcmp(weft_version(), want) == 0);
+  CHECK_EQ(WEFT_MS(3), 3000000);
+  CHECK_EQ(WEFT_SEC(2), 2000000000);
+  CHECK(WEFT_FOREVER < 0);
+}
+
+TEST(stacks_come_in_power_of_two_classes) {
+  weft__stack a, b;
+  CHECK_EQ(weft__stack_get(&a, 0), 0);
+  CHECK_EQ(a.size, weft__stack_default_size());
+  CHECK_EQ(weft__stack_get(&b, 20000), 0);
+  CHECK_EQ(b.size, 32768);
+  CHECK_EQ((uintptr_t)b.lo % 4096, 0);
+  memset(b.lo, 0xab, b.size); /* all of it is usable */
+  weft__stack_put(&b);
+  weft__stack_put(&a);
+  CHECK_EQ(weft__stack_get(&a, ((size_t)1 << 30) + 1), -EINVAL);
+  CHECK_EQ(weft__stack_get(&a, 1), 0);
+  CHECK_EQ(a.size, 16384);
+  weft__stack_put(&a);
+}
+
+TEST(a_returned_stack_is_reused_warm) {
+  weft__stack a, b;
+  CHECK_EQ(weft__stack_get(&a, 65536), 0);
+  weft__stack_put(&a);
+  CHECK_EQ(weft__stack_get(&b, 65536), 0);
+  CHECK_PTR_EQ(a.lo, b.lo);
+  CHECK_EQ(a.kind, b.kind);
+  weft__stack_put(&b);
+}
+
+TEST(many_returned_stacks_are_trimmed_and_reused) {
+  enum { N = 3000 };
+  static weft__stack s[N];
+  for (int i = 0; i < N; i++) {
+    CHECK_EQ(weft__stack_get(&s[i], 16384), 0);
+    s[i].lo[s[i].size - 1] = 1; /* commit the top page */
+  }
+  for (int i = 0; i < N; i++)
+    weft__stack_put(&s[i]);
+  /* Getting N again reuses them all: the warm ones, then the trimmed
+   * (cold) ones, which read as zeros again. */
+  int zeros = 0;
+  for (int i = 0; i < N; i++) {
+    CHECK_EQ(weft__stack_get(&s[i], 16384), 0);
+    zeros += s[i].lo[s[i].size - 1] == 0;
+  }
+  CHECK(zeros >= N - 1024);
+  CHECK(zeros < N);
+  for (int i = 0; i < N; i++)
+    weft__stack_put(&s[i]);
+}
+
+static void write_below(void *arg) {
+  weft__stack st;
+  if (weft__stack_get(&st, 16384) != 0)
+    _exit(3);
+  if (st.kind == WEFT__GUARD_CANARY)
+    _exit(5);
+  (void)arg;
+  ((volatile char *)st.lo)[-1] = 1; /* into the guard */
+  _exit(4);
+}
+
+TEST(the_guard_faults) {
+  char out[256];
+  int status = harness_run_child(write_below, NULL, NULL, out, sizeof out);
+  CHECK(WIFSIGNALED(status));
+  CHECK_EQ(WTERMSIG(status), SIGSEGV);
+  static const char *const page[] = {"WEFT_STACK_GUARD=page", NULL};
+  status = harness_run_child(write_below, NULL, page, out, sizeof out);
+  CHECK(WIFSIGNALED(status));
+  CHECK_EQ(WTERMSIG(status), SIGSEGV);
+}
+
+static void guard_mode_child(void *arg) {
+  const char *want = arg;
+  int mode = weft__stack_guard_mode();
+  weft__stack st;
+  if (weft__stack_get(&st, 16384) != 0)
+    _exit(3);
+  fprintf(stderr, "mode=%d kind=%d", mode, st.kind);
+  (void)want;
+  _exit(0);
+}
+
+TEST(guard_kinds_follow_the_budget) {
+  char out[256];
+  static const char *const page[] = {"WEFT_STACK_GUARD=page", NULL};
+  harness_run_child(guard_mode_child, NULL, page, out, sizeof out);
+  CHECK_STR_HAS(out, "mode=2 kind=2");
+  static const char *const none[] = {"WEFT_STACK_GUARD=page",
+                                     "WEFT_STACK_GUARD_BUDGET=0", NULL};
+  harness_run_child(guard_mode_child, NULL, none, out, sizeof out);
+  CHECK_STR_HAS(out, "mode=2 kind=3");
+}

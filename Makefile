@@ -1,0 +1,86 @@
+# weft — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything is built by CMake in build/<flavour>/; this file only drives it.
+
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX  ?= /usr/local
+FILTER  ?= .
+CMAKE   ?= cmake
+CTEST   ?= ctest
+WERROR  ?= OFF
+CMAKE_FLAGS ?=
+
+define configure
+	@$(CMAKE) -S . -B build/$(1) -DWEFT_WERROR=$(WERROR) $(2) $(CMAKE_FLAGS) > build/$(1).log 2>&1 || { cat build/$(1).log; exit 1; }
+	@$(CMAKE) --build build/$(1) -j $(JOBS)
+endef
+
+define run_tests
+	cd build/$(1) && $(2) $(CTEST) --output-on-failure -j $(JOBS) --label-exclude long $(3)
+endef
+
+.PHONY: all build demo test stress bench bench-peers test-asan test-tsan \
+        test-aarch64 test-ucontext install format check-format clean
+
+all: build
+
+build:
+	@mkdir -p build
+	$(call configure,default,-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+
+demo: build
+	./build/default/examples/tour
+
+test: build
+	$(call run_tests,default)
+
+# Long stress runs (a minute each); `make test` runs the same programs briefly.
+stress: build
+	$(call run_tests,default,WEFT_STRESS_SECONDS=60,-L stress --timeout 600)
+
+# Benchmarks, printed in Go's benchmark format, with the peers that are
+# installed measured in the same run. FILTER=<regex> picks benchmarks.
+bench:
+	@mkdir -p build
+	$(call configure,release,-DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF)
+	@bench/run.sh build/release '$(FILTER)'
+
+# Installs the peers' Debian packages (as root).
+bench-peers:
+	bench/install-peers.sh
+
+test-asan:
+	@mkdir -p build
+	$(call configure,asan,-DCMAKE_BUILD_TYPE=Debug -DWEFT_SANITIZE=address -DWEFT_TEST_TIMEOUT_MULTIPLIER=4)
+	$(call run_tests,asan,ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+
+# ThreadSanitizer cannot map its shadow memory under the high-entropy
+# address randomization of recent kernels; setarch -R turns it off for the
+# run.
+test-tsan:
+	@mkdir -p build
+	$(call configure,tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread -DWEFT_TEST_TIMEOUT_MULTIPLIER=6)
+	$(call run_tests,tsan,TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" setarch -R)
+
+test-aarch64:
+	@mkdir -p build
+	$(call configure,aarch64,-DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-aarch64-linux-gnu.cmake -DWEFT_BUILD_BENCH=OFF -DWEFT_TEST_TIMEOUT_MULTIPLIER=10)
+	$(call run_tests,aarch64)
+
+test-ucontext:
+	@mkdir -p build
+	$(call configure,ucontext,-DWEFT_CONTEXT=ucontext -DWEFT_TEST_TIMEOUT_MULTIPLIER=2)
+	$(call run_tests,ucontext)
+
+install:
+	@mkdir -p build
+	$(call configure,install,-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_EXAMPLES=OFF)
+	$(CMAKE) --install build/install
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

@@ -19,7 +19,7 @@ define run_tests
 endef
 
 .PHONY: all build demo test stress bench bench-peers test-asan test-tsan \
-        test-aarch64 test-ucontext install format check-format clean
+        test-aarch64 test-ucontext test-valgrind install format check-format clean
 
 all: build
 
@@ -60,6 +60,13 @@ test-tsan:
 	@mkdir -p build
 	$(call configure,tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread -DWEFT_TEST_TIMEOUT_MULTIPLIER=6)
 	$(call run_tests,tsan,TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" setarch -R)
+
+# Valgrind's memcheck over the test programs, built without sanitizers. The
+# overflow cases overflow on purpose and 100,000 live stacks take Valgrind
+# minutes, so those are left out.
+test-valgrind: build
+	valgrind -q --error-exitcode=9 build/default/tests/test-core -guard_faults
+	valgrind -q --error-exitcode=9 build/default/tests/test-gen -overflow -hundred_thousand
 
 test-aarch64:
 	@mkdir -p build

@@ -115,13 +115,21 @@ int harness_run_child(void (*fn)(void *), void *arg, const char *const *env,
   return status;
 }
 
+/* Arguments pick cases by substring of their names: "word" keeps the cases
+ * whose names contain it (all when no such argument is given), "-word"
+ * drops them. */
 static bool selected(int argc, char **argv, const char *name) {
-  if (argc < 2)
-    return true;
-  for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], name) == 0)
-      return true;
-  return false;
+  bool any_pick = false, picked = false;
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] == '-') {
+      if (strstr(name, argv[i] + 1))
+        return false;
+    } else {
+      any_pick = true;
+      picked = picked || strstr(name, argv[i]) != NULL;
+    }
+  }
+  return !any_pick || picked;
 }
 
 int main(int argc, char **argv) {

@@ -1,7 +1,8 @@
 /*
  * A small test harness. Each test program defines cases with TEST(name);
  * the harness's main runs every case (or those named on the command line)
- * in a child process of its own, with a timeout, so that a crash or a
+ * in a child process of its own (arguments pick cases by a part of their
+ * name; "-part" leaves them out), with a timeout, so that a crash or a
  * deadlock fails that case by name instead of taking the run down or hanging
  * it.
  *

@@ -12,10 +12,10 @@ WEFT__TLS weft__coro *weft__coro_running;
 static atomic_uint_fast64_t next_id = 1;
 
 /* First code on a new coroutine's stack. */
-static void boot(void *arg, void *value) {
+static void boot(void *arg, int code) {
   weft__coro *co = arg;
   weft__tools_after_switch(&co->ctx.tools);
-  co->entry(co, value);
+  co->entry(co, code);
   __builtin_unreachable(); /* entry ends with weft__coro_exit */
 }
 

@@ -8,9 +8,11 @@
  * cache and no malloc, and a coroutine that has run once has touched only
  * that top page.
  *
- * The running coroutine of each thread is weft__coro_running: layers set it
- * around weft__coro_enter, and the overflow handler uses it to name the
- * coroutine whose stack overflowed.
+ * weft__coro_running is the coroutine running on this thread, or NULL on a
+ * thread's own stack. Whoever switches sets it to the coroutine about to
+ * run, before the switch (there is no code after a switch on the hot paths:
+ * see ctx.h); the overflow handler reads it to name the coroutine whose
+ * stack overflowed.
  */
 #ifndef WEFT_CORE_CORO_H
 #define WEFT_CORE_CORO_H
@@ -26,9 +28,10 @@
 
 typedef struct weft__coro weft__coro;
 
-/* Runs on the coroutine's stack when it is first entered; gets the value of
- * that first switch. Must never return: it ends with weft__coro_exit. */
-typedef void (*weft__coro_entry)(weft__coro *self, void *value);
+/* Runs on the coroutine's stack when it is first entered; gets the code of
+ * that first switch. Must never return: it ends by switching away for good
+ * (weft__ctx_exit). */
+typedef void (*weft__coro_entry)(weft__coro *self, int code);
 
 struct weft__coro {
   weft__ctx ctx; /* where the coroutine is suspended */
@@ -52,46 +55,26 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
                       const char *kind, const char *name,
                       weft__coro_entry entry);
 
-/* Releases a coroutine that is not running: it has exited, was never
- * entered, or is suspended and will never be entered again. */
+/* Releases a coroutine that is not running and is saved (see
+ * weft__ctx_wait_saved): it has exited, was never entered, or is suspended
+ * and will never be entered again. */
 void weft__coro_destroy(weft__coro *co);
 
 /* Gets the calling thread ready to run coroutines: an alternate signal stack
- * so that an overflow can be reported. Idempotent. */
-void weft__thread_prepare(void);
-
-/* Reports an overflow found by a broken canary and aborts. */
-_Noreturn void weft__coro_overflow_late(const weft__coro *co);
-
-/* Enters co, saving the running context in *from, and returns the value co
- * hands back when it leaves to *from. Sets weft__coro_running to co while it
- * runs and restores it after. */
-static inline void *weft__coro_enter(weft__coro *co, weft__ctx *from,
-                                     void *value) {
+ * so that an overflow can be reported. Idempotent; cheap to call when
+ * weft__thread_ready is already true. */
+static inline void weft__thread_prepare(void) {
+  extern void weft__thread_prepare_slow(void);
   if (__builtin_expect(!weft__thread_ready, 0))
-    weft__thread_prepare();
-  weft__coro *outer = weft__coro_running;
-  weft__coro_running = co;
-  void *got = weft__ctx_switch(from, &co->ctx, value);
-  weft__coro_running = outer;
-  return got;
+    weft__thread_prepare_slow();
 }
 
-/* Called by co itself: suspends co and resumes *to, returning the value of
- * the next enter. */
-static inline void *weft__coro_leave(weft__coro *co, weft__ctx *to,
-                                     void *value) {
+/* Checks, as co switches out, that its stack did not overflow a guard that
+ * could not fault (a canary-guarded stack); reports and aborts if it did. */
+static inline void weft__coro_check_stack(const weft__coro *co) {
+  extern _Noreturn void weft__coro_overflow_late(const weft__coro *co);
   if (__builtin_expect(!weft__stack_canary_ok(&co->stack), 0))
     weft__coro_overflow_late(co);
-  return weft__ctx_switch(&co->ctx, to, value);
-}
-
-/* Called by co itself: leaves for good; co may then be destroyed. */
-static inline _Noreturn void weft__coro_exit(weft__coro *co, weft__ctx *to,
-                                             void *value) {
-  if (__builtin_expect(!weft__stack_canary_ok(&co->stack), 0))
-    weft__coro_overflow_late(co);
-  weft__ctx_exit(&co->ctx, to, value);
 }
 
 /* Writes "<kind> '<name>'" or "<kind> #<id>" into buf, async-signal-safely.

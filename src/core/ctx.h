@@ -12,8 +12,17 @@
  *  - weft__tools_before_switch runs on the leaving side right before the
  *    machine switch, with from_ends true when `from` will never run again;
  *  - weft__tools_after_switch runs on the arriving side right after it (and
- *    first thing in a fresh coroutine), naming the arriving context.
+ *    first thing in a fresh coroutine), naming the arriving context;
+ *  - weft__tools_saved_seen runs when a thread has seen a context saved and
+ *    is about to resume it.
  * A context that is not a coroutine's starts zeroed.
+ *
+ * Tail calls: with no tools, nothing follows the machine switch in
+ * weft__ctx_switch, so a caller that ends in `return weft__ctx_switch(…)`
+ * compiles to a jump, and no return instruction runs between two switches
+ * (see switch-x86_64.S for why that matters). Callers keep that shape on
+ * their hot paths: the work that would follow a switch is done by the other
+ * side, before it switches back.
  */
 #ifndef WEFT_CORE_CTX_H
 #define WEFT_CORE_CTX_H
@@ -29,20 +38,28 @@ typedef struct weft__ctx {
 } weft__ctx;
 
 /* Suspends the running context into *from and resumes *to, handing it
- * value; returns the value handed by whoever resumes *from later. */
-static inline void *weft__ctx_switch(weft__ctx *from, weft__ctx *to,
-                                     void *value) {
+ * code; returns the code handed by whoever resumes *from later. */
+static inline int weft__ctx_switch(weft__ctx *from, weft__ctx *to, int code) {
   weft__tools_before_switch(&from->tools, &to->tools, false);
-  void *got = weft__machine_switch(&from->machine, &to->machine, value);
+  int got = weft__machine_switch(&from->machine, &to->machine, code);
   weft__tools_after_switch(&from->tools);
   return got;
 }
 
+/* Waits until *ctx, left by a switch on some thread, is saved and may be
+ * resumed. The wait is the few instructions between a claim of the context
+ * and the switch's publication of it; it is almost never taken. */
+static inline void weft__ctx_wait_saved(weft__ctx *ctx) {
+  while (!weft__machine_saved(&ctx->machine))
+    ; /* a handful of instructions on another core */
+  weft__tools_saved_seen(&ctx->tools);
+}
+
 /* Leaves *from for good and resumes *to. */
 static inline _Noreturn void weft__ctx_exit(weft__ctx *from, weft__ctx *to,
-                                            void *value) {
+                                            int code) {
   weft__tools_before_switch(&from->tools, &to->tools, true);
-  weft__machine_switch(&from->machine, &to->machine, value);
+  weft__machine_switch(&from->machine, &to->machine, code);
   __builtin_unreachable();
 }
 

@@ -109,7 +109,7 @@ static void install(void) {
   sigaction(SIGBUS, &sa, &old_bus);
 }
 
-void weft__thread_prepare(void) {
+void weft__thread_prepare_slow(void) {
   pthread_once(&install_once, install);
   stack_t cur;
   if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE)) {

@@ -2,58 +2,73 @@
  * Generators. See include/weft/gen.h for the contract.
  *
  * A generator is a coroutine whose object (struct weft_gen) lives at the top
- * of its own stack. Resuming it enters the coroutine, saving the resumer's
- * context in g->caller; yielding leaves back to g->caller. So a generator
- * can be resumed from any context — a thread's stack, another generator —
- * and nesting needs no bookkeeping beyond each generator's caller.
+ * of its own stack. Resuming it switches into it, saving the resumer's
+ * context in g->caller; yielding switches back to g->caller. So a generator
+ * can be resumed from any context — a thread's own stack, another generator
+ * — and nesting needs no bookkeeping beyond each generator's caller.
  *
- * State protocol (g->state), the only field touched by more than one thread
- * at a time:
- *  - a resume, throw or close claims the generator by a compare-and-swap from
- *    CREATED or SUSPENDED to RUNNING; the loser of a race gets -EBUSY and
- *    changes nothing;
- *  - only the claimer sets it again, after the generator has left its stack:
- *    SUSPENDED (it yielded) or FINISHED (it returned), with release order,
- *    so that the next claimer, on whatever thread, sees the saved context.
- * The generator never publishes its own state: until its switch out has
- * saved its registers, another thread must not be able to claim it.
+ * Handoff: each side of a switch finishes the other side's call before it
+ * switches. The resumer delivers the sent value into the pending yield's
+ * `in`; the generator delivers the yielded value into the resumer's `out`,
+ * gives the thread back its previous running coroutine, and publishes the
+ * new state. So weft_gen_resume and weft_gen_yield end in
+ * `return weft__ctx_switch(…)`, which compiles to a jump: no return
+ * instruction runs between two switches, and none mispredicts.
+ *
+ * State protocol (g->state), the one field several threads touch at once:
+ *  - a resume, throw or close claims the generator with a compare-and-swap
+ *    from CREATED or SUSPENDED to RUNNING; the loser of a race gets -EBUSY
+ *    and changes nothing;
+ *  - the generator publishes SUSPENDED or FINISHED (release) right before
+ *    it switches out, having read all it needs of g;
+ *  - a claimer then waits until the switch has saved the generator's
+ *    context (weft__ctx_wait_saved) before it touches g: from that moment the
+ *    generator's stack, its context and g->caller are the claimer's.
+ *
+ * Thread-locals: a generator may come back from a switch on another thread,
+ * and compilers may keep a thread pointer across a call. So no function here
+ * reads weft__coro_running after a switch of its own; and
+ * weft_gen_yield_from, which loops over resumes and yields, lives in its own
+ * file, where they cannot be inlined into it.
  */
 #include <errno.h>
 #include <stdatomic.h>
 #include <weft/gen.h>
 
-#include "../core/coro.h"
-
-#define GEN_MAGIC 0x67656e21u /* "gen!" */
-
-struct weft_gen {
-  weft__coro coro; /* first: the object sits at the top of the stack */
-  uint32_t magic;  /* GEN_MAGIC while the handle is valid */
-  _Atomic int state;
-  weft__ctx caller; /* the resumer's context while the generator runs */
-  weft_gen_fn fn;
-  void *arg;
-  int thrown;    /* what the pending yield returns instead of a value */
-  bool returned; /* set by the generator when its function returned */
-  bool closing;  /* weft_gen_close is running it */
-  void *result;
-};
+#include "gen-private.h"
 
 static const char GEN_KIND[] = "generator";
 
 static bool valid(const weft_gen *g) { return g && g->magic == GEN_MAGIC; }
+
+bool weft__gen_valid(const weft_gen *g) { return valid(g); }
 
 static weft_gen *running_gen(void) {
   weft__coro *co = weft__coro_running;
   return co && co->kind == GEN_KIND ? (weft_gen *)co : NULL;
 }
 
-static void gen_main(weft__coro *self, void *first) {
+/* Switches out of g — until the next resume, or for good when it finished:
+ * gives the thread its outer coroutine back, publishes g's new state, and
+ * resumes the caller, whose resume returns `code`. After the state is
+ * published, g belongs to whoever claims it next: only the switch, which
+ * reads g->caller before it publishes the saved context, still touches it. */
+static inline int leave(weft_gen *g, int state, int code) {
+  weft__coro_check_stack(&g->coro);
+  weft__coro_running = g->outer;
+  atomic_store_explicit(&g->state, state, memory_order_release);
+  if (state == WEFT_GEN_FINISHED)
+    weft__ctx_exit(&g->coro.ctx, &g->caller, code);
+  return weft__ctx_switch(&g->coro.ctx, &g->caller, code);
+}
+
+static void gen_main(weft__coro *self, int first) {
   weft_gen *g = (weft_gen *)self;
-  (void)first; /* always NULL: a first resume with a value is refused */
-  g->result = g->fn(g->arg);
-  g->returned = true;
-  weft__coro_exit(&g->coro, &g->caller, NULL);
+  (void)first;
+  void *result = g->fn(g->arg);
+  if (g->out)
+    *g->out = result;
+  leave(g, WEFT_GEN_FINISHED, WEFT_GEN_RETURNED);
 }
 
 int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
@@ -76,7 +91,8 @@ int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
 }
 
 /* Claims g for running. Returns the state it had (CREATED or SUSPENDED),
- * or a negative errno when it cannot run. */
+ * or a negative errno when it cannot run. Once claimed, g is the caller's:
+ * its context is saved. */
 static int claim(weft_gen *g) {
   int s = atomic_load_explicit(&g->state, memory_order_relaxed);
   for (;;) {
@@ -87,22 +103,20 @@ static int claim(weft_gen *g) {
     if (atomic_compare_exchange_weak_explicit(&g->state, &s, WEFT_GEN_RUNNING,
                                               memory_order_acquire,
                                               memory_order_relaxed))
-      return s;
+      break;
   }
+  weft__ctx_wait_saved(&g->coro.ctx);
+  return s;
 }
 
-/* Runs a claimed generator until it leaves, then publishes its state. */
-static int run(weft_gen *g, void *in, void **out) {
-  void *v = weft__coro_enter(&g->coro, &g->caller, in);
-  if (g->returned) {
-    atomic_store_explicit(&g->state, WEFT_GEN_FINISHED, memory_order_release);
-    v = g->result;
-  } else {
-    atomic_store_explicit(&g->state, WEFT_GEN_SUSPENDED, memory_order_release);
-  }
-  if (out)
-    *out = v;
-  return g->returned ? WEFT_GEN_RETURNED : WEFT_GEN_YIELDED;
+/* Switches into a claimed generator; its pending yield returns `code`, and
+ * this returns what the generator reports when it leaves (leave()). */
+static inline int enter(weft_gen *g, int code, void **out) {
+  weft__thread_prepare();
+  g->out = out;
+  g->outer = weft__coro_running;
+  weft__coro_running = &g->coro;
+  return weft__ctx_switch(&g->caller, &g->coro.ctx, code);
 }
 
 int weft_gen_resume(weft_gen *g, void *in, void **out) {
@@ -116,7 +130,9 @@ int weft_gen_resume(weft_gen *g, void *in, void **out) {
   int s = claim(g);
   if (s < 0)
     return s;
-  return run(g, in, out);
+  if (g->in)
+    *g->in = in;
+  return enter(g, 0, out);
 }
 
 int weft_gen_throw(weft_gen *g, int err, void **out) {
@@ -129,8 +145,7 @@ int weft_gen_throw(weft_gen *g, int err, void **out) {
     atomic_store_explicit(&g->state, WEFT_GEN_FINISHED, memory_order_release);
     return err;
   }
-  g->thrown = err;
-  return run(g, NULL, out);
+  return enter(g, err, out);
 }
 
 int weft_gen_close(weft_gen *g) {
@@ -145,9 +160,8 @@ int weft_gen_close(weft_gen *g) {
     atomic_store_explicit(&g->state, WEFT_GEN_FINISHED, memory_order_release);
     return 0;
   }
-  g->thrown = -ECANCELED;
   g->closing = true;
-  int rc = run(g, NULL, NULL);
+  int rc = enter(g, -ECANCELED, NULL);
   g->closing = false;
   return rc == WEFT_GEN_RETURNED ? 0 : -EPROTO;
 }
@@ -159,10 +173,14 @@ int weft_gen_free(weft_gen *g) {
   if (atomic_load_explicit(&g->state, memory_order_acquire) ==
       WEFT_GEN_SUSPENDED)
     rc = weft_gen_close(g);
-  /* Claim it for good so that a racing resume sees it busy, not free. */
+  /* Claim it for good so that a racing resume sees it busy, not freed. A
+   * finished generator cannot be claimed, but its last switch out may still
+   * be saving it. */
   int s = claim(g);
   if (s == -EBUSY)
     return -EBUSY;
+  if (s == -ENODATA)
+    weft__ctx_wait_saved(&g->coro.ctx);
   g->magic = 0;
   weft__coro_destroy(&g->coro);
   return rc;
@@ -182,44 +200,14 @@ int weft_gen_yield(void *out, void **in) {
   weft_gen *g = running_gen();
   if (!g)
     return -EPERM;
-  void *v = weft__coro_leave(&g->coro, &g->caller, out);
-  if (g->thrown) {
-    int err = g->thrown;
-    g->thrown = 0;
-    return err;
-  }
-  if (in)
-    *in = v;
-  return 0;
-}
-
-int weft_gen_yield_from(weft_gen *sub, void **result) {
-  weft_gen *self = running_gen();
-  if (!self)
-    return -EPERM;
-  if (!valid(sub) || sub == self)
-    return -EINVAL;
-  void *in = NULL, *v;
-  int thrown = 0;
-  for (;;) {
-    int rc =
-        thrown ? weft_gen_throw(sub, thrown, &v) : weft_gen_resume(sub, in, &v);
-    if (rc == WEFT_GEN_RETURNED) {
-      if (result)
-        *result = v;
-      return 0;
-    }
-    if (rc < 0)
-      return rc;
-    rc = weft_gen_yield(v, &in);
-    if (rc == -ECANCELED && self->closing) {
-      weft_gen_close(sub);
-      return -ECANCELED;
-    }
-    thrown = rc < 0 ? rc : 0;
-  }
+  g->in = in;
+  if (g->out)
+    *g->out = out;
+  return leave(g, WEFT_GEN_SUSPENDED, WEFT_GEN_YIELDED);
 }
 
 weft_gen *weft_gen_current(void) { return running_gen(); }
+
+bool weft__gen_closing(const weft_gen *g) { return g->closing; }
 
 size_t weft_gen_default_stack_size(void) { return weft__stack_default_size(); }

@@ -6,22 +6,37 @@
 #ifndef WEFT_CORE_ARCH_CTX_ASM_H
 #define WEFT_CORE_ARCH_CTX_ASM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct weft__machine_ctx {
-  void *sp;
+  void *sp; /* NULL while the context runs */
 } weft__machine_ctx;
 
-/* Saves the running context in *from, resumes *to, and returns the value
- * passed by whoever switches back to *from. */
-void *weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
-                           void *value);
+/*
+ * Saves the running context in *from and resumes *to, whose own switch
+ * returns `code`; returns the code passed by whoever resumes *from later.
+ * Values larger than a code travel through memory the two sides share.
+ *
+ * The promise that lets another thread resume *from: the switch reads all
+ * it needs of *to first, then publishes *from as saved (with release order)
+ * as its last touch of *from's memory. weft__machine_saved(from) turns true
+ * at that moment, and whoever sees it true (acquire) may resume *from, and
+ * reuse *to, at once.
+ */
+int weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
+                         int code);
 
-/* Prepares *ctx to start fn(arg, value) on the stack [stack_lo,
- * stack_lo + stack_size), where value is the one passed by the first switch
- * into it. fn must never return. */
+/* Prepares *ctx to start fn(arg, code) on the stack [stack_lo,
+ * stack_lo + stack_size), where code is the one passed by the first switch
+ * into it. fn must never return. The context counts as saved. */
 void weft__machine_make(weft__machine_ctx *ctx, void *stack_lo,
-                        size_t stack_size, void (*fn)(void *arg, void *value),
+                        size_t stack_size, void (*fn)(void *arg, int code),
                         void *arg);
+
+/* Whether *ctx is saved and may be resumed (acquire). */
+static inline bool weft__machine_saved(weft__machine_ctx *ctx) {
+  return __atomic_load_n(&ctx->sp, __ATOMIC_ACQUIRE) != NULL;
+}
 
 #endif

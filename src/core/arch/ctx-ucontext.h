@@ -7,20 +7,29 @@
 #ifndef WEFT_CORE_ARCH_CTX_UCONTEXT_H
 #define WEFT_CORE_ARCH_CTX_UCONTEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <ucontext.h>
 
 typedef struct weft__machine_ctx {
   ucontext_t uc;
-  void *value;                        /* handed over by the switch into it */
-  void (*fn)(void *arg, void *value); /* for a fresh context only */
+  int code;                        /* handed over by the switch into it */
+  bool saved;                      /* see weft__machine_saved */
+  void (*fn)(void *arg, int code); /* for a fresh context only */
   void *arg;
 } weft__machine_ctx;
 
-void *weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
-                           void *value);
+/* As in ctx-asm.h. swapcontext cannot publish *from after saving it and
+ * before jumping, so the context that arrives does it on the switcher's
+ * behalf, first thing. */
+int weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
+                         int code);
 void weft__machine_make(weft__machine_ctx *ctx, void *stack_lo,
-                        size_t stack_size, void (*fn)(void *arg, void *value),
+                        size_t stack_size, void (*fn)(void *arg, int code),
                         void *arg);
+
+static inline bool weft__machine_saved(weft__machine_ctx *ctx) {
+  return __atomic_load_n(&ctx->saved, __ATOMIC_ACQUIRE);
+}
 
 #endif

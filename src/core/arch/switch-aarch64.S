@@ -1,21 +1,30 @@
 /*
  * Machine context switch for aarch64, AAPCS64.
  *
- * void *weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
- *                            void *value);
+ * int weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
+ *                          int code);
  * void weft__machine_make(weft__machine_ctx *ctx, void *stack_lo,
  *                         size_t stack_size,
- *                         void (*fn)(void *arg, void *value), void *arg);
+ *                         void (*fn)(void *arg, int code), void *arg);
  *
  * A suspended context is its stack pointer; below it on its own stack lie
  * what a call must preserve: x19-x28, the frame pointer x29, the link
  * register x30, the low halves d8-d15 of v8-v15, and the FPCR (its rounding
- * and flush modes are call-preserved). The switch saves them,
- * stores sp in *from, loads to->sp, restores them and returns `value` in the
- * resumed context (in x0, and in x1 for a fresh context's boot).
+ * and flush modes are call-preserved). The switch saves them and resumes
+ * *to, whose own weft__machine_switch call then returns `code` (in w0, and
+ * in x1 for a fresh context's boot).
+ *
+ * Publication (see ctx-asm.h): to->sp is read, then cleared (a running
+ * context has no saved stack pointer), and only then is from->sp stored with
+ * a store-release (stlr), which orders every save before it and makes *from
+ * resumable by another thread. After that store the switch touches neither
+ * *from, nor its stack, nor *to.
+ *
+ * The switch returns with br, not ret, so that the return-address predictor
+ * is not consulted for a return into the other context's call chain.
  *
  * A context made by weft__machine_make starts in weft__machine_boot, which
- * calls fn(arg, value); fn must never return.
+ * calls fn(arg, code); fn must never return.
  */
 	.text
 
@@ -39,10 +48,11 @@ weft__machine_switch:
 	stp	x27, x28, [sp, #0x80]
 	stp	x29, x30, [sp, #0x90]
 
+	ldr	x12, [x1]
+	str	xzr, [x1]
 	mov	x9, sp
-	str	x9, [x0]
-	ldr	x9, [x1]
-	mov	sp, x9
+	stlr	x9, [x0]
+	mov	sp, x12
 
 	ldr	x11, [sp, #0xa0]
 	cmp	x10, x11
@@ -59,9 +69,9 @@ weft__machine_switch:
 	ldp	x27, x28, [sp, #0x80]
 	ldp	x29, x30, [sp, #0x90]
 	add	sp, sp, #0xb0
-	mov	x0, x2
-	mov	x1, x2
-	ret
+	mov	w0, w2
+	mov	w1, w2
+	br	x30
 	.cfi_endproc
 	.size	weft__machine_switch, .-weft__machine_switch
 

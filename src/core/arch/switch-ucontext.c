@@ -9,23 +9,42 @@
 
 #include "ctx-ucontext.h"
 
-void *weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
-                           void *value) {
-  to->value = value;
+/* The context this thread is switching away from; the arriving context
+ * publishes it as saved. A switch never changes threads, but a context may
+ * come back on another thread than it left from, and a compiler may keep a
+ * thread-local's address across the swapcontext call: so the slot is found
+ * afresh, by a function the optimizer may not see through, after it. */
+static __thread weft__machine_ctx *leaving;
+
+__attribute__((noipa)) static weft__machine_ctx **leaving_slot(void) {
+  return &leaving;
+}
+
+static void publish_leaving(void) {
+  __atomic_store_n(&(*leaving_slot())->saved, true, __ATOMIC_RELEASE);
+}
+
+int weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
+                         int code) {
+  to->code = code;
+  to->saved = false;
+  *leaving_slot() = from;
   if (swapcontext(&from->uc, &to->uc) != 0)
     abort(); /* cannot happen: both contexts are valid */
-  return from->value;
+  publish_leaving();
+  return from->code;
 }
 
 static void boot(unsigned int hi, unsigned int lo) {
   weft__machine_ctx *ctx =
       (weft__machine_ctx *)(uintptr_t)(((uint64_t)hi << 32) | lo);
-  ctx->fn(ctx->arg, ctx->value);
+  publish_leaving();
+  ctx->fn(ctx->arg, ctx->code);
   abort(); /* fn must never return */
 }
 
 void weft__machine_make(weft__machine_ctx *ctx, void *stack_lo,
-                        size_t stack_size, void (*fn)(void *arg, void *value),
+                        size_t stack_size, void (*fn)(void *arg, int code),
                         void *arg) {
   getcontext(&ctx->uc);
   ctx->uc.uc_link = NULL;
@@ -33,6 +52,7 @@ void weft__machine_make(weft__machine_ctx *ctx, void *stack_lo,
   ctx->uc.uc_stack.ss_size = stack_size;
   ctx->fn = fn;
   ctx->arg = arg;
+  ctx->saved = true;
   uint64_t p = (uint64_t)(uintptr_t)ctx;
   makecontext(&ctx->uc, (void (*)(void))boot, 2, (unsigned int)(p >> 32),
               (unsigned int)p);

@@ -1,21 +1,31 @@
 /*
  * Machine context switch for x86-64, System V ABI.
  *
- * void *weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
- *                            void *value);
+ * int weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
+ *                          int code);
  * void weft__machine_make(weft__machine_ctx *ctx, void *stack_lo,
  *                         size_t stack_size,
- *                         void (*fn)(void *arg, void *value), void *arg);
+ *                         void (*fn)(void *arg, int code), void *arg);
  *
  * A suspended context is its stack pointer; below it on its own stack lie
  * what a call must preserve: rbp, rbx, r12-r15, the x87 control word and
- * MXCSR. The switch saves them, stores rsp in *from, loads to->sp, restores
- * them and returns `value` in the resumed context. The FP control words are
- * only reloaded when they differ from the running ones: ldmxcsr and fldcw are
- * the slowest part of a switch, and coroutines rarely change them.
+ * MXCSR, and the return address. The switch saves them, and resumes *to,
+ * whose own weft__machine_switch call then returns `code`.
+ *
+ * Publication (see ctx-asm.h): to->sp is read, then cleared (a running
+ * context has no saved stack pointer), and only then is from->sp stored —
+ * the store that makes *from resumable by another thread, ordered after
+ * every push by x86's total store order. After that store the switch
+ * touches neither *from, nor its stack, nor *to.
+ *
+ * The switch returns with an indirect jmp, not ret: a ret would pop the
+ * return-stack predictor's entry for the caller of this switch, whose chain
+ * is the other context's, and mispredict; the jmp is predicted by the branch
+ * target buffer. Callers make the switch a tail call where they can, so that
+ * no ret runs between two switches at all.
  *
  * A context made by weft__machine_make starts in weft__machine_boot, which
- * calls fn(arg, value) with the value of the first switch into it; fn must
+ * calls fn(arg, code) with the code of the first switch into it; fn must
  * never return (it switches away for good instead).
  */
 	.text
@@ -35,18 +45,14 @@ weft__machine_switch:
 	subq	$8, %rsp
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
-	movl	(%rsp), %r8d
-	movzwl	4(%rsp), %r9d
 
+	movq	(%rsi), %rax
+	movq	$0, (%rsi)
 	movq	%rsp, (%rdi)
-	movq	(%rsi), %rsp
+	movq	%rax, %rsp
 
-	cmpl	(%rsp), %r8d
-	jne	.Lload_mxcsr
-.Lmxcsr_done:
-	cmpw	4(%rsp), %r9w
-	jne	.Lload_fpucw
-.Lfpucw_done:
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
 	addq	$8, %rsp
 	popq	%r15
 	popq	%r14
@@ -54,15 +60,10 @@ weft__machine_switch:
 	popq	%r12
 	popq	%rbx
 	popq	%rbp
-	movq	%rdx, %rax
-	movq	%rdx, %rsi
-	ret
-.Lload_mxcsr:
-	ldmxcsr	(%rsp)
-	jmp	.Lmxcsr_done
-.Lload_fpucw:
-	fldcw	4(%rsp)
-	jmp	.Lfpucw_done
+	popq	%rcx
+	movl	%edx, %eax
+	movl	%edx, %esi
+	jmp	*%rcx
 	.cfi_endproc
 	.size	weft__machine_switch, .-weft__machine_switch
 
@@ -72,8 +73,9 @@ weft__machine_switch:
  *   8: r15, 16: r14, 24: r13 = arg, 32: r12 = fn, 40: rbx, 48: rbp = 0
  *  56: return address = weft__machine_boot
  *  64: a zero word, so that unwinders stop here
- * The stack pointer is 16-byte aligned, so that after the switch's ret
- * rsp is aligned again and boot's call gives fn the alignment the ABI wants.
+ * The stack pointer is 16-byte aligned, so that once the switch has popped
+ * the return address rsp is aligned again and boot's call gives fn the
+ * alignment the ABI wants.
  */
 	.globl	weft__machine_make
 	.hidden	weft__machine_make
@@ -89,8 +91,8 @@ weft__machine_make:
 	movq	%rcx, 32(%rax)
 	movq	%r8, 24(%rax)
 	movq	$0, 48(%rax)
-	leaq	weft__machine_boot(%rip), %r8
-	movq	%r8, 56(%rax)
+	leaq	weft__machine_boot(%rip), %r9
+	movq	%r9, 56(%rax)
 	movq	$0, 64(%rax)
 	movq	%rax, (%rdi)
 	ret

@@ -1,4 +1,7 @@
 #include "asan.h"
 
-__thread weft__tools_ctx *weft__asan_switch_from
-    __attribute__((tls_model("initial-exec")));
+static __thread weft__tools_ctx *switch_from;
+
+__attribute__((noipa)) weft__tools_ctx **weft__asan_switch_from(void) {
+  return &switch_from;
+}

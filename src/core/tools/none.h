@@ -26,5 +26,6 @@ static inline void weft__tools_before_switch(weft__tools_ctx *from,
 static inline void weft__tools_after_switch(weft__tools_ctx *self) {
   (void)self;
 }
+static inline void weft__tools_saved_seen(weft__tools_ctx *t) { (void)t; }
 
 #endif

@@ -4,6 +4,10 @@
  * happens, so TSan keeps one shadow call stack and vector clock per
  * coroutine. A switch synchronizes the two contexts (flag 0), as it does for
  * real: the resumed side sees everything the switching side did.
+ *
+ * The assembly's store that publishes a context as saved is invisible to
+ * TSan, so the switch releases the context's address just before it, and
+ * whoever sees the context saved acquires that address.
  * See ../ctx.h for what each hook promises.
  */
 #ifndef WEFT_CORE_TOOLS_TSAN_H
@@ -36,12 +40,17 @@ static inline void weft__tools_before_switch(weft__tools_ctx *from,
                                              weft__tools_ctx *to,
                                              bool from_ends) {
   (void)from_ends;
+  void *to_fiber = to->fiber;
   if (!from->owns_fiber)
     from->fiber = __tsan_get_current_fiber();
-  __tsan_switch_to_fiber(to->fiber, 0);
+  __tsan_release(from);
+  __tsan_switch_to_fiber(to_fiber, 0);
 }
 static inline void weft__tools_after_switch(weft__tools_ctx *self) {
   (void)self;
+}
+static inline void weft__tools_saved_seen(weft__tools_ctx *t) {
+  __tsan_acquire(t);
 }
 
 #endif

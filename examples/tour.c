@@ -1,0 +1,186 @@
+/*
+ * The tour of weft: what each layer does, shown with real output.
+ * Run it with `make demo`.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft.h>
+
+#define IV(x) ((void *)(intptr_t)(x))
+#define VI(p) ((intptr_t)(p))
+
+static void section(const char *title) { printf("\n== %s\n", title); }
+
+/* --- 1. a generator you send values into ---------------------------------
+ * Python:
+ *     def averager():
+ *         total, n, avg = 0, 0, None
+ *         while True:
+ *             x = yield avg
+ *             total += x; n += 1; avg = total / n
+ */
+static void *averager(void *arg) {
+  (void)arg;
+  double total = 0, avg = 0;
+  long n = 0;
+  void *in;
+  while (weft_gen_yield(&avg, &in) == 0) {
+    total += *(double *)in;
+    avg = total / (double)++n;
+  }
+  return NULL; /* closed: -ECANCELED came back from the yield */
+}
+
+static void tour_send(void) {
+  section("generators: a running average, fed by send()");
+  weft_gen *avg;
+  weft_gen_new(&avg, averager, NULL, NULL);
+  weft_gen_next(avg, NULL); /* prime it: run to the first yield */
+  double samples[] = {10, 30, 5, 75, 20};
+  for (size_t i = 0; i < sizeof samples / sizeof *samples; i++) {
+    void *out;
+    weft_gen_resume(avg, &samples[i], &out);
+    printf("  send(%4.0f) -> average %6.2f\n", samples[i], *(double *)out);
+  }
+  weft_gen_close(avg);
+  weft_gen_free(avg);
+}
+
+/* --- 2. a pipeline: numbers | primes | squares, with yield from ---------- */
+static void *numbers(void *arg) {
+  for (intptr_t i = 2;; i++)
+    if (weft_gen_yield(IV(i), NULL) != 0)
+      return NULL;
+  (void)arg;
+}
+
+static void *primes(void *arg) {
+  weft_gen *src = arg;
+  void *v;
+  while (weft_gen_next(src, &v) == WEFT_GEN_YIELDED) {
+    intptr_t n = VI(v), d = 2;
+    while (d * d <= n && n % d)
+      d++;
+    if (d * d > n && weft_gen_yield(v, NULL) != 0)
+      return NULL;
+  }
+  return NULL;
+}
+
+static void *squares(void *arg) {
+  weft_gen *src = arg;
+  void *v;
+  while (weft_gen_next(src, &v) == WEFT_GEN_YIELDED)
+    if (weft_gen_yield(IV(VI(v) * VI(v)), NULL) != 0)
+      return NULL;
+  return NULL;
+}
+
+/* Python: def first(n, src): yield from islice(src, n); return "done" */
+struct take {
+  weft_gen *src;
+  int n;
+};
+static void *take_n(void *arg) {
+  struct take *t = arg;
+  void *v;
+  for (int i = 0; i < t->n && weft_gen_next(t->src, &v) == WEFT_GEN_YIELDED;
+       i++)
+    weft_gen_yield(v, NULL);
+  return "done";
+}
+
+static void *pipeline(void *arg) {
+  void *result;
+  weft_gen_yield_from(arg, &result); /* delegate everything to the taker */
+  return result;
+}
+
+static void tour_pipeline(void) {
+  section("generators: a pipeline, numbers | primes | squares | first 8");
+  weft_gen *num, *pri, *sq, *take, *pipe;
+  weft_gen_new(&num, numbers, NULL, &(weft_gen_opts){.name = "numbers"});
+  weft_gen_new(&pri, primes, num, &(weft_gen_opts){.name = "primes"});
+  weft_gen_new(&sq, squares, pri, &(weft_gen_opts){.name = "squares"});
+  struct take t = {sq, 8};
+  weft_gen_new(&take, take_n, &t, NULL);
+  weft_gen_new(&pipe, pipeline, take, NULL);
+  void *v;
+  printf("  ");
+  int rc;
+  while ((rc = weft_gen_next(pipe, &v)) == WEFT_GEN_YIELDED)
+    printf("%ld ", (long)VI(v));
+  printf("\n  the pipeline returned \"%s\"\n", (char *)v);
+  weft_gen *all[] = {pipe, take, sq, pri, num};
+  for (int i = 0; i < 5; i++)
+    weft_gen_free(all[i]); /* closes the suspended ones: they clean up */
+}
+
+/* --- 3. what a generator costs ------------------------------------------ */
+static long resident_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+      resident = 0;
+    fclose(f);
+  }
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *tick(void *arg) {
+  weft_gen_yield(arg, NULL);
+  return NULL;
+}
+
+static void tour_cost(void) {
+  enum { N = 100000 };
+  section("generators are cheap: 100,000 alive at once");
+  weft_gen **g = malloc(N * sizeof *g);
+  long rss0 = resident_bytes();
+  double t0 = now();
+  for (int i = 0; i < N; i++) {
+    weft_gen_new(&g[i], tick, IV(i), NULL);
+    weft_gen_next(g[i], NULL);
+  }
+  double t1 = now();
+  long rss1 = resident_bytes();
+  printf("  made and started %d generators in %.0f ms, %ld bytes each\n", N,
+         (t1 - t0) * 1e3, (rss1 - rss0) / N);
+  printf("  each has a %zu KiB stack of its own, committed only as used\n",
+         weft_gen_default_stack_size() >> 10);
+  for (int i = 0; i < N; i++)
+    weft_gen_free(g[i]);
+  free(g);
+
+  weft_gen *one;
+  weft_gen_new(&one, numbers, NULL, NULL);
+  enum { ROUNDS = 10000000 };
+  t0 = now();
+  for (int i = 0; i < ROUNDS; i++)
+    weft_gen_next(one, NULL);
+  t1 = now();
+  printf("  one resume + yield round trip: %.1f ns\n",
+         (t1 - t0) * 1e9 / ROUNDS);
+  weft_gen_free(one);
+}
+
+int main(void) {
+  printf("weft %s — Python's concurrency toolbox, in C\n", weft_version());
+  tour_send();
+  tour_pipeline();
+  tour_cost();
+  printf("\n(more layers arrive with the hub: tasks, timers, I/O)\n");
+  return 0;
+}

@@ -1,0 +1,34 @@
+/*
+ * The generator object, shared by the files of the gen layer.
+ */
+#ifndef WEFT_GEN_PRIVATE_H
+#define WEFT_GEN_PRIVATE_H
+
+#include <stdbool.h>
+#include <weft/gen.h>
+
+#include "../core/coro.h"
+
+#define GEN_MAGIC 0x67656e21u /* "gen!" */
+
+struct weft_gen {
+  weft__coro coro; /* first: the object sits at the top of the stack */
+  uint32_t magic;  /* GEN_MAGIC while the handle is valid */
+  _Atomic int state;
+  bool closing;      /* weft_gen_close is running it */
+  weft__ctx caller;  /* the resumer's context while the generator runs */
+  weft__coro *outer; /* the resumer's running coroutine, given back */
+  void **out;        /* where the resumer wants the yielded value */
+  void **in;         /* where the pending yield wants the sent value */
+  weft_gen_fn fn;
+  void *arg;
+};
+
+/* Whether g is a live generator handle. */
+bool weft__gen_valid(const weft_gen *g);
+
+/* Whether g, the running generator, is being closed (its pending yield got
+ * -ECANCELED from weft_gen_close, not from a throw). */
+bool weft__gen_closing(const weft_gen *g);
+
+#endif

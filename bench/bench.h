@@ -1,0 +1,101 @@
+/*
+ * A small benchmark harness. Each benchmark is a set of implementations of
+ * one operation; the harness sizes an iteration count for each, then runs
+ * them in alternating rounds (so that a noisy moment hurts all of them
+ * alike) and prints the median of the rounds in Go's benchmark format:
+ *
+ *     BenchmarkSwitch/weft    20000000    22.6 ns/op
+ *
+ * Extra figures (B/gen, …) go after the ns/op as value-unit pairs.
+ */
+#ifndef WEFT_BENCH_H
+#define WEFT_BENCH_H
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Runs the operation n times; returns false when it cannot run here. */
+typedef bool (*bench_fn)(uint64_t n);
+
+struct bench_impl {
+  const char *name; /* full name, "BenchmarkSwitch/weft" */
+  bench_fn fn;
+  const char *skip; /* non-NULL: why this peer is skipped */
+};
+
+static inline double bench_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline bool bench_selected(const char *name) {
+  const char *f = getenv("BENCH_FILTER");
+  if (!f || !*f)
+    return true;
+  regex_t re;
+  if (regcomp(&re, f, REG_EXTENDED | REG_NOSUB) != 0)
+    return true;
+  bool ok = regexec(&re, name, 0, NULL, 0) == 0;
+  regfree(&re);
+  return ok;
+}
+
+static int bench_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Measures every implementation and prints one line each. */
+static inline void bench_group(struct bench_impl *impls, int count) {
+  enum { ROUNDS = 5 };
+  uint64_t n[16];
+  double t[16][ROUNDS];
+  bool live[16];
+  for (int i = 0; i < count; i++) {
+    live[i] = false;
+    if (!bench_selected(impls[i].name))
+      continue;
+    if (impls[i].skip) {
+      printf("# skip %s: %s\n", impls[i].name, impls[i].skip);
+      continue;
+    }
+    /* Size n so that one round takes about 0.2 s. */
+    n[i] = 1;
+    for (;;) {
+      double t0 = bench_now();
+      if (!impls[i].fn(n[i]))
+        break;
+      double dt = bench_now() - t0;
+      if (dt > 0.2 || n[i] > (1ull << 40))
+        break;
+      uint64_t next =
+          dt > 0.001 ? (uint64_t)((double)n[i] * 0.25 / dt) : n[i] * 100;
+      n[i] = next > n[i] ? next : n[i] * 2;
+    }
+    live[i] = true;
+  }
+  for (int r = 0; r < ROUNDS; r++)
+    for (int i = 0; i < count; i++) {
+      if (!live[i])
+        continue;
+      double t0 = bench_now();
+      impls[i].fn(n[i]);
+      t[i][r] = (bench_now() - t0) * 1e9 / (double)n[i];
+    }
+  for (int i = 0; i < count; i++) {
+    if (!live[i])
+      continue;
+    qsort(t[i], ROUNDS, sizeof(double), bench_cmp);
+    printf("%-40s %12llu %10.1f ns/op\n", impls[i].name,
+           (unsigned long long)n[i], t[i][ROUNDS / 2]);
+  }
+  fflush(stdout);
+}
+
+#endif

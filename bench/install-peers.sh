@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs the peers weft's benchmarks measure against, from Debian's
+# packages. Run as root (make bench-peers).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq python3 libboost-context-dev

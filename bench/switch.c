@@ -1,0 +1,89 @@
+/*
+ * BenchmarkSwitch/<impl>: one resume + yield round trip.
+ *
+ *   weft            weft_gen_resume + weft_gen_yield (the public API)
+ *   ucontext        glibc swapcontext, twice
+ *   boost-fcontext  Boost.Context's jump_fcontext, twice (when installed)
+ *
+ * Python's generator send() is measured by peers/python_generator.py.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <ucontext.h>
+#include <weft.h>
+
+#include "bench.h"
+#include "peers/fcontext.h"
+
+/* --- weft ---------------------------------------------------------------- */
+static void *counter(void *arg) {
+  (void)arg;
+  for (intptr_t i = 0;; i++)
+    if (weft_gen_yield((void *)i, NULL) != 0)
+      return NULL;
+}
+
+static weft_gen *gen;
+
+static bool bench_weft(uint64_t n) {
+  for (uint64_t i = 0; i < n; i++)
+    weft_gen_next(gen, NULL);
+  return true;
+}
+
+/* --- ucontext ------------------------------------------------------------ */
+static ucontext_t uc_main, uc_side;
+
+static void uc_body(void) {
+  for (;;)
+    swapcontext(&uc_side, &uc_main);
+}
+
+static bool bench_ucontext(uint64_t n) {
+  for (uint64_t i = 0; i < n; i++)
+    swapcontext(&uc_main, &uc_side);
+  return true;
+}
+
+/* --- Boost.Context fcontext --------------------------------------------- */
+static struct fcontext_api fc;
+static fcontext_t fc_side;
+
+static void fc_body(transfer_t t) {
+  for (;;)
+    t = fc.jump(t.fctx, t.data);
+}
+
+static bool bench_fcontext(uint64_t n) {
+  for (uint64_t i = 0; i < n; i++) {
+    transfer_t t = fc.jump(fc_side, NULL);
+    fc_side = t.fctx;
+  }
+  return true;
+}
+
+int main(void) {
+  enum { STACK = 256 << 10 };
+  weft_gen_new(&gen, counter, NULL, NULL);
+
+  char *uc_stack = malloc(STACK);
+  getcontext(&uc_side);
+  uc_side.uc_stack.ss_sp = uc_stack;
+  uc_side.uc_stack.ss_size = STACK;
+  makecontext(&uc_side, uc_body, 0);
+
+  const char *fc_skip = fcontext_load(&fc);
+  char *fc_stack = malloc(STACK);
+  if (!fc_skip)
+    fc_side = fc.make(fc_stack + STACK, STACK, fc_body);
+
+  struct bench_impl impls[] = {
+      {"BenchmarkSwitch/weft", bench_weft, NULL},
+      {"BenchmarkSwitch/ucontext", bench_ucontext, NULL},
+      {"BenchmarkSwitch/boost-fcontext", bench_fcontext, fc_skip},
+  };
+  bench_group(impls, sizeof impls / sizeof *impls);
+  weft_gen_free(gen);
+  return 0;
+}

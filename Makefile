@@ -65,8 +65,8 @@ test-tsan:
 # overflow cases overflow on purpose and 100,000 live stacks take Valgrind
 # minutes, so those are left out.
 test-valgrind: build
-	valgrind -q --error-exitcode=9 build/default/tests/test-core -guard_faults
-	valgrind -q --error-exitcode=9 build/default/tests/test-gen -overflow -hundred_thousand
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-core -guard_faults
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-gen -overflow -hundred_thousand
 
 test-aarch64:
 	@mkdir -p build

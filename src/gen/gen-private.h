@@ -15,7 +15,7 @@ struct weft_gen {
   weft__coro coro; /* first: the object sits at the top of the stack */
   uint32_t magic;  /* GEN_MAGIC while the handle is valid */
   _Atomic int state;
-  bool closing;      /* weft_gen_close is running it */
+  bool closing;      /* weft_gen_close is running it; cleared in leave() */
   weft__ctx caller;  /* the resumer's context while the generator runs */
   weft__coro *outer; /* the resumer's running coroutine, given back */
   void **out;        /* where the resumer wants the yielded value */

@@ -56,6 +56,7 @@ static weft_gen *running_gen(void) {
 static inline int leave(weft_gen *g, int state, int code) {
   weft__coro_check_stack(&g->coro);
   weft__coro_running = g->outer;
+  g->closing = false;
   atomic_store_explicit(&g->state, state, memory_order_release);
   if (state == WEFT_GEN_FINISHED)
     weft__ctx_exit(&g->coro.ctx, &g->caller, code);
@@ -160,9 +161,8 @@ int weft_gen_close(weft_gen *g) {
     atomic_store_explicit(&g->state, WEFT_GEN_FINISHED, memory_order_release);
     return 0;
   }
-  g->closing = true;
+  g->closing = true; /* cleared by the generator as it leaves */
   int rc = enter(g, -ECANCELED, NULL);
-  g->closing = false;
   return rc == WEFT_GEN_RETURNED ? 0 : -EPROTO;
 }
 
@@ -171,8 +171,11 @@ int weft_gen_free(weft_gen *g) {
     return -EINVAL;
   int rc = 0;
   if (atomic_load_explicit(&g->state, memory_order_acquire) ==
-      WEFT_GEN_SUSPENDED)
+      WEFT_GEN_SUSPENDED) {
     rc = weft_gen_close(g);
+    if (rc == -EBUSY)
+      return rc;
+  }
   /* Claim it for good so that a racing resume sees it busy, not freed. A
    * finished generator cannot be claimed, but its last switch out may still
    * be saving it. */

@@ -4,6 +4,11 @@
  * never runs on two threads at once, that every successful resume or throw
  * ran it exactly once (no lost and no doubled run), and that losers got
  * -EBUSY and changed nothing.
+ *
+ * Then closes race resumes: in each round every thread tries to close or
+ * resume the same fresh generator; exactly one close may succeed, the
+ * generator must see exactly one -ECANCELED, and every call after the close
+ * must find it finished.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -69,6 +74,91 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* --- closes racing resumes ------------------------------------------------ */
+
+static atomic_int cancels_seen;
+
+static void *until_closed(void *arg) {
+  (void)arg;
+  for (;;) {
+    int rc = weft_gen_yield(NULL, NULL);
+    if (rc == -ECANCELED) {
+      atomic_fetch_add(&cancels_seen, 1);
+      return NULL;
+    }
+  }
+}
+
+static weft_gen *contested;
+static pthread_barrier_t round_start, round_end;
+static atomic_int after_close_errors;
+
+static void *closer(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  for (;;) {
+    /* Every closer reaches the barrier each round; stop is read past it. */
+    pthread_barrier_wait(&round_start);
+    if (atomic_load(&stop))
+      break;
+    for (int i = 0; i < 20; i++) {
+      if (rand_r(&seed) % 3 == 0) {
+        int rc = weft_gen_close(contested);
+        if (rc == 0 && weft_gen_state(contested) != WEFT_GEN_FINISHED)
+          atomic_fetch_add(&after_close_errors, 1);
+      } else {
+        int rc = weft_gen_next(contested, NULL);
+        if (rc != WEFT_GEN_YIELDED && rc != -EBUSY && rc != -ENODATA)
+          atomic_fetch_add(&after_close_errors, 1);
+      }
+    }
+    pthread_barrier_wait(&round_end);
+  }
+  return NULL;
+}
+
+static int close_races(double seconds) {
+  pthread_barrier_init(&round_start, NULL, THREADS + 1);
+  pthread_barrier_init(&round_end, NULL, THREADS + 1);
+  atomic_store(&stop, false);
+  pthread_t t[THREADS];
+  for (int i = 0; i < THREADS; i++)
+    pthread_create(&t[i], NULL, closer, (void *)(uintptr_t)(i * 31 + 7));
+  long rounds = 0;
+  int failed = 0;
+  double end = (double)time(NULL) + seconds;
+  while ((double)time(NULL) < end) {
+    atomic_store(&cancels_seen, 0);
+    if (weft_gen_new(&contested, until_closed, NULL, NULL) != 0 ||
+        weft_gen_next(contested, NULL) != WEFT_GEN_YIELDED)
+      return 1;
+    pthread_barrier_wait(&round_start);
+    pthread_barrier_wait(&round_end);
+    /* Every thread has made its calls; close for sure, then check. */
+    weft_gen_close(contested);
+    if (atomic_load(&cancels_seen) != 1) {
+      fprintf(stderr, "round %ld: the generator saw %d cancels\n", rounds,
+              atomic_load(&cancels_seen));
+      failed++;
+    }
+    if (weft_gen_next(contested, NULL) != -ENODATA)
+      failed++;
+    weft_gen_free(contested);
+    rounds++;
+  }
+  atomic_store(&stop, true);
+  pthread_barrier_wait(&round_start);
+  for (int i = 0; i < THREADS; i++)
+    pthread_join(t[i], NULL);
+  if (atomic_load(&after_close_errors)) {
+    fprintf(stderr, "%d unexpected results around closes\n",
+            atomic_load(&after_close_errors));
+    failed++;
+  }
+  printf("stress-gen: %ld close rounds: %s\n", rounds,
+         failed ? "FAILED" : "ok");
+  return failed;
+}
+
 int main(void) {
   const char *env = getenv("WEFT_STRESS_SECONDS");
   double seconds = env && *env ? strtod(env, NULL) : 1.0;
@@ -116,6 +206,7 @@ int main(void) {
   }
   printf("stress-gen: %ld resumes, %ld refused busy, %.1f s: %s\n", total, busy,
          seconds, failed ? "FAILED" : "ok");
-  printf("%d passed, %d failed\n", failed ? 0 : 1, failed ? 1 : 0);
-  return failed ? 1 : 0;
+  int phases_failed = (failed != 0) + (close_races(seconds) != 0);
+  printf("%d passed, %d failed\n", 2 - phases_failed, phases_failed);
+  return phases_failed ? 1 : 0;
 }

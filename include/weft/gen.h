@@ -17,14 +17,17 @@
  * the return value). Values are void pointers both ways.
  *
  * Threads: a suspended generator may be resumed from any thread, one resume
- * at a time; a resume that races another gets -EBUSY and changes nothing.
+ * at a time; a resume, throw or close that races another gets -EBUSY and
+ * changes nothing. weft_gen_free claims the generator the same way: a call
+ * racing it gets -EBUSY (or, once it has returned, -EINVAL while the memory
+ * is not reused), or wins, and the free gets -EBUSY. A freed handle is dead:
+ * using it is a bug weft reports as far as it can see.
  * A generator resumed from another thread continues on that thread, so what
  * it knew of its thread before a yield may be stale after it: compilers keep
  * pthread_self() (declared const by glibc) and addresses of thread-locals
  * across calls. Read them again through a non-inlined function, or use
  * gettid().
- * Everything else about one generator (new, free, state) must not race a
- * free of that same generator. Different generators are independent.
+ * Different generators are independent.
  *
  * Stacks: see docs/stacks.md. Overflowing a generator's stack stops the
  * process with a message naming the generator, never silent corruption.

@@ -4,17 +4,19 @@
 #include "coro.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 
 WEFT__TLS weft__coro *weft__coro_running;
+WEFT__TLS weft__coro *weft__coro_leaving;
 
 static atomic_uint_fast64_t next_id = 1;
 
 /* First code on a new coroutine's stack. */
 static void boot(void *arg, int code) {
   weft__coro *co = arg;
-  weft__tools_after_switch(&co->ctx.tools);
+  weft__tools_after_switch(NULL);
   co->entry(co, code);
   __builtin_unreachable(); /* entry ends with weft__coro_exit */
 }
@@ -46,6 +48,12 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
   weft__machine_make(&co->ctx.machine, st.lo, usable, boot, co);
   *out = co;
   return 0;
+}
+
+void weft__ctx_wait_saved_slow(weft__ctx *ctx) {
+  for (int spins = 0; !weft__machine_saved(&ctx->machine); spins++)
+    if (spins >= 100)
+      sched_yield();
 }
 
 void weft__coro_destroy(weft__coro *co) {

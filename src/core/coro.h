@@ -45,6 +45,10 @@ struct weft__coro {
 #define WEFT__TLS __thread __attribute__((tls_model("initial-exec")))
 
 extern WEFT__TLS weft__coro *weft__coro_running;
+/* The coroutine that last switched out on this thread: during its switch,
+ * weft__coro_running already names the next one, and the overflow handler
+ * checks both. */
+extern WEFT__TLS weft__coro *weft__coro_leaving;
 extern WEFT__TLS bool weft__thread_ready;
 
 /* Creates a coroutine that will call entry when first entered, inside an

@@ -12,7 +12,9 @@
  *  - weft__tools_before_switch runs on the leaving side right before the
  *    machine switch, with from_ends true when `from` will never run again;
  *  - weft__tools_after_switch runs on the arriving side right after it (and
- *    first thing in a fresh coroutine), naming the arriving context;
+ *    first thing in a fresh coroutine, with no local), with the local state
+ *    the same function's before_switch saved in its own frame — never with
+ *    the contexts, which another thread may own by then;
  *  - weft__tools_saved_seen runs when a thread has seen a context saved and
  *    is about to resume it.
  * A context that is not a coroutine's starts zeroed.
@@ -40,25 +42,29 @@ typedef struct weft__ctx {
 /* Suspends the running context into *from and resumes *to, handing it
  * code; returns the code handed by whoever resumes *from later. */
 static inline int weft__ctx_switch(weft__ctx *from, weft__ctx *to, int code) {
-  weft__tools_before_switch(&from->tools, &to->tools, false);
+  weft__tools_local local;
+  weft__tools_before_switch(&local, &from->tools, &to->tools, false);
   int got = weft__machine_switch(&from->machine, &to->machine, code);
-  weft__tools_after_switch(&from->tools);
+  weft__tools_after_switch(&local);
   return got;
 }
 
 /* Waits until *ctx, left by a switch on some thread, is saved and may be
  * resumed. The wait is the few instructions between a claim of the context
- * and the switch's publication of it; it is almost never taken. */
+ * and the switch's publication of it, and is almost never taken; should the
+ * leaving thread be preempted inside that window, the waiter gives up its
+ * CPU rather than spin against it. */
 static inline void weft__ctx_wait_saved(weft__ctx *ctx) {
-  while (!weft__machine_saved(&ctx->machine))
-    ; /* a handful of instructions on another core */
+  extern void weft__ctx_wait_saved_slow(weft__ctx * ctx);
+  if (__builtin_expect(!weft__machine_saved(&ctx->machine), 0))
+    weft__ctx_wait_saved_slow(ctx);
   weft__tools_saved_seen(&ctx->tools);
 }
 
 /* Leaves *from for good and resumes *to. */
 static inline _Noreturn void weft__ctx_exit(weft__ctx *from, weft__ctx *to,
                                             int code) {
-  weft__tools_before_switch(&from->tools, &to->tools, true);
+  weft__tools_before_switch(NULL, &from->tools, &to->tools, true);
   weft__machine_switch(&from->machine, &to->machine, code);
   __builtin_unreachable();
 }

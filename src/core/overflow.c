@@ -61,6 +61,8 @@ static bool is_default(const struct sigaction *sa) {
 static void on_fault(int sig, siginfo_t *si, void *uc) {
   const struct sigaction *old = previous(sig);
   const weft__coro *co = weft__coro_running;
+  if (!co || !weft__stack_overflowed_at(&co->stack, si->si_addr))
+    co = weft__coro_leaving; /* overflowed while saving itself? */
   if (co && weft__stack_overflowed_at(&co->stack, si->si_addr)) {
     report(co, " (its stack is too small: give it a larger stack_size)\n");
     /* Our message is out; the fault now takes its usual course: returning

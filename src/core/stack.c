@@ -202,9 +202,7 @@ int weft__stack_get(weft__stack *st, size_t size) {
     char *lo = (char *)(n + 1) - usable;
     *st = (weft__stack){
         .lo = lo, .size = usable, .cls = (uint8_t)c, .kind = n->kind};
-    return 0;
-  }
-  if (k->ncold) {
+  } else if (k->ncold) {
     uintptr_t e = k->cold[--k->ncold];
     pthread_mutex_unlock(&k->lock);
     *st = (weft__stack){.lo = (char *)(e & ~(uintptr_t)0xff),
@@ -228,7 +226,9 @@ int weft__stack_get(weft__stack *st, size_t size) {
                         .cls = (uint8_t)c,
                         .kind = (uint8_t)install_guard(lo, usable)};
   }
-  /* A cold or fresh stack reads as zeros: arm its canary if it has one. */
+  /* Armed on every hand-out: a cold or fresh stack reads as zeros, and a
+   * warm one may have been trimmed, or touched by its last owner's final
+   * switch after its last check. */
   if (st->kind == WEFT__GUARD_CANARY)
     *(uint64_t *)(void *)st->lo = weft__stack_canary;
   return 0;

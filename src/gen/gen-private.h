@@ -4,6 +4,7 @@
 #ifndef WEFT_GEN_PRIVATE_H
 #define WEFT_GEN_PRIVATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <weft/gen.h>
 
@@ -13,9 +14,12 @@
 
 struct weft_gen {
   weft__coro coro; /* first: the object sits at the top of the stack */
-  uint32_t magic;  /* GEN_MAGIC while the handle is valid */
+  /* GEN_MAGIC while the handle is valid. Atomic (relaxed) because a call on
+   * a handle another thread is freeing reads it to report -EINVAL. */
+  _Atomic uint32_t magic;
   _Atomic int state;
   bool closing;      /* weft_gen_close is running it; cleared in leave() */
+  bool freeing;      /* weft_gen_free is closing it: keep it claimed */
   weft__ctx caller;  /* the resumer's context while the generator runs */
   weft__coro *outer; /* the resumer's running coroutine, given back */
   void **out;        /* where the resumer wants the yielded value */

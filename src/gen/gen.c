@@ -39,7 +39,10 @@
 
 static const char GEN_KIND[] = "generator";
 
-static bool valid(const weft_gen *g) { return g && g->magic == GEN_MAGIC; }
+static bool valid(const weft_gen *g) {
+  return g && atomic_load_explicit(&((weft_gen *)g)->magic,
+                                   memory_order_relaxed) == GEN_MAGIC;
+}
 
 bool weft__gen_valid(const weft_gen *g) { return valid(g); }
 
@@ -55,9 +58,13 @@ static weft_gen *running_gen(void) {
  * reads g->caller before it publishes the saved context, still touches it. */
 static inline int leave(weft_gen *g, int state, int code) {
   weft__coro_check_stack(&g->coro);
+  weft__coro_leaving = &g->coro;
   weft__coro_running = g->outer;
   g->closing = false;
-  atomic_store_explicit(&g->state, state, memory_order_release);
+  /* A generator that weft_gen_free is closing stays claimed: nobody may
+   * resume it between its close and its release. */
+  atomic_store_explicit(&g->state, g->freeing ? WEFT_GEN_RUNNING : state,
+                        memory_order_release);
   if (state == WEFT_GEN_FINISHED)
     weft__ctx_exit(&g->coro.ctx, &g->caller, code);
   return weft__ctx_switch(&g->coro.ctx, &g->caller, code);
@@ -85,17 +92,19 @@ int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
   weft_gen *g = (weft_gen *)co;
   g->fn = fn;
   g->arg = arg;
-  g->magic = GEN_MAGIC;
   atomic_init(&g->state, WEFT_GEN_CREATED);
+  atomic_store_explicit(&g->magic, GEN_MAGIC, memory_order_relaxed);
   *out = g;
   return 0;
 }
 
 /* Claims g for running. Returns the state it had (CREATED or SUSPENDED),
  * or a negative errno when it cannot run. Once claimed, g is the caller's:
- * its context is saved. */
+ * its context is saved. Every load of the state acquires: a caller that
+ * sees FINISHED goes on to wait for the context to be saved, and must not
+ * see a saved stack pointer older than the state (weakly ordered CPUs). */
 static int claim(weft_gen *g) {
-  int s = atomic_load_explicit(&g->state, memory_order_relaxed);
+  int s = atomic_load_explicit(&g->state, memory_order_acquire);
   for (;;) {
     if (s == WEFT_GEN_RUNNING)
       return -EBUSY;
@@ -103,7 +112,7 @@ static int claim(weft_gen *g) {
       return -ENODATA;
     if (atomic_compare_exchange_weak_explicit(&g->state, &s, WEFT_GEN_RUNNING,
                                               memory_order_acquire,
-                                              memory_order_relaxed))
+                                              memory_order_acquire))
       break;
   }
   weft__ctx_wait_saved(&g->coro.ctx);
@@ -169,22 +178,24 @@ int weft_gen_close(weft_gen *g) {
 int weft_gen_free(weft_gen *g) {
   if (!valid(g))
     return -EINVAL;
-  int rc = 0;
-  if (atomic_load_explicit(&g->state, memory_order_acquire) ==
-      WEFT_GEN_SUSPENDED) {
-    rc = weft_gen_close(g);
-    if (rc == -EBUSY)
-      return rc;
-  }
-  /* Claim it for good so that a racing resume sees it busy, not freed. A
-   * finished generator cannot be claimed, but its last switch out may still
-   * be saving it. */
+  /* Claimed first and kept claimed to the end, so that a racing resume is
+   * refused rather than skipping the close or touching freed memory. */
   int s = claim(g);
   if (s == -EBUSY)
     return -EBUSY;
-  if (s == -ENODATA)
+  int rc = 0;
+  if (s == WEFT_GEN_SUSPENDED) {
+    g->freeing = true;
+    g->closing = true;
+    if (enter(g, -ECANCELED, NULL) != WEFT_GEN_RETURNED)
+      rc = -EPROTO;
+    /* It left on this thread: its context is saved. */
+  } else if (s == -ENODATA) {
+    /* It finished, maybe on another thread whose last switch out may still
+     * be saving it. */
     weft__ctx_wait_saved(&g->coro.ctx);
-  g->magic = 0;
+  }
+  atomic_store_explicit(&g->magic, 0, memory_order_relaxed);
   weft__coro_destroy(&g->coro);
   return rc;
 }

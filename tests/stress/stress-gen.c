@@ -9,6 +9,11 @@
  * resume the same fresh generator; exactly one close may succeed, the
  * generator must see exactly one -ECANCELED, and every call after the close
  * must find it finished.
+ *
+ * Last, frees race resumes: one thread resumes a generator until its handle
+ * is dead (weft detects that while the memory is not reused, and no
+ * generator is created meanwhile), the main thread frees it, retrying on
+ * -EBUSY. The free must close the generator exactly once, whoever wins.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -159,6 +164,45 @@ static int close_races(double seconds) {
   return failed;
 }
 
+/* --- frees racing resumes ------------------------------------------------- */
+
+static void *resume_until_dead(void *arg) {
+  weft_gen *g = arg;
+  int rc;
+  while ((rc = weft_gen_next(g, NULL)) == WEFT_GEN_YIELDED || rc == -EBUSY)
+    ;
+  return NULL; /* -EINVAL: freed */
+}
+
+static int free_races(double seconds) {
+  long rounds = 0;
+  int failed = 0;
+  double end = (double)time(NULL) + seconds;
+  while ((double)time(NULL) < end) {
+    weft_gen *g;
+    atomic_store(&cancels_seen, 0);
+    if (weft_gen_new(&g, until_closed, NULL, NULL) != 0 ||
+        weft_gen_next(g, NULL) != WEFT_GEN_YIELDED)
+      return 1;
+    pthread_t t;
+    pthread_create(&t, NULL, resume_until_dead, g);
+    for (volatile int spin = 0; spin < (int)(rounds % 4000); spin++)
+      ;
+    int rc;
+    while ((rc = weft_gen_free(g)) == -EBUSY)
+      ;
+    pthread_join(t, NULL);
+    if (rc != 0 || atomic_load(&cancels_seen) != 1) {
+      fprintf(stderr, "round %ld: free returned %d, %d cancels seen\n", rounds,
+              rc, atomic_load(&cancels_seen));
+      failed++;
+    }
+    rounds++;
+  }
+  printf("stress-gen: %ld free rounds: %s\n", rounds, failed ? "FAILED" : "ok");
+  return failed;
+}
+
 int main(void) {
   const char *env = getenv("WEFT_STRESS_SECONDS");
   double seconds = env && *env ? strtod(env, NULL) : 1.0;
@@ -206,7 +250,8 @@ int main(void) {
   }
   printf("stress-gen: %ld resumes, %ld refused busy, %.1f s: %s\n", total, busy,
          seconds, failed ? "FAILED" : "ok");
-  int phases_failed = (failed != 0) + (close_races(seconds) != 0);
-  printf("%d passed, %d failed\n", 2 - phases_failed, phases_failed);
+  int phases_failed =
+      (failed != 0) + (close_races(seconds) != 0) + (free_races(seconds) != 0);
+  printf("%d passed, %d failed\n", 3 - phases_failed, phases_failed);
   return phases_failed ? 1 : 0;
 }

@@ -31,8 +31,13 @@ int weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
   *leaving_slot() = from;
   if (swapcontext(&from->uc, &to->uc) != 0)
     abort(); /* cannot happen: both contexts are valid */
+  /* Read before publishing: once the context that switched here is
+   * published, another thread may resume it, and it may overwrite *from
+   * when *from is shared (a generator's caller context is every
+   * resumer's). */
+  int got = from->code;
   publish_leaving();
-  return from->code;
+  return got;
 }
 
 static void boot(unsigned int hi, unsigned int lo) {

@@ -1,7 +1,7 @@
 #include "asan.h"
 
-static __thread weft__tools_ctx *switch_from;
+static __thread struct weft__asan_leaving leaving;
 
-__attribute__((noipa)) weft__tools_ctx **weft__asan_switch_from(void) {
-  return &switch_from;
+__attribute__((noipa)) struct weft__asan_leaving *weft__asan_leaving(void) {
+  return &leaving;
 }

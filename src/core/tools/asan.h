@@ -3,10 +3,18 @@
  * (__sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber) tells it
  * which stack is live, so it neither reports false stack-buffer errors nor
  * loses track of fake stacks. See ../ctx.h for what each hook promises.
+ *
+ * Ownership: once a switch has published the context it leaves, another
+ * thread may own that context (a generator's g->caller, say). So what the
+ * arriving side needs is never read from the contexts: the fake-stack slot
+ * lives in the switching function's own frame (weft__tools_local), and what
+ * the arriving side must know of the context it came from is copied to a
+ * thread-local before the switch.
  */
 #ifndef WEFT_CORE_TOOLS_ASAN_H
 #define WEFT_CORE_TOOLS_ASAN_H
 
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,43 +23,58 @@ typedef struct weft__tools_ctx {
   const void *stack_lo; /* for a coroutine, set at init; for any other
                            context, learnt each time it switches away */
   size_t stack_size;
-  void *fake_stack; /* ASan's saved fake stack while suspended */
-  bool is_coro;     /* bounds fixed: never rewritten, as another thread may
-                       be reading them once the context is published */
+  bool is_coro; /* bounds fixed at init */
 } weft__tools_ctx;
+
+/* In the frame of the function that switches, on its own stack. */
+typedef struct weft__tools_local {
+  void *fake_stack; /* ASan's saved fake stack while suspended */
+} weft__tools_local;
 
 /* ASan's redzones make frames two to three times larger. */
 enum { WEFT__TOOLS_STACK_SCALE = 4 };
 
-/* The context a switch on this thread is leaving; read on arrival. A
- * switch never changes threads, so a thread-local is exact — but the context
- * that arrives may have left on another thread, so the slot is found afresh
- * (see switch-ucontext.c). */
-weft__tools_ctx **weft__asan_switch_from(void);
+/* What an arriving context learns of the one that switched to it. A switch
+ * never changes threads, so a thread-local is exact; the slot is found
+ * afresh after the switch (see switch-ucontext.c for why). */
+struct weft__asan_leaving {
+  weft__tools_ctx *ctx; /* written on arrival only when not a coroutine's */
+  bool is_coro;
+};
+struct weft__asan_leaving *weft__asan_leaving(void);
 
 static inline void weft__tools_coro_init(weft__tools_ctx *t, void *lo,
                                          size_t size) {
   t->stack_lo = lo;
   t->stack_size = size;
-  t->fake_stack = NULL;
   t->is_coro = true;
 }
-static inline void weft__tools_coro_fini(weft__tools_ctx *t) { (void)t; }
-static inline void weft__tools_before_switch(weft__tools_ctx *from,
+/* A coroutine freed while suspended leaves its frames' redzones poisoned;
+ * the next coroutine on that stack must not inherit them. */
+static inline void weft__tools_coro_fini(weft__tools_ctx *t) {
+  __asan_unpoison_memory_region(t->stack_lo, t->stack_size);
+}
+static inline void weft__tools_before_switch(weft__tools_local *local,
+                                             weft__tools_ctx *from,
                                              weft__tools_ctx *to,
                                              bool from_ends) {
-  *weft__asan_switch_from() = from;
-  __sanitizer_start_switch_fiber(from_ends ? NULL : &from->fake_stack,
+  struct weft__asan_leaving *l = weft__asan_leaving();
+  l->ctx = from;
+  l->is_coro = from->is_coro;
+  __sanitizer_start_switch_fiber(from_ends ? NULL : &local->fake_stack,
                                  to->stack_lo, to->stack_size);
 }
-static inline void weft__tools_after_switch(weft__tools_ctx *self) {
-  weft__tools_ctx *from = *weft__asan_switch_from();
+/* local is NULL on a coroutine's first entry: it has no fake stack yet. */
+static inline void weft__tools_after_switch(weft__tools_local *local) {
+  struct weft__asan_leaving *l = weft__asan_leaving();
   const void *lo;
   size_t size;
-  __sanitizer_finish_switch_fiber(self->fake_stack, &lo, &size);
-  if (!from->is_coro) {
-    from->stack_lo = lo;
-    from->stack_size = size;
+  __sanitizer_finish_switch_fiber(local ? local->fake_stack : NULL, &lo, &size);
+  if (!l->is_coro) {
+    /* A context that is not a coroutine's is owned by the coroutine now
+     * running (it is that coroutine's resumer), so writing it is safe. */
+    l->ctx->stack_lo = lo;
+    l->ctx->stack_size = size;
   }
 }
 static inline void weft__tools_saved_seen(weft__tools_ctx *t) { (void)t; }

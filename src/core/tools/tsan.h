@@ -23,6 +23,9 @@ typedef struct weft__tools_ctx {
   bool owns_fiber;
 } weft__tools_ctx;
 
+typedef struct weft__tools_local {
+} weft__tools_local;
+
 enum { WEFT__TOOLS_STACK_SCALE = 2 };
 
 static inline void weft__tools_coro_init(weft__tools_ctx *t, void *lo,
@@ -36,18 +39,19 @@ static inline void weft__tools_coro_fini(weft__tools_ctx *t) {
     __tsan_destroy_fiber(t->fiber);
   t->fiber = NULL;
 }
-static inline void weft__tools_before_switch(weft__tools_ctx *from,
+static inline void weft__tools_before_switch(weft__tools_local *local,
+                                             weft__tools_ctx *from,
                                              weft__tools_ctx *to,
                                              bool from_ends) {
-  (void)from_ends;
+  (void)local, (void)from_ends;
   void *to_fiber = to->fiber;
   if (!from->owns_fiber)
     from->fiber = __tsan_get_current_fiber();
   __tsan_release(from);
   __tsan_switch_to_fiber(to_fiber, 0);
 }
-static inline void weft__tools_after_switch(weft__tools_ctx *self) {
-  (void)self;
+static inline void weft__tools_after_switch(weft__tools_local *local) {
+  (void)local;
 }
 static inline void weft__tools_saved_seen(weft__tools_ctx *t) {
   __tsan_acquire(t);

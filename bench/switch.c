@@ -4,6 +4,10 @@
  *   weft            weft_gen_resume + weft_gen_yield (the public API)
  *   ucontext        glibc swapcontext, twice
  *   boost-fcontext  Boost.Context's jump_fcontext, twice (when installed)
+ *   boost-fcontext-fn
+ *                   the same jumps inside a pair of resume/yield functions,
+ *                   the shape any generator API built on fcontext has (see
+ *                   docs/switch.md for why the shape costs)
  *
  * Python's generator send() is measured by peers/python_generator.py.
  */
@@ -63,6 +67,34 @@ static bool bench_fcontext(uint64_t n) {
   return true;
 }
 
+/* fcontext shaped as a generator API: the jumps inside functions that
+ * return to their callers. */
+static fcontext_t fn_side, fn_caller;
+
+__attribute__((noinline)) static void *fn_yield(void *v) {
+  transfer_t t = fc.jump(fn_caller, v);
+  fn_caller = t.fctx;
+  return t.data;
+}
+
+__attribute__((noinline)) static void *fn_resume(void *v) {
+  transfer_t t = fc.jump(fn_side, v);
+  fn_side = t.fctx;
+  return t.data;
+}
+
+static void fn_body(transfer_t t) {
+  fn_caller = t.fctx;
+  for (intptr_t i = 0;; i++)
+    fn_yield((void *)i);
+}
+
+static bool bench_fcontext_fn(uint64_t n) {
+  for (uint64_t i = 0; i < n; i++)
+    fn_resume(NULL);
+  return true;
+}
+
 int main(void) {
   enum { STACK = 256 << 10 };
   weft_gen_new(&gen, counter, NULL, NULL);
@@ -75,13 +107,17 @@ int main(void) {
 
   const char *fc_skip = fcontext_load(&fc);
   char *fc_stack = malloc(STACK);
-  if (!fc_skip)
+  char *fn_stack = malloc(STACK);
+  if (!fc_skip) {
     fc_side = fc.make(fc_stack + STACK, STACK, fc_body);
+    fn_side = fc.make(fn_stack + STACK, STACK, fn_body);
+  }
 
   struct bench_impl impls[] = {
       {"BenchmarkSwitch/weft", bench_weft, NULL},
       {"BenchmarkSwitch/ucontext", bench_ucontext, NULL},
       {"BenchmarkSwitch/boost-fcontext", bench_fcontext, fc_skip},
+      {"BenchmarkSwitch/boost-fcontext-fn", bench_fcontext_fn, fc_skip},
   };
   bench_group(impls, sizeof impls / sizeof *impls);
   weft_gen_free(gen);

@@ -11,8 +11,12 @@
  *                                 sanitizers); default 1
  *   WEFT_TEST_NOFORK=1            run cases in-process (for a debugger)
  *
- * Output: one line per case ("ok", "not ok" with the reason), then
- * "N passed, N failed". The exit status is 1 when any case failed.
+ *   WEFT_TEST_EMULATED=1          set by ctest when the tests run under an
+ *                                 emulator (qemu-user)
+ *
+ * Output: one line per case ("ok", "not ok" with the reason, or "ok … # SKIP"
+ * with why it cannot run here), then "N passed, N failed, N skipped". The
+ * exit status is 1 when any case failed.
  */
 #ifndef WEFT_TESTS_HARNESS_H
 #define WEFT_TESTS_HARNESS_H
@@ -29,6 +33,13 @@ void harness_register(const char *name, harness_fn fn, int timeout_sec);
 _Noreturn void harness_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 double harness_timeout_multiplier(void);
+
+/* Ends the running case as skipped: it cannot run in this build or on this
+ * machine, for the reason given. */
+_Noreturn void harness_skip(const char *why);
+
+/* Whether the tests run under an emulator (WEFT_TEST_EMULATED). */
+bool harness_emulated(void);
 
 /* Runs fn(arg) in a child process, capturing what it writes to stderr into
  * buf (NUL-terminated, cut to cap - 1 bytes). Returns the child's wait

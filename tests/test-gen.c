@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <weft.h>
 
@@ -441,6 +443,65 @@ TEST(values_survive_switches) {
   }
   CHECK_EQ(weft_gen_free(g1), 0);
   CHECK_EQ(weft_gen_free(g2), 0);
+}
+
+/* Address space runs out: creation fails cleanly with -ENOMEM, every
+ * generator made before still works, and freeing them makes room again. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
+/* Yields its argument until it is closed. */
+static void *yield_arg_until_closed(void *arg) {
+  while (weft_gen_yield(arg, NULL) == 0)
+    ;
+  return NULL;
+}
+
+static void out_of_address_space(void *arg) {
+  (void)arg;
+  enum { MAX = 1 << 16 };
+  static weft_gen *g[MAX];
+  /* Big stacks, so that the limit is reached after a few slabs. */
+  weft_gen_opts o = {.stack_size = 8 << 20};
+  struct rlimit rl = {.rlim_cur = (rlim_t)4 << 30, .rlim_max = RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &rl) != 0)
+    _exit(10);
+  int n = 0, rc = 0;
+  while (n < MAX &&
+         (rc = weft_gen_new(&g[n], yield_arg_until_closed, IV(n), &o)) == 0)
+    n++;
+  if (rc != -ENOMEM || n == 0)
+    _exit(11);
+  for (int i = 0; i < n; i++) {
+    void *v;
+    if (weft_gen_next(g[i], &v) != WEFT_GEN_YIELDED || VI(v) != i)
+      _exit(12);
+  }
+  for (int i = 0; i < n; i++)
+    if (weft_gen_free(g[i]) != 0)
+      _exit(13);
+  if (weft_gen_new(&g[0], yield_arg_until_closed, NULL, &o) != 0)
+    _exit(14);
+  weft_gen_free(g[0]);
+  fprintf(stderr, "made %d before -ENOMEM", n);
+  _exit(0);
+}
+
+TEST(out_of_address_space_is_enomem) {
+  if (SANITIZED)
+    harness_skip("sanitizers reserve terabytes of shadow memory: no "
+                 "address-space limit can leave them room");
+  if (harness_emulated())
+    harness_skip("under qemu-user the limit binds the emulator itself");
+  char out[256];
+  int status =
+      harness_run_child(out_of_address_space, NULL, NULL, out, sizeof out);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "child status %d: %s", status, out);
+  CHECK_STR_HAS(out, "before -ENOMEM");
 }
 
 /* --- threads ----------------------------------------------------------------

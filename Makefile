@@ -19,7 +19,7 @@ define run_tests
 endef
 
 .PHONY: all build demo test stress bench bench-peers test-asan test-tsan \
-        test-aarch64 test-ucontext test-valgrind install format check-format clean
+        test-aarch64 test-ucontext test-clang test-valgrind install format check-format clean
 
 all: build
 
@@ -72,6 +72,13 @@ test-aarch64:
 	@mkdir -p build
 	$(call configure,aarch64,-DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/toolchain-aarch64-linux-gnu.cmake -DWEFT_BUILD_BENCH=OFF -DWEFT_TEST_TIMEOUT_MULTIPLIER=10)
 	$(call run_tests,aarch64)
+
+# The same tests built by clang, so that weft stays clean with both
+# compilers users have.
+test-clang:
+	@mkdir -p build
+	$(call configure,clang,-DCMAKE_C_COMPILER=clang -DWEFT_BUILD_BENCH=OFF)
+	$(call run_tests,clang)
 
 test-ucontext:
 	@mkdir -p build

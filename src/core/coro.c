@@ -18,7 +18,7 @@ static void boot(void *arg, int code) {
   weft__coro *co = arg;
   weft__tools_after_switch(NULL);
   co->entry(co, code);
-  __builtin_unreachable(); /* entry ends with weft__coro_exit */
+  __builtin_unreachable(); /* entry ends by switching away for good */
 }
 
 int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,

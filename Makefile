@@ -19,7 +19,7 @@ define run_tests
 endef
 
 .PHONY: all build demo test stress bench bench-peers test-asan test-tsan \
-        test-aarch64 test-ucontext test-clang test-valgrind install format check-format clean
+        test-aarch64 test-ucontext test-clang test-valgrind test-guard-fallback install format check-format clean
 
 all: build
 
@@ -67,6 +67,12 @@ test-tsan:
 test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-core -guard_faults
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-gen -overflow -hundred_thousand
+
+# The tests again with the stack guards of kernels without guard regions:
+# mprotect guard pages, then canaries only.
+test-guard-fallback: build
+	cd build/default && WEFT_STACK_GUARD=page $(CTEST) --output-on-failure -j $(JOBS) -R '^(core|gen)$$'
+	cd build/default && WEFT_STACK_GUARD=page WEFT_STACK_GUARD_BUDGET=0 $(CTEST) --output-on-failure -j $(JOBS) -R '^(core|gen)$$'
 
 test-aarch64:
 	@mkdir -p build

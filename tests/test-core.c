@@ -101,12 +101,19 @@ static bool died_of_fault(int status, const char *out) {
          strstr(out, "SEGV") != NULL;
 }
 
+/* The children pin both variables, so that these cases test what they say
+ * whatever the environment the suite runs in (make test-guard-fallback). */
+static const char *const default_guards[] = {
+    "WEFT_STACK_GUARD=", "WEFT_STACK_GUARD_BUDGET=", NULL};
+static const char *const page_guards[] = {"WEFT_STACK_GUARD=page",
+                                          "WEFT_STACK_GUARD_BUDGET=", NULL};
+
 TEST(the_guard_faults) {
   char out[4096];
-  int status = harness_run_child(write_below, NULL, NULL, out, sizeof out);
+  int status =
+      harness_run_child(write_below, NULL, default_guards, out, sizeof out);
   CHECK(died_of_fault(status, out));
-  static const char *const page[] = {"WEFT_STACK_GUARD=page", NULL};
-  status = harness_run_child(write_below, NULL, page, out, sizeof out);
+  status = harness_run_child(write_below, NULL, page_guards, out, sizeof out);
   CHECK(died_of_fault(status, out));
 }
 
@@ -123,8 +130,7 @@ static void guard_mode_child(void *arg) {
 
 TEST(guard_kinds_follow_the_budget) {
   char out[256];
-  static const char *const page[] = {"WEFT_STACK_GUARD=page", NULL};
-  harness_run_child(guard_mode_child, NULL, page, out, sizeof out);
+  harness_run_child(guard_mode_child, NULL, page_guards, out, sizeof out);
   CHECK_STR_HAS(out, "mode=2 kind=2");
   static const char *const none[] = {"WEFT_STACK_GUARD=page",
                                      "WEFT_STACK_GUARD_BUDGET=0", NULL};

@@ -58,12 +58,22 @@ static bool is_default(const struct sigaction *sa) {
          (sa->sa_handler == SIG_DFL || sa->sa_handler == SIG_IGN);
 }
 
+/* Whether a fault at addr is co's stack overflowing: in the guard below its
+ * stack, or anywhere once its canary is broken (a canary-guarded stack has
+ * no guard to fault in; an overflow runs on until it faults elsewhere). */
+static bool overflow_of(const weft__coro *co, const void *addr) {
+  return co && (weft__stack_overflowed_at(&co->stack, addr) ||
+                !weft__stack_canary_ok(&co->stack));
+}
+
 static void on_fault(int sig, siginfo_t *si, void *uc) {
   const struct sigaction *old = previous(sig);
+  /* The running coroutine, or the one whose switch out was saving its
+   * registers when the fault came. */
   const weft__coro *co = weft__coro_running;
-  if (!co || !weft__stack_overflowed_at(&co->stack, si->si_addr))
-    co = weft__coro_leaving; /* overflowed while saving itself? */
-  if (co && weft__stack_overflowed_at(&co->stack, si->si_addr)) {
+  if (!overflow_of(co, si->si_addr))
+    co = weft__coro_leaving;
+  if (overflow_of(co, si->si_addr)) {
     report(co, " (its stack is too small: give it a larger stack_size)\n");
     /* Our message is out; the fault now takes its usual course: returning
      * re-runs the faulting instruction under the previous handler (a

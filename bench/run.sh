@@ -13,3 +13,4 @@ else
   echo "# skip BenchmarkSwitch/python-generator: python3 not installed"
 fi
 "$build/bench/bench-gen"
+"$build/bench/bench-timers"

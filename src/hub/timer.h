@@ -1,0 +1,70 @@
+/*
+ * Timers of one hub: a 4-ary min-heap of deadlines, indexed in place so that
+ * any timer can be removed in O(log n) (a timeout that did not fire, a
+ * cancelled sleep). The hub sleeps until the earliest deadline and fires
+ * what is due.
+ *
+ * Why a heap and not a wheel: deadlines are absolute monotonic nanoseconds
+ * with no fixed resolution, the common operations (arm a timeout, cancel it
+ * before it fires) are O(log n) with small constants — a 4-ary heap is
+ * shallow (10 levels for a million timers) and its children share a cache
+ * line — and the earliest deadline is always at hand for the poller's
+ * timeout. BenchmarkTimers measures it with a million armed.
+ *
+ * Not thread-safe: a heap belongs to one hub, touched only by its thread.
+ */
+#ifndef WEFT_HUB_TIMER_H
+#define WEFT_HUB_TIMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Embedded in whatever waits (a task, a timeout); the heap holds pointers. */
+typedef struct weft__timer {
+  int64_t deadline; /* absolute, CLOCK_MONOTONIC nanoseconds */
+  size_t slot;      /* index in the heap, or WEFT__TIMER_IDLE */
+} weft__timer;
+
+#define WEFT__TIMER_IDLE ((size_t)-1)
+
+typedef struct weft__timer_heap {
+  weft__timer **items;
+  size_t len, cap;
+} weft__timer_heap;
+
+static inline void weft__timer_init(weft__timer *t) {
+  t->deadline = 0;
+  t->slot = WEFT__TIMER_IDLE;
+}
+
+static inline bool weft__timer_armed(const weft__timer *t) {
+  return t->slot != WEFT__TIMER_IDLE;
+}
+
+void weft__timer_heap_init(weft__timer_heap *h);
+void weft__timer_heap_fini(weft__timer_heap *h);
+
+/* Arms t at `deadline`; t must not be armed. Returns 0 or -ENOMEM (the
+ * heap could not grow; nothing changed). */
+int weft__timer_arm(weft__timer_heap *h, weft__timer *t, int64_t deadline);
+
+/* Disarms t if it is armed. */
+void weft__timer_disarm(weft__timer_heap *h, weft__timer *t);
+
+/* The timer with the earliest deadline, or NULL when none is armed. */
+static inline weft__timer *weft__timer_first(const weft__timer_heap *h) {
+  return h->len ? h->items[0] : NULL;
+}
+
+/* Disarms and returns the earliest timer if its deadline is <= now, else
+ * NULL. Ties fire in no particular order. */
+weft__timer *weft__timer_pop_due(weft__timer_heap *h, int64_t now);
+
+/* The current CLOCK_MONOTONIC time in nanoseconds. */
+int64_t weft__now(void);
+
+/* now + timeout, saturating; WEFT_FOREVER (any negative) gives INT64_MAX. */
+int64_t weft__deadline_after(int64_t timeout);
+
+#endif

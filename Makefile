@@ -19,7 +19,7 @@ define run_tests
 endef
 
 .PHONY: all build demo test stress bench bench-peers test-asan test-tsan \
-        test-aarch64 test-ucontext test-clang test-valgrind test-guard-fallback install format check-format clean
+        test-aarch64 test-ucontext test-poll test-clang test-valgrind test-guard-fallback install format check-format clean
 
 all: build
 
@@ -62,11 +62,13 @@ test-tsan:
 	$(call run_tests,tsan,TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" setarch -R)
 
 # Valgrind's memcheck over the test programs, built without sanitizers. The
-# overflow cases overflow on purpose and 100,000 live stacks take Valgrind
-# minutes, so those are left out.
+# overflow cases overflow on purpose, and 100,000 live stacks or a million
+# timers take Valgrind minutes, so those are left out.
 test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-core -guard_faults
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-gen -overflow -hundred_thousand
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-timer -a_million
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-poller
 
 # The tests again with the stack guards of kernels without guard regions:
 # mprotect guard pages, then canaries only.
@@ -85,6 +87,12 @@ test-clang:
 	@mkdir -p build
 	$(call configure,clang,-DCMAKE_C_COMPILER=clang -DWEFT_BUILD_BENCH=OFF)
 	$(call run_tests,clang)
+
+# The portable poll() poller in place of epoll.
+test-poll:
+	@mkdir -p build
+	$(call configure,poll,-DWEFT_POLLER=poll -DWEFT_BUILD_BENCH=OFF)
+	$(call run_tests,poll)
 
 test-ucontext:
 	@mkdir -p build

@@ -1,0 +1,162 @@
+/*
+ * The epoll poller, Linux's. See poller.h.
+ *
+ * epoll carries the fd; the caller's tag lives in an fd table. A wake is an
+ * eventfd, drained when it fires and never reported. The deadline is passed
+ * with nanosecond precision through epoll_pwait2 (Linux 5.11) where the kernel
+ * has it, else rounded up to whole milliseconds for epoll_wait, so that a
+ * wait never returns before its deadline for want of resolution.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fdtable.h"
+#include "poller.h"
+#include "timer.h"
+
+enum { BATCH = 256 };
+
+struct weft__poller {
+  int epfd;
+  int wake_fd;
+  bool no_pwait2; /* the kernel said ENOSYS once */
+  weft__fdtable fds;
+  struct epoll_event got[BATCH];
+};
+
+const char *weft__poller_backend(void) { return "epoll"; }
+
+int weft__poller_new(weft__poller **out) {
+  weft__poller *p = malloc(sizeof *p);
+  if (!p)
+    return -ENOMEM;
+  p->no_pwait2 = false;
+  p->fds = (weft__fdtable){0};
+  p->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (p->epfd < 0) {
+    int err = -errno;
+    free(p);
+    return err;
+  }
+  p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = p->wake_fd};
+  if (p->wake_fd < 0 ||
+      epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd, &ev) != 0) {
+    int err = -errno;
+    if (p->wake_fd >= 0)
+      close(p->wake_fd);
+    close(p->epfd);
+    free(p);
+    return err;
+  }
+  *out = p;
+  return 0;
+}
+
+void weft__poller_free(weft__poller *p) {
+  weft__fdtable_fini(&p->fds);
+  close(p->wake_fd);
+  close(p->epfd);
+  free(p);
+}
+
+int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
+  if (events & ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT))
+    return -EINVAL;
+  if (fd < 0 || fd == p->wake_fd || fd == p->epfd)
+    return -EBADF;
+  weft__fd_entry *e = weft__fdtable_get(&p->fds, fd);
+  if (events == 0) {
+    if (!e || !e->events)
+      return 0;
+    if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) != 0 && errno != ENOENT &&
+        errno != EBADF)
+      return -errno;
+    e->events = 0;
+    e->data = NULL;
+    return 0;
+  }
+  e = weft__fdtable_reserve(&p->fds, fd);
+  if (!e)
+    return -ENOMEM;
+  struct epoll_event ev = {.data.fd = fd};
+  if (events & WEFT__POLL_IN)
+    ev.events |= EPOLLIN | EPOLLRDHUP;
+  if (events & WEFT__POLL_OUT)
+    ev.events |= EPOLLOUT;
+  int op = e->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  if (epoll_ctl(p->epfd, op, fd, &ev) != 0) {
+    /* A watched fd closed and reused by a new one is unknown to epoll. */
+    if (op == EPOLL_CTL_MOD && errno == ENOENT)
+      op = EPOLL_CTL_ADD;
+    if (op != EPOLL_CTL_ADD || epoll_ctl(p->epfd, op, fd, &ev) != 0)
+      return -errno;
+  }
+  e->events = events;
+  e->data = data;
+  return 0;
+}
+
+int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
+                      int64_t deadline) {
+  if (max <= 0)
+    return -EINVAL;
+  if (max > BATCH)
+    max = BATCH;
+  int64_t now = weft__now();
+  int64_t left = deadline == INT64_MAX ? -1
+                 : deadline <= now     ? 0
+                                       : deadline - now;
+  int n = -1;
+  if (!p->no_pwait2) {
+    struct timespec ts = {left / 1000000000, left % 1000000000};
+    n = epoll_pwait2(p->epfd, p->got, max, left < 0 ? NULL : &ts, NULL);
+    if (n < 0 && errno == ENOSYS)
+      p->no_pwait2 = true;
+  }
+  if (p->no_pwait2) {
+    int ms = left < 0 ? -1
+             : left > (int64_t)INT32_MAX * 1000000
+                 ? INT32_MAX
+                 : (int)((left + 999999) / 1000000);
+    n = epoll_wait(p->epfd, p->got, max, ms);
+  }
+  if (n < 0)
+    return errno == EINTR ? 0 : -errno;
+  int out = 0;
+  for (int i = 0; i < n; i++) {
+    int fd = p->got[i].data.fd;
+    if (fd == p->wake_fd) {
+      uint64_t drained;
+      ssize_t r = read(p->wake_fd, &drained, sizeof drained);
+      (void)r; /* EAGAIN: another wait drained it; nothing to do */
+      continue;
+    }
+    weft__fd_entry *e = weft__fdtable_get(&p->fds, fd);
+    if (!e || !e->events)
+      continue; /* forgotten since the kernel queued the event */
+    unsigned got = 0, g = p->got[i].events;
+    if (g & (EPOLLIN | EPOLLRDHUP))
+      got |= WEFT__POLL_IN;
+    if (g & EPOLLOUT)
+      got |= WEFT__POLL_OUT;
+    if (g & EPOLLERR)
+      got |= WEFT__POLL_ERR;
+    if (g & EPOLLHUP)
+      got |= WEFT__POLL_HUP;
+    evs[out++] = (weft__poll_event){.fd = fd, .events = got, .data = e->data};
+  }
+  return out;
+}
+
+void weft__poller_wake(weft__poller *p) {
+  uint64_t one = 1;
+  ssize_t r = write(p->wake_fd, &one, sizeof one);
+  (void)r; /* EAGAIN: the counter is saturated, a wake is pending anyway */
+}

@@ -1,0 +1,174 @@
+/*
+ * The poll(2) poller: the portable fallback (-DWEFT_POLLER=poll). See
+ * poller.h.
+ *
+ * The watched fds are a dense pollfd array, slot 0 being the read end of a
+ * self-pipe that wakes; the fd table maps each fd to its slot, so setting
+ * and forgetting are O(1) (forgetting moves the last slot into the hole).
+ * A wait costs O(watched fds), which is why epoll is the default.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "fdtable.h"
+#include "poller.h"
+#include "timer.h"
+
+struct weft__poller {
+  int wake_rd, wake_wr;
+  struct pollfd *pfd; /* pfd[0] is wake_rd */
+  int n, cap;
+  int next; /* where the next scan of ready fds starts: fairness when more
+               are ready than a wait may report */
+  weft__fdtable fds;
+};
+
+const char *weft__poller_backend(void) { return "poll"; }
+
+static int nonblocking_cloexec(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+      fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    return -errno;
+  return 0;
+}
+
+int weft__poller_new(weft__poller **out) {
+  weft__poller *p = calloc(1, sizeof *p);
+  if (!p)
+    return -ENOMEM;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    int err = -errno;
+    free(p);
+    return err;
+  }
+  int rc = nonblocking_cloexec(fds[0]);
+  if (rc == 0)
+    rc = nonblocking_cloexec(fds[1]);
+  p->cap = 64;
+  p->pfd = rc == 0 ? malloc((size_t)p->cap * sizeof *p->pfd) : NULL;
+  if (!p->pfd) {
+    close(fds[0]);
+    close(fds[1]);
+    free(p);
+    return rc < 0 ? rc : -ENOMEM;
+  }
+  p->wake_rd = fds[0];
+  p->wake_wr = fds[1];
+  p->pfd[0] = (struct pollfd){.fd = p->wake_rd, .events = POLLIN};
+  p->n = 1;
+  *out = p;
+  return 0;
+}
+
+void weft__poller_free(weft__poller *p) {
+  close(p->wake_rd);
+  close(p->wake_wr);
+  free(p->pfd);
+  weft__fdtable_fini(&p->fds);
+  free(p);
+}
+
+static short poll_events(unsigned events) {
+  return (short)(((events & WEFT__POLL_IN) ? POLLIN : 0) |
+                 ((events & WEFT__POLL_OUT) ? POLLOUT : 0));
+}
+
+int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
+  if (events & ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT))
+    return -EINVAL;
+  if (fd < 0 || fd == p->wake_rd || fd == p->wake_wr)
+    return -EBADF;
+  weft__fd_entry *e = weft__fdtable_get(&p->fds, fd);
+  if (events == 0) {
+    if (!e || !e->events)
+      return 0;
+    /* The last slot fills the hole. */
+    int hole = e->slot, last = p->n - 1;
+    if (hole != last) {
+      p->pfd[hole] = p->pfd[last];
+      weft__fdtable_get(&p->fds, p->pfd[hole].fd)->slot = hole;
+    }
+    p->n--;
+    e->events = 0;
+    e->data = NULL;
+    return 0;
+  }
+  if (fcntl(fd, F_GETFD) < 0)
+    return -EBADF;
+  e = weft__fdtable_reserve(&p->fds, fd);
+  if (!e)
+    return -ENOMEM;
+  if (!e->events) {
+    if (p->n == p->cap) {
+      struct pollfd *grown =
+          realloc(p->pfd, (size_t)p->cap * 2 * sizeof *grown);
+      if (!grown)
+        return -ENOMEM;
+      p->pfd = grown;
+      p->cap *= 2;
+    }
+    e->slot = p->n++;
+    p->pfd[e->slot] = (struct pollfd){.fd = fd};
+  }
+  p->pfd[e->slot].events = poll_events(events);
+  e->events = events;
+  e->data = data;
+  return 0;
+}
+
+int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
+                      int64_t deadline) {
+  if (max <= 0)
+    return -EINVAL;
+  int64_t now = weft__now();
+  int ms = deadline == INT64_MAX ? -1
+           : deadline <= now     ? 0
+           : deadline - now > (int64_t)INT32_MAX * 1000000
+               ? INT32_MAX
+               : (int)((deadline - now + 999999) / 1000000);
+  int n = poll(p->pfd, (nfds_t)p->n, ms);
+  if (n < 0)
+    return errno == EINTR ? 0 : -errno;
+  int out = 0;
+  if (p->pfd[0].revents) {
+    char drain[64];
+    while (read(p->wake_rd, drain, sizeof drain) > 0)
+      ;
+  }
+  int watched = p->n - 1, scanned = 0;
+  for (; scanned < watched && out < max; scanned++) {
+    int i = 1 + (p->next + scanned) % watched;
+    short r = p->pfd[i].revents;
+    if (!r)
+      continue;
+    weft__fd_entry *e = weft__fdtable_get(&p->fds, p->pfd[i].fd);
+    unsigned got = 0;
+    if (r & POLLIN)
+      got |= WEFT__POLL_IN;
+    if (r & POLLOUT)
+      got |= WEFT__POLL_OUT;
+    if (r & POLLERR)
+      got |= WEFT__POLL_ERR;
+    if (r & POLLHUP)
+      got |= WEFT__POLL_HUP | ((e->events & WEFT__POLL_IN) ? WEFT__POLL_IN : 0);
+    if (r & POLLNVAL)
+      got |= WEFT__POLL_ERR;
+    evs[out++] =
+        (weft__poll_event){.fd = p->pfd[i].fd, .events = got, .data = e->data};
+  }
+  if (watched)
+    p->next = (p->next + scanned) % watched;
+  return out;
+}
+
+void weft__poller_wake(weft__poller *p) {
+  char one = 1;
+  ssize_t r = write(p->wake_wr, &one, 1);
+  (void)r; /* EAGAIN: the pipe is full, a wake is pending anyway */
+}

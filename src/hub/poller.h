@@ -1,0 +1,63 @@
+/*
+ * The poller: what a hub blocks in when no task is runnable — fd readiness,
+ * a deadline, and a wake-up from other threads. A small interface with one
+ * file per backend, chosen by CMake (WEFT_POLLER): poller-epoll.c on Linux,
+ * poller-poll.c, the portable fallback that CI builds and tests too. A new
+ * backend (io_uring, kqueue) is one more file.
+ *
+ * Interest is level-triggered and per fd: weft__poller_set records which
+ * events of an fd matter and a pointer handed back with them, replacing
+ * what was recorded before; events 0 forgets the fd.
+ *
+ * Thread safety: a poller belongs to one hub and is used by its thread,
+ * except weft__poller_wake, which any thread may call, and a signal
+ * handler too (it is one write(2)).
+ */
+#ifndef WEFT_HUB_POLLER_H
+#define WEFT_HUB_POLLER_H
+
+#include <stdint.h>
+
+enum {
+  WEFT__POLL_IN = 1,  /* readable, or a peer closed its end */
+  WEFT__POLL_OUT = 2, /* writable */
+  WEFT__POLL_ERR = 4, /* an error is pending (reported, never asked for) */
+  WEFT__POLL_HUP = 8, /* hung up (reported, never asked for) */
+};
+
+typedef struct weft__poller weft__poller;
+
+typedef struct weft__poll_event {
+  int fd;
+  unsigned events; /* WEFT__POLL_* that are ready */
+  void *data;      /* as given to weft__poller_set */
+} weft__poll_event;
+
+/* Makes a poller. Returns 0, -ENOMEM, -EMFILE or -ENFILE. */
+int weft__poller_new(weft__poller **out);
+
+/* Releases it; fds it watched are not closed. */
+void weft__poller_free(weft__poller *p);
+
+/* Watches fd for events (WEFT__POLL_IN | WEFT__POLL_OUT) with data, or
+ * forgets it when events is 0 (forgetting an unwatched fd is not an error).
+ * Returns 0, -EBADF (not an open fd), -EPERM (a file that cannot be polled,
+ * such as a regular file, with epoll), -EINVAL (events outside IN|OUT), or
+ * -ENOMEM. On error nothing changed. */
+int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data);
+
+/* Waits until some watched fd is ready, the deadline (absolute
+ * CLOCK_MONOTONIC ns; INT64_MAX for none, anything <= now to poll) passes,
+ * or weft__poller_wake is called. Fills up to max events and returns how
+ * many (0 on timeout, a wake or a signal), or a negative errno. */
+int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
+                      int64_t deadline);
+
+/* Makes the current or next weft__poller_wait return. Wakes before a wait
+ * are not lost; several coalesce into one. Any thread; async-signal-safe. */
+void weft__poller_wake(weft__poller *p);
+
+/* The backend's name: "epoll" or "poll". */
+const char *weft__poller_backend(void);
+
+#endif

@@ -7,5 +7,6 @@
 
 #include <weft/core.h>
 #include <weft/gen.h>
+#include <weft/hub.h>
 
 #endif /* WEFT_H */

@@ -1,0 +1,146 @@
+/*
+ * weft/hub.h — tasks: green threads that switch when they would block.
+ *
+ * A hub is a scheduler that runs on one OS thread: weft_run turns the
+ * calling thread into a hub and runs a main task, and every task it spawns,
+ * until all have finished. A task runs until it blocks — sleeps, joins,
+ * yields — and the hub switches to another task instead of blocking the
+ * thread. Tasks never move between hubs; any thread may run a hub of its
+ * own.
+ *
+ *     Python (gevent)                 weft
+ *     gevent.spawn(f, arg)            weft_task_spawn(&t, f, arg, NULL)
+ *     t.join(timeout)                 weft_task_join(t, timeout, &result)
+ *     t.kill()                        weft_task_cancel(t)
+ *     gevent.sleep(s)                 weft_sleep(WEFT_SEC(s))
+ *     gevent.sleep(0)                 weft_yield()
+ *     gevent.getcurrent()             weft_task_current()
+ *     hub.join() / gevent.wait()      weft_run(main, arg, &result)
+ *
+ * Blocking calls take a relative timeout in nanoseconds (WEFT_FOREVER waits
+ * without end) and are cancellable: once a task is cancelled, the call it
+ * blocks in, and every blocking call it makes after, returns -ECANCELED.
+ *
+ * Deadlock: when no task can run, no timer is armed and nothing else can
+ * wake a task, yet tasks are blocked, the hub prints every blocked task and
+ * what it waits on to stderr, and weft_run returns -EDEADLK (Go: "all
+ * goroutines are asleep").
+ *
+ * Generators inside tasks: a task may run generators, but the blocking
+ * calls here made from inside a generator return -EPERM for now (the task
+ * would block with a generator's stack on top of its own).
+ *
+ * Threads: the calls here act on the calling thread's hub, and a task
+ * handle may only be used by tasks of the hub that spawned it (from
+ * elsewhere: -EPERM). Joining across hubs and threads comes with the waiter
+ * (the sync layer).
+ */
+#ifndef WEFT_HUB_H
+#define WEFT_HUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <weft/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_task weft_task;
+
+/* A task's body; what it returns is the result its joiner gets. */
+typedef void *(*weft_task_fn)(void *arg);
+
+typedef struct weft_task_opts {
+  /* For dumps and deadlock reports; copied, cut to 31 bytes. NULL gives
+   * "task #<id>". */
+  const char *name;
+  /* Usable stack bytes; 0 means the default (128 KiB). As generators':
+   * reserved, committed only as touched, guarded against overflow. */
+  size_t stack_size;
+} weft_task_opts;
+
+/*
+ * weft_run — make the calling thread a hub and run fn(arg) as its main task,
+ * and every task spawned on it, until all have finished.
+ *
+ * Returns 0 with the main task's result in *result (may be NULL), or:
+ * -EDEADLK when every remaining task is blocked for good (they are reported
+ * on stderr and released without running further: what they hold is lost),
+ * -EBUSY when the thread already runs a hub, -EINVAL (fn NULL), -ENOMEM.
+ * Blocks the thread until then. Call from a plain thread, not from a task or
+ * a generator (-EBUSY).
+ */
+WEFT_API int weft_run(weft_task_fn fn, void *arg, void **result);
+
+/*
+ * weft_task_spawn — start a task on the calling task's hub. It is queued
+ * behind the tasks already runnable and first runs when the caller blocks
+ * or yields.
+ *
+ * *out receives the handle, which must be joined or detached; out may be
+ * NULL to start the task detached. Errors: -EPERM (not called from a task),
+ * -EINVAL (fn NULL, stack_size too large), -ENOMEM. Does not block.
+ */
+WEFT_API int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
+                             const weft_task_opts *opts);
+
+/*
+ * weft_task_join — wait up to timeout ns for t to finish; then release it
+ * and give its result.
+ *
+ * Returns 0 with the result in *result (may be NULL); t is then gone.
+ * Errors: -ETIMEDOUT (t still runs; join again later), -ECANCELED (the
+ * caller was cancelled), -EDEADLK (t is the caller), -EINVAL (t invalid or
+ * detached), -EBUSY (another task is joining t), -EPERM (not called from a
+ * task of t's hub). Blocks the calling task, not its thread.
+ */
+WEFT_API int weft_task_join(weft_task *t, int64_t timeout, void **result);
+
+/*
+ * weft_task_detach — let t release itself when it finishes; the handle is
+ * gone after this call. Errors: -EINVAL (invalid, already detached),
+ * -EBUSY (a task is joining it), -EPERM (not from a task of t's hub).
+ */
+WEFT_API int weft_task_detach(weft_task *t);
+
+/*
+ * weft_task_cancel — make the blocking call t is in, and every one it makes
+ * after, return -ECANCELED, so that it cleans up and finishes. Cancelling a
+ * task that is blocked wakes it at once; cancelling oneself takes effect at
+ * the next blocking call; cancelling twice is harmless. Returns 0, or
+ * -ESRCH (t has finished), -EINVAL (t invalid), -EPERM (not from a task of
+ * t's hub).
+ */
+WEFT_API int weft_task_cancel(weft_task *t);
+
+/*
+ * weft_yield — let every other runnable task run once, then go on: the
+ * caller is queued behind all tasks runnable now. Returns 0, -ECANCELED, or
+ * -EPERM outside a task.
+ */
+WEFT_API int weft_yield(void);
+
+/*
+ * weft_sleep — block the calling task for ns nanoseconds (at least; 0 is
+ * weft_yield). Returns 0, -ECANCELED, -EINVAL (ns negative), or -EPERM
+ * outside a task.
+ */
+WEFT_API int weft_sleep(int64_t ns);
+
+/* weft_task_current — the running task, or NULL outside any task. */
+WEFT_API weft_task *weft_task_current(void);
+
+/* weft_task_name — t's name ("" when it has none), or NULL when t is
+ * invalid. Lives as long as t. */
+WEFT_API const char *weft_task_name(const weft_task *t);
+
+/* weft_task_id — t's id, unique in the process and never 0; 0 when t is
+ * invalid. */
+WEFT_API uint64_t weft_task_id(const weft_task *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_HUB_H */

@@ -1,0 +1,115 @@
+/*
+ * The hub and its tasks, shared by the files of the hub layer.
+ *
+ * One hub per thread that calls weft_run. Its scheduler runs on the
+ * thread's own stack (hub->ctx); each task runs on its own, and switches
+ * back to the scheduler whenever it blocks, yields or finishes. Everything
+ * here is touched only by the hub's thread: no locks.
+ *
+ * Task states:
+ *   RUNNABLE  in the run queue
+ *   RUNNING   the one the scheduler switched to
+ *   PARKED    blocked: in a sleep, a join; woken by weft__task_wake
+ *   FINISHED  returned; kept for its joiner, or released if detached
+ */
+#ifndef WEFT_HUB_PRIVATE_H
+#define WEFT_HUB_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <weft/hub.h>
+
+#include "../core/coro.h"
+#include "poller.h"
+#include "timer.h"
+
+enum weft__task_state {
+  WEFT__TASK_RUNNABLE,
+  WEFT__TASK_RUNNING,
+  WEFT__TASK_PARKED,
+  WEFT__TASK_FINISHED,
+};
+
+typedef struct weft__hub weft__hub;
+
+struct weft_task {
+  weft__coro coro; /* first: the task lives at the top of its stack */
+  uint32_t magic;  /* TASK_MAGIC while the handle is valid */
+  weft__hub *hub;
+  weft_task_fn fn;
+  void *arg;
+  void *result;
+  int state;
+  int wake_code; /* what the parked call returns when woken */
+  bool detached;
+  bool cancelled;
+  weft_task *joiner;          /* the task in weft_task_join on this one */
+  const char *waits_on;       /* what a parked task waits in, for reports */
+  const weft_task *waits_for; /* the task it joins, for reports */
+  int64_t parked_at;
+  weft__timer timer;              /* its deadline while parked with one */
+  weft_task *next;                /* in the run queue */
+  weft_task *all_prev, *all_next; /* in the hub's list of live tasks */
+};
+
+struct weft__hub {
+  weft__ctx ctx; /* the scheduler, on the thread's stack */
+  weft_task *runq_head, *runq_tail;
+  size_t runq_len;
+  weft__timer_heap timers;
+  weft__poller *poller;
+  weft_task *all; /* every task not yet released */
+  size_t unfinished;
+  weft_task *current;
+  weft_task *main;   /* weft_run's task; its result is kept here, */
+  void *main_result; /* as another task may join and release it */
+};
+
+#define TASK_MAGIC 0x7461736bu /* "task" */
+
+extern WEFT__TLS weft__hub *weft__hub_current;
+
+/* The running task of this thread's hub, or NULL. */
+static inline weft_task *weft__task_running(void) {
+  weft__hub *h = weft__hub_current;
+  return h ? h->current : NULL;
+}
+
+/* Whether the running task t may block now: 0, -ECANCELED once it is
+ * cancelled, or -EPERM when it runs inside a generator (the task's context
+ * would be saved on the generator's stack; not supported yet). */
+static inline int weft__task_may_block(const weft_task *t) {
+  if (t->cancelled)
+    return -ECANCELED;
+  if (weft__coro_running != &t->coro)
+    return -EPERM;
+  return 0;
+}
+
+/* Blocks the running task t until weft__task_wake, or until the deadline
+ * (absolute ns; INT64_MAX: none), when it returns -ETIMEDOUT. `what` says
+ * what it waits in, for deadlock reports and dumps. Returns -ECANCELED at
+ * once if t is cancelled. */
+int weft__task_park(weft_task *t, const char *what, int64_t deadline);
+
+/* Makes a parked task runnable; its park returns code. No effect on a task
+ * that is not parked. */
+void weft__task_wake(weft_task *t, int code);
+
+/* Queues t behind every runnable task. */
+void weft__runq_push(weft__hub *h, weft_task *t);
+
+/* Switches from the running task t to the scheduler, which will not queue
+ * it again: the caller put it wherever it belongs (the run queue, a wait
+ * list) before. Returns the code it is resumed with. */
+int weft__task_switch_out(weft_task *t);
+
+/* Spawns a task on h (weft_task_spawn does it on the caller's hub). */
+int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
+                        void *arg, const weft_task_opts *opts);
+
+/* Releases a task that will never run again: finished, or abandoned by a
+ * deadlocked hub. */
+void weft__task_release(weft_task *t);
+
+#endif

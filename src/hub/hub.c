@@ -1,0 +1,182 @@
+/*
+ * The hub: weft_run and the scheduler loop, parking and waking, and the
+ * deadlock report. See hub-private.h for the structures.
+ *
+ * Fairness: each turn of the loop runs the tasks that were runnable when
+ * the turn began, once each, in the order they became runnable; tasks made
+ * runnable meanwhile (spawned, woken, yielding) wait for the next turn.
+ * Between turns the hub fires due timers and polls, so no stream of
+ * wake-ups can starve them.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hub-private.h"
+
+WEFT__TLS weft__hub *weft__hub_current;
+
+void weft__runq_push(weft__hub *h, weft_task *t) {
+  t->state = WEFT__TASK_RUNNABLE;
+  t->next = NULL;
+  if (h->runq_tail)
+    h->runq_tail->next = t;
+  else
+    h->runq_head = t;
+  h->runq_tail = t;
+  h->runq_len++;
+}
+
+static weft_task *runq_pop(weft__hub *h) {
+  weft_task *t = h->runq_head;
+  if (t) {
+    h->runq_head = t->next;
+    if (!h->runq_head)
+      h->runq_tail = NULL;
+    h->runq_len--;
+  }
+  return t;
+}
+
+int weft__task_switch_out(weft_task *t) {
+  return weft__ctx_switch(&t->coro.ctx, &t->hub->ctx, 0);
+}
+
+int weft__task_park(weft_task *t, const char *what, int64_t deadline) {
+  int rc = weft__task_may_block(t);
+  weft__hub *h = t->hub;
+  if (rc == 0 && deadline != INT64_MAX)
+    rc = weft__timer_arm(&h->timers, &t->timer, deadline);
+  if (rc < 0) {
+    t->waits_for = NULL;
+    return rc;
+  }
+  t->state = WEFT__TASK_PARKED;
+  t->waits_on = what;
+  t->parked_at = weft__now();
+  t->wake_code = 0;
+  weft__task_switch_out(t);
+  t->waits_on = NULL;
+  t->waits_for = NULL;
+  return t->wake_code;
+}
+
+void weft__task_wake(weft_task *t, int code) {
+  if (t->state != WEFT__TASK_PARKED)
+    return;
+  weft__timer_disarm(&t->hub->timers, &t->timer);
+  t->wake_code = code;
+  weft__runq_push(t->hub, t);
+}
+
+/* Runs t until it blocks, yields or finishes. */
+static void run_task(weft__hub *h, weft_task *t) {
+  h->current = t;
+  t->state = WEFT__TASK_RUNNING;
+  weft__coro_running = &t->coro;
+  weft__ctx_switch(&h->ctx, &t->coro.ctx, 0);
+  weft__coro_running = NULL;
+  h->current = NULL;
+  if (t->state == WEFT__TASK_FINISHED && t->detached)
+    weft__task_release(t);
+}
+
+/* Fires the due timers: each wakes its parked task with -ETIMEDOUT. */
+static void fire_timers(weft__hub *h) {
+  int64_t now = weft__now();
+  weft__timer *tm;
+  while ((tm = weft__timer_pop_due(&h->timers, now)) != NULL) {
+    weft_task *t = (weft_task *)((char *)tm - offsetof(weft_task, timer));
+    weft__task_wake(t, -ETIMEDOUT);
+  }
+}
+
+static void say(const char *s) {
+  size_t n = strlen(s);
+  while (n) {
+    ssize_t w = write(STDERR_FILENO, s, n);
+    if (w <= 0)
+      return;
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Names every parked task and what it waits on. */
+static void report_deadlock(weft__hub *h) {
+  char line[256], who[64], whom[64];
+  say("weft: deadlock: every task is blocked and nothing can wake one\n");
+  int64_t now = weft__now();
+  for (weft_task *t = h->all; t; t = t->all_next) {
+    if (t->state != WEFT__TASK_PARKED)
+      continue;
+    weft__coro_describe(&t->coro, who, sizeof who);
+    double secs = (double)(now - t->parked_at) / 1e9;
+    if (t->waits_for) {
+      weft__coro_describe(&t->waits_for->coro, whom, sizeof whom);
+      snprintf(line, sizeof line, "  %s waits in %s of %s, for %.3f s\n", who,
+               t->waits_on, whom, secs);
+    } else {
+      snprintf(line, sizeof line, "  %s waits in %s, for %.3f s\n", who,
+               t->waits_on ? t->waits_on : "?", secs);
+    }
+    say(line);
+  }
+}
+
+static int loop(weft__hub *h) {
+  weft__poll_event ev[64];
+  while (h->unfinished > 0) {
+    for (size_t n = h->runq_len; n > 0; n--)
+      run_task(h, runq_pop(h));
+    fire_timers(h);
+    if (h->unfinished == 0)
+      break;
+    if (h->runq_len)
+      continue;
+    weft__timer *first = weft__timer_first(&h->timers);
+    if (!first) {
+      report_deadlock(h);
+      return -EDEADLK;
+    }
+    int n = weft__poller_wait(h->poller, ev, 64, first->deadline);
+    if (n < 0)
+      return n;
+  }
+  return 0;
+}
+
+int weft_run(weft_task_fn fn, void *arg, void **result) {
+  if (!fn)
+    return -EINVAL;
+  if (weft__hub_current || weft__coro_running)
+    return -EBUSY;
+  weft__hub h;
+  memset(&h, 0, sizeof h);
+  weft__timer_heap_init(&h.timers);
+  int rc = weft__poller_new(&h.poller);
+  if (rc < 0)
+    return rc;
+  weft__thread_prepare();
+  weft__hub_current = &h;
+  weft_task *main_task;
+  rc = weft__task_spawn_on(&h, &main_task, fn, arg,
+                           &(weft_task_opts){.name = "main"});
+  if (rc == 0) {
+    h.main = main_task;
+    rc = loop(&h);
+    if (rc == 0 && result)
+      *result = h.main_result;
+  }
+  /* Release whatever is left: the finished main task, and on a deadlock
+   * the blocked tasks. */
+  while (h.all)
+    weft__task_release(h.all);
+  weft__hub_current = NULL;
+  weft__timer_heap_fini(&h.timers);
+  weft__poller_free(h.poller);
+  return rc;
+}

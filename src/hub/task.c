@@ -1,0 +1,174 @@
+/*
+ * Tasks: spawn, join, detach, cancel, yield, sleep. See include/weft/hub.h
+ * and hub-private.h.
+ *
+ * Lifetime: a task lives at the top of its own stack, from spawn until it is
+ * released: by its joiner once it finished, by the scheduler once it
+ * finished if it was detached, or by weft_run when it gives up on a
+ * deadlock.
+ */
+#include <errno.h>
+#include <stddef.h>
+
+#include "hub-private.h"
+
+static const char TASK_KIND[] = "task";
+
+static bool valid(const weft_task *t) { return t && t->magic == TASK_MAGIC; }
+
+/* The running task, if t is a valid task of its hub. */
+static weft_task *caller_for(const weft_task *t) {
+  weft_task *self = weft__task_running();
+  return self && t->hub == self->hub ? self : NULL;
+}
+
+static void task_main(weft__coro *co, int code) {
+  weft_task *t = (weft_task *)co;
+  (void)code;
+  t->result = t->fn(t->arg);
+  if (t == t->hub->main)
+    t->hub->main_result = t->result;
+  t->state = WEFT__TASK_FINISHED;
+  t->hub->unfinished--;
+  if (t->joiner)
+    weft__task_wake(t->joiner, 0);
+  weft__ctx_exit(&t->coro.ctx, &t->hub->ctx, 0);
+}
+
+int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
+                        void *arg, const weft_task_opts *opts) {
+  if (!fn)
+    return -EINVAL;
+  weft_task_opts o = opts ? *opts : (weft_task_opts){0};
+  weft__coro *co;
+  int rc = weft__coro_create(&co, sizeof(weft_task), o.stack_size, TASK_KIND,
+                             o.name, task_main);
+  if (rc < 0)
+    return rc;
+  weft_task *t = (weft_task *)co;
+  t->magic = TASK_MAGIC;
+  t->hub = h;
+  t->fn = fn;
+  t->arg = arg;
+  t->detached = out == NULL;
+  weft__timer_init(&t->timer);
+  t->all_next = h->all;
+  if (h->all)
+    h->all->all_prev = t;
+  h->all = t;
+  h->unfinished++;
+  weft__runq_push(h, t);
+  if (out)
+    *out = t;
+  return 0;
+}
+
+void weft__task_release(weft_task *t) {
+  weft__hub *h = t->hub;
+  weft__timer_disarm(&h->timers, &t->timer);
+  if (t->all_prev)
+    t->all_prev->all_next = t->all_next;
+  else
+    h->all = t->all_next;
+  if (t->all_next)
+    t->all_next->all_prev = t->all_prev;
+  if (t->state != WEFT__TASK_FINISHED)
+    h->unfinished--;
+  t->magic = 0;
+  weft__coro_destroy(&t->coro);
+}
+
+int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
+                    const weft_task_opts *opts) {
+  weft_task *self = weft__task_running();
+  if (!self)
+    return -EPERM;
+  return weft__task_spawn_on(self->hub, out, fn, arg, opts);
+}
+
+int weft_task_join(weft_task *t, int64_t timeout, void **result) {
+  if (!valid(t))
+    return -EINVAL;
+  weft_task *self = caller_for(t);
+  if (!self)
+    return -EPERM;
+  if (t == self)
+    return -EDEADLK;
+  if (t->detached)
+    return -EINVAL;
+  if (t->joiner)
+    return -EBUSY;
+  if (t->state != WEFT__TASK_FINISHED) {
+    t->joiner = self;
+    self->waits_for = t;
+    int rc = weft__task_park(self, "join", weft__deadline_after(timeout));
+    t->joiner = NULL;
+    if (rc < 0)
+      return rc;
+  }
+  if (result)
+    *result = t->result;
+  weft__task_release(t);
+  return 0;
+}
+
+int weft_task_detach(weft_task *t) {
+  if (!valid(t))
+    return -EINVAL;
+  if (!caller_for(t))
+    return -EPERM;
+  if (t->detached)
+    return -EINVAL;
+  if (t->joiner)
+    return -EBUSY;
+  if (t->state == WEFT__TASK_FINISHED) {
+    weft__task_release(t);
+    return 0;
+  }
+  t->detached = true;
+  return 0;
+}
+
+int weft_task_cancel(weft_task *t) {
+  if (!valid(t))
+    return -EINVAL;
+  if (!caller_for(t))
+    return -EPERM;
+  if (t->state == WEFT__TASK_FINISHED)
+    return -ESRCH;
+  t->cancelled = true;
+  weft__task_wake(t, -ECANCELED);
+  return 0;
+}
+
+int weft_yield(void) {
+  weft_task *self = weft__task_running();
+  if (!self)
+    return -EPERM;
+  int rc = weft__task_may_block(self);
+  if (rc < 0)
+    return rc;
+  weft__runq_push(self->hub, self);
+  weft__task_switch_out(self);
+  return 0;
+}
+
+int weft_sleep(int64_t ns) {
+  weft_task *self = weft__task_running();
+  if (!self)
+    return -EPERM;
+  if (ns < 0)
+    return -EINVAL;
+  if (ns == 0)
+    return weft_yield();
+  int rc = weft__task_park(self, "sleep", weft__deadline_after(ns));
+  return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+weft_task *weft_task_current(void) { return weft__task_running(); }
+
+const char *weft_task_name(const weft_task *t) {
+  return valid(t) ? t->coro.name : NULL;
+}
+
+uint64_t weft_task_id(const weft_task *t) { return valid(t) ? t->coro.id : 0; }

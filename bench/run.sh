@@ -14,3 +14,23 @@ else
 fi
 "$build/bench/bench-gen"
 "$build/bench/bench-timers"
+"$build/bench/bench-hub"
+if command -v go >/dev/null 2>&1; then
+  (cd "$here/peers/go" && GOFLAGS=-mod=mod GO111MODULE=off go run hub.go "$BENCH_FILTER")
+else
+  echo "# skip BenchmarkSpawnJoin/go, BenchmarkYield/go: go not installed (make bench-peers)"
+fi
+# gevent from Debian's python3-gevent lives in the system Python, which may
+# not be the first python3 on PATH.
+gevent_python=
+for py in python3 /usr/bin/python3; do
+  if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import gevent' >/dev/null 2>&1; then
+    gevent_python=$py
+    break
+  fi
+done
+if [ -n "$gevent_python" ]; then
+  "$gevent_python" "$here/peers/gevent_hub.py" "$BENCH_FILTER"
+else
+  echo "# skip BenchmarkSpawnJoin/gevent, BenchmarkYield/gevent: python3-gevent not installed (make bench-peers)"
+fi

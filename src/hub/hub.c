@@ -86,6 +86,8 @@ static void run_task(weft__hub *h, weft_task *t) {
 
 /* Fires the due timers: each wakes its parked task with -ETIMEDOUT. */
 static void fire_timers(weft__hub *h) {
+  if (!weft__timer_first(&h->timers))
+    return; /* no clock read when nothing is armed */
   int64_t now = weft__now();
   weft__timer *tm;
   while ((tm = weft__timer_pop_due(&h->timers, now)) != NULL) {

@@ -245,6 +245,50 @@ static void *cancel_finished(void *arg) {
 
 TEST(cancelling_a_finished_task_is_esrch) { run_main(cancel_finished, NULL); }
 
+static void *yield_once(void *arg) {
+  (void)arg;
+  return IV(weft_yield());
+}
+
+static void *cancel_while_queued(void *arg) {
+  (void)arg;
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, yield_once, NULL, NULL), 0);
+  CHECK_EQ(weft_yield(), 0); /* t runs and yields: queued behind us */
+  CHECK_EQ(weft_task_cancel(t), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -ECANCELED);
+  return NULL;
+}
+
+TEST(a_yield_cancelled_while_queued_returns_ecanceled) {
+  run_main(cancel_while_queued, NULL);
+}
+
+static void *join_racing_the_timer(void *arg) {
+  (void)arg;
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, answer, IV(6), NULL), 0);
+  /* 0 polls: t has not run yet. */
+  CHECK_EQ(weft_task_join(t, 0, NULL), -ETIMEDOUT);
+  CHECK_EQ(weft_task_cancel(t), 0); /* still there, not finished */
+  /* A 1 ns timeout fires at the end of this turn; t runs first in the next
+   * one and finishes before the joiner is back: the join has its result. */
+  weft_task *u;
+  CHECK_EQ(weft_task_spawn(&u, answer, IV(8), NULL), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(u, 1, &r), 0);
+  CHECK_EQ(VI(r), 9);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), 7);
+  return NULL;
+}
+
+TEST(a_join_whose_timer_fires_as_the_task_finishes_succeeds) {
+  run_main(join_racing_the_timer, NULL);
+}
+
 /* --- detached tasks and the main task ---------------------------------------
  */
 
@@ -278,6 +322,12 @@ static void *joins_main(void *arg) {
   void *r;
   CHECK_EQ(weft_task_join(arg, WEFT_FOREVER, &r), 0);
   CHECK_EQ(VI(r), 99);
+  /* The main task's stack goes back to the cache and comes out again for
+   * the next task: it must not pass for the main task. */
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, answer, IV(665), NULL), 0);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), 666);
   return NULL;
 }
 
@@ -330,6 +380,48 @@ TEST(a_join_cycle_is_reported_as_a_deadlock) {
   CHECK_STR_HAS(out, "task 'alice' waits in join of task 'bob'");
   CHECK_STR_HAS(out, "task 'bob' waits in join of task 'alice'");
   CHECK_STR_HAS(out, "weft_run returned -35"); /* -EDEADLK */
+}
+
+/* --- a task's stack overflow --------------------------------------------- */
+
+static intptr_t __attribute__((noinline)) deep(intptr_t n) {
+  volatile char pad[512];
+  memset((char *)pad, 0x5a, sizeof pad);
+  return n == 0 ? pad[1] : deep(n - 1) + pad[n % 512];
+}
+
+static void *overflow_a_little(void *arg) {
+  (void)arg;
+  /* 16 KiB of stack, about 20 KiB of frames, then a yield. */
+  weft_yield();
+  return IV(deep(40));
+}
+
+static void *spawn_overflow(void *arg) {
+  (void)arg;
+  weft_task *t;
+  CHECK_EQ(
+      weft_task_spawn(&t, overflow_a_little, NULL,
+                      &(weft_task_opts){.name = "hog", .stack_size = 16 << 10}),
+      0);
+  weft_task_join(t, WEFT_FOREVER, NULL);
+  return NULL;
+}
+
+static void overflow_child(void *arg) {
+  (void)arg;
+  weft_run(spawn_overflow, NULL, NULL);
+  _exit(4);
+}
+
+TEST(a_task_overflowing_a_canary_stack_is_named) {
+  static const char *const env[] = {"WEFT_STACK_GUARD=page",
+                                    "WEFT_STACK_GUARD_BUDGET=0", NULL};
+  char out[4096];
+  int status = harness_run_child(overflow_child, NULL, env, out, sizeof out);
+  CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+                                WEXITSTATUS(status) != 4));
+  CHECK_STR_HAS(out, "weft: stack overflow in task 'hog'");
 }
 
 /* --- one hub per thread -----------------------------------------------------

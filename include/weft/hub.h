@@ -19,7 +19,10 @@
  *
  * Blocking calls take a relative timeout in nanoseconds (WEFT_FOREVER waits
  * without end) and are cancellable: once a task is cancelled, the call it
- * blocks in, and every blocking call it makes after, returns -ECANCELED.
+ * blocks in, and every blocking call it makes after, returns -ECANCELED. A
+ * call whose wait had already completed when the cancellation came (a join
+ * whose task had finished, a sleep whose time was up) returns its result;
+ * the next call returns -ECANCELED.
  *
  * Deadlock: when no task can run, no timer is armed and nothing else can
  * wake a task, yet tasks are blocked, the hub prints every blocked task and
@@ -67,7 +70,9 @@ typedef struct weft_task_opts {
  * Returns 0 with the main task's result in *result (may be NULL), or:
  * -EDEADLK when every remaining task is blocked for good (they are reported
  * on stderr and released without running further: what they hold is lost),
- * -EBUSY when the thread already runs a hub, -EINVAL (fn NULL), -ENOMEM.
+ * -EBUSY when the thread already runs a hub, -EINVAL (fn NULL), -ENOMEM,
+ * -EMFILE or -ENFILE (no fd for the poller), or the errno of a poller that
+ * failed while waiting (the tasks left are then released as on -EDEADLK).
  * Blocks the thread until then. Call from a plain thread, not from a task or
  * a generator (-EBUSY).
  */
@@ -91,9 +96,10 @@ WEFT_API int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
  *
  * Returns 0 with the result in *result (may be NULL); t is then gone.
  * Errors: -ETIMEDOUT (t still runs; join again later), -ECANCELED (the
- * caller was cancelled), -EDEADLK (t is the caller), -EINVAL (t invalid or
- * detached), -EBUSY (another task is joining t), -EPERM (not called from a
- * task of t's hub). Blocks the calling task, not its thread.
+ * caller was cancelled), -ENOMEM (no memory to arm the timeout), -EDEADLK (t is
+ * the caller), -EINVAL (t invalid or detached), -EBUSY (another task is joining
+ * t), -EPERM (not called from a task of t's hub). Blocks the calling task, not
+ * its thread.
  */
 WEFT_API int weft_task_join(weft_task *t, int64_t timeout, void **result);
 
@@ -123,8 +129,8 @@ WEFT_API int weft_yield(void);
 
 /*
  * weft_sleep — block the calling task for ns nanoseconds (at least; 0 is
- * weft_yield). Returns 0, -ECANCELED, -EINVAL (ns negative), or -EPERM
- * outside a task.
+ * weft_yield). Returns 0, -ECANCELED, -EINVAL (ns negative), -ENOMEM (no
+ * memory to arm the timer), or -EPERM outside a task.
  */
 WEFT_API int weft_sleep(int64_t ns);
 

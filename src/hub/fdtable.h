@@ -31,6 +31,8 @@ static inline weft__fd_entry *weft__fdtable_get(weft__fdtable *t, int fd) {
  * memory. */
 static inline weft__fd_entry *weft__fdtable_reserve(weft__fdtable *t, int fd) {
   if (fd >= t->cap) {
+    if (fd > (1 << 29))
+      return NULL; /* beyond any RLIMIT_NOFILE Linux allows */
     int cap = t->cap ? t->cap : 64;
     while (cap <= fd)
       cap *= 2;

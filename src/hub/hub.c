@@ -5,8 +5,11 @@
  * Fairness: each turn of the loop runs the tasks that were runnable when
  * the turn began, once each, in the order they became runnable; tasks made
  * runnable meanwhile (spawned, woken, yielding) wait for the next turn.
- * Between turns the hub fires due timers and polls, so no stream of
- * wake-ups can starve them.
+ * Between turns the hub fires due timers, so no stream of wake-ups can
+ * starve them; it waits in the poller only when nothing is runnable. Once
+ * tasks wait on fds (cooperative I/O, next), the hub must also poll with a
+ * zero deadline between busy turns, and count fd waiters and remote wakes
+ * as ways a task can still be woken before it reports a deadlock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +45,8 @@ static weft_task *runq_pop(weft__hub *h) {
 }
 
 int weft__task_switch_out(weft_task *t) {
+  weft__coro_check_stack(&t->coro);
+  weft__coro_leaving = &t->coro;
   return weft__ctx_switch(&t->coro.ctx, &t->hub->ctx, 0);
 }
 

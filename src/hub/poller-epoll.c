@@ -117,7 +117,9 @@ int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
   if (!p->no_pwait2) {
     struct timespec ts = {left / 1000000000, left % 1000000000};
     n = epoll_pwait2(p->epfd, p->got, max, left < 0 ? NULL : &ts, NULL);
-    if (n < 0 && errno == ENOSYS)
+    /* ENOSYS: an older kernel; EPERM: a seccomp filter that does not know
+     * the call. Either way, epoll_wait does the same job. */
+    if (n < 0 && (errno == ENOSYS || errno == EPERM))
       p->no_pwait2 = true;
   }
   if (p->no_pwait2) {

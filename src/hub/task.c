@@ -32,6 +32,8 @@ static void task_main(weft__coro *co, int code) {
   t->hub->unfinished--;
   if (t->joiner)
     weft__task_wake(t->joiner, 0);
+  weft__coro_check_stack(&t->coro);
+  weft__coro_leaving = &t->coro;
   weft__ctx_exit(&t->coro.ctx, &t->hub->ctx, 0);
 }
 
@@ -74,6 +76,8 @@ void weft__task_release(weft_task *t) {
     t->all_next->all_prev = t->all_prev;
   if (t->state != WEFT__TASK_FINISHED)
     h->unfinished--;
+  if (h->main == t)
+    h->main = NULL; /* its stack may come back as another task's */
   t->magic = 0;
   weft__coro_destroy(&t->coro);
 }
@@ -99,11 +103,15 @@ int weft_task_join(weft_task *t, int64_t timeout, void **result) {
   if (t->joiner)
     return -EBUSY;
   if (t->state != WEFT__TASK_FINISHED) {
+    if (timeout == 0)
+      return -ETIMEDOUT; /* 0 polls */
     t->joiner = self;
     self->waits_for = t;
     int rc = weft__task_park(self, "join", weft__deadline_after(timeout));
     t->joiner = NULL;
-    if (rc < 0)
+    /* The timer may have fired in the same turn as t finished: t's wake
+     * then found the joiner already woken. Finished is finished. */
+    if (rc < 0 && !(rc == -ETIMEDOUT && t->state == WEFT__TASK_FINISHED))
       return rc;
   }
   if (result)
@@ -150,7 +158,9 @@ int weft_yield(void) {
     return rc;
   weft__runq_push(self->hub, self);
   weft__task_switch_out(self);
-  return 0;
+  /* Cancelled while it waited its turn: a yield completes nothing, so the
+   * cancellation wins. */
+  return self->cancelled ? -ECANCELED : 0;
 }
 
 int weft_sleep(int64_t ns) {

@@ -2,6 +2,7 @@
  * The core: error strings, the version, and the stack cache (internal).
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,43 @@ TEST(many_returned_stacks_are_trimmed_and_reused) {
   CHECK(zeros >= N - 1024);
   CHECK(zeros < N);
   for (int i = 0; i < N; i++)
+    weft__stack_put(&s[i]);
+}
+
+/* A thread takes and returns stacks of the default size (its own cache
+ * keeps them) and exits: they go back to the shared cache, where another
+ * thread finds them. */
+enum { HANDED = 8 };
+static char *handed[HANDED];
+
+static void *take_and_return(void *arg) {
+  (void)arg;
+  weft__stack s[HANDED];
+  for (int i = 0; i < HANDED; i++) {
+    if (weft__stack_get(&s[i], 0) != 0)
+      return (void *)1;
+    handed[i] = s[i].lo;
+  }
+  for (int i = 0; i < HANDED; i++)
+    weft__stack_put(&s[i]);
+  return NULL;
+}
+
+TEST(a_threads_cached_stacks_come_back_when_it_exits) {
+  pthread_t t;
+  void *r;
+  CHECK_EQ(pthread_create(&t, NULL, take_and_return, NULL), 0);
+  CHECK_EQ(pthread_join(t, &r), 0);
+  CHECK(r == NULL);
+  weft__stack s[HANDED];
+  int found = 0;
+  for (int i = 0; i < HANDED; i++) {
+    CHECK_EQ(weft__stack_get(&s[i], 0), 0);
+    for (int j = 0; j < HANDED; j++)
+      found += s[i].lo == handed[j];
+  }
+  CHECK_EQ(found, HANDED);
+  for (int i = 0; i < HANDED; i++)
     weft__stack_put(&s[i]);
 }
 

@@ -2,13 +2,10 @@
 5 rounds of about 0.2 s): BenchmarkSpawnJoin/gevent (spawn a greenlet that
 returns, join it) and BenchmarkYield/gevent (two greenlets alternating
 through gevent.sleep(0)). Prints Go's benchmark format."""
-import re
-import sys
 import time
 
 import gevent
-
-FILTER = re.compile(sys.argv[1] if len(sys.argv) > 1 else ".")
+from pybench import run
 
 
 def spawn_join(n):
@@ -29,18 +26,5 @@ def yield_pingpong(n):
     return time.perf_counter() - t0
 
 
-def run(name, fn):
-    if not FILTER.search(name):
-        return
-    n = 100
-    while True:
-        dt = fn(n)
-        if dt > 0.2:
-            break
-        n = max(n * 2, int(n * 0.25 / max(dt, 1e-6)))
-    rounds = sorted(fn(n) * 1e9 / n for _ in range(5))
-    print(f"{name:<40} {n:12d} {rounds[2]:10.1f} ns/op", flush=True)
-
-
-run("BenchmarkSpawnJoin/gevent", spawn_join)
-run("BenchmarkYield/gevent", yield_pingpong)
+run("BenchmarkSpawnJoin/gevent", spawn_join, start=100)
+run("BenchmarkYield/gevent", yield_pingpong, start=100)

@@ -81,6 +81,11 @@ static inline void weft__coro_check_stack(const weft__coro *co) {
     weft__coro_overflow_late(co);
 }
 
+/* Writes s to stderr whole (retrying short writes), async-signal-safely:
+ * for reports made where stdio may not be used (a fault handler, a hub
+ * that is giving up). */
+void weft__say(const char *s, size_t n);
+
 /* Writes "<kind> '<name>'" or "<kind> #<id>" into buf, async-signal-safely.
  * Returns the length. */
 size_t weft__coro_describe(const weft__coro *co, char *buf, size_t cap);

@@ -24,7 +24,7 @@ static struct sigaction old_segv, old_bus;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static pthread_key_t altstack_key;
 
-static void write_all(const char *s, size_t n) {
+void weft__say(const char *s, size_t n) {
   while (n) {
     ssize_t w = write(STDERR_FILENO, s, n);
     if (w <= 0)
@@ -46,7 +46,7 @@ static void report(const weft__coro *co, const char *how) {
     memcpy(msg + at, how, n);
     at += n;
   }
-  write_all(msg, at);
+  weft__say(msg, at);
 }
 
 static const struct sigaction *previous(int sig) {

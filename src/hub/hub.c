@@ -101,16 +101,7 @@ static void fire_timers(weft__hub *h) {
   }
 }
 
-static void say(const char *s) {
-  size_t n = strlen(s);
-  while (n) {
-    ssize_t w = write(STDERR_FILENO, s, n);
-    if (w <= 0)
-      return;
-    s += w;
-    n -= (size_t)w;
-  }
-}
+static void say(const char *s) { weft__say(s, strlen(s)); }
 
 /* Names every parked task and what it waits on. */
 static void report_deadlock(weft__hub *h) {

@@ -67,9 +67,10 @@ void weft__poller_free(weft__poller *p) {
 }
 
 int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
-  if (events & ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT))
-    return -EINVAL;
-  if (fd < 0 || fd == p->wake_fd || fd == p->epfd)
+  int rc = weft__poller_check(fd, events);
+  if (rc < 0)
+    return rc;
+  if (fd == p->wake_fd || fd == p->epfd)
     return -EBADF;
   weft__fd_entry *e = weft__fdtable_get(&p->fds, fd);
   if (events == 0) {
@@ -122,13 +123,8 @@ int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
     if (n < 0 && (errno == ENOSYS || errno == EPERM))
       p->no_pwait2 = true;
   }
-  if (p->no_pwait2) {
-    int ms = left < 0 ? -1
-             : left > (int64_t)INT32_MAX * 1000000
-                 ? INT32_MAX
-                 : (int)((left + 999999) / 1000000);
-    n = epoll_wait(p->epfd, p->got, max, ms);
-  }
+  if (p->no_pwait2)
+    n = epoll_wait(p->epfd, p->got, max, weft__ms_until(deadline));
   if (n < 0)
     return errno == EINTR ? 0 : -errno;
   int out = 0;

@@ -80,9 +80,10 @@ static short poll_events(unsigned events) {
 }
 
 int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
-  if (events & ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT))
-    return -EINVAL;
-  if (fd < 0 || fd == p->wake_rd || fd == p->wake_wr)
+  int rc = weft__poller_check(fd, events);
+  if (rc < 0)
+    return rc;
+  if (fd == p->wake_rd || fd == p->wake_wr)
     return -EBADF;
   weft__fd_entry *e = weft__fdtable_get(&p->fds, fd);
   if (events == 0) {
@@ -126,13 +127,7 @@ int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
                       int64_t deadline) {
   if (max <= 0)
     return -EINVAL;
-  int64_t now = weft__now();
-  int ms = deadline == INT64_MAX ? -1
-           : deadline <= now     ? 0
-           : deadline - now > (int64_t)INT32_MAX * 1000000
-               ? INT32_MAX
-               : (int)((deadline - now + 999999) / 1000000);
-  int n = poll(p->pfd, (nfds_t)p->n, ms);
+  int n = poll(p->pfd, (nfds_t)p->n, weft__ms_until(deadline));
   if (n < 0)
     return errno == EINTR ? 0 : -errno;
   int out = 0;

@@ -16,6 +16,7 @@
 #ifndef WEFT_HUB_POLLER_H
 #define WEFT_HUB_POLLER_H
 
+#include <errno.h>
 #include <stdint.h>
 
 enum {
@@ -32,6 +33,14 @@ typedef struct weft__poll_event {
   unsigned events; /* WEFT__POLL_* that are ready */
   void *data;      /* as given to weft__poller_set */
 } weft__poll_event;
+
+/* The check every backend's weft__poller_set starts with: 0, or the error
+ * for events outside IN|OUT or a negative fd. */
+static inline int weft__poller_check(int fd, unsigned events) {
+  if (events & ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT))
+    return -EINVAL;
+  return fd < 0 ? -EBADF : 0;
+}
 
 /* Makes a poller. Returns 0, -ENOMEM, -EMFILE or -ENFILE. */
 int weft__poller_new(weft__poller **out);

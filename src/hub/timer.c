@@ -105,6 +105,17 @@ int64_t weft__now(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int weft__ms_until(int64_t deadline) {
+  if (deadline == INT64_MAX)
+    return -1;
+  int64_t left = deadline - weft__now();
+  if (left <= 0)
+    return 0;
+  if (left > (int64_t)INT32_MAX * 1000000)
+    return INT32_MAX;
+  return (int)((left + 999999) / 1000000);
+}
+
 int64_t weft__deadline_after(int64_t timeout) {
   if (timeout < 0)
     return INT64_MAX;

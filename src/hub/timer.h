@@ -67,4 +67,9 @@ int64_t weft__now(void);
 /* now + timeout, saturating; WEFT_FOREVER (any negative) gives INT64_MAX. */
 int64_t weft__deadline_after(int64_t timeout);
 
+/* The timeout for a millisecond wait (poll, epoll_wait) that must not end
+ * before deadline: -1 for INT64_MAX (no deadline), 0 when it has passed,
+ * else the milliseconds left rounded up, at most INT32_MAX. */
+int weft__ms_until(int64_t deadline);
+
 #endif

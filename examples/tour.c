@@ -190,7 +190,7 @@ static void *ten_thousand_naps(void *arg) {
   long *rss = arg;
   for (int i = 0; i < 10000; i++)
     weft_task_spawn(NULL, nap, NULL, NULL); /* detached */
-  weft_yield(); /* let them all start sleeping */
+  weft_yield();                             /* let them all start sleeping */
   *rss = resident_bytes();
   return NULL;
 }

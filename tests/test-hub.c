@@ -384,8 +384,10 @@ TEST(a_join_cycle_is_reported_as_a_deadlock) {
   CHECK(WIFEXITED(status));
   CHECK_EQ(WEXITSTATUS(status), 0);
   CHECK_STR_HAS(out, "weft: deadlock: every task is blocked");
-  CHECK_STR_HAS(out, "task 'alice' waits in join of task 'bob'");
-  CHECK_STR_HAS(out, "task 'bob' waits in join of task 'alice'");
+  CHECK_STR_HAS(out, "task 'alice' #");
+  CHECK_STR_HAS(out, ": blocked in join of task 'bob' #");
+  CHECK_STR_HAS(out, "task 'bob' #");
+  CHECK_STR_HAS(out, ": blocked in join of task 'alice' #");
   CHECK_STR_HAS(out, "weft_run returned -35"); /* -EDEADLK */
 }
 
@@ -429,6 +431,57 @@ TEST(a_task_overflowing_a_canary_stack_is_named) {
   CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
                                 WEXITSTATUS(status) != 4));
   CHECK_STR_HAS(out, "weft: stack overflow in task 'hog'");
+}
+
+/* --- the dump ---------------------------------------------------------------
+ */
+
+static void *dumps(void *arg) {
+  int *fds = arg;
+  weft_task *sleeper, *joiner, *queued, *done;
+  CHECK_EQ(weft_task_spawn(&sleeper, sleep_forever, NULL,
+                           &(weft_task_opts){.name = "napper"}),
+           0);
+  CHECK_EQ(weft_task_spawn(&joiner, joins_forever, sleeper,
+                           &(weft_task_opts){.name = "waiter"}),
+           0);
+  CHECK_EQ(
+      weft_task_spawn(&done, answer, NULL, &(weft_task_opts){.name = "quick"}),
+      0);
+  CHECK_EQ(weft_yield(), 0); /* napper and waiter block, quick finishes */
+  CHECK_EQ(weft_task_spawn(&queued, answer, NULL,
+                           &(weft_task_opts){.name = "later"}),
+           0);
+  CHECK_EQ(weft_hub_dump(fds[1]), 0);
+  CHECK_EQ(weft_hub_dump(-1), -EBADF);
+  CHECK_EQ(weft_task_cancel(sleeper), 0);
+  CHECK_EQ(weft_task_join(joiner, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(done, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(queued, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(the_dump_names_every_task_and_what_it_waits_on) {
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  CHECK_EQ(weft_hub_dump(fds[1]), -EPERM); /* no hub on this thread */
+  run_main(dumps, fds);
+  close(fds[1]);
+  char out[4096];
+  ssize_t n = read(fds[0], out, sizeof out - 1);
+  CHECK(n > 0);
+  out[n] = '\0';
+  close(fds[0]);
+  CHECK_STR_HAS(out, "weft: hub: 5 tasks, 1 runnable, 2 blocked, 0 timers");
+  CHECK_STR_HAS(out, "task 'main' #");
+  CHECK_STR_HAS(out, ": running");
+  CHECK_STR_HAS(out, ": blocked in sleep, for ");
+  CHECK_STR_HAS(out, "task 'waiter' #");
+  CHECK_STR_HAS(out, ": blocked in join of task 'napper' #");
+  CHECK_STR_HAS(out, "task 'quick' #");
+  CHECK_STR_HAS(out, ": finished, not joined");
+  CHECK_STR_HAS(out, "task 'later' #");
+  CHECK_STR_HAS(out, ": runnable");
 }
 
 /* --- one hub per thread -----------------------------------------------------

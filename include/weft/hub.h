@@ -134,6 +134,18 @@ WEFT_API int weft_yield(void);
  */
 WEFT_API int weft_sleep(int64_t ns);
 
+/*
+ * weft_hub_dump — write every task of the calling thread's hub to fd, one
+ * line each: name, id, state, what a blocked task waits on and for how
+ * long, e.g.
+ *     task 'worker' #4: blocked in join of task 'fetch' #7, for 1.250 s
+ * Returns 0, -EPERM (the thread runs no hub), or the errno of a failed
+ * write (-EBADF, -EPIPE, …; the dump may then be partial). Blocks the
+ * thread, not only the task, for as long as the writes take: meant for
+ * diagnostics. Call from a task.
+ */
+WEFT_API int weft_hub_dump(int fd);
+
 /* weft_task_current — the running task, or NULL outside any task. */
 WEFT_API weft_task *weft_task_current(void);
 

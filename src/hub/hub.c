@@ -103,26 +103,89 @@ static void fire_timers(weft__hub *h) {
 
 static void say(const char *s) { weft__say(s, strlen(s)); }
 
+static const char *state_name(const weft_task *t) {
+  switch (t->state) {
+  case WEFT__TASK_RUNNABLE:
+    return "runnable";
+  case WEFT__TASK_RUNNING:
+    return "running";
+  case WEFT__TASK_PARKED:
+    return "blocked";
+  default:
+    return t->detached ? "finished" : "finished, not joined";
+  }
+}
+
+/* One line about t: "task 'name' #id: blocked in join of task 'x' #n,
+ * for 1.250 s". */
+static void describe_task(const weft_task *t, int64_t now, char *line,
+                          size_t cap) {
+  char who[64], whom[64] = "";
+  weft__coro_describe(&t->coro, who, sizeof who);
+  if (t->state != WEFT__TASK_PARKED) {
+    snprintf(line, cap, "  %s #%llu: %s\n", who, (unsigned long long)t->coro.id,
+             state_name(t));
+    return;
+  }
+  if (t->waits_for) {
+    char name[56];
+    weft__coro_describe(&t->waits_for->coro, name, sizeof name);
+    snprintf(whom, sizeof whom, " of %s #%llu", name,
+             (unsigned long long)t->waits_for->coro.id);
+  }
+  snprintf(line, cap, "  %s #%llu: blocked in %s%s, for %.3f s\n", who,
+           (unsigned long long)t->coro.id, t->waits_on ? t->waits_on : "?",
+           whom, (double)(now - t->parked_at) / 1e9);
+}
+
 /* Names every parked task and what it waits on. */
 static void report_deadlock(weft__hub *h) {
-  char line[256], who[64], whom[64];
+  char line[256];
   say("weft: deadlock: every task is blocked and nothing can wake one\n");
   int64_t now = weft__now();
   for (weft_task *t = h->all; t; t = t->all_next) {
     if (t->state != WEFT__TASK_PARKED)
       continue;
-    weft__coro_describe(&t->coro, who, sizeof who);
-    double secs = (double)(now - t->parked_at) / 1e9;
-    if (t->waits_for) {
-      weft__coro_describe(&t->waits_for->coro, whom, sizeof whom);
-      snprintf(line, sizeof line, "  %s waits in %s of %s, for %.3f s\n", who,
-               t->waits_on, whom, secs);
-    } else {
-      snprintf(line, sizeof line, "  %s waits in %s, for %.3f s\n", who,
-               t->waits_on ? t->waits_on : "?", secs);
-    }
+    describe_task(t, now, line, sizeof line);
     say(line);
   }
+}
+
+static int write_whole(int fd, const char *s) {
+  size_t n = strlen(s);
+  while (n) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -errno;
+    s += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int weft_hub_dump(int fd) {
+  weft__hub *h = weft__hub_current;
+  if (!h)
+    return -EPERM;
+  size_t tasks = 0, parked = 0;
+  for (weft_task *t = h->all; t; t = t->all_next) {
+    tasks++;
+    parked += t->state == WEFT__TASK_PARKED;
+  }
+  char line[256];
+  snprintf(line, sizeof line,
+           "weft: hub: %zu tasks, %zu runnable, %zu blocked, %zu timers "
+           "armed\n",
+           tasks, h->runq_len, parked, h->timers.len);
+  int rc = write_whole(fd, line);
+  int64_t now = weft__now();
+  for (weft_task *t = h->all; t && rc == 0; t = t->all_next) {
+    describe_task(t, now, line, sizeof line);
+    rc = write_whole(fd, line);
+  }
+  return rc;
 }
 
 static int loop(weft__hub *h) {

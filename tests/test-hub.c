@@ -433,6 +433,65 @@ TEST(a_task_overflowing_a_canary_stack_is_named) {
   CHECK_STR_HAS(out, "weft: stack overflow in task 'hog'");
 }
 
+/* --- task-local storage --------------------------------------------------- */
+
+static weft_task_key key_a, key_b;
+static int destroyed_sum, reset_rounds;
+
+static void destroy_a(void *v) { destroyed_sum += (int)VI(v); }
+
+/* Sets its value again once: a second round must run. */
+static void destroy_b(void *v) {
+  (void)v;
+  if (reset_rounds++ == 0)
+    weft_task_local_set(key_b, IV(2));
+}
+
+static void *use_locals(void *arg) {
+  CHECK(weft_task_local_get(key_a) == NULL);
+  CHECK_EQ(weft_task_local_set(key_a, arg), 0);
+  CHECK_EQ(weft_yield(), 0); /* the others set theirs meanwhile */
+  CHECK_PTR_EQ(weft_task_local_get(key_a), arg);
+  return NULL;
+}
+
+static void *locals_main(void *arg) {
+  (void)arg;
+  weft_task *t[4];
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], use_locals, IV(i + 1), NULL), 0);
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_local_set(key_b, IV(1)), 0);
+  return NULL;
+}
+
+TEST(task_locals_are_per_task_and_destroyed_at_the_end) {
+  CHECK_EQ(weft_task_key_create(&key_a, destroy_a), 0);
+  CHECK_EQ(weft_task_key_create(&key_b, destroy_b), 0);
+  CHECK(key_a.index != key_b.index);
+  destroyed_sum = reset_rounds = 0;
+  run_main(locals_main, NULL);
+  CHECK_EQ(destroyed_sum, 1 + 2 + 3 + 4);
+  CHECK_EQ(reset_rounds, 2); /* the value set by the destructor was too */
+  /* Outside a task. */
+  CHECK(weft_task_local_get(key_a) == NULL);
+  CHECK_EQ(weft_task_local_set(key_a, IV(1)), -EPERM);
+}
+
+TEST(task_keys_run_out_cleanly) {
+  weft_task_key k;
+  CHECK_EQ(weft_task_key_create(NULL, NULL), -EINVAL);
+  int made = 0;
+  while (weft_task_key_create(&k, NULL) == 0)
+    made++;
+  CHECK_EQ(made, WEFT_TASK_KEYS_MAX); /* each case runs in a fresh process */
+  CHECK_EQ(weft_task_key_create(&k, NULL), -EAGAIN);
+  weft_task_key never = {.index = WEFT_TASK_KEYS_MAX + 3};
+  CHECK(weft_task_local_get(never) == NULL);
+  CHECK_EQ(weft_task_local_set(never, IV(1)), -EINVAL);
+}
+
 /* --- the dump ---------------------------------------------------------------
  */
 

@@ -146,6 +146,37 @@ WEFT_API int weft_sleep(int64_t ns);
  */
 WEFT_API int weft_hub_dump(int fd);
 
+/*
+ * Task-local storage, as pthread keys are for threads (Python: a
+ * contextvars.ContextVar per task). A key names one slot in every task;
+ * each task sees its own value, NULL until it sets one.
+ */
+typedef struct weft_task_key {
+  unsigned index; /* filled by weft_task_key_create */
+} weft_task_key;
+
+/* The number of keys a process may create. */
+#define WEFT_TASK_KEYS_MAX 16
+
+/*
+ * weft_task_key_create — make a key. When a task's function returns, each
+ * non-NULL value it holds is set to NULL and passed to the key's
+ * destructor (if not NULL), for up to 4 rounds while destructors set
+ * values again. Tasks released by a deadlock do not run destructors.
+ * Returns 0, -EINVAL (key NULL), or -EAGAIN (all WEFT_TASK_KEYS_MAX keys
+ * exist; keys are never deleted). Any thread, any time.
+ */
+WEFT_API int weft_task_key_create(weft_task_key *key,
+                                  void (*destructor)(void *value));
+
+/* weft_task_local_get — the running task's value for key; NULL when unset,
+ * when key was never created, or outside a task. */
+WEFT_API void *weft_task_local_get(weft_task_key key);
+
+/* weft_task_local_set — set the running task's value for key. Returns 0,
+ * -EINVAL (key never created), or -EPERM (outside a task). */
+WEFT_API int weft_task_local_set(weft_task_key key, void *value);
+
 /* weft_task_current — the running task, or NULL outside any task. */
 WEFT_API weft_task *weft_task_current(void);
 

@@ -47,9 +47,10 @@ struct weft_task {
   const char *waits_on;       /* what a parked task waits in, for reports */
   const weft_task *waits_for; /* the task it joins, for reports */
   int64_t parked_at;
-  weft__timer timer;              /* its deadline while parked with one */
-  weft_task *next;                /* in the run queue */
-  weft_task *all_prev, *all_next; /* in the hub's list of live tasks */
+  weft__timer timer;                /* its deadline while parked with one */
+  void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
+  weft_task *next;                  /* in the run queue */
+  weft_task *all_prev, *all_next;   /* in the hub's list of live tasks */
 };
 
 struct weft__hub {

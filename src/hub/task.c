@@ -8,6 +8,7 @@
  * deadlock.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "hub-private.h"
@@ -22,10 +23,72 @@ static weft_task *caller_for(const weft_task *t) {
   return self && t->hub == self->hub ? self : NULL;
 }
 
+/* Keys: index i is in use once key_count > i. Each key's destructor is
+ * written before the count is published, so a reader that sees the count
+ * sees the destructor. */
+static _Atomic unsigned key_count;
+static void (*_Atomic key_destructor[WEFT_TASK_KEYS_MAX])(void *);
+
+int weft_task_key_create(weft_task_key *key, void (*destructor)(void *)) {
+  if (!key)
+    return -EINVAL;
+  unsigned i = atomic_load(&key_count);
+  do {
+    if (i >= WEFT_TASK_KEYS_MAX)
+      return -EAGAIN;
+  } while (!atomic_compare_exchange_weak(&key_count, &i, i + 1));
+  /* Slot i is ours; a task cannot hold a value for it before the caller
+   * has the key, which it gets only now. */
+  atomic_store(&key_destructor[i], destructor);
+  key->index = i;
+  return 0;
+}
+
+static bool key_valid(weft_task_key key) {
+  return key.index < atomic_load_explicit(&key_count, memory_order_acquire);
+}
+
+void *weft_task_local_get(weft_task_key key) {
+  weft_task *self = weft__task_running();
+  return self && key_valid(key) ? self->locals[key.index] : NULL;
+}
+
+int weft_task_local_set(weft_task_key key, void *value) {
+  if (!key_valid(key))
+    return -EINVAL;
+  weft_task *self = weft__task_running();
+  if (!self)
+    return -EPERM;
+  self->locals[key.index] = value;
+  return 0;
+}
+
+/* Runs the destructors of t's task-local values, as pthread does. */
+static void destroy_locals(weft_task *t) {
+  unsigned n = atomic_load(&key_count);
+  for (int round = 0; round < 4; round++) {
+    bool any = false;
+    for (unsigned i = 0; i < n; i++) {
+      void *v = t->locals[i];
+      void (*dtor)(void *) = atomic_load(&key_destructor[i]);
+      if (!v)
+        continue;
+      t->locals[i] = NULL;
+      if (dtor) {
+        dtor(v);
+        any = true;
+      }
+    }
+    if (!any)
+      break;
+  }
+}
+
 static void task_main(weft__coro *co, int code) {
   weft_task *t = (weft_task *)co;
   (void)code;
   t->result = t->fn(t->arg);
+  destroy_locals(t);
   if (t == t->hub->main)
     t->hub->main_result = t->result;
   t->state = WEFT__TASK_FINISHED;

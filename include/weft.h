@@ -8,5 +8,6 @@
 #include <weft/core.h>
 #include <weft/gen.h>
 #include <weft/hub.h>
+#include <weft/io.h>
 
 #endif /* WEFT_H */

@@ -49,9 +49,17 @@ struct weft_task {
   int64_t parked_at;
   weft__timer timer;                /* its deadline while parked with one */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
-  weft_task *next;                  /* in the run queue */
-  weft_task *all_prev, *all_next;   /* in the hub's list of live tasks */
+  unsigned ready;  /* what the poller reported while it waited on an fd */
+  weft_task *next; /* in the run queue */
+  weft_task *all_prev, *all_next; /* in the hub's list of live tasks */
 };
+
+/* Who waits on one fd: one reader and one writer at most (a second of
+ * either kind gets -EBUSY, as gevent refuses two greenlets on one
+ * socket). */
+typedef struct weft__fd_waiters {
+  weft_task *reader, *writer;
+} weft__fd_waiters;
 
 struct weft__hub {
   weft__ctx ctx; /* the scheduler, on the thread's stack */
@@ -62,6 +70,10 @@ struct weft__hub {
   weft_task *all; /* every task not yet released */
   size_t unfinished;
   weft_task *current;
+  weft__fd_waiters *fdw; /* by fd, grown on demand */
+  int fdw_cap;
+  size_t fd_waiters; /* tasks parked on an fd: they can still be woken, so
+                        no deadlock while any exist */
   weft_task *main;   /* weft_run's task; its result is kept here, */
   void *main_result; /* as another task may join and release it */
 };
@@ -104,6 +116,21 @@ void weft__runq_push(weft__hub *h, weft_task *t);
  * it again: the caller put it wherever it belongs (the run queue, a wait
  * list) before. Returns the code it is resumed with. */
 int weft__task_switch_out(weft_task *t);
+
+/* Parks the running task t until fd has one of events (WEFT__POLL_IN,
+ * WEFT__POLL_OUT), the deadline passes (-ETIMEDOUT), t is cancelled
+ * (-ECANCELED) or the fd is closed through weft__hub_close_fd (-EBADF).
+ * Returns the events that were ready (errors and hang-ups count as both),
+ * or a negative errno; -EBUSY when another task waits on fd the same way,
+ * -EBADF when fd cannot be watched. */
+int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline);
+
+/* Wakes the tasks waiting on fd for what got (WEFT__POLL_*) reports. */
+void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got);
+
+/* Wakes every task of h waiting on fd with -EBADF and stops watching it.
+ * Returns how many were woken. */
+int weft__hub_forget_fd(weft__hub *h, int fd);
 
 /* Spawns a task on h (weft_task_spawn does it on the caller's hub). */
 int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,

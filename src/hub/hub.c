@@ -5,11 +5,11 @@
  * Fairness: each turn of the loop runs the tasks that were runnable when
  * the turn began, once each, in the order they became runnable; tasks made
  * runnable meanwhile (spawned, woken, yielding) wait for the next turn.
- * Between turns the hub fires due timers, so no stream of wake-ups can
- * starve them; it waits in the poller only when nothing is runnable. Once
- * tasks wait on fds (cooperative I/O, next), the hub must also poll with a
- * zero deadline between busy turns, and count fd waiters and remote wakes
- * as ways a task can still be woken before it reports a deadlock.
+ * Between turns the hub fires due timers and, when tasks wait on fds, polls
+ * them without waiting, so no stream of wake-ups can starve timers or I/O;
+ * it waits in the poller only when nothing is runnable. A task waiting on
+ * an fd can still be woken, so it rules out a deadlock as an armed timer
+ * does. (Remote wakes from other threads will count the same way.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -188,24 +188,41 @@ int weft_hub_dump(int fd) {
   return rc;
 }
 
-static int loop(weft__hub *h) {
+/* Waits in the poller until the deadline at most, and wakes the tasks whose
+ * fds are ready. */
+static int poll_fds(weft__hub *h, int64_t deadline) {
   weft__poll_event ev[64];
+  int n = weft__poller_wait(h->poller, ev, 64, deadline);
+  for (int i = 0; i < n; i++)
+    weft__hub_fd_ready(h, ev[i].fd, ev[i].events);
+  return n < 0 ? n : 0;
+}
+
+static int loop(weft__hub *h) {
   while (h->unfinished > 0) {
     for (size_t n = h->runq_len; n > 0; n--)
       run_task(h, runq_pop(h));
     fire_timers(h);
     if (h->unfinished == 0)
       break;
-    if (h->runq_len)
+    if (h->runq_len) {
+      /* Busy: still look at the fds between turns, without waiting, so
+       * that a stream of runnable tasks cannot starve I/O. */
+      if (h->fd_waiters) {
+        int rc = poll_fds(h, 0);
+        if (rc < 0)
+          return rc;
+      }
       continue;
+    }
     weft__timer *first = weft__timer_first(&h->timers);
-    if (!first) {
+    if (!first && !h->fd_waiters) {
       report_deadlock(h);
       return -EDEADLK;
     }
-    int n = weft__poller_wait(h->poller, ev, 64, first->deadline);
-    if (n < 0)
-      return n;
+    int rc = poll_fds(h, first ? first->deadline : INT64_MAX);
+    if (rc < 0)
+      return rc;
   }
   return 0;
 }
@@ -239,5 +256,6 @@ int weft_run(weft_task_fn fn, void *arg, void **result) {
   weft__hub_current = NULL;
   weft__timer_heap_fini(&h.timers);
   weft__poller_free(h.poller);
+  free(h.fdw);
   return rc;
 }

@@ -1,0 +1,79 @@
+/*
+ * Cooperative waits on fds, and a close that wakes the waiters. See
+ * include/weft/io.h. Inside a task the hub parks the task
+ * (src/hub/fdwait.c); outside, poll(2) blocks the thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <unistd.h>
+#include <weft/io.h>
+
+#include "../hub/hub-private.h"
+
+static unsigned poller_events(unsigned io) {
+  return ((io & WEFT_IO_READ) ? WEFT__POLL_IN : 0) |
+         ((io & WEFT_IO_WRITE) ? WEFT__POLL_OUT : 0);
+}
+
+/* What to report for what the poller saw, given what was asked. */
+static unsigned io_events(unsigned asked, unsigned got) {
+  if (got & (WEFT__POLL_ERR | WEFT__POLL_HUP))
+    return asked;
+  return asked & (((got & WEFT__POLL_IN) ? WEFT_IO_READ : 0) |
+                  ((got & WEFT__POLL_OUT) ? WEFT_IO_WRITE : 0));
+}
+
+/* Outside a task: poll(2), resumed after signals until the deadline. */
+static int wait_thread(int fd, unsigned events, int64_t timeout) {
+  int64_t deadline = weft__deadline_after(timeout);
+  struct pollfd p = {.fd = fd,
+                     .events =
+                         (short)(((events & WEFT_IO_READ) ? POLLIN : 0) |
+                                 ((events & WEFT_IO_WRITE) ? POLLOUT : 0))};
+  for (;;) {
+    int n = poll(&p, 1, timeout == 0 ? 0 : weft__ms_until(deadline));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      return -ETIMEDOUT;
+    if (p.revents & POLLNVAL)
+      return -EBADF;
+    unsigned got = ((p.revents & POLLIN) ? WEFT__POLL_IN : 0) |
+                   ((p.revents & POLLOUT) ? WEFT__POLL_OUT : 0) |
+                   ((p.revents & POLLERR) ? WEFT__POLL_ERR : 0) |
+                   ((p.revents & POLLHUP) ? WEFT__POLL_HUP : 0);
+    unsigned ready = io_events(events, got);
+    if (ready)
+      return (int)ready;
+  }
+}
+
+int weft_io_wait(int fd, unsigned events, int64_t timeout) {
+  if (events == 0 || (events & ~(WEFT_IO_READ | WEFT_IO_WRITE)))
+    return -EINVAL;
+  if (fd < 0)
+    return -EBADF;
+  weft_task *self = weft__task_running();
+  /* Outside a task, or a poll (0), which never blocks: poll(2) itself. */
+  if (!self || timeout == 0)
+    return wait_thread(fd, events, timeout);
+  int64_t deadline = weft__deadline_after(timeout);
+  for (;;) {
+    int rc = weft__hub_wait_fd(self, fd, poller_events(events), deadline);
+    if (rc < 0)
+      return rc;
+    unsigned ready = io_events(events, (unsigned)rc);
+    if (ready)
+      return (int)ready;
+  }
+}
+
+int weft_io_close(int fd) {
+  weft__hub *h = weft__hub_current;
+  if (h && fd >= 0)
+    weft__hub_forget_fd(h, fd);
+  return close(fd) == 0 ? 0 : -errno;
+}

@@ -122,6 +122,55 @@ static void *cancel_and_close(void *arg) {
   return NULL;
 }
 
+static void *take_over(void *arg) {
+  (void)arg;
+  weft_task *a;
+  CHECK_EQ(weft_task_spawn(&a, wait_forever, IV(fds[0]), NULL), 0);
+  CHECK_EQ(weft_yield(), 0);
+  /* Cancelled but not yet run again: its slot is free to take. */
+  CHECK_EQ(weft_task_cancel(a), 0);
+  CHECK_EQ(weft_io_wait(fds[0], WEFT_IO_READ, WEFT_MS(10)), -ETIMEDOUT);
+  void *r;
+  CHECK_EQ(weft_task_join(a, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -ECANCELED);
+  return NULL;
+}
+
+TEST(a_cancelled_waiters_fd_can_be_taken_over_at_once) {
+  CHECK_EQ(pipe(fds), 0);
+  run(take_over, NULL);
+  close(fds[0]);
+  close(fds[1]);
+}
+
+static void *close_after_ready(void *arg) {
+  (void)arg;
+  weft_task *a;
+  CHECK_EQ(weft_task_spawn(&a, wait_forever, IV(fds[0]), NULL), 0);
+  CHECK_EQ(weft_yield(), 0); /* a waits */
+  CHECK_EQ(write(fds[1], "x", 1), 1);
+  /* This yield ends the turn with this task queued: the hub polls, finds
+   * the fd ready and queues a behind it, so this task runs first and
+   * closes while a is woken but has not run. */
+  CHECK_EQ(weft_yield(), 0);
+  CHECK_EQ(weft_io_close(fds[0]), 0);
+  /* The fd number comes back for a new pipe at once. */
+  int again[2];
+  CHECK_EQ(pipe(again), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(a, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -EBADF); /* not the readiness it was woken with */
+  close(again[0]);
+  close(again[1]);
+  return NULL;
+}
+
+TEST(a_close_reaches_a_waiter_woken_but_not_yet_run) {
+  CHECK_EQ(pipe(fds), 0);
+  run(close_after_ready, NULL);
+  close(fds[1]);
+}
+
 TEST(cancel_and_close_wake_a_waiter) {
   CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
   run(cancel_and_close, NULL);

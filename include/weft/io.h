@@ -36,8 +36,11 @@ extern "C" {
  * read or write reports it), or: -ETIMEDOUT, -ECANCELED (in a task),
  * -EBADF (fd closed by weft_io_close while waiting, or not an open fd),
  * -EBUSY (another task waits on fd the same way), -EINVAL (events empty
- * or unknown), -EPERM (an fd that cannot be polled, such as a regular
- * file), -ENOMEM. Blocks the calling task (outside a task: the thread).
+ * or unknown), -EPERM (in a task with the epoll poller, an fd epoll cannot
+ * watch, such as a regular file, which poll(2) reports always ready; or a
+ * call from inside a generator that runs in a task), -ENOMEM. A timeout of
+ * 0 polls and never blocks, so it reports readiness, not a cancellation.
+ * Blocks the calling task (outside a task: the thread).
  */
 WEFT_API int weft_io_wait(int fd, unsigned events, int64_t timeout);
 

@@ -5,7 +5,10 @@
  * The poller watches an fd exactly while a task waits on it, for the union
  * of what its reader and writer wait for; the hub looks the waiters up by
  * fd when the poller reports it. A waiter that leaves for any reason
- * (ready, timeout, cancellation, close) takes its interest with it.
+ * (ready, timeout, cancellation, close) takes its interest with it, when it
+ * next runs: until then its slot still names it, so a slot counts as taken
+ * only while its task is parked, and a close reaches a waiter that was
+ * woken but has not run yet.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -49,7 +52,10 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
   weft__fd_waiters *w = waiters_of(h, fd, true);
   if (!w)
     return fd > (1 << 29) ? -EBADF : -ENOMEM;
-  if ((read && w->reader) || (write && w->writer))
+  /* A woken waiter that has not run yet still sits in its slot: it does not
+   * count, and its cleanup will leave the slot to the new one. */
+  if ((read && w->reader && w->reader->state == WEFT__TASK_PARKED) ||
+      (write && w->writer && w->writer->state == WEFT__TASK_PARKED))
     return -EBUSY;
   if (read)
     w->reader = t;
@@ -99,6 +105,17 @@ void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got) {
   }
 }
 
+/* Makes t's wait on a closed fd return -EBADF, whether t is still parked
+ * or was woken (ready) and has not run yet: either way it must not go on
+ * to use the fd number, which a new file may get at once. */
+static void wake_closed(weft_task *t) {
+  t->ready = 0;
+  if (t->state == WEFT__TASK_PARKED)
+    weft__task_wake(t, -EBADF);
+  else
+    t->wake_code = -EBADF;
+}
+
 int weft__hub_forget_fd(weft__hub *h, int fd) {
   weft__fd_waiters *w = waiters_of(h, fd, false);
   int woken = 0;
@@ -106,11 +123,11 @@ int weft__hub_forget_fd(weft__hub *h, int fd) {
     weft_task *r = w->reader, *wr = w->writer;
     w->reader = w->writer = NULL;
     if (r) {
-      weft__task_wake(r, -EBADF);
+      wake_closed(r);
       woken++;
     }
     if (wr && wr != r) {
-      weft__task_wake(wr, -EBADF);
+      wake_closed(wr);
       woken++;
     }
   }

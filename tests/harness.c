@@ -61,6 +61,12 @@ double harness_timeout_multiplier(void) {
   return x > 0 ? x : 1.0;
 }
 
+int64_t harness_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static double now_sec(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -48,6 +48,14 @@ bool harness_emulated(void);
 int harness_run_child(void (*fn)(void *), void *arg, const char *const *env,
                       char *buf, size_t cap);
 
+/* Integers through void pointers, as tests pass them to tasks and
+ * generators. */
+#define IV(x) ((void *)(intptr_t)(x))
+#define VI(p) ((intptr_t)(p))
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t harness_now_ns(void);
+
 #define TEST_TIMEOUT(name, seconds)                                            \
   static void test_##name(void);                                               \
   __attribute__((constructor)) static void register_##name(void) {             \

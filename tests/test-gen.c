@@ -16,9 +16,6 @@
 
 #include "harness.h"
 
-#define IV(x) ((void *)(intptr_t)(x))
-#define VI(p) ((intptr_t)(p))
-
 /* --- values both ways --------------------------------------------------- */
 
 /* Yields its running total; adds what it is sent; returns the count. */

@@ -16,15 +16,6 @@
 
 #include "harness.h"
 
-#define IV(x) ((void *)(intptr_t)(x))
-#define VI(p) ((intptr_t)(p))
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void run(weft_task_fn fn, void *arg) {
   CHECK_EQ(weft_run(fn, arg, NULL), 0);
 }
@@ -41,9 +32,9 @@ static void *read_wait(void *arg) {
   (void)arg;
   weft_task *w;
   CHECK_EQ(weft_task_spawn(&w, write_later, IV(20), NULL), 0);
-  int64_t t0 = now_ns();
+  int64_t t0 = harness_now_ns();
   CHECK_EQ(weft_io_wait(fds[0], WEFT_IO_READ, WEFT_SEC(10)), WEFT_IO_READ);
-  CHECK(now_ns() - t0 >= WEFT_MS(20));
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(20));
   char c;
   CHECK_EQ(read(fds[0], &c, 1), 1);
   /* Nothing more to read: a poll times out at once. */
@@ -203,8 +194,8 @@ static int got_io;
 
 static void *busy_yielder(void *arg) {
   (void)arg;
-  int64_t t0 = now_ns();
-  while (!got_io && now_ns() - t0 < WEFT_SEC(10))
+  int64_t t0 = harness_now_ns();
+  while (!got_io && harness_now_ns() - t0 < WEFT_SEC(10))
     CHECK_EQ(weft_yield(), 0);
   return NULL;
 }
@@ -216,10 +207,10 @@ static void *io_while_busy(void *arg) {
   CHECK_EQ(weft_task_spawn(&b, busy_yielder, NULL, NULL), 0);
   pthread_t t;
   CHECK_EQ(pthread_create(&t, NULL, write_from_thread, IV(20000)), 0);
-  int64_t t0 = now_ns();
+  int64_t t0 = harness_now_ns();
   CHECK_EQ(weft_io_wait(fds[0], WEFT_IO_READ, WEFT_SEC(10)), WEFT_IO_READ);
   got_io = 1;
-  CHECK(now_ns() - t0 < WEFT_SEC(5)); /* not starved by the yielder */
+  CHECK(harness_now_ns() - t0 < WEFT_SEC(5)); /* not starved by the yielder */
   pthread_join(t, NULL);
   CHECK_EQ(weft_task_join(b, WEFT_FOREVER, NULL), 0);
   return NULL;
@@ -234,9 +225,9 @@ TEST(busy_tasks_do_not_starve_io) {
 
 TEST(outside_a_task_the_thread_waits) {
   CHECK_EQ(pipe(fds), 0);
-  int64_t t0 = now_ns();
+  int64_t t0 = harness_now_ns();
   CHECK_EQ(weft_io_wait(fds[0], WEFT_IO_READ, WEFT_MS(20)), -ETIMEDOUT);
-  CHECK(now_ns() - t0 >= WEFT_MS(20));
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(20));
   CHECK_EQ(weft_io_wait(fds[1], WEFT_IO_WRITE, 0), WEFT_IO_WRITE);
   pthread_t t;
   CHECK_EQ(pthread_create(&t, NULL, write_from_thread, IV(20000)), 0);

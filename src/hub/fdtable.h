@@ -8,6 +8,7 @@
 #define WEFT_HUB_FDTABLE_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,28 @@ typedef struct weft__fdtable {
   int cap;
 } weft__fdtable;
 
+/* Grows *arr, an array of *cap entries of elem bytes indexed by fd, so that
+ * it holds index fd; new entries are zeroed. Returns false when out of
+ * memory or when fd is beyond any RLIMIT_NOFILE Linux allows (2^29). Shared
+ * by the fd tables of the pollers and the hub. */
+static inline bool weft__fd_array_grow(void **arr, int *cap, size_t elem,
+                                       int fd) {
+  if (fd < *cap)
+    return true;
+  if (fd > (1 << 29))
+    return false;
+  int grown = *cap ? *cap : 64;
+  while (grown <= fd)
+    grown *= 2;
+  char *a = realloc(*arr, (size_t)grown * elem);
+  if (!a)
+    return false;
+  memset(a + (size_t)*cap * elem, 0, (size_t)(grown - *cap) * elem);
+  *arr = a;
+  *cap = grown;
+  return true;
+}
+
 /* The entry for fd, or NULL when the table never grew that far. */
 static inline weft__fd_entry *weft__fdtable_get(weft__fdtable *t, int fd) {
   return fd < t->cap ? &t->e[fd] : NULL;
@@ -30,19 +53,10 @@ static inline weft__fd_entry *weft__fdtable_get(weft__fdtable *t, int fd) {
 /* The entry for fd, growing the table to hold it: NULL when out of
  * memory. */
 static inline weft__fd_entry *weft__fdtable_reserve(weft__fdtable *t, int fd) {
-  if (fd >= t->cap) {
-    if (fd > (1 << 29))
-      return NULL; /* beyond any RLIMIT_NOFILE Linux allows */
-    int cap = t->cap ? t->cap : 64;
-    while (cap <= fd)
-      cap *= 2;
-    weft__fd_entry *e = realloc(t->e, (size_t)cap * sizeof *e);
-    if (!e)
-      return NULL;
-    memset(e + t->cap, 0, (size_t)(cap - t->cap) * sizeof *e);
-    t->e = e;
-    t->cap = cap;
-  }
+  void *e = t->e;
+  if (!weft__fd_array_grow(&e, &t->cap, sizeof *t->e, fd))
+    return NULL;
+  t->e = e;
   return &t->e[fd];
 }
 

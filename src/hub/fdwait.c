@@ -14,22 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fdtable.h"
 #include "hub-private.h"
 
 static weft__fd_waiters *waiters_of(weft__hub *h, int fd, bool grow) {
   if (fd < h->fdw_cap)
     return &h->fdw[fd];
-  if (!grow || fd > (1 << 29))
+  void *w = h->fdw;
+  if (!grow || !weft__fd_array_grow(&w, &h->fdw_cap, sizeof *h->fdw, fd))
     return NULL;
-  int cap = h->fdw_cap ? h->fdw_cap : 64;
-  while (cap <= fd)
-    cap *= 2;
-  weft__fd_waiters *w = realloc(h->fdw, (size_t)cap * sizeof *w);
-  if (!w)
-    return NULL;
-  memset(w + h->fdw_cap, 0, (size_t)(cap - h->fdw_cap) * sizeof *w);
   h->fdw = w;
-  h->fdw_cap = cap;
   return &h->fdw[fd];
 }
 

@@ -110,21 +110,15 @@ static void wake_closed(weft_task *t) {
     t->wake_code = -EBADF;
 }
 
-int weft__hub_forget_fd(weft__hub *h, int fd) {
+void weft__hub_forget_fd(weft__hub *h, int fd) {
   weft__fd_waiters *w = waiters_of(h, fd, false);
-  int woken = 0;
   if (w) {
     weft_task *r = w->reader, *wr = w->writer;
     w->reader = w->writer = NULL;
-    if (r) {
+    if (r)
       wake_closed(r);
-      woken++;
-    }
-    if (wr && wr != r) {
+    if (wr && wr != r)
       wake_closed(wr);
-      woken++;
-    }
   }
   weft__poller_set(h->poller, fd, 0, NULL);
-  return woken;
 }

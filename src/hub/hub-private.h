@@ -128,9 +128,8 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline);
 /* Wakes the tasks waiting on fd for what got (WEFT__POLL_*) reports. */
 void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got);
 
-/* Wakes every task of h waiting on fd with -EBADF and stops watching it.
- * Returns how many were woken. */
-int weft__hub_forget_fd(weft__hub *h, int fd);
+/* Wakes every task of h waiting on fd with -EBADF and stops watching it. */
+void weft__hub_forget_fd(weft__hub *h, int fd);
 
 /* Spawns a task on h (weft_task_spawn does it on the caller's hub). */
 int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,

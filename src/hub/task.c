@@ -17,10 +17,14 @@ static const char TASK_KIND[] = "task";
 
 static bool valid(const weft_task *t) { return t && t->magic == TASK_MAGIC; }
 
-/* The running task, if t is a valid task of its hub. */
-static weft_task *caller_for(const weft_task *t) {
-  weft_task *self = weft__task_running();
-  return self && t->hub == self->hub ? self : NULL;
+/* The check join, detach and cancel start with: 0 with the running task in
+ * *self, -EINVAL for a handle that is not a live task, -EPERM when the
+ * caller is not a task of t's hub. */
+static int check_handle(const weft_task *t, weft_task **self) {
+  if (!valid(t))
+    return -EINVAL;
+  *self = weft__task_running();
+  return *self && t->hub == (*self)->hub ? 0 : -EPERM;
 }
 
 /* Keys: index i is in use once key_count > i. Each key's destructor is
@@ -154,11 +158,10 @@ int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
 }
 
 int weft_task_join(weft_task *t, int64_t timeout, void **result) {
-  if (!valid(t))
-    return -EINVAL;
-  weft_task *self = caller_for(t);
-  if (!self)
-    return -EPERM;
+  weft_task *self;
+  int rc = check_handle(t, &self);
+  if (rc < 0)
+    return rc;
   if (t == self)
     return -EDEADLK;
   if (t->detached)
@@ -170,7 +173,7 @@ int weft_task_join(weft_task *t, int64_t timeout, void **result) {
       return -ETIMEDOUT; /* 0 polls */
     t->joiner = self;
     self->waits_for = t;
-    int rc = weft__task_park(self, "join", weft__deadline_after(timeout));
+    rc = weft__task_park(self, "join", weft__deadline_after(timeout));
     t->joiner = NULL;
     /* The timer may have fired in the same turn as t finished: t's wake
      * then found the joiner already woken. Finished is finished. */
@@ -184,10 +187,10 @@ int weft_task_join(weft_task *t, int64_t timeout, void **result) {
 }
 
 int weft_task_detach(weft_task *t) {
-  if (!valid(t))
-    return -EINVAL;
-  if (!caller_for(t))
-    return -EPERM;
+  weft_task *self;
+  int rc = check_handle(t, &self);
+  if (rc < 0)
+    return rc;
   if (t->detached)
     return -EINVAL;
   if (t->joiner)
@@ -201,10 +204,10 @@ int weft_task_detach(weft_task *t) {
 }
 
 int weft_task_cancel(weft_task *t) {
-  if (!valid(t))
-    return -EINVAL;
-  if (!caller_for(t))
-    return -EPERM;
+  weft_task *self;
+  int rc = check_handle(t, &self);
+  if (rc < 0)
+    return rc;
   if (t->state == WEFT__TASK_FINISHED)
     return -ESRCH;
   t->cancelled = true;

@@ -1,8 +1,9 @@
 /*
  * The hub's poller (internal), against whichever backend the build chose
  * (make test runs epoll, make test-poll the poll fallback): readiness,
- * interest changes, hang-ups, deadlines, wakes from other threads and
- * signal handlers, many fds, and bad input.
+ * one-shot arming, interest changes, fds closed and reused, hang-ups,
+ * deadlines, wakes from other threads and signal handlers, many fds, and bad
+ * input.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -41,10 +42,13 @@ TEST(a_pipe_is_readable_once_written) {
   CHECK_EQ(ev[0].fd, fds[0]);
   CHECK(ev[0].events & WEFT__POLL_IN);
   CHECK_PTR_EQ(ev[0].data, &tag);
-  /* Level-triggered: still ready until read. */
+  /* One-shot: disarmed by the report, though still readable. */
+  CHECK_EQ(poll_now(p, ev, 4), 0);
+  CHECK_EQ(weft__poller_set(p, fds[0], WEFT__POLL_IN, &tag), 0);
   CHECK_EQ(poll_now(p, ev, 4), 1);
   char c;
   CHECK_EQ(read(fds[0], &c, 1), 1);
+  CHECK_EQ(weft__poller_set(p, fds[0], WEFT__POLL_IN, &tag), 0);
   CHECK_EQ(poll_now(p, ev, 4), 0);
   close(fds[0]);
   close(fds[1]);
@@ -67,12 +71,34 @@ TEST(interest_changes_and_is_forgotten) {
   CHECK_EQ(write(sv[1], "y", 1), 1);
   CHECK_EQ(poll_now(p, ev, 4), 1);
   CHECK_PTR_EQ(ev[0].data, &b);
-  /* Forgotten: nothing reported, and forgetting twice is fine. */
+  /* Armed again, then forgotten: nothing reported, and forgetting twice is
+   * fine. */
+  CHECK_EQ(weft__poller_set(p, sv[0], WEFT__POLL_IN, &b), 0);
   CHECK_EQ(weft__poller_set(p, sv[0], 0, NULL), 0);
   CHECK_EQ(weft__poller_set(p, sv[0], 0, NULL), 0);
   CHECK_EQ(poll_now(p, ev, 4), 0);
   close(sv[0]);
   close(sv[1]);
+  weft__poller_free(p);
+}
+
+TEST(an_fd_closed_and_reused_is_armed_afresh) {
+  weft__poller *p = make();
+  int a[2], b[2];
+  CHECK_EQ(pipe(a), 0);
+  CHECK_EQ(weft__poller_set(p, a[0], WEFT__POLL_IN, NULL), 0);
+  int old = a[0];
+  close(a[0]); /* plain close: the kernel forgets it, the poller cannot know */
+  CHECK_EQ(pipe(b), 0);
+  CHECK_EQ(b[0], old); /* the lowest free number comes back */
+  CHECK_EQ(weft__poller_set(p, b[0], WEFT__POLL_IN, NULL), 0);
+  CHECK_EQ(write(b[1], "x", 1), 1);
+  weft__poll_event ev[4];
+  CHECK_EQ(weft__poller_wait(p, ev, 4, weft__now() + WEFT_SEC(5)), 1);
+  CHECK_EQ(ev[0].fd, b[0]);
+  close(a[1]);
+  close(b[0]);
+  close(b[1]);
   weft__poller_free(p);
 }
 
@@ -175,7 +201,10 @@ TEST(many_fds_and_a_fair_share) {
     CHECK_EQ(i % 10, 0);
     CHECK_EQ(ev[k].fd, rd[i]);
   }
-  /* Reported a few at a time, every ready fd comes up within a round. */
+  /* Armed again and reported a few at a time, every ready fd comes up
+   * once within a round. */
+  for (int i = 0; i < N; i++)
+    CHECK_EQ(weft__poller_set(p, rd[i], WEFT__POLL_IN, (void *)(intptr_t)i), 0);
   char seen[N] = {0};
   int distinct = 0;
   for (int round = 0; round < N / 10 / 7 + 1; round++) {
@@ -189,6 +218,8 @@ TEST(many_fds_and_a_fair_share) {
   }
   CHECK_EQ(distinct, N / 10);
   /* Forget half, including from the middle of the set. */
+  for (int i = 0; i < N; i++)
+    CHECK_EQ(weft__poller_set(p, rd[i], WEFT__POLL_IN, (void *)(intptr_t)i), 0);
   for (int i = 0; i < N; i += 2)
     CHECK_EQ(weft__poller_set(p, rd[i], 0, NULL), 0);
   n = weft__poller_wait(p, ev, 256, 0);

@@ -11,13 +11,47 @@
  * One task at a time may wait to read an fd, and one to write it; a second
  * gets -EBUSY (gevent refuses two greenlets on one socket the same way).
  *
- * This first part has the wait and the close; read, write, accept,
- * connect and the rest build on them next.
+ *     Python (gevent.socket)          weft
+ *     conn, addr = sock.accept()      fd = weft_io_accept(lfd, &sa, &len, t)
+ *     sock.connect(addr)              weft_io_connect(fd, &sa, len, t)
+ *     sock.recv(n)                    weft_io_recv(fd, buf, n, 0, t)
+ *     sock.send(data)                 weft_io_send(fd, data, len, 0, t)
+ *     sock.settimeout(t)              the timeout argument of every call
+ *
+ * The calls on this page share these rules:
+ *
+ *  - Non-blocking fds. In a task a call must not block its thread, so
+ *    weft_io_recv and weft_io_send pass MSG_DONTWAIT, and every other call
+ *    sets O_NONBLOCK on the fd (checking first, one fcntl(2) per call, as
+ *    gevent and Go set it on every socket they wrap). The flag belongs to
+ *    the open file description: other holders of it (a dup, a parent that
+ *    shares a pipe) see it too. Outside a task the fd is left as it is.
+ *  - Errors: a call returns what the system call returns (a count, a new
+ *    fd, 0), or its errno negated (-ECONNRESET, -EPIPE, ...), or -ETIMEDOUT
+ *    when the timeout passed first, -ECANCELED when the calling task is
+ *    cancelled (before or during the call: a cancelled task's calls fail at
+ *    once, even when the fd is ready), -EBADF when the fd was closed by
+ *    weft_io_close while the call waited or is not an open fd, -EBUSY when
+ *    another task of the hub waits on the fd the same way, -EPERM from a
+ *    generator that runs in a task, when the call would have to wait.
+ *  - A timeout of 0 tries once and never waits (-ETIMEDOUT for "would
+ *    block"); WEFT_FOREVER waits without end. Interrupted system calls are
+ *    retried; signals never end a call early.
+ *  - Outside a task the calls behave as the plain blocking calls, with the
+ *    timeout: on a blocking fd the timeout bounds the wait for readiness
+ *    (poll(2)), after which the call itself may still block if another
+ *    thread took what was ready.
+ *  - Threads: any thread may call them, on its own fds or shared ones; the
+ *    per-fd limit of one waiting reader and one waiting writer is per hub.
+ *    From a signal handler: no.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
 
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <weft/core.h>
 
 #ifdef __cplusplus
@@ -43,6 +77,73 @@ extern "C" {
  * Blocks the calling task (outside a task: the thread).
  */
 WEFT_API int weft_io_wait(int fd, unsigned events, int64_t timeout);
+
+/*
+ * weft_io_read, weft_io_write — read(2) and write(2), waiting up to timeout
+ * ns for the fd to be ready. They return as soon as some bytes moved, as the
+ * system calls do: a count below len is no error (0 from a read is the end
+ * of the file). Errors as above, plus those of read(2) and write(2).
+ * Blocks the calling task (outside a task: the thread).
+ */
+WEFT_API ssize_t weft_io_read(int fd, void *buf, size_t len, int64_t timeout);
+WEFT_API ssize_t weft_io_write(int fd, const void *buf, size_t len,
+                               int64_t timeout);
+
+/*
+ * weft_io_readv, weft_io_writev — readv(2) and writev(2), waiting up to
+ * timeout ns for the fd to be ready; the same returns as weft_io_read and
+ * weft_io_write, plus -EINVAL for an iovcnt outside 0..IOV_MAX.
+ */
+WEFT_API ssize_t weft_io_readv(int fd, const struct iovec *iov, int iovcnt,
+                               int64_t timeout);
+WEFT_API ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
+                                int64_t timeout);
+
+/*
+ * weft_io_recv, weft_io_send — recv(2) and send(2) on a socket, with the
+ * caller's MSG_* flags, waiting up to timeout ns. They never change the
+ * fd's flags (MSG_DONTWAIT makes each call non-blocking), which also makes
+ * them one system call cheaper than weft_io_read and weft_io_write in a
+ * task: prefer them for sockets. weft_io_send adds MSG_NOSIGNAL: a peer
+ * that closed gives -EPIPE, never SIGPIPE. Returns a count, or the errors
+ * above and those of recv(2) and send(2) (-ENOTSOCK on other fds).
+ */
+WEFT_API ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
+                              int64_t timeout);
+WEFT_API ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags,
+                              int64_t timeout);
+
+/*
+ * weft_io_accept — accept a connection on the listening socket fd, waiting
+ * up to timeout ns for one; the peer's address goes to addr and *addrlen
+ * as with accept(2) (both may be NULL). The new fd is close-on-exec, and
+ * in a task non-blocking too. Connections that fail while queued
+ * (ECONNABORTED) are skipped. Returns the new fd, or the errors above and
+ * those of accept4(2) (-EMFILE, -EINVAL when fd does not listen, ...).
+ */
+WEFT_API int weft_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                            int64_t timeout);
+
+/*
+ * weft_io_connect — connect the socket fd to addr, waiting up to timeout
+ * ns for the connection to be made. Returns 0, or the errors above and
+ * those of connect(2) (-ECONNREFUSED, -ENETUNREACH, ...). After -ETIMEDOUT
+ * or -ECANCELED the attempt may still go on in the kernel: close the
+ * socket. Outside a task a blocking socket is made non-blocking for the
+ * call when a timeout bounds it, and blocking again after.
+ */
+WEFT_API int weft_io_connect(int fd, const struct sockaddr *addr,
+                             socklen_t addrlen, int64_t timeout);
+
+/*
+ * weft_io_sendfile — sendfile(2): copy up to count bytes from in_fd (a
+ * file that can be mapped, at *offset, or at its file offset when offset is
+ * NULL) to out_fd, waiting up to timeout ns for out_fd to take them.
+ * Returns the count sent (it may be short, as with weft_io_write), or the
+ * errors above and those of sendfile(2).
+ */
+WEFT_API ssize_t weft_io_sendfile(int out_fd, int in_fd, off_t *offset,
+                                  size_t count, int64_t timeout);
 
 /*
  * weft_io_close — close fd, first waking every task of this thread's hub

@@ -15,7 +15,8 @@
 typedef struct weft__fd_entry {
   unsigned events; /* 0: not watched */
   void *data;
-  int slot; /* backend's use (poll: index in its pollfd array) */
+  int slot; /* backend's use (poll: index in its pollfd array; epoll: 1
+               while the kernel has the fd registered) */
 } weft__fd_entry;
 
 typedef struct weft__fdtable {

@@ -2,13 +2,15 @@
  * Tasks waiting on fds: the hub's side of cooperative I/O. See
  * hub-private.h.
  *
- * The poller watches an fd exactly while a task waits on it, for the union
- * of what its reader and writer wait for; the hub looks the waiters up by
- * fd when the poller reports it. A waiter that leaves for any reason
- * (ready, timeout, cancellation, close) takes its interest with it, when it
- * next runs: until then its slot still names it, so a slot counts as taken
- * only while its task is parked, and a close reaches a waiter that was
- * woken but has not run yet.
+ * Each wait arms the fd in the poller (one-shot) for what its parked
+ * waiters want, the new one included; the hub looks the waiters up by fd
+ * when the poller reports it, and arms the fd again for those still
+ * parked. A waiter that leaves for any reason (ready, timeout,
+ * cancellation, close) clears its slot when it next runs and leaves the
+ * arming alone: a report nobody waits for any more wakes nobody and
+ * disarms the fd. Until the waiter runs its slot still names it, so a slot
+ * counts as taken only while its task is parked, and a close reaches a
+ * waiter that was woken but has not run yet.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,11 +29,14 @@ static weft__fd_waiters *waiters_of(weft__hub *h, int fd, bool grow) {
   return &h->fdw[fd];
 }
 
-/* Tells the poller what the fd's waiters want now. */
-static int update_interest(weft__hub *h, int fd, const weft__fd_waiters *w) {
-  unsigned want =
-      (w->reader ? WEFT__POLL_IN : 0) | (w->writer ? WEFT__POLL_OUT : 0);
-  return weft__poller_set(h->poller, fd, want, NULL);
+static bool parked(const weft_task *t) {
+  return t && t->state == WEFT__TASK_PARKED;
+}
+
+/* What the fd's parked waiters wait for. */
+static unsigned parked_want(const weft__fd_waiters *w) {
+  return (parked(w->reader) ? WEFT__POLL_IN : 0) |
+         (parked(w->writer) ? WEFT__POLL_OUT : 0);
 }
 
 int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
@@ -48,22 +53,16 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
     return fd > (1 << 29) ? -EBADF : -ENOMEM;
   /* A woken waiter that has not run yet still sits in its slot: it does not
    * count, and its cleanup will leave the slot to the new one. */
-  if ((read && w->reader && w->reader->state == WEFT__TASK_PARKED) ||
-      (write && w->writer && w->writer->state == WEFT__TASK_PARKED))
+  if ((read && parked(w->reader)) || (write && parked(w->writer)))
     return -EBUSY;
+  /* On failure the poller changed nothing: the others stay armed. */
+  rc = weft__poller_set(h->poller, fd, parked_want(w) | events, NULL);
+  if (rc < 0)
+    return rc;
   if (read)
     w->reader = t;
   if (write)
     w->writer = t;
-  rc = update_interest(h, fd, w);
-  if (rc < 0) {
-    if (read)
-      w->reader = NULL;
-    if (write)
-      w->writer = NULL;
-    update_interest(h, fd, w);
-    return rc;
-  }
   h->fd_waiters++;
   t->ready = 0;
   rc = weft__task_park(t, read ? "a read wait" : "a write wait", deadline);
@@ -76,7 +75,6 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
       w->reader = NULL;
     if (w->writer == t)
       w->writer = NULL;
-    update_interest(h, fd, w);
   }
   return rc < 0 ? rc : (int)t->ready;
 }
@@ -96,6 +94,19 @@ void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got) {
   if (wr && (broken || (got & WEFT__POLL_OUT))) {
     wr->ready |= got;
     weft__task_wake(wr, 0);
+  }
+  /* The report disarmed the fd: arm it again for whoever still waits (a
+   * writer when only reading became possible). Should that fail, they
+   * must not wait for a report that cannot come. */
+  unsigned want = parked_want(w);
+  if (want) {
+    int rc = weft__poller_set(h->poller, fd, want, NULL);
+    if (rc < 0) {
+      if (parked(w->reader))
+        weft__task_wake(w->reader, rc);
+      if (parked(w->writer))
+        weft__task_wake(w->writer, rc);
+    }
   }
 }
 

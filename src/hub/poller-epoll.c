@@ -1,7 +1,12 @@
 /*
  * The epoll poller, Linux's. See poller.h.
  *
- * epoll carries the fd; the caller's tag lives in an fd table. A wake is an
+ * epoll carries the fd; the caller's tag lives in an fd table. Arming uses
+ * EPOLLONESHOT: a report disables the fd in the kernel but leaves it
+ * registered, so the next arming is one EPOLL_CTL_MOD. The table's slot
+ * field says whether the fd is registered (1) or not (0); when the kernel
+ * dropped it meanwhile (the fd was closed and its number reused), MOD fails
+ * with ENOENT and the fd is added afresh. A wake is an
  * eventfd, drained when it fires and never reported. The deadline is passed
  * with nanosecond precision through epoll_pwait2 (Linux 5.11) where the kernel
  * has it, else rounded up to whole milliseconds for epoll_wait, so that a
@@ -74,31 +79,37 @@ int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
     return -EBADF;
   weft__fd_entry *e = weft__fdtable_get(&p->fds, fd);
   if (events == 0) {
-    if (!e || !e->events)
+    if (!e || !e->slot)
       return 0;
     if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) != 0 && errno != ENOENT &&
         errno != EBADF)
       return -errno;
-    e->events = 0;
-    e->data = NULL;
+    *e = (weft__fd_entry){0};
     return 0;
   }
   e = weft__fdtable_reserve(&p->fds, fd);
   if (!e)
     return -ENOMEM;
-  struct epoll_event ev = {.data.fd = fd};
+  struct epoll_event ev = {.events = EPOLLONESHOT, .data.fd = fd};
   if (events & WEFT__POLL_IN)
     ev.events |= EPOLLIN | EPOLLRDHUP;
   if (events & WEFT__POLL_OUT)
     ev.events |= EPOLLOUT;
-  int op = e->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  int op = e->slot ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
   if (epoll_ctl(p->epfd, op, fd, &ev) != 0) {
-    /* A watched fd closed and reused by a new one is unknown to epoll. */
+    /* MOD: a registered fd closed and its number reused is unknown to
+     * epoll. ADD: an fd registered through another number (dup) is not
+     * this one; still, EEXIST means the pair is there. */
     if (op == EPOLL_CTL_MOD && errno == ENOENT)
       op = EPOLL_CTL_ADD;
-    if (op != EPOLL_CTL_ADD || epoll_ctl(p->epfd, op, fd, &ev) != 0)
+    else if (op == EPOLL_CTL_ADD && errno == EEXIST)
+      op = EPOLL_CTL_MOD;
+    else
+      return -errno;
+    if (epoll_ctl(p->epfd, op, fd, &ev) != 0)
       return -errno;
   }
+  e->slot = 1;
   e->events = events;
   e->data = data;
   return 0;
@@ -138,7 +149,8 @@ int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
     }
     weft__fd_entry *e = weft__fdtable_get(&p->fds, fd);
     if (!e || !e->events)
-      continue; /* forgotten since the kernel queued the event */
+      continue;    /* disarmed since the kernel queued the event */
+    e->events = 0; /* one-shot: the kernel disabled it too */
     unsigned got = 0, g = p->got[i].events;
     if (g & (EPOLLIN | EPOLLRDHUP))
       got |= WEFT__POLL_IN;

@@ -4,8 +4,10 @@
  *
  * The watched fds are a dense pollfd array, slot 0 being the read end of a
  * self-pipe that wakes; the fd table maps each fd to its slot, so setting
- * and forgetting are O(1) (forgetting moves the last slot into the hole).
- * A wait costs O(watched fds), which is why epoll is the default.
+ * and disarming are O(1) (disarming moves the last slot into the hole). An
+ * fd is in the array exactly while it is armed: a wait that reports it
+ * takes it out. A wait costs O(armed fds), which is why epoll is the
+ * default.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -79,6 +81,18 @@ static short poll_events(unsigned events) {
                  ((events & WEFT__POLL_OUT) ? POLLOUT : 0));
 }
 
+/* Takes an armed fd out of the array; the last slot fills the hole. */
+static void disarm(weft__poller *p, weft__fd_entry *e) {
+  int hole = e->slot, last = p->n - 1;
+  if (hole != last) {
+    p->pfd[hole] = p->pfd[last];
+    weft__fdtable_get(&p->fds, p->pfd[hole].fd)->slot = hole;
+  }
+  p->n--;
+  e->events = 0;
+  e->data = NULL;
+}
+
 int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
   int rc = weft__poller_check(fd, events);
   if (rc < 0)
@@ -87,17 +101,8 @@ int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
     return -EBADF;
   weft__fd_entry *e = weft__fdtable_get(&p->fds, fd);
   if (events == 0) {
-    if (!e || !e->events)
-      return 0;
-    /* The last slot fills the hole. */
-    int hole = e->slot, last = p->n - 1;
-    if (hole != last) {
-      p->pfd[hole] = p->pfd[last];
-      weft__fdtable_get(&p->fds, p->pfd[hole].fd)->slot = hole;
-    }
-    p->n--;
-    e->events = 0;
-    e->data = NULL;
+    if (e && e->events)
+      disarm(p, e);
     return 0;
   }
   if (fcntl(fd, F_GETFD) < 0)
@@ -159,6 +164,10 @@ int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
   }
   if (watched)
     p->next = (p->next + scanned) % watched;
+  /* One-shot: what was reported is disarmed, after the scan, which the
+   * moves of disarm would disturb. */
+  for (int k = 0; k < out; k++)
+    disarm(p, weft__fdtable_get(&p->fds, evs[k].fd));
   return out;
 }
 

@@ -5,9 +5,15 @@
  * poller-poll.c, the portable fallback that CI builds and tests too. A new
  * backend (io_uring, kqueue) is one more file.
  *
- * Interest is level-triggered and per fd: weft__poller_set records which
- * events of an fd matter and a pointer handed back with them, replacing
- * what was recorded before; events 0 forgets the fd.
+ * Interest is one-shot and per fd: weft__poller_set arms an fd for some
+ * events, with a pointer handed back with them, replacing what was armed
+ * before; the first report of the fd disarms it, and events 0 disarms and
+ * forgets it. One-shot suits the hub, which arms an fd each time a task
+ * waits on it: a task that stops waiting (timeout, cancellation) costs no
+ * system call, and an fd nobody waits on any more is reported at most once.
+ * Each arming is one system call at most, whatever the kernel did with the
+ * fd meanwhile (an fd closed with close(2) and its number reused is armed
+ * afresh), so no state the poller keeps can go stale.
  *
  * Thread safety: a poller belongs to one hub and is used by its thread,
  * except weft__poller_wake, which any thread may call, and a signal
@@ -48,17 +54,19 @@ int weft__poller_new(weft__poller **out);
 /* Releases it; fds it watched are not closed. */
 void weft__poller_free(weft__poller *p);
 
-/* Watches fd for events (WEFT__POLL_IN | WEFT__POLL_OUT) with data, or
- * forgets it when events is 0 (forgetting an unwatched fd is not an error).
+/* Arms fd for events (WEFT__POLL_IN | WEFT__POLL_OUT) with data, until its
+ * first report; or disarms and forgets it when events is 0 (forgetting an
+ * unwatched fd is not an error).
  * Returns 0, -EBADF (not an open fd), -EPERM (a file that cannot be polled,
  * such as a regular file, with epoll), -EINVAL (events outside IN|OUT), or
  * -ENOMEM. On error nothing changed. */
 int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data);
 
-/* Waits until some watched fd is ready, the deadline (absolute
+/* Waits until some armed fd is ready, the deadline (absolute
  * CLOCK_MONOTONIC ns; INT64_MAX for none, anything <= now to poll) passes,
  * or weft__poller_wake is called. Fills up to max events and returns how
- * many (0 on timeout, a wake or a signal), or a negative errno. */
+ * many (0 on timeout, a wake or a signal), or a negative errno. Each fd
+ * reported is disarmed. */
 int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
                       int64_t deadline);
 

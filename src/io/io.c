@@ -5,34 +5,33 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 #include <weft/io.h>
 
 #include "../hub/hub-private.h"
+#include "io-private.h"
 
-static unsigned poller_events(unsigned io) {
+unsigned weft__io_poller_events(unsigned io) {
   return ((io & WEFT_IO_READ) ? WEFT__POLL_IN : 0) |
          ((io & WEFT_IO_WRITE) ? WEFT__POLL_OUT : 0);
 }
 
-/* What to report for what the poller saw, given what was asked. */
-static unsigned io_events(unsigned asked, unsigned got) {
+unsigned weft__io_events(unsigned asked, unsigned got) {
   if (got & (WEFT__POLL_ERR | WEFT__POLL_HUP))
     return asked;
   return asked & (((got & WEFT__POLL_IN) ? WEFT_IO_READ : 0) |
                   ((got & WEFT__POLL_OUT) ? WEFT_IO_WRITE : 0));
 }
 
-/* Outside a task: poll(2), resumed after signals until the deadline. */
-static int wait_thread(int fd, unsigned events, int64_t timeout) {
-  int64_t deadline = weft__deadline_after(timeout);
+int weft__io_wait_thread(int fd, unsigned events, int64_t deadline) {
   struct pollfd p = {.fd = fd,
                      .events =
                          (short)(((events & WEFT_IO_READ) ? POLLIN : 0) |
                                  ((events & WEFT_IO_WRITE) ? POLLOUT : 0))};
   for (;;) {
-    int n = poll(&p, 1, timeout == 0 ? 0 : weft__ms_until(deadline));
+    int n = poll(&p, 1, weft__ms_until(deadline));
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -45,10 +44,28 @@ static int wait_thread(int fd, unsigned events, int64_t timeout) {
                    ((p.revents & POLLOUT) ? WEFT__POLL_OUT : 0) |
                    ((p.revents & POLLERR) ? WEFT__POLL_ERR : 0) |
                    ((p.revents & POLLHUP) ? WEFT__POLL_HUP : 0);
-    unsigned ready = io_events(events, got);
+    unsigned ready = weft__io_events(events, got);
     if (ready)
       return (int)ready;
   }
+}
+
+int weft__io_make_nonblocking(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0)
+    return -errno;
+  if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return -errno;
+  return 0;
+}
+
+int weft__io_wait_until(weft_task *self, int fd, unsigned events,
+                        int64_t deadline) {
+  if (!self)
+    return weft__io_wait_thread(fd, events, deadline);
+  int rc =
+      weft__hub_wait_fd(self, fd, weft__io_poller_events(events), deadline);
+  return rc < 0 ? rc : (int)weft__io_events(events, (unsigned)rc);
 }
 
 int weft_io_wait(int fd, unsigned events, int64_t timeout) {
@@ -56,19 +73,15 @@ int weft_io_wait(int fd, unsigned events, int64_t timeout) {
     return -EINVAL;
   if (fd < 0)
     return -EBADF;
+  /* A poll (0) never blocks, in a task or not: poll(2) itself. */
+  if (timeout == 0)
+    return weft__io_wait_thread(fd, events, 0);
   weft_task *self = weft__task_running();
-  /* Outside a task, or a poll (0), which never blocks: poll(2) itself. */
-  if (!self || timeout == 0)
-    return wait_thread(fd, events, timeout);
   int64_t deadline = weft__deadline_after(timeout);
-  for (;;) {
-    int rc = weft__hub_wait_fd(self, fd, poller_events(events), deadline);
-    if (rc < 0)
-      return rc;
-    unsigned ready = io_events(events, (unsigned)rc);
-    if (ready)
-      return (int)ready;
-  }
+  int rc;
+  while ((rc = weft__io_wait_until(self, fd, events, deadline)) == 0)
+    ; /* woken for the other direction only: wait on */
+  return rc;
 }
 
 int weft_io_close(int fd) {

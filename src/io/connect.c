@@ -1,0 +1,76 @@
+/*
+ * weft_io_connect: a connect that a timeout bounds and a cancellation ends.
+ * See include/weft/io.h.
+ *
+ * The socket is non-blocking for the call (in a task it stays so, as for
+ * every weft call; in a thread its flags are put back), so connect(2)
+ * starts the connection and says EINPROGRESS; the socket turns writable
+ * when the attempt ends, and SO_ERROR tells how.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <weft/io.h>
+
+#include "../hub/hub-private.h"
+#include "io-private.h"
+
+/* The outcome of a connection attempt that made fd writable. */
+static int connect_result(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    return -errno;
+  return -err;
+}
+
+static int connect_nonblocking(weft_task *self, int fd,
+                               const struct sockaddr *addr, socklen_t addrlen,
+                               int64_t timeout) {
+  if (connect(fd, addr, addrlen) == 0)
+    return 0;
+  /* EINTR: the attempt goes on in the background, as EINPROGRESS. */
+  if (errno != EINPROGRESS && errno != EINTR)
+    return -errno;
+  if (timeout == 0)
+    return -ETIMEDOUT;
+  int64_t deadline = weft__deadline_after(timeout);
+  int rc;
+  while ((rc = weft__io_wait_until(self, fd, WEFT_IO_WRITE, deadline)) == 0)
+    ;
+  return rc < 0 ? rc : connect_result(fd);
+}
+
+int weft_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                    int64_t timeout) {
+  if (fd < 0)
+    return -EBADF;
+  weft_task *self = weft__task_running();
+  if (self && self->cancelled)
+    return -ECANCELED;
+  if (self) {
+    int rc = weft__io_make_nonblocking(fd);
+    return rc < 0 ? rc : connect_nonblocking(self, fd, addr, addrlen, timeout);
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0)
+    return -errno;
+  bool blocking = !(fl & O_NONBLOCK);
+  if (blocking && timeout < 0) { /* the ordinary blocking call */
+    if (connect(fd, addr, addrlen) == 0)
+      return 0;
+    if (errno != EINTR)
+      return -errno;
+    /* Interrupted by a signal: the attempt goes on; wait for its end. */
+    int rc = weft__io_wait_thread(fd, WEFT_IO_WRITE, INT64_MAX);
+    return rc < 0 ? rc : connect_result(fd);
+  }
+  if (blocking && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return -errno;
+  int rc = connect_nonblocking(NULL, fd, addr, addrlen, timeout);
+  if (blocking)
+    fcntl(fd, F_SETFL, fl);
+  return rc;
+}

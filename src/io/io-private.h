@@ -1,0 +1,37 @@
+/*
+ * The io layer's shared pieces: the waits its calls build on.
+ */
+#ifndef WEFT_IO_PRIVATE_H
+#define WEFT_IO_PRIVATE_H
+
+#include <stdint.h>
+#include <weft/hub.h>
+
+/* Blocks the calling thread in poll(2) until fd has one of events
+ * (WEFT_IO_READ, WEFT_IO_WRITE) or the deadline (absolute ns; INT64_MAX:
+ * none; at or before now: poll once) passes. Returns the ready events, or
+ * -ETIMEDOUT, -EBADF (not an open fd), or poll's errno. Signals do not end
+ * it early. */
+int weft__io_wait_thread(int fd, unsigned events, int64_t deadline);
+
+/* Waits until fd has one of events (WEFT_IO_*) or the deadline passes: the
+ * running task self parks in its hub (weft__hub_wait_fd), or with self
+ * NULL the thread polls (weft__io_wait_thread). Returns the ready events
+ * (0 after a wake for another direction: try again), or a negative errno
+ * as those two do. */
+int weft__io_wait_until(weft_task *self, int fd, unsigned events,
+                        int64_t deadline);
+
+/* Sets O_NONBLOCK on fd if it is not set. Returns 0 or fcntl's negative
+ * errno. */
+int weft__io_make_nonblocking(int fd);
+
+/* What to report for what the poller saw (WEFT__POLL_*), given what was
+ * asked (WEFT_IO_*): an error or a hang-up reports all that was asked, so
+ * that the next read or write sees it. */
+unsigned weft__io_events(unsigned asked, unsigned got);
+
+/* WEFT_IO_* as the poller's WEFT__POLL_*. */
+unsigned weft__io_poller_events(unsigned io);
+
+#endif

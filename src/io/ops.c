@@ -1,0 +1,182 @@
+/*
+ * The cooperative fd operations: read, write, readv, writev, recv, send,
+ * accept, sendfile (connect, which waits differently, is in connect.c).
+ * See include/weft/io.h.
+ *
+ * Each is one loop: try the system call without blocking; on EAGAIN wait
+ * for the fd (a task parks in its hub, a thread polls) and try again, until
+ * it completes, fails, or the wait ends in a timeout, a cancellation or a
+ * close. In a task the call must never block the thread, so recv and send
+ * pass MSG_DONTWAIT and the others first make the fd non-blocking. Outside
+ * a task the fd is left as it is: on a blocking fd the call blocks in the
+ * kernel, after a wait for readiness when a timeout bounds it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <weft/io.h>
+
+#include "../hub/hub-private.h"
+#include "io-private.h"
+
+enum op_kind { READ, WRITE, READV, WRITEV, RECV, SEND, ACCEPT, SENDFILE };
+
+/* One operation's arguments; which fields count depends on kind. */
+struct op {
+  enum op_kind kind;
+  void *buf;
+  const void *cbuf;
+  size_t len;
+  const struct iovec *iov;
+  int iovcnt;
+  int flags; /* recv, send: the caller's MSG_*; accept: SOCK_* for the new fd */
+  struct sockaddr *addr;
+  socklen_t *addrlen;
+  int in_fd;
+  off_t *offset;
+};
+
+/* Whether the operation is made non-blocking by its own flags rather than
+ * by the fd's. */
+static bool per_call_nonblocking(enum op_kind k) { return k == RECV || k == SEND; }
+
+static unsigned direction(enum op_kind k) {
+  return k == READ || k == READV || k == RECV || k == ACCEPT ? WEFT_IO_READ
+                                                             : WEFT_IO_WRITE;
+}
+
+/* One try of the system call. In a task it never blocks: the fd is
+ * non-blocking, or the flags say MSG_DONTWAIT. */
+static ssize_t attempt(int fd, const struct op *o) {
+  switch (o->kind) {
+  case READ:
+    return read(fd, o->buf, o->len);
+  case WRITE:
+    return write(fd, o->cbuf, o->len);
+  case READV:
+    return readv(fd, o->iov, o->iovcnt);
+  case WRITEV:
+    return writev(fd, o->iov, o->iovcnt);
+  case RECV:
+    return recv(fd, o->buf, o->len, o->flags | MSG_DONTWAIT);
+  case SEND:
+    return send(fd, o->cbuf, o->len, o->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+  case ACCEPT:
+    return accept4(fd, o->addr, o->addrlen, o->flags);
+  case SENDFILE:
+    return sendfile(fd, o->in_fd, o->offset, o->len);
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+/* Whether fd blocks in plain system calls; false when it cannot be told
+ * (the call itself will then report what is wrong). */
+static bool blocks(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+static ssize_t run(int fd, int64_t timeout, struct op *o) {
+  if (fd < 0)
+    return -EBADF;
+  weft_task *self = weft__task_running();
+  if (self && self->cancelled)
+    return -ECANCELED;
+  int64_t deadline = timeout == 0 ? 0 : weft__deadline_after(timeout);
+  unsigned dir = direction(o->kind);
+  if (!per_call_nonblocking(o->kind)) {
+    if (self) {
+      int rc = weft__io_make_nonblocking(fd);
+      if (rc < 0)
+        return rc;
+    } else if (timeout >= 0 && blocks(fd)) {
+      /* A blocking fd in a thread: the timeout bounds the wait for
+       * readiness; the call then blocks only if another reader or writer
+       * took what was ready. */
+      int rc = weft__io_wait_thread(fd, dir, deadline);
+      if (rc < 0)
+        return rc;
+    }
+  }
+  for (;;) {
+    ssize_t r = attempt(fd, o);
+    if (r >= 0)
+      return r;
+    int err = errno;
+    /* ECONNABORTED: a connection was reset while queued; Linux says to
+     * retry accept, as for EINTR. */
+    if (err == EINTR || (o->kind == ACCEPT && err == ECONNABORTED))
+      continue;
+    if (err != EAGAIN && err != EWOULDBLOCK)
+      return -err;
+    if (timeout == 0)
+      return -ETIMEDOUT;
+    int rc = weft__io_wait_until(self, fd, dir, deadline);
+    if (rc < 0)
+      return rc;
+  }
+}
+
+ssize_t weft_io_read(int fd, void *buf, size_t len, int64_t timeout) {
+  return run(fd, timeout, &(struct op){.kind = READ, .buf = buf, .len = len});
+}
+
+ssize_t weft_io_write(int fd, const void *buf, size_t len, int64_t timeout) {
+  return run(fd, timeout,
+             &(struct op){.kind = WRITE, .cbuf = buf, .len = len});
+}
+
+ssize_t weft_io_readv(int fd, const struct iovec *iov, int iovcnt,
+                      int64_t timeout) {
+  if (iovcnt < 0 || iovcnt > IOV_MAX)
+    return -EINVAL;
+  return run(fd, timeout,
+             &(struct op){.kind = READV, .iov = iov, .iovcnt = iovcnt});
+}
+
+ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
+                       int64_t timeout) {
+  if (iovcnt < 0 || iovcnt > IOV_MAX)
+    return -EINVAL;
+  return run(fd, timeout,
+             &(struct op){.kind = WRITEV, .iov = iov, .iovcnt = iovcnt});
+}
+
+ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
+                     int64_t timeout) {
+  return run(fd, timeout,
+             &(struct op){.kind = RECV, .buf = buf, .len = len, .flags = flags});
+}
+
+ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags,
+                     int64_t timeout) {
+  return run(
+      fd, timeout,
+      &(struct op){.kind = SEND, .cbuf = buf, .len = len, .flags = flags});
+}
+
+int weft_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                   int64_t timeout) {
+  int flags = SOCK_CLOEXEC | (weft__task_running() ? SOCK_NONBLOCK : 0);
+  return (int)run(fd, timeout,
+                  &(struct op){.kind = ACCEPT,
+                               .addr = addr,
+                               .addrlen = addrlen,
+                               .flags = flags});
+}
+
+ssize_t weft_io_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
+                         int64_t timeout) {
+  return run(out_fd, timeout,
+             &(struct op){.kind = SENDFILE,
+                          .in_fd = in_fd,
+                          .offset = offset,
+                          .len = count});
+}

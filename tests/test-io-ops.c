@@ -1,0 +1,599 @@
+/*
+ * The cooperative fd operations of weft/io.h: a TCP echo server and many
+ * clients in one hub, each operation's data path, timeouts, a cancellation
+ * during every kind of blocking call, a close that wakes, the same calls
+ * outside a task, and bad input.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "harness.h"
+
+static void run(weft_task_fn fn, void *arg) {
+  CHECK_EQ(weft_run(fn, arg, NULL), 0);
+}
+
+/* A TCP socket listening on 127.0.0.1 at a port the kernel chose; the port
+ * goes to *port. */
+static int listen_loopback(int backlog, uint16_t *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(fd >= 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  CHECK_EQ(listen(fd, backlog), 0);
+  socklen_t len = sizeof sa;
+  CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+static struct sockaddr_in loopback(uint16_t port) {
+  return (struct sockaddr_in){.sin_family = AF_INET,
+                              .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+}
+
+/* Connects a new TCP socket to 127.0.0.1:port through weft. */
+static int dial(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(fd >= 0);
+  struct sockaddr_in sa = loopback(port);
+  CHECK_EQ(weft_io_connect(fd, (struct sockaddr *)&sa, sizeof sa, WEFT_SEC(10)),
+           0);
+  return fd;
+}
+
+/* --- echo: one server task per connection, clients as tasks, one hub --- */
+
+enum { CLIENTS = 200, ROUNDS = 50, MSG = 64 };
+
+static void *echo_conn(void *arg) {
+  int fd = (int)VI(arg);
+  char buf[MSG];
+  ssize_t n;
+  while ((n = weft_io_recv(fd, buf, sizeof buf, 0, WEFT_SEC(30))) > 0) {
+    ssize_t off = 0;
+    while (off < n) {
+      ssize_t w = weft_io_send(fd, buf + off, (size_t)(n - off), 0,
+                               WEFT_SEC(30));
+      CHECK(w > 0);
+      off += w;
+    }
+  }
+  CHECK_EQ(n, 0); /* the client's close */
+  CHECK_EQ(weft_io_close(fd), 0);
+  return NULL;
+}
+
+static void *echo_server(void *arg) {
+  int lfd = (int)VI(arg);
+  for (int i = 0; i < CLIENTS; i++) {
+    int fd = weft_io_accept(lfd, NULL, NULL, WEFT_SEC(30));
+    CHECK(fd >= 0);
+    CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    CHECK_EQ(weft_task_spawn(NULL, echo_conn, IV(fd), NULL), 0);
+  }
+  return NULL;
+}
+
+static uint16_t echo_port;
+
+/* Each client checks every byte that comes back; half use read and
+ * write, half recv and send, and some split their messages in two. */
+static void *echo_client(void *arg) {
+  int id = (int)VI(arg);
+  int fd = dial(echo_port);
+  for (int r = 0; r < ROUNDS; r++) {
+    char out[MSG], in[MSG];
+    for (int k = 0; k < MSG; k++)
+      out[k] = (char)(id * 31 + r * 7 + k);
+    if (id % 3 == 0) {
+      struct iovec iov[2] = {{out, 10}, {out + 10, MSG - 10}};
+      CHECK_EQ(weft_io_writev(fd, iov, 2, WEFT_SEC(30)), MSG);
+    } else if (id % 2) {
+      CHECK_EQ(weft_io_write(fd, out, MSG, WEFT_SEC(30)), MSG);
+    } else {
+      CHECK_EQ(weft_io_send(fd, out, MSG, 0, WEFT_SEC(30)), MSG);
+    }
+    size_t got = 0;
+    while (got < MSG) {
+      ssize_t n = id % 2 ? weft_io_read(fd, in + got, MSG - got, WEFT_SEC(30))
+                         : weft_io_recv(fd, in + got, MSG - got, 0,
+                                        WEFT_SEC(30));
+      CHECK(n > 0);
+      got += (size_t)n;
+    }
+    CHECK(memcmp(in, out, MSG) == 0);
+  }
+  CHECK_EQ(weft_io_close(fd), 0);
+  return NULL;
+}
+
+static void *echo_main(void *arg) {
+  (void)arg;
+  int lfd = listen_loopback(CLIENTS, &echo_port);
+  weft_task *server, *clients[CLIENTS];
+  CHECK_EQ(weft_task_spawn(&server, echo_server, IV(lfd), NULL), 0);
+  for (int i = 0; i < CLIENTS; i++)
+    CHECK_EQ(weft_task_spawn(&clients[i], echo_client, IV(i), NULL), 0);
+  for (int i = 0; i < CLIENTS; i++)
+    CHECK_EQ(weft_task_join(clients[i], WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(server, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_io_close(lfd), 0);
+  return NULL;
+}
+
+TEST_TIMEOUT(an_echo_server_and_many_clients_in_one_hub, 60) {
+  run(echo_main, NULL);
+}
+
+/* --- each operation's own path --- */
+
+static void *pipe_reads(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0); /* blocking, as pipe(2) makes them */
+  CHECK_EQ(weft_io_write(p[1], "hello", 5, WEFT_SEC(5)), 5);
+  CHECK(fcntl(p[1], F_GETFL) & O_NONBLOCK); /* documented: set on use */
+  char buf[16];
+  CHECK_EQ(weft_io_read(p[0], buf, 3, WEFT_SEC(5)), 3);
+  CHECK_EQ(weft_io_read(p[0], buf + 3, sizeof buf, WEFT_SEC(5)), 2);
+  CHECK(memcmp(buf, "hello", 5) == 0);
+  /* Nothing left: a poll says so at once, a timeout after its time. */
+  CHECK_EQ(weft_io_read(p[0], buf, 1, 0), -ETIMEDOUT);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_io_read(p[0], buf, 1, WEFT_MS(20)), -ETIMEDOUT);
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(20));
+  /* readv across two buffers; the end of the file reads 0. */
+  CHECK_EQ(weft_io_write(p[1], "abcdef", 6, WEFT_SEC(5)), 6);
+  char x[2], y[8];
+  struct iovec iov[2] = {{x, sizeof x}, {y, sizeof y}};
+  CHECK_EQ(weft_io_readv(p[0], iov, 2, WEFT_SEC(5)), 6);
+  CHECK(memcmp(x, "ab", 2) == 0 && memcmp(y, "cdef", 4) == 0);
+  CHECK_EQ(weft_io_close(p[1]), 0);
+  CHECK_EQ(weft_io_read(p[0], buf, 1, WEFT_SEC(5)), 0);
+  CHECK_EQ(weft_io_close(p[0]), 0);
+  return NULL;
+}
+
+TEST(reads_and_writes_on_a_pipe) { run(pipe_reads, NULL); }
+
+static int sp[2];
+
+static void *drain_slowly(void *arg) {
+  size_t want = (size_t)VI(arg), got = 0;
+  char buf[8192];
+  CHECK_EQ(weft_sleep(WEFT_MS(10)), 0);
+  while (got < want) {
+    ssize_t n = weft_io_recv(sp[1], buf, sizeof buf, 0, WEFT_SEC(10));
+    CHECK(n > 0);
+    for (ssize_t k = 0; k < n; k++)
+      CHECK_EQ((unsigned char)buf[k], (unsigned char)((got + (size_t)k) % 251));
+    got += (size_t)n;
+  }
+  return NULL;
+}
+
+/* A writer that fills the socket waits for room, while another task
+ * drains it; recv and send leave the fd's flags alone. */
+static void *writes_wait_for_room(void *arg) {
+  (void)arg;
+  enum { TOTAL = 4 << 20 };
+  char *data = malloc(TOTAL);
+  CHECK(data);
+  for (size_t k = 0; k < TOTAL; k++)
+    data[k] = (char)(k % 251);
+  weft_task *d;
+  CHECK_EQ(weft_task_spawn(&d, drain_slowly, IV(TOTAL), NULL), 0);
+  size_t off = 0;
+  while (off < TOTAL) {
+    ssize_t n = weft_io_send(sp[0], data + off, TOTAL - off, 0, WEFT_SEC(10));
+    CHECK(n > 0);
+    off += (size_t)n;
+  }
+  CHECK_EQ(weft_task_join(d, WEFT_FOREVER, NULL), 0);
+  CHECK(!(fcntl(sp[0], F_GETFL) & O_NONBLOCK));
+  CHECK(!(fcntl(sp[1], F_GETFL) & O_NONBLOCK));
+  free(data);
+  return NULL;
+}
+
+TEST(a_writer_waits_for_room_while_a_reader_drains) {
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  run(writes_wait_for_room, NULL);
+  close(sp[0]);
+  close(sp[1]);
+}
+
+static void *sendfile_task(void *arg) {
+  (void)arg;
+  char path[] = "/tmp/weft-sendfile-XXXXXX";
+  int file = mkstemp(path);
+  CHECK(file >= 0);
+  unlink(path);
+  enum { SIZE = 1 << 20 };
+  char *data = malloc(SIZE);
+  CHECK(data);
+  for (size_t k = 0; k < SIZE; k++)
+    data[k] = (char)(k % 251);
+  CHECK_EQ(write(file, data, SIZE), SIZE);
+  weft_task *d;
+  CHECK_EQ(weft_task_spawn(&d, drain_slowly, IV(SIZE), NULL), 0);
+  off_t at = 0;
+  while (at < SIZE) {
+    ssize_t n =
+        weft_io_sendfile(sp[0], file, &at, SIZE - (size_t)at, WEFT_SEC(10));
+    CHECK(n > 0);
+  }
+  CHECK_EQ(at, SIZE);
+  CHECK_EQ(weft_task_join(d, WEFT_FOREVER, NULL), 0);
+  close(file);
+  free(data);
+  return NULL;
+}
+
+TEST(sendfile_waits_for_room_too) {
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  run(sendfile_task, NULL);
+  close(sp[0]);
+  close(sp[1]);
+}
+
+static void *connects(void *arg) {
+  (void)arg;
+  /* Refused: a port nobody listens on any more. */
+  uint16_t port;
+  int l = listen_loopback(1, &port);
+  close(l);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = loopback(port);
+  CHECK_EQ(weft_io_connect(fd, (struct sockaddr *)&sa, sizeof sa, WEFT_SEC(5)),
+           -ECONNREFUSED);
+  close(fd);
+  /* A peer that closed: -EPIPE, and no SIGPIPE kills the test. */
+  l = listen_loopback(1, &port);
+  fd = dial(port);
+  int peer = weft_io_accept(l, NULL, NULL, WEFT_SEC(5));
+  CHECK(peer >= 0);
+  close(peer);
+  ssize_t n = 0;
+  for (int i = 0; i < 100 && n >= 0; i++) /* the first send may still go */
+    n = weft_io_send(fd, "x", 1, 0, WEFT_SEC(5));
+  CHECK(n == -EPIPE || n == -ECONNRESET);
+  close(fd);
+  close(l);
+  return NULL;
+}
+
+TEST(refused_connections_and_closed_peers_are_error_codes) {
+  run(connects, NULL);
+}
+
+/* --- a cancellation during every kind of blocking call --- */
+
+enum blocking_op {
+  OP_READ,
+  OP_WRITE,
+  OP_READV,
+  OP_WRITEV,
+  OP_RECV,
+  OP_SEND,
+  OP_ACCEPT,
+  OP_CONNECT,
+  OP_SENDFILE,
+  OP_WAIT,
+  OP_COUNT
+};
+
+static const char *const op_names[OP_COUNT] = {
+    "read", "write", "readv", "writev", "recv",
+    "send", "accept", "connect", "sendfile", "wait"};
+
+struct blocker {
+  enum blocking_op op;
+  int fd, file;
+  struct sockaddr_in to;
+  int rc;
+  bool started;
+};
+
+/* Fills a socket's send buffer until not even one byte more fits. */
+static void fill(int fd) {
+  static char junk[65536];
+  for (size_t size = sizeof junk; size > 0; size /= 2)
+    while (send(fd, junk, size, MSG_DONTWAIT) > 0)
+      ;
+}
+
+static void *block_in(void *arg) {
+  struct blocker *b = arg;
+  char buf[64] = {0};
+  struct iovec iov = {buf, sizeof buf};
+  off_t at = 0;
+  b->started = true;
+  int64_t t = WEFT_SEC(30);
+  switch (b->op) {
+  case OP_READ:
+    b->rc = (int)weft_io_read(b->fd, buf, sizeof buf, t);
+    break;
+  case OP_WRITE:
+    b->rc = (int)weft_io_write(b->fd, buf, sizeof buf, t);
+    break;
+  case OP_READV:
+    b->rc = (int)weft_io_readv(b->fd, &iov, 1, t);
+    break;
+  case OP_WRITEV:
+    b->rc = (int)weft_io_writev(b->fd, &iov, 1, t);
+    break;
+  case OP_RECV:
+    b->rc = (int)weft_io_recv(b->fd, buf, sizeof buf, 0, t);
+    break;
+  case OP_SEND:
+    b->rc = (int)weft_io_send(b->fd, buf, sizeof buf, 0, t);
+    break;
+  case OP_ACCEPT:
+    b->rc = weft_io_accept(b->fd, NULL, NULL, t);
+    break;
+  case OP_CONNECT:
+    b->rc = weft_io_connect(b->fd, (struct sockaddr *)&b->to, sizeof b->to, t);
+    break;
+  case OP_SENDFILE:
+    b->rc = (int)weft_io_sendfile(b->fd, b->file, &at, 64, t);
+    break;
+  default:
+    b->rc = weft_io_wait(b->fd, WEFT_IO_READ, t);
+  }
+  return NULL;
+}
+
+/* Whether a connect to port from a fresh socket is still in progress:
+ * the listener's queue is full, so the kernel drops the handshake. */
+static bool connect_hangs(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_in sa = loopback(port);
+  int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  bool hangs = false;
+  if (rc != 0 && errno == EINPROGRESS) {
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    hangs = weft_io_wait(fd, WEFT_IO_WRITE, 0) == -ETIMEDOUT;
+  }
+  close(fd);
+  return hangs;
+}
+
+struct cancel_case {
+  enum blocking_op op;
+  bool by_close; /* end the call with weft_io_close instead */
+};
+
+static void *cancel_one(void *arg) {
+  struct cancel_case *c = arg;
+  struct blocker b = {.op = c->op, .fd = -1, .file = -1};
+  int pair[2] = {-1, -1}, extra[8];
+  int nextra = 0;
+  uint16_t port;
+  switch (c->op) {
+  case OP_ACCEPT:
+    b.fd = listen_loopback(4, &port);
+    break;
+  case OP_CONNECT: {
+    /* A listener with a full queue: connects hang in SYN_SENT. */
+    int l = listen_loopback(0, &port);
+    extra[nextra++] = l;
+    while (nextra < 8 && !connect_hangs(port)) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      struct sockaddr_in sa = loopback(port);
+      connect(fd, (struct sockaddr *)&sa, sizeof sa);
+      extra[nextra++] = fd;
+    }
+    if (nextra == 8)
+      harness_skip("a connect to a full listener completed anyway");
+    b.fd = socket(AF_INET, SOCK_STREAM, 0);
+    b.to = loopback(port);
+    break;
+  }
+  default:
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    b.fd = pair[0];
+    if (c->op == OP_WRITE || c->op == OP_WRITEV || c->op == OP_SEND ||
+        c->op == OP_SENDFILE) {
+      fill(pair[0]);
+    }
+  }
+  if (c->op == OP_SENDFILE) {
+    char path[] = "/tmp/weft-cancel-XXXXXX";
+    b.file = mkstemp(path);
+    CHECK(b.file >= 0);
+    unlink(path);
+    CHECK_EQ(write(b.file, "0123456789", 10), 10);
+  }
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, block_in, &b, NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(5)), 0); /* let it block */
+  CHECK(b.started);
+  int64_t t0 = harness_now_ns();
+  if (c->by_close)
+    CHECK_EQ(weft_io_close(b.fd), 0);
+  else
+    CHECK_EQ(weft_task_cancel(t), 0);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  CHECK(harness_now_ns() - t0 < WEFT_SEC(5));
+  if (b.rc != (c->by_close ? -EBADF : -ECANCELED))
+    harness_fail(__FILE__, __LINE__, "%s returned %d (%s)", op_names[c->op],
+                 b.rc, weft_strerror(b.rc));
+  if (!c->by_close)
+    close(b.fd);
+  if (pair[1] >= 0)
+    close(pair[1]);
+  if (b.file >= 0)
+    close(b.file);
+  while (nextra > 0)
+    close(extra[--nextra]);
+  return NULL;
+}
+
+static void cancel_case(enum blocking_op op, bool by_close) {
+  run(cancel_one, &(struct cancel_case){op, by_close});
+}
+
+TEST(cancel_ends_a_read) { cancel_case(OP_READ, false); }
+TEST(cancel_ends_a_write) { cancel_case(OP_WRITE, false); }
+TEST(cancel_ends_a_readv) { cancel_case(OP_READV, false); }
+TEST(cancel_ends_a_writev) { cancel_case(OP_WRITEV, false); }
+TEST(cancel_ends_a_recv) { cancel_case(OP_RECV, false); }
+TEST(cancel_ends_a_send) { cancel_case(OP_SEND, false); }
+TEST(cancel_ends_an_accept) { cancel_case(OP_ACCEPT, false); }
+TEST(cancel_ends_a_connect) { cancel_case(OP_CONNECT, false); }
+TEST(cancel_ends_a_sendfile) { cancel_case(OP_SENDFILE, false); }
+TEST(cancel_ends_a_wait) { cancel_case(OP_WAIT, false); }
+TEST(close_ends_a_read) { cancel_case(OP_READ, true); }
+TEST(close_ends_a_send) { cancel_case(OP_SEND, true); }
+TEST(close_ends_an_accept) { cancel_case(OP_ACCEPT, true); }
+TEST(close_ends_a_connect) { cancel_case(OP_CONNECT, true); }
+
+/* A cancelled task's calls fail at once, even on a ready fd. */
+static void *cancelled_first(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  CHECK_EQ(write(p[1], "x", 1), 1);
+  CHECK_EQ(weft_task_cancel(weft_task_current()), 0);
+  char c;
+  CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_SEC(1)), -ECANCELED);
+  CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, 0), -ECANCELED);
+  CHECK_EQ(weft_io_write(p[1], "y", 1, WEFT_SEC(1)), -ECANCELED);
+  CHECK_EQ(read(p[0], &c, 1), 1); /* the byte is still there */
+  close(p[0]);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(a_cancelled_task_cannot_start_a_call) { run(cancelled_first, NULL); }
+
+/* Two tasks reading one socket: the second is refused while the first
+ * waits. */
+static void *second_reader(void *arg) {
+  char c;
+  *(ssize_t *)arg = weft_io_recv(sp[0], &c, 1, 0, WEFT_SEC(5));
+  return NULL;
+}
+
+static void *one_reader_at_a_time(void *arg) {
+  (void)arg;
+  ssize_t first = 0, second = 0;
+  weft_task *a, *b;
+  CHECK_EQ(weft_task_spawn(&a, second_reader, &first, NULL), 0);
+  CHECK_EQ(weft_yield(), 0);
+  CHECK_EQ(weft_task_spawn(&b, second_reader, &second, NULL), 0);
+  CHECK_EQ(weft_task_join(b, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(second, -EBUSY);
+  CHECK_EQ(send(sp[1], "z", 1, 0), 1);
+  CHECK_EQ(weft_task_join(a, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(first, 1);
+  return NULL;
+}
+
+TEST(one_task_at_a_time_reads_an_fd) {
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  run(one_reader_at_a_time, NULL);
+  close(sp[0]);
+  close(sp[1]);
+}
+
+/* --- outside a task: the plain blocking calls, with timeouts --- */
+
+TEST(outside_a_task_the_calls_block_the_thread) {
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  char c;
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_MS(20)), -ETIMEDOUT);
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(20));
+  CHECK(!(fcntl(p[0], F_GETFL) & O_NONBLOCK)); /* left as it was */
+  CHECK_EQ(weft_io_read(p[0], &c, 1, 0), -ETIMEDOUT);
+  CHECK_EQ(weft_io_write(p[1], "q", 1, WEFT_FOREVER), 1);
+  CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_FOREVER), 1);
+  CHECK_EQ(c, 'q');
+  /* A non-blocking fd (as a task leaves it) waits all the same. */
+  CHECK_EQ(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+  CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_MS(10)), -ETIMEDOUT);
+  close(p[0]);
+  close(p[1]);
+  /* accept and connect with timeouts, on a blocking listener. */
+  uint16_t port;
+  int l = listen_loopback(4, &port);
+  CHECK_EQ(weft_io_accept(l, NULL, NULL, WEFT_MS(10)), -ETIMEDOUT);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = loopback(port);
+  CHECK_EQ(weft_io_connect(fd, (struct sockaddr *)&sa, sizeof sa, WEFT_SEC(5)),
+           0);
+  CHECK(!(fcntl(fd, F_GETFL) & O_NONBLOCK)); /* put back */
+  struct sockaddr_in from;
+  socklen_t len = sizeof from;
+  int peer = weft_io_accept(l, (struct sockaddr *)&from, &len, WEFT_SEC(5));
+  CHECK(peer >= 0);
+  CHECK_EQ(len, sizeof from);
+  CHECK_EQ(from.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+  CHECK(!(fcntl(peer, F_GETFL) & O_NONBLOCK));
+  CHECK_EQ(weft_io_send(fd, "hi", 2, 0, WEFT_SEC(5)), 2);
+  char buf[2];
+  CHECK_EQ(weft_io_recv(peer, buf, 2, MSG_WAITALL, WEFT_SEC(5)), 2);
+  CHECK_EQ(weft_io_recv(peer, buf, 2, 0, WEFT_MS(10)), -ETIMEDOUT);
+  close(peer);
+  close(fd);
+  close(l);
+}
+
+/* --- bad input --- */
+
+static void *bad_input(void *arg) {
+  (void)arg;
+  char c;
+  struct iovec iov = {&c, 1};
+  CHECK_EQ(weft_io_read(-1, &c, 1, 0), -EBADF);
+  CHECK_EQ(weft_io_write(-1, &c, 1, 0), -EBADF);
+  CHECK_EQ(weft_io_readv(-1, &iov, 1, 0), -EBADF);
+  CHECK_EQ(weft_io_recv(-1, &c, 1, 0, 0), -EBADF);
+  CHECK_EQ(weft_io_accept(-1, NULL, NULL, 0), -EBADF);
+  CHECK_EQ(weft_io_connect(-1, NULL, 0, 0), -EBADF);
+  CHECK_EQ(weft_io_sendfile(-1, 0, NULL, 1, 0), -EBADF);
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  CHECK_EQ(weft_io_readv(p[0], &iov, -1, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_writev(p[1], &iov, 100000, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, WEFT_SEC(1)), -ENOTSOCK);
+  if (weft_task_current()) {
+    /* Outside a task a blocking fd is first waited on: these would time
+     * out before the system call could say what is wrong. */
+    CHECK_EQ(weft_io_accept(p[0], NULL, NULL, WEFT_SEC(1)), -ENOTSOCK);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(weft_io_accept(s, NULL, NULL, WEFT_SEC(1)), -EINVAL);
+    close(s);
+  }
+  close(p[0]);
+  close(p[1]);
+  /* A closed fd. */
+  CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_SEC(1)), -EBADF);
+  CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, WEFT_SEC(1)), -EBADF);
+  return NULL;
+}
+
+TEST(bad_input_is_an_error_code) {
+  run(bad_input, NULL);
+  bad_input(NULL); /* and outside a task */
+}

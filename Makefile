@@ -71,6 +71,8 @@ test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-poller
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-hub -sleepers -ten_thousand
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-io
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-io-ops
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-signal
 
 # The tests again with the stack guards of kernels without guard regions:
 # mprotect guard pages, then canaries only.

@@ -41,6 +41,7 @@
 #ifndef WEFT_HUB_H
 #define WEFT_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <weft/core.h>
@@ -61,11 +62,20 @@ typedef struct weft_task_opts {
   /* Usable stack bytes; 0 means the default (128 KiB). As generators':
    * reserved, committed only as touched, guarded against overflow. */
   size_t stack_size;
+  /* A daemon task does not keep weft_run going (Python's daemon threads,
+   * for tasks): once every other task has finished, each daemon task is
+   * cancelled, so that the blocking call it is in and every later one
+   * returns -ECANCELED, and weft_run returns when the daemons have
+   * finished too. A daemon must therefore finish once cancelled. A daemon
+   * that waits on an fd does not keep the hub from reporting a deadlock of
+   * the other tasks: daemons watch (for a signal, say), they do not serve. */
+  bool daemon;
 } weft_task_opts;
 
 /*
  * weft_run — make the calling thread a hub and run fn(arg) as its main task,
- * and every task spawned on it, until all have finished.
+ * and every task spawned on it, until all have finished (daemon tasks: see
+ * weft_task_opts).
  *
  * Returns 0 with the main task's result in *result (may be NULL), or:
  * -EDEADLK when every remaining task is blocked for good (they are reported

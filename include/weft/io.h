@@ -48,6 +48,7 @@
 #ifndef WEFT_IO_H
 #define WEFT_IO_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -144,6 +145,44 @@ WEFT_API int weft_io_connect(int fd, const struct sockaddr *addr,
  */
 WEFT_API ssize_t weft_io_sendfile(int out_fd, int in_fd, off_t *offset,
                                   size_t count, int64_t timeout);
+
+/*
+ * weft_signal_wait — wait up to timeout ns for one of the signals in set,
+ * and take it: a signal as an event (Python: signal.sigwait; gevent:
+ * gevent.signal_handler). Returns the signal's number, or -ETIMEDOUT,
+ * -ECANCELED (in a task), -EINVAL (set NULL), -EMFILE or -ENFILE (no fd
+ * for the signalfd), -ENOMEM.
+ *
+ * The signals of set are blocked in the calling thread (pthread_sigmask),
+ * and stay blocked after the call, so that their default action cannot
+ * end the process while no task waits; a process-directed signal still
+ * goes to any thread that does not block it, so in a program with several
+ * threads block them in main before starting the others. Each signal wakes
+ * one waiter; signals of one kind that come while none waits are merged
+ * into one, as the kernel keeps a standard signal pending once.
+ * Blocks the calling task (outside a task: the thread). A server's
+ * shutdown on SIGINT or SIGTERM:
+ *
+ *     sigset_t set;
+ *     sigemptyset(&set);
+ *     sigaddset(&set, SIGINT);
+ *     sigaddset(&set, SIGTERM);
+ *     weft_signal_wait(&set, WEFT_FOREVER);
+ *     weft_task_cancel(acceptor);   // its accept returns -ECANCELED
+ */
+WEFT_API int weft_signal_wait(const sigset_t *set, int64_t timeout);
+
+/*
+ * weft_hub_dump_on_signal — write the calling hub's dump (weft_hub_dump) to
+ * fd each time signo arrives, e.g. SIGUSR1 and 2 (stderr), as Go's SIGQUIT
+ * dumps goroutines. It spawns a daemon task (see weft_task_opts) that waits
+ * for the signal, so it neither keeps weft_run going nor counts as a
+ * deadlocked task, and ends with the hub. Returns 0, -EINVAL (not a signal
+ * that can be caught), -EBADF (fd negative), -EPERM (not from a task),
+ * -ENOMEM. The signal is blocked in the hub's thread as weft_signal_wait
+ * does.
+ */
+WEFT_API int weft_hub_dump_on_signal(int signo, int fd);
 
 /*
  * weft_io_close — close fd, first waking every task of this thread's hub

@@ -64,9 +64,11 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
   if (write)
     w->writer = t;
   h->fd_waiters++;
+  h->daemon_fd_waiters += t->daemon;
   t->ready = 0;
   rc = weft__task_park(t, read ? "a read wait" : "a write wait", deadline);
   h->fd_waiters--;
+  h->daemon_fd_waiters -= t->daemon;
   /* The waiter slots may already be cleared (a close); the table may have
    * moved while parked. */
   w = waiters_of(h, fd, false);

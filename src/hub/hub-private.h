@@ -43,8 +43,9 @@ struct weft_task {
   int wake_code; /* what the parked call returns when woken */
   bool detached;
   bool cancelled;
-  weft_task *joiner;          /* the task in weft_task_join on this one */
-  const char *waits_on;       /* what a parked task waits in, for reports */
+  bool daemon;          /* does not keep weft_run going; cancelled at the end */
+  weft_task *joiner;    /* the task in weft_task_join on this one */
+  const char *waits_on; /* what a parked task waits in, for reports */
   const weft_task *waits_for; /* the task it joins, for reports */
   int64_t parked_at;
   weft__timer timer;                /* its deadline while parked with one */
@@ -67,15 +68,20 @@ struct weft__hub {
   size_t runq_len;
   weft__timer_heap timers;
   weft__poller *poller;
-  weft_task *all; /* every task not yet released */
-  size_t unfinished;
+  weft_task *all;         /* every task not yet released */
+  size_t unfinished;      /* tasks not finished, daemons included */
+  size_t daemons;         /* daemon tasks not finished */
+  bool daemons_cancelled; /* the others all finished: daemons were told */
   weft_task *current;
   weft__fd_waiters *fdw; /* by fd, grown on demand */
   int fdw_cap;
   size_t fd_waiters; /* tasks parked on an fd: they can still be woken, so
                         no deadlock while any exist */
-  weft_task *main;   /* weft_run's task; its result is kept here, */
-  void *main_result; /* as another task may join and release it */
+  size_t daemon_fd_waiters; /* those of them that are daemons: watchers (a
+                               signal, a dump) that do not count against a
+                               deadlock of the others */
+  weft_task *main;          /* weft_run's task; its result is kept here, */
+  void *main_result;        /* as another task may join and release it */
 };
 
 #define TASK_MAGIC 0x7461736bu /* "task" */

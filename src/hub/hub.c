@@ -9,7 +9,9 @@
  * them without waiting, so no stream of wake-ups can starve timers or I/O;
  * it waits in the poller only when nothing is runnable. A task waiting on
  * an fd can still be woken, so it rules out a deadlock as an armed timer
- * does. (Remote wakes from other threads will count the same way.)
+ * does, unless it is a daemon: daemons watch (a signal, to dump the hub)
+ * rather than serve the others. (Remote wakes from other threads will count the
+ * same way.)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -198,6 +200,17 @@ static int poll_fds(weft__hub *h, int64_t deadline) {
   return n < 0 ? n : 0;
 }
 
+/* Every task but the daemons has finished: cancel the daemons, so that
+ * they clean up and finish too. */
+static void cancel_daemons(weft__hub *h) {
+  h->daemons_cancelled = true;
+  for (weft_task *t = h->all; t; t = t->all_next)
+    if (t->daemon && t->state != WEFT__TASK_FINISHED) {
+      t->cancelled = true;
+      weft__task_wake(t, -ECANCELED);
+    }
+}
+
 static int loop(weft__hub *h) {
   while (h->unfinished > 0) {
     for (size_t n = h->runq_len; n > 0; n--)
@@ -205,6 +218,8 @@ static int loop(weft__hub *h) {
     fire_timers(h);
     if (h->unfinished == 0)
       break;
+    if (h->unfinished == h->daemons && !h->daemons_cancelled)
+      cancel_daemons(h);
     if (h->runq_len) {
       /* Busy: still look at the fds between turns, without waiting, so
        * that a stream of runnable tasks cannot starve I/O. */
@@ -216,7 +231,7 @@ static int loop(weft__hub *h) {
       continue;
     }
     weft__timer *first = weft__timer_first(&h->timers);
-    if (!first && !h->fd_waiters) {
+    if (!first && h->fd_waiters == h->daemon_fd_waiters) {
       report_deadlock(h);
       return -EDEADLK;
     }

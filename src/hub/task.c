@@ -97,6 +97,7 @@ static void task_main(weft__coro *co, int code) {
     t->hub->main_result = t->result;
   t->state = WEFT__TASK_FINISHED;
   t->hub->unfinished--;
+  t->hub->daemons -= t->daemon;
   if (t->joiner)
     weft__task_wake(t->joiner, 0);
   weft__coro_check_stack(&t->coro);
@@ -120,6 +121,10 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   t->fn = fn;
   t->arg = arg;
   t->detached = out == NULL;
+  t->daemon = o.daemon;
+  /* A daemon spawned after the others finished is told at once. */
+  t->cancelled = o.daemon && h->daemons_cancelled;
+  h->daemons += o.daemon;
   weft__timer_init(&t->timer);
   t->all_next = h->all;
   if (h->all)
@@ -141,8 +146,10 @@ void weft__task_release(weft_task *t) {
     h->all = t->all_next;
   if (t->all_next)
     t->all_next->all_prev = t->all_prev;
-  if (t->state != WEFT__TASK_FINISHED)
+  if (t->state != WEFT__TASK_FINISHED) {
     h->unfinished--;
+    h->daemons -= t->daemon;
+  }
   if (h->main == t)
     h->main = NULL; /* its stack may come back as another task's */
   t->magic = 0;

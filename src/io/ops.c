@@ -44,7 +44,9 @@ struct op {
 
 /* Whether the operation is made non-blocking by its own flags rather than
  * by the fd's. */
-static bool per_call_nonblocking(enum op_kind k) { return k == RECV || k == SEND; }
+static bool per_call_nonblocking(enum op_kind k) {
+  return k == RECV || k == SEND;
+}
 
 static unsigned direction(enum op_kind k) {
   return k == READ || k == READV || k == RECV || k == ACCEPT ? WEFT_IO_READ
@@ -129,8 +131,7 @@ ssize_t weft_io_read(int fd, void *buf, size_t len, int64_t timeout) {
 }
 
 ssize_t weft_io_write(int fd, const void *buf, size_t len, int64_t timeout) {
-  return run(fd, timeout,
-             &(struct op){.kind = WRITE, .cbuf = buf, .len = len});
+  return run(fd, timeout, &(struct op){.kind = WRITE, .cbuf = buf, .len = len});
 }
 
 ssize_t weft_io_readv(int fd, const struct iovec *iov, int iovcnt,
@@ -151,8 +152,9 @@ ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
 
 ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
                      int64_t timeout) {
-  return run(fd, timeout,
-             &(struct op){.kind = RECV, .buf = buf, .len = len, .flags = flags});
+  return run(
+      fd, timeout,
+      &(struct op){.kind = RECV, .buf = buf, .len = len, .flags = flags});
 }
 
 ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags,
@@ -165,18 +167,16 @@ ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags,
 int weft_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
                    int64_t timeout) {
   int flags = SOCK_CLOEXEC | (weft__task_running() ? SOCK_NONBLOCK : 0);
-  return (int)run(fd, timeout,
-                  &(struct op){.kind = ACCEPT,
-                               .addr = addr,
-                               .addrlen = addrlen,
-                               .flags = flags});
+  return (int)run(
+      fd, timeout,
+      &(struct op){
+          .kind = ACCEPT, .addr = addr, .addrlen = addrlen, .flags = flags});
 }
 
 ssize_t weft_io_sendfile(int out_fd, int in_fd, off_t *offset, size_t count,
                          int64_t timeout) {
-  return run(out_fd, timeout,
-             &(struct op){.kind = SENDFILE,
-                          .in_fd = in_fd,
-                          .offset = offset,
-                          .len = count});
+  return run(
+      out_fd, timeout,
+      &(struct op){
+          .kind = SENDFILE, .in_fd = in_fd, .offset = offset, .len = count});
 }

@@ -1,0 +1,73 @@
+/*
+ * Signals as events: weft_signal_wait and weft_hub_dump_on_signal. See
+ * include/weft/io.h.
+ *
+ * A wait reads a signalfd of its own, made for the call, through the same
+ * loop as every fd operation (so it parks a task, polls in a thread, and
+ * honours timeouts, cancellation and weft_io_close alike). Several waiters
+ * for one signal each see it readable; the first read takes it, and the
+ * others find their signalfd empty and wait on: each signal wakes one.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <weft/hub.h>
+#include <weft/io.h>
+
+int weft_signal_wait(const sigset_t *set, int64_t timeout) {
+  if (!set)
+    return -EINVAL;
+  /* Blocked first, so that the default action (often: end the process)
+   * cannot take a signal that arrives before the read. */
+  int rc = pthread_sigmask(SIG_BLOCK, set, NULL);
+  if (rc != 0)
+    return -rc;
+  int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  struct signalfd_siginfo info;
+  ssize_t n = weft_io_read(fd, &info, sizeof info, timeout);
+  weft_io_close(fd);
+  if (n < 0)
+    return (int)n;
+  return n == (ssize_t)sizeof info ? (int)info.ssi_signo : -EIO;
+}
+
+struct dumper {
+  int signo, fd;
+};
+
+static void *dump_on_signal(void *arg) {
+  struct dumper d = *(struct dumper *)arg;
+  free(arg);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, d.signo);
+  while (weft_signal_wait(&set, WEFT_FOREVER) == d.signo)
+    weft_hub_dump(d.fd);
+  return NULL;
+}
+
+int weft_hub_dump_on_signal(int signo, int fd) {
+  sigset_t probe;
+  sigemptyset(&probe);
+  if (fd < 0 || signo == SIGKILL || signo == SIGSTOP ||
+      sigaddset(&probe, signo) != 0)
+    return fd < 0 ? -EBADF : -EINVAL;
+  if (!weft_task_current())
+    return -EPERM;
+  struct dumper *d = malloc(sizeof *d);
+  if (!d)
+    return -ENOMEM;
+  *d = (struct dumper){signo, fd};
+  int rc = weft_task_spawn(NULL, dump_on_signal, d,
+                           &(weft_task_opts){.name = "weft-dump-on-signal",
+                                             .stack_size = 64 << 10,
+                                             .daemon = true});
+  if (rc < 0)
+    free(d);
+  return rc;
+}

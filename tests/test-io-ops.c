@@ -67,8 +67,8 @@ static void *echo_conn(void *arg) {
   while ((n = weft_io_recv(fd, buf, sizeof buf, 0, WEFT_SEC(30))) > 0) {
     ssize_t off = 0;
     while (off < n) {
-      ssize_t w = weft_io_send(fd, buf + off, (size_t)(n - off), 0,
-                               WEFT_SEC(30));
+      ssize_t w =
+          weft_io_send(fd, buf + off, (size_t)(n - off), 0, WEFT_SEC(30));
       CHECK(w > 0);
       off += w;
     }
@@ -111,9 +111,9 @@ static void *echo_client(void *arg) {
     }
     size_t got = 0;
     while (got < MSG) {
-      ssize_t n = id % 2 ? weft_io_read(fd, in + got, MSG - got, WEFT_SEC(30))
-                         : weft_io_recv(fd, in + got, MSG - got, 0,
-                                        WEFT_SEC(30));
+      ssize_t n = id % 2
+                      ? weft_io_read(fd, in + got, MSG - got, WEFT_SEC(30))
+                      : weft_io_recv(fd, in + got, MSG - got, 0, WEFT_SEC(30));
       CHECK(n > 0);
       got += (size_t)n;
     }
@@ -300,7 +300,7 @@ enum blocking_op {
 };
 
 static const char *const op_names[OP_COUNT] = {
-    "read", "write", "readv", "writev", "recv",
+    "read", "write",  "readv",   "writev",   "recv",
     "send", "accept", "connect", "sendfile", "wait"};
 
 struct blocker {

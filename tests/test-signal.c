@@ -127,9 +127,9 @@ static void *dump_when_signalled(void *arg) {
   (void)arg;
   CHECK_EQ(weft_hub_dump_on_signal(SIGUSR1, dump_pipe[1]), 0);
   weft_task *s;
-  CHECK_EQ(weft_task_spawn(&s, sleeper, NULL,
-                           &(weft_task_opts){.name = "long-nap"}),
-           0);
+  CHECK_EQ(
+      weft_task_spawn(&s, sleeper, NULL, &(weft_task_opts){.name = "long-nap"}),
+      0);
   CHECK_EQ(weft_yield(), 0);
   CHECK_EQ(kill(getpid(), SIGUSR1), 0);
   char buf[4096];
@@ -165,8 +165,7 @@ static void *deadlock_with_a_watcher(void *arg) {
   static weft_task *a, *b;
   CHECK_EQ(weft_task_spawn(&a, joins, &b, &(weft_task_opts){.name = "alice"}),
            0);
-  CHECK_EQ(weft_task_spawn(&b, joins, &a, &(weft_task_opts){.name = "bob"}),
-           0);
+  CHECK_EQ(weft_task_spawn(&b, joins, &a, &(weft_task_opts){.name = "bob"}), 0);
   return NULL; /* alice and bob join each other for ever */
 }
 
@@ -196,9 +195,9 @@ static void *daemon_loop(void *arg) {
   /* Cancelled: it may still clean up, and spawn no new daemon that would
    * hold the hub (a new one is cancelled at once). */
   weft_task *late;
-  CHECK_EQ(weft_task_spawn(&late, sleeper, NULL,
-                           &(weft_task_opts){.daemon = true}),
-           0);
+  CHECK_EQ(
+      weft_task_spawn(&late, sleeper, NULL, &(weft_task_opts){.daemon = true}),
+      0);
   CHECK_EQ(weft_task_join(late, WEFT_FOREVER, NULL), -ECANCELED);
   return NULL;
 }

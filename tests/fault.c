@@ -15,7 +15,7 @@
 #include <sys/types.h>
 
 static const char *const names[FAULT_KINDS] = {
-    "malloc",    "mmap",           "madvise", "mprotect", "epoll_ctl",
+    "malloc",        "mmap",    "madvise",  "mprotect", "epoll_ctl",
     "epoll_create1", "eventfd", "signalfd", "pipe"};
 
 /* Which kind is armed (-1: none), how many calls may still succeed, and
@@ -75,8 +75,9 @@ void *__wrap_realloc(void *p, size_t n) {
 }
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd,
                   off_t off) {
-  return fails(FAULT_MMAP, ENOMEM) ? MAP_FAILED
-                                   : __real_mmap(addr, len, prot, flags, fd, off);
+  return fails(FAULT_MMAP, ENOMEM)
+             ? MAP_FAILED
+             : __real_mmap(addr, len, prot, flags, fd, off);
 }
 int __wrap_madvise(void *addr, size_t len, int advice) {
   return fails(FAULT_MADVISE, EINVAL) ? -1 : __real_madvise(addr, len, advice);
@@ -85,7 +86,8 @@ int __wrap_mprotect(void *addr, size_t len, int prot) {
   return fails(FAULT_MPROTECT, ENOMEM) ? -1 : __real_mprotect(addr, len, prot);
 }
 int __wrap_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
-  return fails(FAULT_EPOLL_CTL, ENOMEM) ? -1 : __real_epoll_ctl(epfd, op, fd, ev);
+  return fails(FAULT_EPOLL_CTL, ENOMEM) ? -1
+                                        : __real_epoll_ctl(epfd, op, fd, ev);
 }
 int __wrap_epoll_create1(int flags) {
   return fails(FAULT_EPOLL_CREATE1, EMFILE) ? -1 : __real_epoll_create1(flags);

@@ -3,7 +3,14 @@
  *
  * makecontext passes only int arguments, so the context's address is split
  * into two 32-bit halves for the boot function.
+ *
+ * swapcontext gives each context a signal mask of its own; the assembly
+ * switches leave the thread's mask alone, and weft promises that (a task
+ * that blocks a signal blocks it for its thread). So each switch first
+ * copies the thread's mask into the arriving context: one more system
+ * call on a path that makes one already.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -29,6 +36,8 @@ int weft__machine_switch(weft__machine_ctx *from, weft__machine_ctx *to,
   to->code = code;
   to->saved = false;
   *leaving_slot() = from;
+  if (sigprocmask(SIG_BLOCK, NULL, &to->uc.uc_sigmask) != 0)
+    abort(); /* cannot happen: no set to change */
   if (swapcontext(&from->uc, &to->uc) != 0)
     abort(); /* cannot happen: both contexts are valid */
   /* Read before publishing: once the context that switched here is

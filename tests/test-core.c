@@ -70,14 +70,15 @@ TEST(many_returned_stacks_are_trimmed_and_reused) {
   }
   for (int i = 0; i < N; i++)
     weft__stack_put(&s[i]);
-  /* Getting N again reuses them all: the warm ones, then the trimmed
-   * (cold) ones, which read as zeros again. */
+  /* Getting N again reuses them all: the warm ones (1024 of this size),
+   * those still waiting in a batch to be trimmed (fewer than 64), then the
+   * trimmed (cold) ones, which read as zeros again. */
   int zeros = 0;
   for (int i = 0; i < N; i++) {
     CHECK_EQ(weft__stack_get(&s[i], 16384), 0);
     zeros += s[i].lo[s[i].size - 1] == 0;
   }
-  CHECK(zeros >= N - 1024);
+  CHECK(zeros >= N - 1024 - 64);
   CHECK(zeros < N);
   for (int i = 0; i < N; i++)
     weft__stack_put(&s[i]);

@@ -19,7 +19,12 @@
  *    (MADV_DONTNEED), listed in a plain array so that listing them touches
  *    none of their pages;
  *  - fresh: the not-yet-used tail of the newest slab.
- * Warm stacks beyond WARM_MAX are trimmed to cold as they come back.
+ * Warm stacks beyond WARM_MAX are trimmed to cold as they come back, in
+ * batches of TRIM_BATCH: a batch is sorted by address and each run of
+ * neighbours (the guard between them included) is given back in one
+ * madvise, since one call per stack costs several microseconds in TLB
+ * flushes alone. A stack waiting in a batch is handed out again, untrimmed,
+ * before the cold ones.
  *
  * In front of the classes, each thread keeps a few warm stacks of the
  * default size (the size nearly every coroutine has) in a thread-local
@@ -66,14 +71,18 @@ struct warm_node {
   uint8_t kind;
 };
 
+enum { TRIM_BATCH = 64 };
+
 struct size_class {
   pthread_mutex_t lock;
   struct warm_node *warm; /* stacks ready for reuse, most recent first */
   size_t nwarm;
   uintptr_t *cold; /* lo | kind of each trimmed stack */
   size_t ncold, cold_cap;
-  char *fresh;       /* the next never-used stack's guard, or NULL */
-  size_t fresh_left; /* never-used stacks left in the newest slab */
+  char *fresh;                /* the next never-used stack's guard, or NULL */
+  size_t fresh_left;          /* never-used stacks left in the newest slab */
+  uintptr_t trim[TRIM_BATCH]; /* lo | kind of stacks to trim together */
+  size_t ntrim;
 };
 
 static struct {
@@ -248,8 +257,8 @@ int weft__stack_get(weft__stack *st, size_t size) {
     char *lo = (char *)(n + 1) - usable;
     *st = (weft__stack){
         .lo = lo, .size = usable, .cls = (uint8_t)c, .kind = n->kind};
-  } else if (k->ncold) {
-    uintptr_t e = k->cold[--k->ncold];
+  } else if (k->ntrim || k->ncold) {
+    uintptr_t e = k->ntrim ? k->trim[--k->ntrim] : k->cold[--k->ncold];
     pthread_mutex_unlock(&k->lock);
     *st = (weft__stack){.lo = (char *)(e & ~(uintptr_t)0xff),
                         .size = usable,
@@ -307,6 +316,26 @@ void weft__stack_put(const weft__stack *st) {
   put_shared(st);
 }
 
+static int by_address(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Gives the pages of n stacks of size bytes (lo | kind each) back to the
+ * kernel, one madvise per run of neighbours in a slab. Guard regions
+ * between them survive MADV_DONTNEED, and the other guard kinds are
+ * untouched by it. Sorts e. */
+static void trim_batch(uintptr_t *e, size_t n, size_t size) {
+  qsort(e, n, sizeof *e, by_address);
+  const uintptr_t mask = ~(uintptr_t)0xff;
+  for (size_t i = 0; i < n;) {
+    char *start = (char *)(e[i] & mask), *end = start + size;
+    for (i++; i < n && (char *)(e[i] & mask) == end + S.guard; i++)
+      end += S.guard + size;
+    madvise(start, (size_t)(end - start), MADV_DONTNEED);
+  }
+}
+
 static void put_shared(const weft__stack *st) {
   struct size_class *k = &S.cls[st->cls - CLS_MIN];
   pthread_mutex_lock(&k->lock);
@@ -315,26 +344,38 @@ static void put_shared(const weft__stack *st) {
     pthread_mutex_unlock(&k->lock);
     return;
   }
+  k->trim[k->ntrim++] = (uintptr_t)st->lo | st->kind;
+  if (k->ntrim < TRIM_BATCH) {
+    pthread_mutex_unlock(&k->lock);
+    return;
+  }
+  uintptr_t batch[TRIM_BATCH];
+  memcpy(batch, k->trim, sizeof batch);
+  k->ntrim = 0;
   pthread_mutex_unlock(&k->lock);
 
-  /* Trimmed before it is listed: once on the cold list another thread may
-   * take it, and the zap must not hit a stack in use. */
-  madvise(st->lo, st->size, MADV_DONTNEED);
+  /* Trimmed before they are listed: once on the cold list another thread
+   * may take one, and the zap must not hit a stack in use. */
+  trim_batch(batch, TRIM_BATCH, st->size);
 
   pthread_mutex_lock(&k->lock);
-  if (k->ncold == k->cold_cap) {
+  if (k->ncold + TRIM_BATCH > k->cold_cap) {
     size_t cap = k->cold_cap ? 2 * k->cold_cap : 256;
     uintptr_t *a = realloc(k->cold, cap * sizeof *a);
     if (!a) {
-      /* No memory to list it: keep it warm past the limit, not lost. */
-      push_warm(k, st);
+      /* No memory to list them: keep them warm past the limit, not lost. */
+      for (size_t i = 0; i < TRIM_BATCH; i++)
+        push_warm(k, &(weft__stack){.lo = (char *)(batch[i] & ~(uintptr_t)0xff),
+                                    .size = st->size,
+                                    .kind = (uint8_t)(batch[i] & 0xff)});
       pthread_mutex_unlock(&k->lock);
       return;
     }
     k->cold = a;
     k->cold_cap = cap;
   }
-  k->cold[k->ncold++] = (uintptr_t)st->lo | st->kind;
+  memcpy(k->cold + k->ncold, batch, sizeof batch);
+  k->ncold += TRIM_BATCH;
   pthread_mutex_unlock(&k->lock);
 }
 

@@ -46,8 +46,8 @@ struct weft_task {
   bool daemon;          /* does not keep weft_run going; cancelled at the end */
   weft_task *joiner;    /* the task in weft_task_join on this one */
   const char *waits_on; /* what a parked task waits in, for reports */
-  const weft_task *waits_for; /* the task it joins, for reports */
-  int64_t parked_at;
+  const weft_task *waits_for;       /* the task it joins, for reports */
+  int64_t parked_at;                /* weft__now_coarse() when it parked */
   weft__timer timer;                /* its deadline while parked with one */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
   unsigned ready;  /* what the poller reported while it waited on an fd */
@@ -66,6 +66,8 @@ struct weft__hub {
   weft__ctx ctx; /* the scheduler, on the thread's stack */
   weft_task *runq_head, *runq_tail;
   size_t runq_len;
+  size_t turn_left; /* tasks of this turn not yet run: the first turn_left
+                       of the run queue */
   weft__timer_heap timers;
   weft__poller *poller;
   weft_task *all;         /* every task not yet released */
@@ -115,12 +117,18 @@ int weft__task_park(weft_task *t, const char *what, int64_t deadline);
  * that is not parked. */
 void weft__task_wake(weft_task *t, int code);
 
+/* The task a leaving task switches to directly, made the running one, or
+ * NULL when the scheduler must run first (the turn is over and there is
+ * work between turns, or nothing is runnable). */
+weft_task *weft__task_next_direct(weft__hub *h);
+
 /* Queues t behind every runnable task. */
 void weft__runq_push(weft__hub *h, weft_task *t);
 
-/* Switches from the running task t to the scheduler, which will not queue
- * it again: the caller put it wherever it belongs (the run queue, a wait
- * list) before. Returns the code it is resumed with. */
+/* Switches from the running task t to the next task of the turn, or to
+ * the scheduler, which will not queue it again: the caller put it wherever
+ * it belongs (the run queue, a wait list) before. Returns the code it is
+ * resumed with. */
 int weft__task_switch_out(weft_task *t);
 
 /* Parks the running task t until fd has one of events (WEFT__POLL_IN,

@@ -5,6 +5,11 @@
  * Fairness: each turn of the loop runs the tasks that were runnable when
  * the turn began, once each, in the order they became runnable; tasks made
  * runnable meanwhile (spawned, woken, yielding) wait for the next turn.
+ * A task that leaves switches straight to the next task of the turn, and
+ * back to the scheduler only when the turn is over; and when the
+ * scheduler would have nothing to do between turns (no timer armed, no fd
+ * waited on) it starts the next turn itself. The order is the same either
+ * way; only two switches through the scheduler are saved.
  * Between turns the hub fires due timers and, when tasks wait on fds, polls
  * them without waiting, so no stream of wake-ups can starve timers or I/O;
  * it waits in the poller only when nothing is runnable. A task waiting on
@@ -46,10 +51,44 @@ static weft_task *runq_pop(weft__hub *h) {
   return t;
 }
 
+/* Makes t the running task of h. */
+static inline void enter(weft__hub *h, weft_task *t) {
+  h->current = t;
+  t->state = WEFT__TASK_RUNNING;
+  weft__coro_running = &t->coro;
+}
+
+/* Whether the scheduler has nothing to do between two turns: no timer to
+ * fire, no fd to poll, no daemons to cancel. Then the next turn may start
+ * without it. (Wakes from other threads, when they come, will count here
+ * too.) */
+static inline bool idle_between_turns(const weft__hub *h) {
+  return h->timers.len == 0 && h->fd_waiters == 0 &&
+         (h->unfinished != h->daemons || h->daemons_cancelled);
+}
+
+weft_task *weft__task_next_direct(weft__hub *h) {
+  if (!h->runq_head)
+    return NULL;
+  if (h->turn_left == 0) {
+    if (!idle_between_turns(h))
+      return NULL;
+    h->turn_left = h->runq_len;
+  }
+  h->turn_left--;
+  weft_task *next = runq_pop(h);
+  enter(h, next);
+  return next;
+}
+
 int weft__task_switch_out(weft_task *t) {
   weft__coro_check_stack(&t->coro);
   weft__coro_leaving = &t->coro;
-  return weft__ctx_switch(&t->coro.ctx, &t->hub->ctx, 0);
+  weft_task *next = weft__task_next_direct(t->hub);
+  if (next == t)
+    return 0; /* it yielded, and its turn came at once */
+  return weft__ctx_switch(&t->coro.ctx, next ? &next->coro.ctx : &t->hub->ctx,
+                          0);
 }
 
 int weft__task_park(weft_task *t, const char *what, int64_t deadline) {
@@ -63,7 +102,7 @@ int weft__task_park(weft_task *t, const char *what, int64_t deadline) {
   }
   t->state = WEFT__TASK_PARKED;
   t->waits_on = what;
-  t->parked_at = weft__now();
+  t->parked_at = weft__now_coarse();
   t->wake_code = 0;
   weft__task_switch_out(t);
   t->waits_on = NULL;
@@ -79,16 +118,16 @@ void weft__task_wake(weft_task *t, int code) {
   weft__runq_push(t->hub, t);
 }
 
-/* Runs t until it blocks, yields or finishes. */
+/* Runs t until it, or a task it switched to directly, blocks, yields or
+ * finishes and hands back to the scheduler. */
 static void run_task(weft__hub *h, weft_task *t) {
-  h->current = t;
-  t->state = WEFT__TASK_RUNNING;
-  weft__coro_running = &t->coro;
+  enter(h, t);
   weft__ctx_switch(&h->ctx, &t->coro.ctx, 0);
+  weft_task *last = h->current; /* the task that handed back */
   weft__coro_running = NULL;
   h->current = NULL;
-  if (t->state == WEFT__TASK_FINISHED && t->detached)
-    weft__task_release(t);
+  if (last->state == WEFT__TASK_FINISHED && last->detached)
+    weft__task_release(last);
 }
 
 /* Fires the due timers: each wakes its parked task with -ETIMEDOUT. */
@@ -144,7 +183,7 @@ static void describe_task(const weft_task *t, int64_t now, char *line,
 static void report_deadlock(weft__hub *h) {
   char line[256];
   say("weft: deadlock: every task is blocked and nothing can wake one\n");
-  int64_t now = weft__now();
+  int64_t now = weft__now_coarse();
   for (weft_task *t = h->all; t; t = t->all_next) {
     if (t->state != WEFT__TASK_PARKED)
       continue;
@@ -182,7 +221,7 @@ int weft_hub_dump(int fd) {
            "armed\n",
            tasks, h->runq_len, parked, h->timers.len);
   int rc = write_whole(fd, line);
-  int64_t now = weft__now();
+  int64_t now = weft__now_coarse();
   for (weft_task *t = h->all; t && rc == 0; t = t->all_next) {
     describe_task(t, now, line, sizeof line);
     rc = write_whole(fd, line);
@@ -213,8 +252,10 @@ static void cancel_daemons(weft__hub *h) {
 
 static int loop(weft__hub *h) {
   while (h->unfinished > 0) {
-    for (size_t n = h->runq_len; n > 0; n--)
+    for (h->turn_left = h->runq_len; h->turn_left > 0;) {
+      h->turn_left--;
       run_task(h, runq_pop(h));
+    }
     fire_timers(h);
     if (h->unfinished == 0)
       break;

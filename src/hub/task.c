@@ -102,7 +102,10 @@ static void task_main(weft__coro *co, int code) {
     weft__task_wake(t->joiner, 0);
   weft__coro_check_stack(&t->coro);
   weft__coro_leaving = &t->coro;
-  weft__ctx_exit(&t->coro.ctx, &t->hub->ctx, 0);
+  /* A detached task goes back to the scheduler, which releases it; a
+   * joinable one stays for its joiner and may hand on directly. */
+  weft_task *next = t->detached ? NULL : weft__task_next_direct(t->hub);
+  weft__ctx_exit(&t->coro.ctx, next ? &next->coro.ctx : &t->hub->ctx, 0);
 }
 
 int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,

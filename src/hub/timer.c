@@ -105,6 +105,12 @@ int64_t weft__now(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t weft__now_coarse(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int weft__ms_until(int64_t deadline) {
   if (deadline == INT64_MAX)
     return -1;

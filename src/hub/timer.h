@@ -64,6 +64,12 @@ weft__timer *weft__timer_pop_due(weft__timer_heap *h, int64_t now);
 /* The current CLOCK_MONOTONIC time in nanoseconds. */
 int64_t weft__now(void);
 
+/* CLOCK_MONOTONIC_COARSE in nanoseconds: a few ns instead of tens where
+ * reading the hardware clock is slow (a virtual machine's), accurate to a
+ * scheduler tick. For what reports show, such as how long a task has been
+ * blocked; never mixed with weft__now. */
+int64_t weft__now_coarse(void);
+
 /* now + timeout, saturating; WEFT_FOREVER (any negative) gives INT64_MAX. */
 int64_t weft__deadline_after(int64_t timeout);
 

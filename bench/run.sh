@@ -5,21 +5,60 @@ set -u
 build=$1
 export BENCH_FILTER=${2:-.}
 here=$(cd "$(dirname "$0")" && pwd)
-echo "# weft benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-"$build/bench/bench-switch"
-if command -v python3 >/dev/null 2>&1; then
-  python3 "$here/peers/python_generator.py" "$BENCH_FILTER"
-else
-  echo "# skip BenchmarkSwitch/python-generator: python3 not installed"
-fi
-"$build/bench/bench-gen"
-"$build/bench/bench-timers"
-"$build/bench/bench-hub"
-if command -v go >/dev/null 2>&1; then
-  (cd "$here/peers/go" && GOFLAGS=-mod=mod GO111MODULE=off go run hub.go "$BENCH_FILTER")
-else
-  echo "# skip BenchmarkSpawnJoin/go, BenchmarkYield/go: go not installed (make bench-peers)"
-fi
+
+# wanted NAME...: does any of the names match the filter?
+wanted() {
+  local name
+  for name in "$@"; do
+    if printf '%s\n' "$name" | grep -Eq -- "$BENCH_FILTER"; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# skip WHY NAME...: a skip line for the names that match the filter.
+skip() {
+  local why=$1 name names=
+  shift
+  for name in "$@"; do
+    if wanted "$name"; then
+      names=${names:+$names, }$name
+    fi
+  done
+  if [ -n "$names" ]; then
+    echo "# skip $names: $why"
+  fi
+}
+
+# weft_bench PROGRAM NAME...: one of weft's benchmark programs, if built.
+weft_bench() {
+  local prog=$1
+  shift
+  if ! wanted "$@"; then
+    return
+  fi
+  if [ -x "$build/bench/$prog" ]; then
+    ${PIN:-} "$build/bench/$prog"
+  else
+    skip "$prog is not built in $build" "$@"
+  fi
+}
+
+# The Go peers: hub.go, echo.go, many.go in peers/go, each run by name.
+go_peer() {
+  local file=$1
+  shift
+  if ! wanted "$@"; then
+    return
+  fi
+  if command -v go >/dev/null 2>&1; then
+    (cd "$here/peers/go" && GOFLAGS=-mod=mod GO111MODULE=off ${PIN:-} go run "$file" "$BENCH_FILTER")
+  else
+    skip "go not installed (make bench-peers)" "$@"
+  fi
+}
+
 # gevent from Debian's python3-gevent lives in the system Python, which may
 # not be the first python3 on PATH.
 gevent_python=
@@ -29,8 +68,69 @@ for py in python3 /usr/bin/python3; do
     break
   fi
 done
-if [ -n "$gevent_python" ]; then
-  "$gevent_python" "$here/peers/gevent_hub.py" "$BENCH_FILTER"
+gevent_peer() {
+  local file=$1
+  shift
+  if ! wanted "$@"; then
+    return
+  fi
+  if [ -n "$gevent_python" ]; then
+    ${PIN:-} "$gevent_python" "$here/peers/$file" "$BENCH_FILTER"
+  else
+    skip "python3-gevent not installed (make bench-peers)" "$@"
+  fi
+}
+
+# The state-threads peers, built by CMake when st.h and libst are found.
+st_peer() {
+  local prog=bench-st-$1
+  shift
+  if ! wanted "$@"; then
+    return
+  fi
+  if [ -x "$build/bench/$prog" ]; then
+    ${PIN:-} "$build/bench/$prog" "$BENCH_FILTER"
+  else
+    skip "state-threads not installed (make bench-peers, then rebuild)" "$@"
+  fi
+}
+
+echo "# weft benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+"$build/bench/bench-switch"
+if command -v python3 >/dev/null 2>&1; then
+  python3 "$here/peers/python_generator.py" "$BENCH_FILTER"
 else
-  echo "# skip BenchmarkSpawnJoin/gevent, BenchmarkYield/gevent: python3-gevent not installed (make bench-peers)"
+  echo "# skip BenchmarkSwitch/python-generator: python3 not installed"
 fi
+"$build/bench/bench-gen"
+"$build/bench/bench-timers"
+
+"$build/bench/bench-hub"
+go_peer hub.go BenchmarkSpawnJoin/go BenchmarkYield/go
+gevent_peer gevent_hub.py BenchmarkSpawnJoin/gevent BenchmarkYield/gevent
+st_peer hub BenchmarkSpawnJoin/st BenchmarkYield/st
+
+# TCP echo over 127.0.0.1 on 1, 100 and 10,000 connections; each program
+# starts its server in a second process and stops it when done. Both
+# processes of every implementation are pinned to one CPU: in a virtual
+# machine a wake-up across CPUs goes through the hypervisor (about 70 us
+# here, varying two- to threefold from run to run), which would swamp what
+# the runtimes themselves cost. Pinned, each side still has one thread.
+pin=
+if command -v taskset >/dev/null 2>&1; then
+  pin="taskset -c $(($(nproc) - 1))"
+else
+  echo "# note: taskset not found, the echo benchmarks run unpinned"
+fi
+$pin true 2>/dev/null || pin=
+PIN=$pin weft_bench bench-echo BenchmarkEcho/conns={1,100,10000}/weft
+PIN=$pin go_peer echo.go BenchmarkEcho/conns={1,100,10000}/go
+PIN=$pin gevent_peer gevent_echo.py BenchmarkEcho/conns={1,100,10000}/gevent
+PIN=$pin st_peer echo BenchmarkEcho/conns={1,100,10000}/st
+
+# A million tasks alive at once (gevent: 100,000), each program in a
+# process of its own for its peak memory.
+weft_bench bench-many BenchmarkManyTasks/weft
+go_peer many.go BenchmarkManyTasks/go
+gevent_peer gevent_many.py BenchmarkManyTasks/gevent
+st_peer many BenchmarkManyTasks/st

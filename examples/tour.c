@@ -3,10 +3,14 @@
  * Run it with `make demo`.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <weft.h>
@@ -206,12 +210,99 @@ static void tour_tasks(void) {
          rc, (t1 - t0) * 1e3, (rss1 - rss0) / 10000);
 }
 
+/* --- 5. an echo exchange between tasks over a socket ---------------------
+ * Python (gevent):
+ *     server = StreamServer(("127.0.0.1", 0), echo); server.start()
+ *     for word in words: sock.sendall(word); print(sock.recv(64))
+ * A listener task accepts and spawns a task per connection; three client
+ * tasks talk to it at the same time; the server stops when SIGTERM comes,
+ * as a real one would: one task waits for the signal and cancels the
+ * acceptor, whose accept returns -ECANCELED. */
+static void *echo_conn(void *arg) {
+  int fd = (int)VI(arg);
+  char buf[64];
+  ssize_t n;
+  while ((n = weft_io_recv(fd, buf, sizeof buf, 0, WEFT_SEC(5))) > 0)
+    weft_io_send(fd, buf, (size_t)n, 0, WEFT_SEC(5));
+  weft_io_close(fd);
+  return NULL;
+}
+
+static void *acceptor(void *arg) {
+  int lfd = (int)VI(arg), fd, served = 0;
+  while ((fd = weft_io_accept(lfd, NULL, NULL, WEFT_FOREVER)) >= 0) {
+    weft_task_spawn(NULL, echo_conn, IV(fd), NULL);
+    served++;
+  }
+  printf("  acceptor: accept said \"%s\" after %d connections; closing\n",
+         weft_strerror(fd), served);
+  weft_io_close(lfd);
+  return NULL;
+}
+
+static void *stop_on_sigterm(void *arg) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  int sig = weft_signal_wait(&set, WEFT_FOREVER);
+  printf("  signal %d (SIGTERM) arrived: cancelling the acceptor\n", sig);
+  weft_task_cancel(arg);
+  return NULL;
+}
+
+static struct sockaddr_in echo_addr;
+
+static void *echo_client(void *arg) {
+  const char *word = arg;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  weft_io_connect(fd, (struct sockaddr *)&echo_addr, sizeof echo_addr,
+                  WEFT_SEC(5));
+  char buf[64];
+  weft_io_send(fd, word, strlen(word), 0, WEFT_SEC(5));
+  ssize_t n = weft_io_recv(fd, buf, sizeof buf - 1, 0, WEFT_SEC(5));
+  buf[n > 0 ? n : 0] = 0;
+  printf("  client %-7s sent \"%s\", got back \"%s\"\n", word, word, buf);
+  weft_io_close(fd);
+  return NULL;
+}
+
+static void *echo_demo(void *arg) {
+  (void)arg;
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  echo_addr = (struct sockaddr_in){.sin_family = AF_INET,
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof echo_addr;
+  bind(lfd, (struct sockaddr *)&echo_addr, sizeof echo_addr);
+  listen(lfd, 16);
+  getsockname(lfd, (struct sockaddr *)&echo_addr, &len);
+  weft_task *server, *watcher, *clients[3];
+  weft_task_spawn(&server, acceptor, IV(lfd),
+                  &(weft_task_opts){.name = "acceptor"});
+  weft_task_spawn(&watcher, stop_on_sigterm, server, NULL);
+  const char *words[] = {"alpha", "bravo", "charlie"};
+  for (int i = 0; i < 3; i++)
+    weft_task_spawn(&clients[i], echo_client, (void *)words[i], NULL);
+  for (int i = 0; i < 3; i++)
+    weft_task_join(clients[i], WEFT_FOREVER, NULL);
+  kill(getpid(), SIGTERM); /* as `kill <pid>` from a shell would */
+  weft_task_join(watcher, WEFT_FOREVER, NULL);
+  weft_task_join(server, WEFT_FOREVER, NULL);
+  return NULL;
+}
+
+static void tour_echo(void) {
+  section("tasks: an echo server and three clients on one thread, over TCP");
+  int rc = weft_run(echo_demo, NULL, NULL);
+  printf("  weft_run returned %d\n", rc);
+}
+
 int main(void) {
   printf("weft %s — Python's concurrency toolbox, in C\n", weft_version());
   tour_send();
   tour_pipeline();
   tour_cost();
   tour_tasks();
-  printf("\n(coming with the rest of the hub: cooperative I/O, signals)\n");
+  tour_echo();
+  printf("\n(next: threads and locks that work alike for tasks and threads)\n");
   return 0;
 }

@@ -597,3 +597,51 @@ TEST(bad_input_is_an_error_code) {
   run(bad_input, NULL);
   bad_input(NULL); /* and outside a task */
 }
+
+/* A generator that reads a socket and yields what came, driven by a task:
+ * its recv parks the task through the generator (Python: a generator over
+ * sock.recv inside a greenlet). */
+static void *chunks(void *arg) {
+  int fd = (int)VI(arg);
+  char buf[16];
+  ssize_t n;
+  while ((n = weft_io_recv(fd, buf, sizeof buf, 0, WEFT_SEC(10))) > 0)
+    if (weft_gen_yield(IV(n), NULL) != 0)
+      return NULL;
+  return IV(n);
+}
+
+static void *feed(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(weft_sleep(WEFT_MS(2)), 0);
+    CHECK_EQ(weft_io_send(sp[1], "abcde", 5, 0, WEFT_SEC(5)), 5);
+  }
+  CHECK_EQ(shutdown(sp[1], SHUT_WR), 0);
+  return NULL;
+}
+
+static void *generator_reads(void *arg) {
+  (void)arg;
+  weft_task *f;
+  CHECK_EQ(weft_task_spawn(&f, feed, NULL, NULL), 0);
+  weft_gen *g;
+  CHECK_EQ(weft_gen_new(&g, chunks, IV(sp[0]), NULL), 0);
+  void *v;
+  int got = 0, rc;
+  while ((rc = weft_gen_next(g, &v)) == WEFT_GEN_YIELDED)
+    got += (int)VI(v);
+  CHECK_EQ(rc, WEFT_GEN_RETURNED);
+  CHECK_EQ(VI(v), 0); /* the end of the stream */
+  CHECK_EQ(got, 15);
+  CHECK_EQ(weft_gen_free(g), 0);
+  CHECK_EQ(weft_task_join(f, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(a_generator_in_a_task_reads_a_socket) {
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  run(generator_reads, NULL);
+  close(sp[0]);
+  close(sp[1]);
+}

@@ -29,9 +29,11 @@
  * what it waits on to stderr, and weft_run returns -EDEADLK (Go: "all
  * goroutines are asleep").
  *
- * Generators inside tasks: a task may run generators, but the blocking
- * calls here made from inside a generator return -EPERM for now (the task
- * would block with a generator's stack on top of its own).
+ * Generators inside tasks: a generator that a task resumes may make every
+ * blocking call of weft (sleep, join, the fd calls of weft/io.h): the hub
+ * suspends the generator in the task's place and resumes it where it
+ * blocked, and a cancellation of the task reaches it there. Meanwhile the
+ * generator counts as running: another resume gets -EBUSY.
  *
  * Threads: the calls here act on the calling thread's hub, and a task
  * handle may only be used by tasks of the hub that spawned it (from

@@ -32,8 +32,7 @@
  *    cancelled (before or during the call: a cancelled task's calls fail at
  *    once, even when the fd is ready), -EBADF when the fd was closed by
  *    weft_io_close while the call waited or is not an open fd, -EBUSY when
- *    another task of the hub waits on the fd the same way, -EPERM from a
- *    generator that runs in a task, when the call would have to wait.
+ *    another task of the hub waits on the fd the same way.
  *  - A timeout of 0 tries once and never waits (-ETIMEDOUT for "would
  *    block"); WEFT_FOREVER waits without end. Interrupted system calls are
  *    retried; signals never end a call early.
@@ -72,8 +71,8 @@ extern "C" {
  * -EBADF (fd closed by weft_io_close while waiting, or not an open fd),
  * -EBUSY (another task waits on fd the same way), -EINVAL (events empty
  * or unknown), -EPERM (in a task with the epoll poller, an fd epoll cannot
- * watch, such as a regular file, which poll(2) reports always ready; or a
- * call from inside a generator that runs in a task), -ENOMEM. A timeout of
+ * watch, such as a regular file, which poll(2) reports always ready),
+ * -ENOMEM. A timeout of
  * 0 polls and never blocks, so it reports readiness, not a cancellation.
  * Blocks the calling task (outside a task: the thread).
  */

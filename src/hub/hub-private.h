@@ -36,6 +36,9 @@ struct weft_task {
   weft__coro coro; /* first: the task lives at the top of its stack */
   uint32_t magic;  /* TASK_MAGIC while the handle is valid */
   weft__hub *hub;
+  weft__coro *active; /* what runs on the task's behalf: the task itself, or
+                         a generator it resumed, which blocked in a call of
+                         the hub; resumed where that coroutine left off */
   weft_task_fn fn;
   void *arg;
   void *result;
@@ -96,15 +99,11 @@ static inline weft_task *weft__task_running(void) {
   return h ? h->current : NULL;
 }
 
-/* Whether the running task t may block now: 0, -ECANCELED once it is
- * cancelled, or -EPERM when it runs inside a generator (the task's context
- * would be saved on the generator's stack; not supported yet). */
+/* Whether the running task t may block now: 0, or -ECANCELED once it is
+ * cancelled. (It may block from inside a generator it resumed: the hub
+ * then suspends and resumes the generator's context, t->active.) */
 static inline int weft__task_may_block(const weft_task *t) {
-  if (t->cancelled)
-    return -ECANCELED;
-  if (weft__coro_running != &t->coro)
-    return -EPERM;
-  return 0;
+  return t->cancelled ? -ECANCELED : 0;
 }
 
 /* Blocks the running task t until weft__task_wake, or until the deadline

@@ -55,7 +55,7 @@ static weft_task *runq_pop(weft__hub *h) {
 static inline void enter(weft__hub *h, weft_task *t) {
   h->current = t;
   t->state = WEFT__TASK_RUNNING;
-  weft__coro_running = &t->coro;
+  weft__coro_running = t->active;
 }
 
 /* Whether the scheduler has nothing to do between two turns: no timer to
@@ -82,12 +82,15 @@ weft_task *weft__task_next_direct(weft__hub *h) {
 }
 
 int weft__task_switch_out(weft_task *t) {
-  weft__coro_check_stack(&t->coro);
-  weft__coro_leaving = &t->coro;
+  /* The task itself, or a generator it resumed that blocks in its place. */
+  weft__coro *self = weft__coro_running;
+  t->active = self;
+  weft__coro_check_stack(self);
+  weft__coro_leaving = self;
   weft_task *next = weft__task_next_direct(t->hub);
   if (next == t)
     return 0; /* it yielded, and its turn came at once */
-  return weft__ctx_switch(&t->coro.ctx, next ? &next->coro.ctx : &t->hub->ctx,
+  return weft__ctx_switch(&self->ctx, next ? &next->active->ctx : &t->hub->ctx,
                           0);
 }
 
@@ -122,7 +125,7 @@ void weft__task_wake(weft_task *t, int code) {
  * finishes and hands back to the scheduler. */
 static void run_task(weft__hub *h, weft_task *t) {
   enter(h, t);
-  weft__ctx_switch(&h->ctx, &t->coro.ctx, 0);
+  weft__ctx_switch(&h->ctx, &t->active->ctx, 0);
   weft_task *last = h->current; /* the task that handed back */
   weft__coro_running = NULL;
   h->current = NULL;

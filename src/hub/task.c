@@ -105,7 +105,7 @@ static void task_main(weft__coro *co, int code) {
   /* A detached task goes back to the scheduler, which releases it; a
    * joinable one stays for its joiner and may hand on directly. */
   weft_task *next = t->detached ? NULL : weft__task_next_direct(t->hub);
-  weft__ctx_exit(&t->coro.ctx, next ? &next->coro.ctx : &t->hub->ctx, 0);
+  weft__ctx_exit(&t->coro.ctx, next ? &next->active->ctx : &t->hub->ctx, 0);
 }
 
 int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
@@ -121,6 +121,7 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   weft_task *t = (weft_task *)co;
   t->magic = TASK_MAGIC;
   t->hub = h;
+  t->active = &t->coro;
   t->fn = fn;
   t->arg = arg;
   t->detached = out == NULL;

@@ -133,13 +133,14 @@ static void *fail_then_succeed(void *arg) {
   int sv[2];
   CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   fault_arm(FAULT_EPOLL_CTL, 0);
-  CHECK_EQ(weft_io_wait(sv[0], WEFT_IO_READ, WEFT_MS(50)), -ENOMEM);
-  CHECK(fault_disarm());
+  int rc = weft_io_wait(sv[0], WEFT_IO_READ, WEFT_MS(50));
+  /* The poll(2) backend makes no epoll_ctl: its wait times out. */
+  CHECK_EQ(rc, fault_disarm() ? -ENOMEM : -ETIMEDOUT);
   CHECK_EQ(write(sv[1], "y", 1), 1);
   CHECK_EQ(weft_io_wait(sv[0], WEFT_IO_READ, WEFT_SEC(10)), WEFT_IO_READ);
   weft_task *t;
   fault_arm(FAULT_MALLOC, 0);
-  int rc = weft_task_spawn(&t, nap, NULL, NULL);
+  rc = weft_task_spawn(&t, nap, NULL, NULL);
   bool hit = fault_disarm();
   /* A warm stack needs no allocation at all: then the spawn succeeds. */
   if (hit)

@@ -5,9 +5,11 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -552,6 +554,108 @@ TEST(each_thread_runs_its_own_hub) {
     CHECK_EQ(pthread_join(t[i], &r), 0);
     CHECK_EQ(VI(r), 285);
   }
+}
+
+/* --- timeouts on a loaded machine -------------------------------------------
+ * Every kind of timeout fires no earlier than asked, and not much later,
+ * while busy tasks keep the hub's run queue full and threads burn every
+ * CPU. The upper bound is generous (shared, noisy machines; sanitizers and
+ * emulators scale it): what it catches is a timer starved by the busy
+ * tasks, or one that waits for an unrelated event. */
+
+static atomic_bool load_stop;
+
+static void *burn(void *arg) {
+  (void)arg;
+  volatile unsigned long x = 0;
+  while (!atomic_load(&load_stop))
+    x++;
+  return NULL;
+}
+
+static void *busy(void *arg) {
+  (void)arg;
+  while (weft_yield() == 0)
+    for (volatile int i = 0; i < 2000; i++)
+      ;
+  return NULL;
+}
+
+struct timed {
+  int kind; /* 0 sleep, 1 join, 2 fd wait, 3 recv */
+  int64_t timeout, took;
+  int rc;
+};
+
+static void *time_one(void *arg) {
+  struct timed *t = arg;
+  weft_task *never = NULL;
+  if (t->kind == 1)
+    CHECK_EQ(weft_task_spawn(&never, busy, NULL, NULL), 0);
+  int idle[2]; /* nothing is ever written: one per task, one reader each */
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, idle), 0);
+  char c;
+  int64_t t0 = harness_now_ns();
+  switch (t->kind) {
+  case 0:
+    t->rc = weft_sleep(t->timeout) == 0 ? -ETIMEDOUT : -1;
+    break;
+  case 1:
+    t->rc = weft_task_join(never, t->timeout, NULL);
+    break;
+  case 2:
+    t->rc = weft_io_wait(idle[0], WEFT_IO_READ, t->timeout);
+    break;
+  default:
+    t->rc = (int)weft_io_recv(idle[0], &c, 1, 0, t->timeout);
+  }
+  t->took = harness_now_ns() - t0;
+  weft_io_close(idle[0]);
+  weft_io_close(idle[1]);
+  if (never) {
+    CHECK_EQ(weft_task_cancel(never), 0);
+    CHECK_EQ(weft_task_join(never, WEFT_FOREVER, NULL), 0);
+  }
+  return NULL;
+}
+
+static void *timeouts_under_load(void *arg) {
+  (void)arg;
+  enum { N = 40, BUSY = 50 };
+  weft_task *busy_tasks[BUSY], *timed_tasks[N];
+  for (int i = 0; i < BUSY; i++)
+    CHECK_EQ(weft_task_spawn(&busy_tasks[i], busy, NULL, NULL), 0);
+  static struct timed t[N];
+  for (int i = 0; i < N; i++) {
+    t[i] = (struct timed){.kind = i % 4, .timeout = WEFT_MS(5 + 3 * (i % 10))};
+    CHECK_EQ(weft_task_spawn(&timed_tasks[i], time_one, &t[i], NULL), 0);
+  }
+  for (int i = 0; i < N; i++)
+    CHECK_EQ(weft_task_join(timed_tasks[i], WEFT_FOREVER, NULL), 0);
+  for (int i = 0; i < BUSY; i++) {
+    CHECK_EQ(weft_task_cancel(busy_tasks[i]), 0);
+    CHECK_EQ(weft_task_join(busy_tasks[i], WEFT_FOREVER, NULL), 0);
+  }
+  int64_t slack = (int64_t)(WEFT_MS(500) * harness_timeout_multiplier());
+  for (int i = 0; i < N; i++) {
+    CHECK_EQ(t[i].rc, -ETIMEDOUT);
+    CHECK(t[i].took >= t[i].timeout);
+    if (t[i].took > t[i].timeout + slack)
+      harness_fail(__FILE__, __LINE__, "a %d ms timeout of kind %d took %d ms",
+                   (int)(t[i].timeout / 1000000), t[i].kind,
+                   (int)(t[i].took / 1000000));
+  }
+  return NULL;
+}
+
+TEST(timeouts_fire_within_tolerance_on_a_loaded_machine) {
+  pthread_t burners[2];
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_create(&burners[i], NULL, burn, NULL), 0);
+  run_main(timeouts_under_load, NULL);
+  atomic_store(&load_stop, true);
+  for (int i = 0; i < 2; i++)
+    pthread_join(burners[i], NULL);
 }
 
 /* --- generators inside tasks may block ------------------------------------

@@ -82,8 +82,8 @@ struct role {
 };
 
 /* The result of a call that did not move data: fine, or a failure. */
-static void check_idle(struct hub *h, ssize_t rc, int64_t timeout,
-                       int64_t took, const char *what) {
+static void check_idle(struct hub *h, ssize_t rc, int64_t timeout, int64_t took,
+                       const char *what) {
   if (rc == -ETIMEDOUT) {
     h->timeouts++;
     if (timeout > 0 && took < timeout)
@@ -133,9 +133,8 @@ static void *writer(void *arg) {
       buf[i] = (unsigned char)((r.s->sent + i) % 251);
     int64_t timeout = pick_timeout(&r.seed);
     int64_t t0 = now_ns();
-    ssize_t n = next(&r.seed) % 2
-                    ? weft_io_send(r.s->wfd, buf, len, 0, timeout)
-                    : weft_io_write(r.s->wfd, buf, len, timeout);
+    ssize_t n = next(&r.seed) % 2 ? weft_io_send(r.s->wfd, buf, len, 0, timeout)
+                                  : weft_io_write(r.s->wfd, buf, len, timeout);
     if (n > 0) {
       r.s->sent += (uint64_t)n;
       if (next(&r.seed) % 4 == 0)
@@ -253,7 +252,8 @@ int main(void) {
   static struct hub hubs[HUBS];
   pthread_t t[HUBS];
   for (int i = 0; i < HUBS; i++) {
-    hubs[i] = (struct hub){.seconds = seconds, .seed = 7919u * (unsigned)(i + 1)};
+    hubs[i] =
+        (struct hub){.seconds = seconds, .seed = 7919u * (unsigned)(i + 1)};
     pthread_create(&t[i], NULL, thread_main, &hubs[i]);
   }
   long timeouts = 0, cancels = 0, moved = 0;

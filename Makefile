@@ -108,11 +108,14 @@ install:
 	$(call configure,install,-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_BUILD_EXAMPLES=OFF)
 	$(CMAKE) --install build/install
 
+# New files count before they are added: git's untracked, not ignored.
+SOURCES = $$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
+
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $(SOURCES)
 
 check-format:
-	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+	clang-format --dry-run -Werror $(SOURCES)
 
 clean:
 	rm -rf build

@@ -15,8 +15,8 @@
  * it waits in the poller only when nothing is runnable. A task waiting on
  * an fd can still be woken, so it rules out a deadlock as an armed timer
  * does, unless it is a daemon: daemons watch (a signal, to dump the hub)
- * rather than serve the others. (Remote wakes from other threads will count the
- * same way.)
+ * rather than serve the others. (Remote wakes from other threads will
+ * count the same way.)
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -645,3 +645,41 @@ TEST(a_generator_in_a_task_reads_a_socket) {
   close(sp[0]);
   close(sp[1]);
 }
+
+/* After reads that would have blocked, the next calls wait before they
+ * try (a guess that saves a system call in a ping-pong). A wrong guess must
+ * cost nothing but time: data already there is read at once, a timeout of
+ * 0 still tries, and the guess left on a number closed with plain close(2)
+ * and reused does not hold up the new fd. */
+static void *wrong_guesses(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+  char c;
+  for (int i = 0; i < 3; i++) /* teach it that reads block */
+    CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, WEFT_US(100)), -ETIMEDOUT);
+  CHECK_EQ(send(p[1], "ab", 2, 0), 2);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, WEFT_SEC(10)), 1);
+  CHECK_EQ(c, 'a');
+  CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, 0), 1); /* a poll still tries */
+  CHECK_EQ(c, 'b');
+  CHECK(harness_now_ns() - t0 < WEFT_SEC(5));
+  CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, WEFT_US(100)), -ETIMEDOUT);
+  int old = p[0];
+  close(p[0]); /* plain close: the guess stays with the number */
+  close(p[1]);
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+  CHECK(p[0] == old || p[1] == old);
+  int reused = p[0] == old ? p[0] : p[1], other = p[0] == old ? p[1] : p[0];
+  CHECK_EQ(send(other, "z", 1, 0), 1);
+  CHECK_EQ(weft_io_recv(reused, &c, 1, 0, WEFT_SEC(10)), 1);
+  CHECK_EQ(c, 'z');
+  weft_io_close(p[0]);
+  weft_io_close(p[1]);
+  return NULL;
+}
+
+TEST(a_wrong_guess_that_a_read_blocks_costs_nothing) {
+  run(wrong_guesses, NULL);
+}

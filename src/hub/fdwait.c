@@ -112,6 +112,23 @@ void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got) {
   }
 }
 
+enum { WAIT_FIRST_RUN = 7 };
+
+bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir) {
+  weft__fd_waiters *w = fd >= 0 ? waiters_of(h, fd, false) : NULL;
+  uint8_t *g = w ? &w->wait_first[dir == WEFT__POLL_OUT] : NULL;
+  if (!g || *g == 0)
+    return false;
+  (*g)--;
+  return true;
+}
+
+void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, bool blocked) {
+  weft__fd_waiters *w = waiters_of(h, fd, blocked);
+  if (w)
+    w->wait_first[dir == WEFT__POLL_OUT] = blocked ? WAIT_FIRST_RUN : 0;
+}
+
 /* Makes t's wait on a closed fd return -EBADF, whether t is still parked
  * or was woken (ready) and has not run yet: either way it must not go on
  * to use the fd number, which a new file may get at once. */
@@ -127,7 +144,7 @@ void weft__hub_forget_fd(weft__hub *h, int fd) {
   weft__fd_waiters *w = waiters_of(h, fd, false);
   if (w) {
     weft_task *r = w->reader, *wr = w->writer;
-    w->reader = w->writer = NULL;
+    *w = (weft__fd_waiters){0};
     if (r)
       wake_closed(r);
     if (wr && wr != r)

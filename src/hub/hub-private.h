@@ -63,6 +63,10 @@ struct weft_task {
  * socket). */
 typedef struct weft__fd_waiters {
   weft_task *reader, *writer;
+  /* A guess, per direction (0 read, 1 write), that the next call would
+   * block: how many more calls should wait before they try. See
+   * weft__hub_fd_wait_first. */
+  uint8_t wait_first[2];
 } weft__fd_waiters;
 
 struct weft__hub {
@@ -137,6 +141,19 @@ int weft__task_switch_out(weft_task *t);
  * or a negative errno; -EBUSY when another task waits on fd the same way,
  * -EBADF when fd cannot be watched. */
 int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline);
+
+/* Whether a call on fd in direction dir (WEFT__POLL_IN or _OUT) should
+ * wait for readiness before it tries the system call, because the calls
+ * before it would have blocked: in a ping-pong the read after a write
+ * nearly always does, and waiting first saves a system call that would
+ * only say EAGAIN. Only a guess: a wrong one costs a wait that returns at
+ * once, or a try that blocks, never a lost wake-up, so the guess may
+ * outlive the fd (a plain close and a reused number). After a try that
+ * would have blocked, the next 7 calls wait first, then one tries again. */
+bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir);
+
+/* Tells the guess how the first try of a call on fd went. */
+void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, bool blocked);
 
 /* Wakes the tasks waiting on fd for what got (WEFT__POLL_*) reports. */
 void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got);

@@ -107,19 +107,30 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
         return rc;
     }
   }
+  /* In a task, whether to wait before the first try: see
+   * weft__hub_fd_wait_first. A poll (0) always tries. */
+  unsigned pdir = weft__io_poller_events(dir);
+  bool wait_first =
+      self && timeout != 0 && weft__hub_fd_wait_first(self->hub, fd, pdir);
+  bool first_try = !wait_first;
   for (;;) {
-    ssize_t r = attempt(fd, o);
-    if (r >= 0)
-      return r;
-    int err = errno;
-    /* ECONNABORTED: a connection was reset while queued; Linux says to
-     * retry accept, as for EINTR. */
-    if (err == EINTR || (o->kind == ACCEPT && err == ECONNABORTED))
-      continue;
-    if (err != EAGAIN && err != EWOULDBLOCK)
-      return -err;
-    if (timeout == 0)
-      return -ETIMEDOUT;
+    if (!wait_first) {
+      ssize_t r = attempt(fd, o);
+      int err = r < 0 ? errno : 0;
+      /* ECONNABORTED: a connection was reset while queued; Linux says to
+       * retry accept, as for EINTR. */
+      if (err == EINTR || (o->kind == ACCEPT && err == ECONNABORTED))
+        continue;
+      bool blocked = err == EAGAIN || err == EWOULDBLOCK;
+      if (self && first_try)
+        weft__hub_fd_tried(self->hub, fd, pdir, blocked);
+      first_try = false;
+      if (!blocked)
+        return r >= 0 ? r : -err;
+      if (timeout == 0)
+        return -ETIMEDOUT;
+    }
+    wait_first = false;
     int rc = weft__io_wait_until(self, fd, dir, deadline);
     if (rc < 0)
       return rc;

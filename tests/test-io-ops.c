@@ -683,3 +683,64 @@ static void *wrong_guesses(void *arg) {
 TEST(a_wrong_guess_that_a_read_blocks_costs_nothing) {
   run(wrong_guesses, NULL);
 }
+
+/* A wait that ends without its report (a timeout) disarms the fd. Else,
+ * with the fd closed by plain close(2) while a dup keeps its file alive,
+ * epoll would keep the old file armed under that number, and report it
+ * for the next file to get the number: a wait on that one would see
+ * readiness that is not there. */
+static void *no_stale_reports(void *arg) {
+  (void)arg;
+  int a[2], b[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+  fill(a[0]);
+  CHECK_EQ(weft_io_wait(a[0], WEFT_IO_WRITE, WEFT_MS(5)), -ETIMEDOUT);
+  int keep = dup(a[0]); /* the file lives on */
+  int n = a[0];
+  close(a[0]);
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+  CHECK(b[0] == n || b[1] == n);
+  int reused = n, reused_peer = b[0] == n ? b[1] : b[0];
+  fill(reused);
+  /* The old file becomes writable; the new one is not. */
+  char buf[65536];
+  while (recv(a[1], buf, sizeof buf, MSG_DONTWAIT) > 0)
+    ;
+  CHECK_EQ(weft_io_wait(reused, WEFT_IO_WRITE, WEFT_MS(30)), -ETIMEDOUT);
+  close(keep);
+  close(a[1]);
+  weft_io_close(reused);
+  weft_io_close(reused_peer);
+  return NULL;
+}
+
+TEST(a_closed_and_reused_fd_sees_no_report_of_the_old_file) {
+  run(no_stale_reports, NULL);
+}
+
+/* The guess that reads block is kept by number; a regular file that gets
+ * the number (epoll cannot watch it) is read all the same. */
+static void *guess_then_file(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+  char c;
+  CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, WEFT_US(100)), -ETIMEDOUT);
+  int n = p[0];
+  close(p[0]);
+  char path[] = "/tmp/weft-guess-XXXXXX";
+  int f = mkstemp(path);
+  CHECK_EQ(f, n);
+  unlink(path);
+  CHECK_EQ(write(f, "q", 1), 1);
+  CHECK_EQ(lseek(f, 0, SEEK_SET), 0);
+  CHECK_EQ(weft_io_read(f, &c, 1, WEFT_SEC(5)), 1);
+  CHECK_EQ(c, 'q');
+  close(f);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(a_guess_left_on_a_number_does_not_refuse_a_file) {
+  run(guess_then_file, NULL);
+}

@@ -6,6 +6,7 @@
  * a deadlock still reported while a daemon waits.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -231,4 +232,80 @@ TEST(bad_input_is_an_error_code) {
   CHECK_EQ(weft_run(bad_input, NULL, NULL), 0);
   CHECK_EQ(weft_signal_wait(NULL, 0), -EINVAL);
   CHECK_EQ(weft_hub_dump_on_signal(SIGUSR1, 2), -EPERM);
+}
+
+/* The signal is blocked when weft_hub_dump_on_signal returns, not when
+ * its daemon first runs: one raised at once waits for the daemon. And the
+ * daemon sees it while other tasks keep the hub busy (it looks at its fd
+ * every few dozen turns rather than every turn). */
+static void *spin(void *arg) {
+  (void)arg;
+  while (weft_yield() == 0)
+    ;
+  return NULL;
+}
+
+static void *dump_at_once_while_busy(void *arg) {
+  (void)arg;
+  weft_task *spinners[3];
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_task_spawn(&spinners[i], spin, NULL, NULL), 0);
+  CHECK_EQ(weft_hub_dump_on_signal(SIGUSR2, dump_pipe[1]), 0);
+  CHECK_EQ(raise(SIGUSR2), 0); /* before the daemon ever ran */
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(dump_pipe[0], buf, sizeof buf - 1)) < 0)
+    CHECK_EQ(weft_yield(), 0); /* busy, as the spinners are */
+  buf[n] = 0;
+  CHECK_STR_HAS(buf, "weft: hub: ");
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(weft_task_cancel(spinners[i]), 0);
+    CHECK_EQ(weft_task_join(spinners[i], WEFT_FOREVER, NULL), 0);
+  }
+  return NULL;
+}
+
+TEST(a_dump_signal_raised_at_once_waits_for_the_busy_hub) {
+  CHECK_EQ(pipe2(dump_pipe, O_NONBLOCK), 0);
+  CHECK_EQ(weft_run(dump_at_once_while_busy, NULL, NULL), 0);
+  close(dump_pipe[0]);
+  close(dump_pipe[1]);
+}
+
+/* When the run gives up on a deadlock, the daemons are cancelled and run
+ * to their end, so that what they hold (the dump's signalfd) is released. */
+static int daemon_cleaned_up;
+
+static void *watcher(void *arg) {
+  (void)arg;
+  sigset_t set = just(SIGUSR1);
+  int rc = weft_signal_wait(&set, WEFT_FOREVER);
+  daemon_cleaned_up = rc == -ECANCELED;
+  return NULL;
+}
+
+static void *deadlock_and_daemon(void *arg) {
+  (void)arg;
+  CHECK_EQ(
+      weft_task_spawn(NULL, watcher, NULL, &(weft_task_opts){.daemon = true}),
+      0);
+  static weft_task *a, *b;
+  CHECK_EQ(weft_task_spawn(&a, joins, &b, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&b, joins, &a, NULL), 0);
+  return NULL;
+}
+
+static void deadlock_daemon_child(void *arg) {
+  (void)arg;
+  int rc = weft_run(deadlock_and_daemon, NULL, NULL);
+  exit(rc == -EDEADLK && daemon_cleaned_up ? 0 : 1);
+}
+
+TEST(a_deadlocked_run_lets_its_daemons_finish) {
+  char out[4096];
+  int status =
+      harness_run_child(deadlock_daemon_child, NULL, NULL, out, sizeof out);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "status %d:\n%s", status, out);
+  CHECK_STR_HAS(out, "task #");
 }

@@ -70,7 +70,10 @@ typedef struct weft_task_opts {
    * returns -ECANCELED, and weft_run returns when the daemons have
    * finished too. A daemon must therefore finish once cancelled. A daemon
    * that waits on an fd does not keep the hub from reporting a deadlock of
-   * the other tasks: daemons watch (for a signal, say), they do not serve. */
+   * the other tasks: daemons watch (for a signal, say), they do not serve.
+   * (A daemon that sleeps or runs does: it might wake the others.) When
+   * weft_run gives up (a deadlock, a failed poller), the daemons are
+   * cancelled and run to their end, so that they release what they hold. */
   bool daemon;
 } weft_task_opts;
 
@@ -81,7 +84,10 @@ typedef struct weft_task_opts {
  *
  * Returns 0 with the main task's result in *result (may be NULL), or:
  * -EDEADLK when every remaining task is blocked for good (they are reported
- * on stderr and released without running further: what they hold is lost),
+ * on stderr and released without running further: what they hold is lost,
+ * a generator one of them blocked in included, which stays running for
+ * good: freeing it then says -EBUSY; daemon tasks are first cancelled and
+ * run to their end),
  * -EBUSY when the thread already runs a hub, -EINVAL (fn NULL), -ENOMEM,
  * -EMFILE or -ENFILE (no fd for the poller), or the errno of a poller that
  * failed while waiting (the tasks left are then released as on -EDEADLK).

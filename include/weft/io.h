@@ -38,8 +38,10 @@
  *    retried; signals never end a call early.
  *  - Outside a task the calls behave as the plain blocking calls, with the
  *    timeout: on a blocking fd the timeout bounds the wait for readiness
- *    (poll(2)), after which the call itself may still block if another
- *    thread took what was ready.
+ *    (poll(2)), after which the call itself may still block, as the plain
+ *    call does: a write until the kernel took all of it, a read if another
+ *    thread took what was ready. weft does not switch the fd to
+ *    non-blocking for the call, which would race other threads using it.
  *  - Threads: any thread may call them, on its own fds or shared ones; the
  *    per-fd limit of one waiting reader and one waiting writer is per hub.
  *    From a signal handler: no.
@@ -127,7 +129,9 @@ WEFT_API int weft_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
 /*
  * weft_io_connect — connect the socket fd to addr, waiting up to timeout
  * ns for the connection to be made. Returns 0, or the errors above and
- * those of connect(2) (-ECONNREFUSED, -ENETUNREACH, ...). After -ETIMEDOUT
+ * those of connect(2) (-ECONNREFUSED, -ENETUNREACH, -EAGAIN at once for a
+ * Unix-domain socket whose listener's backlog is full, as connect(2) and Go
+ * say: retry later, ...). After -ETIMEDOUT
  * or -ECANCELED the attempt may still go on in the kernel: close the
  * socket. Outside a task a blocking socket is made non-blocking for the
  * call when a timeout bounds it, and blocking again after.

@@ -5,12 +5,13 @@
  * Each wait arms the fd in the poller (one-shot) for what its parked
  * waiters want, the new one included; the hub looks the waiters up by fd
  * when the poller reports it, and arms the fd again for those still
- * parked. A waiter that leaves for any reason (ready, timeout,
- * cancellation, close) clears its slot when it next runs and leaves the
- * arming alone: a report nobody waits for any more wakes nobody and
- * disarms the fd. Until the waiter runs its slot still names it, so a slot
- * counts as taken only while its task is parked, and a close reaches a
- * waiter that was woken but has not run yet.
+ * parked. So an fd is armed exactly while some task waits on it: a waiter
+ * woken by the report finds the fd disarmed already, and one that leaves
+ * without it (a timeout, a cancellation) arms the fd for those still
+ * waiting, or disarms it. A waiter clears its slot when it next runs;
+ * until then the slot still names it, so a slot counts as taken only while
+ * its task is parked, and a close reaches a waiter that was woken but has
+ * not run yet.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -77,6 +78,14 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
       w->reader = NULL;
     if (w->writer == t)
       w->writer = NULL;
+    /* Left without its report (a timeout, a cancellation): the fd may still
+     * be armed for it. Armed for nobody, it would be reported later: for a
+     * new file with the same number, should this one be closed with
+     * close(2) while a dup keeps it alive, since epoll keeps it then. So
+     * it is armed for those still waiting, or disarmed: one system call,
+     * off the path where the report came. */
+    if (rc < 0)
+      weft__poller_set(h->poller, fd, parked_want(w), NULL);
   }
   return rc < 0 ? rc : (int)t->ready;
 }

@@ -8,7 +8,7 @@
  *
  * Task states:
  *   RUNNABLE  in the run queue
- *   RUNNING   the one the scheduler switched to
+ *   RUNNING   the one running now (h->current)
  *   PARKED    blocked: in a sleep, a join; woken by weft__task_wake
  *   FINISHED  returned; kept for its joiner, or released if detached
  */
@@ -75,6 +75,7 @@ struct weft__hub {
   size_t runq_len;
   size_t turn_left; /* tasks of this turn not yet run: the first turn_left
                        of the run queue */
+  unsigned turns;   /* turns begun, counting on (wraps) */
   weft__timer_heap timers;
   weft__poller *poller;
   weft_task *all;         /* every task not yet released */

@@ -58,12 +58,22 @@ static inline void enter(weft__hub *h, weft_task *t) {
   weft__coro_running = t->active;
 }
 
+/* Whether the fds that only daemons wait on are due a look between busy
+ * turns: one turn in DAEMON_POLL_TURNS, so that a daemon watching for a
+ * signal (to dump the hub) neither slows every turn down with a system
+ * call nor misses its signal while the hub stays busy. */
+enum { DAEMON_POLL_TURNS = 64 };
+static inline bool daemon_poll_due(const weft__hub *h) {
+  return h->turns % DAEMON_POLL_TURNS == 0;
+}
+
 /* Whether the scheduler has nothing to do between two turns: no timer to
  * fire, no fd to poll, no daemons to cancel. Then the next turn may start
  * without it. (Wakes from other threads, when they come, will count here
  * too.) */
 static inline bool idle_between_turns(const weft__hub *h) {
-  return h->timers.len == 0 && h->fd_waiters == 0 &&
+  return h->timers.len == 0 && h->fd_waiters == h->daemon_fd_waiters &&
+         (h->daemon_fd_waiters == 0 || !daemon_poll_due(h)) &&
          (h->unfinished != h->daemons || h->daemons_cancelled);
 }
 
@@ -73,6 +83,7 @@ weft_task *weft__task_next_direct(weft__hub *h) {
   if (h->turn_left == 0) {
     if (!idle_between_turns(h))
       return NULL;
+    h->turns++;
     h->turn_left = h->runq_len;
   }
   h->turn_left--;
@@ -162,24 +173,29 @@ static const char *state_name(const weft_task *t) {
 
 /* One line about t: "task 'name' #id: blocked in join of task 'x' #n,
  * for 1.250 s". */
+/* "task 'name' #id", or "task #id" for a task without a name. */
+static void label(const weft_task *t, char *buf, size_t cap) {
+  size_t n = weft__coro_describe(&t->coro, buf, cap);
+  if (t->coro.name[0])
+    snprintf(buf + n, cap - n, " #%llu", (unsigned long long)t->coro.id);
+}
+
 static void describe_task(const weft_task *t, int64_t now, char *line,
                           size_t cap) {
-  char who[64], whom[64] = "";
-  weft__coro_describe(&t->coro, who, sizeof who);
+  char who[64], whom[72] = "";
+  label(t, who, sizeof who);
   if (t->state != WEFT__TASK_PARKED) {
-    snprintf(line, cap, "  %s #%llu: %s\n", who, (unsigned long long)t->coro.id,
-             state_name(t));
+    snprintf(line, cap, "  %s: %s\n", who, state_name(t));
     return;
   }
   if (t->waits_for) {
-    char name[56];
-    weft__coro_describe(&t->waits_for->coro, name, sizeof name);
-    snprintf(whom, sizeof whom, " of %s #%llu", name,
-             (unsigned long long)t->waits_for->coro.id);
+    char name[64];
+    label(t->waits_for, name, sizeof name);
+    snprintf(whom, sizeof whom, " of %s", name);
   }
-  snprintf(line, cap, "  %s #%llu: blocked in %s%s, for %.3f s\n", who,
-           (unsigned long long)t->coro.id, t->waits_on ? t->waits_on : "?",
-           whom, (double)(now - t->parked_at) / 1e9);
+  snprintf(line, cap, "  %s: blocked in %s%s, for %.3f s\n", who,
+           t->waits_on ? t->waits_on : "?", whom,
+           (double)(now - t->parked_at) / 1e9);
 }
 
 /* Names every parked task and what it waits on. */
@@ -242,8 +258,8 @@ static int poll_fds(weft__hub *h, int64_t deadline) {
   return n < 0 ? n : 0;
 }
 
-/* Every task but the daemons has finished: cancel the daemons, so that
- * they clean up and finish too. */
+/* Every task but the daemons has finished, or the run gives up: cancel
+ * the daemons, so that they clean up and finish too. */
 static void cancel_daemons(weft__hub *h) {
   h->daemons_cancelled = true;
   for (weft_task *t = h->all; t; t = t->all_next)
@@ -253,8 +269,25 @@ static void cancel_daemons(weft__hub *h) {
     }
 }
 
+/* The run gives up (a deadlock, a failed poller): the daemons, which hold
+ * resources of weft's own (the dump's signalfd), are cancelled and run
+ * until they finish, as is any task they wake; a cancelled task's
+ * blocking calls return at once, so this ends. The other blocked tasks are
+ * left to be released as they are. */
+static void finish_daemons(weft__hub *h) {
+  if (!h->daemons_cancelled)
+    cancel_daemons(h);
+  while (h->runq_len) {
+    for (h->turn_left = h->runq_len; h->turn_left > 0;) {
+      h->turn_left--;
+      run_task(h, runq_pop(h));
+    }
+  }
+}
+
 static int loop(weft__hub *h) {
   while (h->unfinished > 0) {
+    h->turns++;
     for (h->turn_left = h->runq_len; h->turn_left > 0;) {
       h->turn_left--;
       run_task(h, runq_pop(h));
@@ -267,7 +300,8 @@ static int loop(weft__hub *h) {
     if (h->runq_len) {
       /* Busy: still look at the fds between turns, without waiting, so
        * that a stream of runnable tasks cannot starve I/O. */
-      if (h->fd_waiters) {
+      if (h->fd_waiters > h->daemon_fd_waiters ||
+          (h->daemon_fd_waiters && daemon_poll_due(h))) {
         int rc = poll_fds(h, 0);
         if (rc < 0)
           return rc;
@@ -307,6 +341,8 @@ int weft_run(weft_task_fn fn, void *arg, void **result) {
     rc = loop(&h);
     if (rc == 0 && result)
       *result = h.main_result;
+    if (rc < 0)
+      finish_daemons(&h);
   }
   /* Release whatever is left: the finished main task, and on a deadlock
    * the blocked tasks. */

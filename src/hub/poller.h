@@ -9,11 +9,11 @@
  * events, with a pointer handed back with them, replacing what was armed
  * before; the first report of the fd disarms it, and events 0 disarms and
  * forgets it. One-shot suits the hub, which arms an fd each time a task
- * waits on it: a task that stops waiting (timeout, cancellation) costs no
- * system call, and an fd nobody waits on any more is reported at most once.
- * Each arming is one system call at most, whatever the kernel did with the
- * fd meanwhile (an fd closed with close(2) and its number reused is armed
- * afresh), so no state the poller keeps can go stale.
+ * waits on it: the report that wakes the task disarms the fd with it.
+ * Arming works whatever the kernel did with the fd meanwhile: an fd closed
+ * with close(2) and its number reused is armed afresh (with epoll: the MOD
+ * fails, and the fd is added, a second system call), so the table the
+ * poller keeps cannot make it skip an arming.
  *
  * Thread safety: a poller belongs to one hub and is used by its thread,
  * except weft__poller_wake, which any thread may call, and a signal

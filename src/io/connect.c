@@ -17,13 +17,21 @@
 #include "../hub/hub-private.h"
 #include "io-private.h"
 
-/* The outcome of a connection attempt that made fd writable. */
+/* The outcome of a connection attempt that made fd writable: 0, an
+ * error, or 1 when it is still under way (the wake was spurious: SO_ERROR
+ * is 0 but the socket has no peer yet; Go checks the same way). */
 static int connect_result(int fd) {
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
     return -errno;
-  return -err;
+  if (err)
+    return -err;
+  struct sockaddr_storage peer;
+  len = sizeof peer;
+  if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0)
+    return 0;
+  return errno == ENOTCONN ? 1 : -errno;
 }
 
 static int connect_nonblocking(weft_task *self, int fd,
@@ -37,10 +45,14 @@ static int connect_nonblocking(weft_task *self, int fd,
   if (timeout == 0)
     return -ETIMEDOUT;
   int64_t deadline = weft__deadline_after(timeout);
-  int rc;
-  while ((rc = weft__io_wait_until(self, fd, WEFT_IO_WRITE, deadline)) == 0)
-    ;
-  return rc < 0 ? rc : connect_result(fd);
+  for (;;) {
+    int rc = weft__io_wait_until(self, fd, WEFT_IO_WRITE, deadline);
+    if (rc < 0)
+      return rc;
+    rc = connect_result(fd);
+    if (rc <= 0)
+      return rc;
+  }
 }
 
 int weft_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
@@ -64,8 +76,14 @@ int weft_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
     if (errno != EINTR)
       return -errno;
     /* Interrupted by a signal: the attempt goes on; wait for its end. */
-    int rc = weft__io_wait_thread(fd, WEFT_IO_WRITE, INT64_MAX);
-    return rc < 0 ? rc : connect_result(fd);
+    for (;;) {
+      int rc = weft__io_wait_thread(fd, WEFT_IO_WRITE, INT64_MAX);
+      if (rc < 0)
+        return rc;
+      rc = connect_result(fd);
+      if (rc <= 0)
+        return rc;
+    }
   }
   if (blocking && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
     return -errno;

@@ -17,8 +17,7 @@ int weft__io_wait_thread(int fd, unsigned events, int64_t deadline);
 /* Waits until fd has one of events (WEFT_IO_*) or the deadline passes: the
  * running task self parks in its hub (weft__hub_wait_fd), or with self
  * NULL the thread polls (weft__io_wait_thread). Returns the ready events
- * (0 after a wake for another direction: try again), or a negative errno
- * as those two do. */
+ * (never none), or a negative errno as those two do. */
 int weft__io_wait_until(weft_task *self, int fd, unsigned events,
                         int64_t deadline);
 

@@ -76,12 +76,8 @@ int weft_io_wait(int fd, unsigned events, int64_t timeout) {
   /* A poll (0) never blocks, in a task or not: poll(2) itself. */
   if (timeout == 0)
     return weft__io_wait_thread(fd, events, 0);
-  weft_task *self = weft__task_running();
-  int64_t deadline = weft__deadline_after(timeout);
-  int rc;
-  while ((rc = weft__io_wait_until(self, fd, events, deadline)) == 0)
-    ; /* woken for the other direction only: wait on */
-  return rc;
+  return weft__io_wait_until(weft__task_running(), fd, events,
+                             weft__deadline_after(timeout));
 }
 
 int weft_io_close(int fd) {

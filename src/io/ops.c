@@ -130,8 +130,16 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (timeout == 0)
         return -ETIMEDOUT;
     }
-    wait_first = false;
     int rc = weft__io_wait_until(self, fd, dir, deadline);
+    if (rc == -EPERM && wait_first) {
+      /* A guess left on a number now held by a file epoll cannot watch (a
+       * regular file, after a plain close and reuse): such a file never
+       * blocks, so try it. */
+      weft__hub_fd_tried(self->hub, fd, pdir, false);
+      wait_first = false;
+      continue;
+    }
+    wait_first = false;
     if (rc < 0)
       return rc;
   }

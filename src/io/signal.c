@@ -59,14 +59,19 @@ int weft_hub_dump_on_signal(int signo, int fd) {
     return fd < 0 ? -EBADF : -EINVAL;
   if (!weft_task_current())
     return -EPERM;
+  /* Blocked now, not when the daemon first runs: a signal that comes
+   * before then must wait for it, not end the process. */
+  int rc = pthread_sigmask(SIG_BLOCK, &probe, NULL);
+  if (rc != 0)
+    return -rc;
   struct dumper *d = malloc(sizeof *d);
   if (!d)
     return -ENOMEM;
   *d = (struct dumper){signo, fd};
-  int rc = weft_task_spawn(NULL, dump_on_signal, d,
-                           &(weft_task_opts){.name = "weft-dump-on-signal",
-                                             .stack_size = 64 << 10,
-                                             .daemon = true});
+  rc = weft_task_spawn(NULL, dump_on_signal, d,
+                       &(weft_task_opts){.name = "weft-dump-on-signal",
+                                         .stack_size = 64 << 10,
+                                         .daemon = true});
   if (rc < 0)
     free(d);
   return rc;

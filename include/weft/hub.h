@@ -19,10 +19,11 @@
  *
  * Blocking calls take a relative timeout in nanoseconds (WEFT_FOREVER waits
  * without end) and are cancellable: once a task is cancelled, the call it
- * blocks in, and every blocking call it makes after, returns -ECANCELED. A
- * call whose wait had already completed when the cancellation came (a join
- * whose task had finished, a sleep whose time was up) returns its result;
- * the next call returns -ECANCELED.
+ * blocks in, and every later call that would have to wait, returns
+ * -ECANCELED at once. A call that need not wait still completes (a join of
+ * a finished task, a read of data already there, a free lock), so that the
+ * task can clean up; so does a call whose wait had already completed when
+ * the cancellation came (a sleep whose time was up).
  *
  * Deadlock: when no task can run, no timer is armed and nothing else can
  * wake a task, yet tasks are blocked, the hub prints every blocked task and
@@ -53,6 +54,13 @@ extern "C" {
 #endif
 
 typedef struct weft_task weft_task;
+
+/* Private: the queue of blocked tasks and threads that the primitives of
+ * weft/sync.h embed (DESIGN.md: the waiter). Never touch it. */
+struct weft__waiter;
+struct weft__waitq {
+  struct weft__waiter *head, *tail;
+};
 
 /* A task's body; what it returns is the result its joiner gets. */
 typedef void *(*weft_task_fn)(void *arg);
@@ -129,10 +137,11 @@ WEFT_API int weft_task_join(weft_task *t, int64_t timeout, void **result);
 WEFT_API int weft_task_detach(weft_task *t);
 
 /*
- * weft_task_cancel — make the blocking call t is in, and every one it makes
- * after, return -ECANCELED, so that it cleans up and finishes. Cancelling a
- * task that is blocked wakes it at once; cancelling oneself takes effect at
- * the next blocking call; cancelling twice is harmless. Returns 0, or
+ * weft_task_cancel — make the blocking call t is in, and every later call
+ * of t that would have to wait, return -ECANCELED, so that it cleans up and
+ * finishes (see above). Cancelling a task that is blocked wakes it at once;
+ * cancelling oneself takes effect at the next wait; cancelling twice is
+ * harmless. Returns 0, or
  * -ESRCH (t has finished), -EINVAL (t invalid), -EPERM (not from a task of
  * t's hub).
  */

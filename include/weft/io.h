@@ -29,8 +29,9 @@
  *  - Errors: a call returns what the system call returns (a count, a new
  *    fd, 0), or its errno negated (-ECONNRESET, -EPIPE, ...), or -ETIMEDOUT
  *    when the timeout passed first, -ECANCELED when the calling task is
- *    cancelled (before or during the call: a cancelled task's calls fail at
- *    once, even when the fd is ready), -EBADF when the fd was closed by
+ *    cancelled (during the call, or before it when the call would have to
+ *    wait: a cancelled task may still read what is there, or write where
+ *    there is room, to clean up), -EBADF when the fd was closed by
  *    weft_io_close while the call waited or is not an open fd, -EBUSY when
  *    another task of the hub waits on the fd the same way.
  *  - A timeout of 0 tries once and never waits (-ETIMEDOUT for "would

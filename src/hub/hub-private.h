@@ -4,7 +4,9 @@
  * One hub per thread that calls weft_run. Its scheduler runs on the
  * thread's own stack (hub->ctx); each task runs on its own, and switches
  * back to the scheduler whenever it blocks, yields or finishes. Everything
- * here is touched only by the hub's thread: no locks.
+ * here is touched only by the hub's thread, but for the remote queue (and
+ * the flags that go with it), which other threads push woken tasks onto:
+ * no locks.
  *
  * Task states:
  *   RUNNABLE  in the run queue
@@ -15,6 +17,7 @@
 #ifndef WEFT_HUB_PRIVATE_H
 #define WEFT_HUB_PRIVATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <weft/hub.h>
@@ -53,8 +56,11 @@ struct weft_task {
   int64_t parked_at;                /* weft__now_coarse() when it parked */
   weft__timer timer;                /* its deadline while parked with one */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
-  unsigned ready;  /* what the poller reported while it waited on an fd */
-  weft_task *next; /* in the run queue */
+  unsigned ready; /* what the poller reported while it waited on an fd */
+  struct weft__waiter *waiter;    /* the waiter it is parked on, if any */
+  weft_task *remote_next;         /* in its hub's remote queue */
+  atomic_bool remote_pending;     /* in its hub's remote queue now */
+  weft_task *next;                /* in the run queue */
   weft_task *all_prev, *all_next; /* in the hub's list of live tasks */
 };
 
@@ -87,11 +93,16 @@ struct weft__hub {
   int fdw_cap;
   size_t fd_waiters; /* tasks parked on an fd: they can still be woken, so
                         no deadlock while any exist */
-  size_t daemon_fd_waiters; /* those of them that are daemons: watchers (a
-                               signal, a dump) that do not count against a
-                               deadlock of the others */
-  weft_task *main;          /* weft_run's task; its result is kept here, */
-  void *main_result;        /* as another task may join and release it */
+  size_t daemon_fd_waiters;    /* those of them that are daemons: watchers (a
+                                  signal, a dump) that do not count against a
+                                  deadlock of the others */
+  size_t waiter_waits;         /* tasks parked on a waiter: a thread or another
+                                  hub may wake them, so no deadlock while any
+                                  exist */
+  _Atomic(weft_task *) remote; /* tasks other threads woke, newest first */
+  atomic_bool polling; /* the hub may be blocked in its poller: kick it */
+  weft_task *main;     /* weft_run's task; its result is kept here, */
+  void *main_result;   /* as another task may join and release it */
 };
 
 #define TASK_MAGIC 0x7461736bu /* "task" */
@@ -161,6 +172,15 @@ void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got);
 
 /* Wakes every task of h waiting on fd with -EBADF and stops watching it. */
 void weft__hub_forget_fd(weft__hub *h, int fd);
+
+/* Queues t, which a waker on another thread woke (its waiter says so),
+ * for its hub to make runnable, and kicks the hub if it may be blocked in
+ * its poller. Any thread; the caller holds the lock of the primitive t
+ * waits in, which keeps t and its hub alive. */
+void weft__hub_remote_wake(weft__hub *h, weft_task *t);
+
+/* Makes runnable the tasks other threads woke since the last call. */
+void weft__hub_drain_remote(weft__hub *h);
 
 /* Spawns a task on h (weft_task_spawn does it on the caller's hub). */
 int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,

@@ -15,8 +15,10 @@
  * it waits in the poller only when nothing is runnable. A task waiting on
  * an fd can still be woken, so it rules out a deadlock as an armed timer
  * does, unless it is a daemon: daemons watch (a signal, to dump the hub)
- * rather than serve the others. (Remote wakes from other threads will
- * count the same way.)
+ * rather than serve the others. A task parked on a waiter (a lock, say)
+ * may be woken by another thread or hub, so it rules out a deadlock too.
+ * Tasks that other threads wake come through the remote queue, drained
+ * between turns and whenever the poller returns (waiter.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include "hub-private.h"
+#include "waiter.h"
 
 WEFT__TLS weft__hub *weft__hub_current;
 
@@ -68,11 +71,12 @@ static inline bool daemon_poll_due(const weft__hub *h) {
 }
 
 /* Whether the scheduler has nothing to do between two turns: no timer to
- * fire, no fd to poll, no daemons to cancel. Then the next turn may start
- * without it. (Wakes from other threads, when they come, will count here
- * too.) */
+ * fire, no fd to poll, no task woken by another thread to queue, no
+ * daemons to cancel. Then the next turn may start without it. */
 static inline bool idle_between_turns(const weft__hub *h) {
   return h->timers.len == 0 && h->fd_waiters == h->daemon_fd_waiters &&
+         !atomic_load_explicit(&((weft__hub *)h)->remote,
+                               memory_order_relaxed) &&
          (h->daemon_fd_waiters == 0 || !daemon_poll_due(h)) &&
          (h->unfinished != h->daemons || h->daemons_cancelled);
 }
@@ -270,13 +274,19 @@ static void cancel_daemons(weft__hub *h) {
 }
 
 /* The run gives up (a deadlock, a failed poller): the daemons, which hold
- * resources of weft's own (the dump's signalfd), are cancelled and run
- * until they finish, as is any task they wake; a cancelled task's
- * blocking calls return at once, so this ends. The other blocked tasks are
- * left to be released as they are. */
+ * resources of weft's own (the dump's signalfd), and the tasks parked on a
+ * waiter, whose waiter sits in a primitive's queue that may outlive the
+ * run, are cancelled and run until they finish, as is any task they wake;
+ * a cancelled task's blocking calls return at once, so this ends. The
+ * other blocked tasks are left to be released as they are. */
 static void finish_daemons(weft__hub *h) {
   if (!h->daemons_cancelled)
     cancel_daemons(h);
+  for (weft_task *t = h->all; t; t = t->all_next)
+    if (t->state == WEFT__TASK_PARKED && t->waiter) {
+      t->cancelled = true;
+      weft__task_wake(t, -ECANCELED);
+    }
   while (h->runq_len) {
     for (h->turn_left = h->runq_len; h->turn_left > 0;) {
       h->turn_left--;
@@ -293,6 +303,8 @@ static int loop(weft__hub *h) {
       run_task(h, runq_pop(h));
     }
     fire_timers(h);
+    if (atomic_load_explicit(&h->remote, memory_order_relaxed))
+      weft__hub_drain_remote(h);
     if (h->unfinished == 0)
       break;
     if (h->unfinished == h->daemons && !h->daemons_cancelled)
@@ -309,11 +321,20 @@ static int loop(weft__hub *h) {
       continue;
     }
     weft__timer *first = weft__timer_first(&h->timers);
-    if (!first && h->fd_waiters == h->daemon_fd_waiters) {
+    if (!first && h->fd_waiters == h->daemon_fd_waiters &&
+        h->waiter_waits == 0) {
       report_deadlock(h);
       return -EDEADLK;
     }
-    int rc = poll_fds(h, first ? first->deadline : INT64_MAX);
+    /* About to block: a thread that wakes a task now must kick the poller
+     * (see waiter.c); what came before the flag is drained first. */
+    atomic_store(&h->polling, true);
+    int64_t deadline = first ? first->deadline : INT64_MAX;
+    if (atomic_load(&h->remote))
+      deadline = 0;
+    int rc = poll_fds(h, deadline);
+    atomic_store(&h->polling, false);
+    weft__hub_drain_remote(h);
     if (rc < 0)
       return rc;
   }

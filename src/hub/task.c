@@ -143,6 +143,10 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
 
 void weft__task_release(weft_task *t) {
   weft__hub *h = t->hub;
+  /* A thread woke it and queued it for the hub (its wait ended another
+   * way meanwhile): the entry must go before the task does. */
+  if (atomic_load(&t->remote_pending))
+    weft__hub_drain_remote(h);
   weft__timer_disarm(&h->timers, &t->timer);
   if (t->all_prev)
     t->all_prev->all_next = t->all_next;

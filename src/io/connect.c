@@ -60,8 +60,6 @@ int weft_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
   if (fd < 0)
     return -EBADF;
   weft_task *self = weft__task_running();
-  if (self && self->cancelled)
-    return -ECANCELED;
   if (self) {
     int rc = weft__io_make_nonblocking(fd);
     return rc < 0 ? rc : connect_nonblocking(self, fd, addr, addrlen, timeout);

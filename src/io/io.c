@@ -76,8 +76,13 @@ int weft_io_wait(int fd, unsigned events, int64_t timeout) {
   /* A poll (0) never blocks, in a task or not: poll(2) itself. */
   if (timeout == 0)
     return weft__io_wait_thread(fd, events, 0);
-  return weft__io_wait_until(weft__task_running(), fd, events,
-                             weft__deadline_after(timeout));
+  weft_task *self = weft__task_running();
+  if (self && self->cancelled) {
+    /* Cancelled: ready is still an answer; waiting is not. */
+    int rc = weft__io_wait_thread(fd, events, 0);
+    return rc == -ETIMEDOUT ? -ECANCELED : rc;
+  }
+  return weft__io_wait_until(self, fd, events, weft__deadline_after(timeout));
 }
 
 int weft_io_close(int fd) {

@@ -89,8 +89,6 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
   if (fd < 0)
     return -EBADF;
   weft_task *self = weft__task_running();
-  if (self && self->cancelled)
-    return -ECANCELED;
   int64_t deadline = timeout == 0 ? 0 : weft__deadline_after(timeout);
   unsigned dir = direction(o->kind);
   if (!per_call_nonblocking(o->kind)) {
@@ -110,8 +108,8 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
   /* In a task, whether to wait before the first try: see
    * weft__hub_fd_wait_first. A poll (0) always tries. */
   unsigned pdir = weft__io_poller_events(dir);
-  bool wait_first =
-      self && timeout != 0 && weft__hub_fd_wait_first(self->hub, fd, pdir);
+  bool wait_first = self && timeout != 0 && !self->cancelled &&
+                    weft__hub_fd_wait_first(self->hub, fd, pdir);
   bool first_try = !wait_first;
   for (;;) {
     if (!wait_first) {

@@ -1,0 +1,17 @@
+/*
+ * weft__cpu_relax: the hint a spin loop gives the CPU each round (x86's
+ * pause, aarch64's yield; nothing elsewhere), so that it wastes less
+ * power and lets a sibling hyper-thread run.
+ */
+#ifndef WEFT_CORE_CPU_H
+#define WEFT_CORE_CPU_H
+
+static inline void weft__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+#endif

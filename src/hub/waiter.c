@@ -1,0 +1,166 @@
+/*
+ * The waiter, and the remote queue through which a thread wakes a task of
+ * another hub. See waiter.h for the protocol.
+ *
+ * Remote queue: a stack of tasks (newest first) that any thread pushes
+ * onto with a compare-and-swap and the hub takes whole with an exchange. A
+ * task is in it at most once (remote_pending); the hub, when it takes a
+ * task off, looks at the task's waiter as it is then, and makes the task
+ * runnable only if it is still parked on a waiter that was woken. So an
+ * entry that comes late (the task's wait had already ended by a timeout,
+ * and the task moved on) wakes nothing; and a wake that finds the task
+ * already queued needs no entry of its own, since the hub's look comes
+ * after it. The ordering that makes this hold: the waker stores woken,
+ * then tests-and-sets remote_pending; the hub clears remote_pending, then
+ * loads woken; all sequentially consistent, so one of the two sees the
+ * other.
+ *
+ * Kick: a hub about to block in its poller sets polling, then looks at the
+ * queue once more; a waker pushes, then reads polling and kicks the poller
+ * if set. Again sequentially consistent: either the hub sees the entry, or
+ * the waker sees the flag.
+ */
+#define _GNU_SOURCE
+#include "waiter.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hub-private.h"
+
+/* Sleeps while *word is `expect`, until a wake or the absolute monotonic
+ * deadline (INT64_MAX: none). Spurious returns are the caller's to loop on. */
+static void futex_wait_until(_Atomic uint32_t *word, uint32_t expect,
+                             int64_t deadline) {
+  struct timespec ts, *tp = NULL;
+  if (deadline != INT64_MAX) {
+    ts.tv_sec = (time_t)(deadline / 1000000000);
+    ts.tv_nsec = (long)(deadline % 1000000000);
+    tp = &ts;
+  }
+  /* BITSET takes an absolute CLOCK_MONOTONIC deadline. */
+  syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, expect, tp, NULL,
+          FUTEX_BITSET_MATCH_ANY);
+}
+
+/* Wakes one thread sleeping on word. The word may belong to a waiter whose
+ * wait has already returned: a futex wake touches no memory, and every
+ * futex sleeper must survive a spurious wake. */
+static void futex_wake_one(_Atomic uint32_t *word) {
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void weft__waiter_init(weft__waiter *w, const char *what, const void *object) {
+  *w = (weft__waiter){
+      .task = weft__task_running(), .what = what, .object = object};
+}
+
+int weft__waiter_wait(weft__waiter *w, int64_t deadline) {
+  weft_task *t = w->task;
+  if (t) {
+    weft__hub *h = t->hub;
+    t->waiter = w;
+    h->waiter_waits++;
+    int rc = weft__task_park(t, w->what, deadline);
+    h->waiter_waits--;
+    t->waiter = NULL;
+    return rc;
+  }
+  for (;;) {
+    if (weft__waiter_woken(w))
+      return w->code;
+    if (deadline != INT64_MAX && weft__now() >= deadline)
+      return -ETIMEDOUT;
+    futex_wait_until(&w->woken, 0, deadline);
+  }
+}
+
+void weft__waiter_wake(weft__waiter *w, int code) {
+  w->code = code;
+  weft_task *t = w->task;
+  atomic_store(&w->woken, 1);
+  if (!t) {
+    futex_wake_one(&w->woken);
+    return;
+  }
+  if (t->hub == weft__hub_current)
+    weft__task_wake(t, code); /* parked: it queued w, then parked at once */
+  else
+    weft__hub_remote_wake(t->hub, t);
+}
+
+void weft__hub_remote_wake(weft__hub *h, weft_task *t) {
+  if (atomic_exchange(&t->remote_pending, true))
+    return; /* queued already; the hub's look will see this wake too */
+  weft_task *head = atomic_load(&h->remote);
+  do
+    t->remote_next = head;
+  while (!atomic_compare_exchange_weak(&h->remote, &head, t));
+  if (atomic_load(&h->polling))
+    weft__poller_wake(h->poller);
+}
+
+void weft__hub_drain_remote(weft__hub *h) {
+  weft_task *t = atomic_exchange(&h->remote, NULL);
+  /* Reversed, so that tasks are woken in the order they were. */
+  weft_task *fifo = NULL;
+  while (t) {
+    weft_task *next = t->remote_next;
+    t->remote_next = fifo;
+    fifo = t;
+    t = next;
+  }
+  while (fifo) {
+    t = fifo;
+    fifo = t->remote_next; /* read first: once cleared, t may be pushed */
+    atomic_store(&t->remote_pending, false);
+    if (t->state == WEFT__TASK_PARKED && t->waiter &&
+        weft__waiter_woken(t->waiter))
+      weft__task_wake(t, t->waiter->code);
+  }
+}
+
+void weft__waitq_push_back(weft__waitq *q, weft__waiter *w) {
+  w->next = NULL;
+  w->prev = q->tail;
+  if (q->tail)
+    q->tail->next = w;
+  else
+    q->head = w;
+  q->tail = w;
+  w->queued = true;
+}
+
+void weft__waitq_push_front(weft__waitq *q, weft__waiter *w) {
+  w->prev = NULL;
+  w->next = q->head;
+  if (q->head)
+    q->head->prev = w;
+  else
+    q->tail = w;
+  q->head = w;
+  w->queued = true;
+}
+
+void weft__waitq_remove(weft__waitq *q, weft__waiter *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    q->head = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    q->tail = w->prev;
+  w->next = w->prev = NULL;
+  w->queued = false;
+}
+
+weft__waiter *weft__waitq_pop(weft__waitq *q) {
+  weft__waiter *w = q->head;
+  if (w)
+    weft__waitq_remove(q, w);
+  return w;
+}

@@ -1,0 +1,78 @@
+/*
+ * The waiter: whoever is blocked in a primitive of weft — a task on some
+ * hub, or a plain thread — in one shape, so that every primitive keeps one
+ * queue of waiters and works alike between tasks, threads, and the two
+ * (DESIGN.md, "one waiter for tasks and threads").
+ *
+ * A waiter lives in the frame of the blocking call. The protocol, for a
+ * primitive P guarded by its own lock L:
+ *  - the blocking side, holding L, puts its waiter in P's queue, releases
+ *    L, and calls weft__waiter_wait;
+ *  - a waker, holding L, takes a waiter out of the queue and calls
+ *    weft__waiter_wake on it, still holding L;
+ *  - weft__waiter_wait returns the waker's code, or -ETIMEDOUT or
+ *    -ECANCELED; in those two cases the blocking side takes L again and
+ *    looks whether its waiter is still queued: if so it removes it and the
+ *    wait failed; if not, a waker took it meanwhile and its wake stands
+ *    (weft__waiter_woken tells): the primitive must honour it, or pass it
+ *    on to the next waiter, so that no wake-up is lost.
+ * Since every wake happens under L, and a waiter whose wait failed takes L
+ * before it looks, a wake is delivered once or passed on, never lost.
+ *
+ * Waking a task of another hub goes through that hub's remote queue and, if
+ * the hub sleeps in its poller, a kick of the poller; the waker does both
+ * under L, so the task (which takes L before it leaves its wait) and its
+ * hub outlive them. A plain thread sleeps on the waiter's futex word.
+ */
+#ifndef WEFT_HUB_WAITER_H
+#define WEFT_HUB_WAITER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <weft/hub.h>
+
+typedef struct weft__waiter weft__waiter;
+
+struct weft__waiter {
+  weft__waiter *next, *prev; /* in a primitive's queue */
+  weft_task *task;           /* the blocked task, or NULL: a thread */
+  _Atomic uint32_t woken;    /* 1 once a waker took it (the futex word) */
+  int code;                  /* what the wake says; written before woken */
+  bool queued;               /* in a queue; guarded by the primitive */
+  const char *what;          /* "lock", "condition", ...: for reports */
+  const void *object;        /* the primitive, for reports */
+};
+
+/* A queue of waiters, first in first out, guarded by its primitive
+ * (declared in weft/hub.h, for primitives to embed). */
+typedef struct weft__waitq weft__waitq;
+
+/* Makes w the calling task's or thread's waiter for what/object. */
+void weft__waiter_init(weft__waiter *w, const char *what, const void *object);
+
+/* Blocks until w is woken (returns its code), the deadline passes
+ * (-ETIMEDOUT; absolute ns, INT64_MAX: none) or the waiting task is
+ * cancelled (-ECANCELED). Call without the primitive's lock, after
+ * queueing w. See the protocol above for what to do after an error. */
+int weft__waiter_wait(weft__waiter *w, int64_t deadline);
+
+/* Wakes w, which the caller took out of its queue, holding the
+ * primitive's lock: its wait returns code. */
+void weft__waiter_wake(weft__waiter *w, int code);
+
+static inline bool weft__waiter_woken(const weft__waiter *w) {
+  return atomic_load_explicit(&((weft__waiter *)w)->woken,
+                              memory_order_acquire) != 0;
+}
+
+void weft__waitq_push_back(weft__waitq *q, weft__waiter *w);
+void weft__waitq_push_front(weft__waitq *q, weft__waiter *w);
+weft__waiter *weft__waitq_pop(weft__waitq *q); /* NULL when empty */
+void weft__waitq_remove(weft__waitq *q, weft__waiter *w);
+
+static inline bool weft__waitq_empty(const weft__waitq *q) {
+  return q->head == NULL;
+}
+
+#endif

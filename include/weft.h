@@ -9,5 +9,6 @@
 #include <weft/gen.h>
 #include <weft/hub.h>
 #include <weft/io.h>
+#include <weft/sync.h>
 
 #endif /* WEFT_H */

@@ -9,6 +9,7 @@
 #ifndef WEFT_SYNC_GUARD_H
 #define WEFT_SYNC_GUARD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 void weft__guard_lock_slow(uint32_t *g);

@@ -1,0 +1,184 @@
+/*
+ * weft_lock. See include/weft/sync.h.
+ *
+ * state_ holds two bits: LOCKED, and WAITERS, which is set exactly while
+ * the waiter queue is not empty. Both change only by atomic operations;
+ * WAITERS, and the queue, only under the guard (guard_, see guard.h).
+ * Taking a free lock is one compare-and-swap from 0 to LOCKED, releasing
+ * one that nobody waits for one from LOCKED to 0: with WAITERS set both
+ * fail and take the slow paths, which take the guard.
+ *
+ * No hand-off: a release frees the lock and wakes the first waiter, which
+ * then tries again, as pthread_mutex does; a newcomer may take the lock
+ * first (handing off would make every release wait for a wake-up, a convoy
+ * under contention), and the waiter that lost goes back to the front of
+ * the queue. A waiter whose wait failed (timeout, cancellation) just as a
+ * release woke it passes the wake on to the next one, or takes the lock:
+ * a wake is never lost (waiter.h).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <weft/sync.h>
+
+#include "../core/cpu.h"
+#include "../hub/hub-private.h"
+#include "../hub/timer.h"
+#include "../hub/waiter.h"
+#include "guard.h"
+
+enum { LOCKED = 1u, WAITERS = 2u, THREAD_SPINS = 100 };
+
+static void note_holder(weft_lock *l) {
+  __atomic_store_n(&l->holder_, (const void *)weft__task_running(),
+                   __ATOMIC_RELAXED);
+}
+
+/* Takes l if it is free, whatever WAITERS says. */
+static bool take_free(weft_lock *l) {
+  uint32_t s = __atomic_load_n(&l->state_, __ATOMIC_RELAXED);
+  while (!(s & LOCKED))
+    if (__atomic_compare_exchange_n(&l->state_, &s, s | LOCKED, true,
+                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+      note_holder(l);
+      return true;
+    }
+  return false;
+}
+
+/* Wakes the first waiter, if any. Called with the guard held. */
+static void wake_first(weft_lock *l) {
+  weft__waiter *w = weft__waitq_pop(&l->waiters_);
+  if (weft__waitq_empty(&l->waiters_))
+    __atomic_and_fetch(&l->state_, ~WAITERS, __ATOMIC_RELAXED);
+  if (w)
+    weft__waiter_wake(w, 0);
+}
+
+int weft_lock_init(weft_lock *l, const char *name) {
+  if (!l)
+    return -EINVAL;
+  *l = (weft_lock){.name = name};
+  return 0;
+}
+
+static int acquire_slow(weft_lock *l, int64_t timeout) {
+  weft_task *self = weft__task_running();
+  /* A thread spins a moment: the holder, on another CPU, is likely a few
+   * instructions from its release. A task does not: the holder may be a
+   * task of its own hub, which cannot run while it spins. */
+  for (int i = 0; !self && i < THREAD_SPINS; i++) {
+    if (take_free(l))
+      return 0;
+    weft__cpu_relax();
+  }
+  if (timeout == 0)
+    return take_free(l) ? 0 : -ETIMEDOUT;
+  int64_t deadline = weft__deadline_after(timeout);
+  weft__waiter w;
+  weft__waiter_init(&w, "lock", l);
+  bool front = false;
+  for (;;) {
+    weft__guard_lock(&l->guard_);
+    /* Take it if free; else say that someone waits, so that a release
+     * comes to the queue. */
+    uint32_t s = __atomic_load_n(&l->state_, __ATOMIC_RELAXED);
+    for (;;) {
+      if (!(s & LOCKED)) {
+        if (__atomic_compare_exchange_n(&l->state_, &s, s | LOCKED, true,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+          weft__guard_unlock(&l->guard_);
+          note_holder(l);
+          return 0;
+        }
+      } else if ((s & WAITERS) || __atomic_compare_exchange_n(
+                                      &l->state_, &s, s | WAITERS, true,
+                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        break;
+      }
+    }
+    if (self && self->cancelled) { /* it would have to wait */
+      if (weft__waitq_empty(&l->waiters_))
+        __atomic_and_fetch(&l->state_, ~WAITERS, __ATOMIC_RELAXED);
+      weft__guard_unlock(&l->guard_);
+      return -ECANCELED;
+    }
+    atomic_store_explicit(&w.woken, 0, memory_order_relaxed);
+    if (front)
+      weft__waitq_push_front(&l->waiters_, &w);
+    else
+      weft__waitq_push_back(&l->waiters_, &w);
+    weft__guard_unlock(&l->guard_);
+
+    int rc = weft__waiter_wait(&w, deadline);
+    if (rc == 0 && weft__waiter_woken(&w)) {
+      front = true; /* woken to try again; if it loses, it is next */
+      if (take_free(l))
+        return 0;
+      continue;
+    }
+    /* Timed out or cancelled: leave the queue, unless a release took this
+     * waiter out meanwhile, whose wake must then not be lost. */
+    weft__guard_lock(&l->guard_);
+    if (w.queued) {
+      weft__waitq_remove(&l->waiters_, &w);
+      if (weft__waitq_empty(&l->waiters_))
+        __atomic_and_fetch(&l->state_, ~WAITERS, __ATOMIC_RELAXED);
+      weft__guard_unlock(&l->guard_);
+      return rc;
+    }
+    weft__guard_unlock(&l->guard_);
+    if (take_free(l))
+      return 0;
+    weft__guard_lock(&l->guard_);
+    wake_first(l);
+    weft__guard_unlock(&l->guard_);
+    return rc;
+  }
+}
+
+int weft_lock_acquire(weft_lock *l, int64_t timeout) {
+  if (!l)
+    return -EINVAL;
+  uint32_t free = 0;
+  if (__builtin_expect(__atomic_compare_exchange_n(&l->state_, &free, LOCKED,
+                                                   false, __ATOMIC_ACQUIRE,
+                                                   __ATOMIC_RELAXED),
+                       1)) {
+    note_holder(l);
+    return 0;
+  }
+  return acquire_slow(l, timeout);
+}
+
+int weft_lock_release(weft_lock *l) {
+  if (!l)
+    return -EINVAL;
+  uint32_t s = LOCKED;
+  if (__builtin_expect(__atomic_compare_exchange_n(&l->state_, &s, 0, false,
+                                                   __ATOMIC_RELEASE,
+                                                   __ATOMIC_RELAXED),
+                       1))
+    return 0;
+  if (!(s & LOCKED))
+    return -EPERM;
+  /* Someone waits: free the lock and wake the first waiter, under the
+   * guard, which keeps WAITERS true to the queue. */
+  weft__guard_lock(&l->guard_);
+  if (!(__atomic_fetch_and(&l->state_, ~LOCKED, __ATOMIC_RELEASE) & LOCKED)) {
+    weft__guard_unlock(&l->guard_); /* another release came first */
+    return -EPERM;
+  }
+  wake_first(l);
+  weft__guard_unlock(&l->guard_);
+  return 0;
+}
+
+bool weft_lock_locked(const weft_lock *l) {
+  return l && (__atomic_load_n(&l->state_, __ATOMIC_RELAXED) & LOCKED);
+}
+
+int weft_lock_destroy(weft_lock *l) {
+  if (!l)
+    return -EINVAL;
+  return __atomic_load_n(&l->state_, __ATOMIC_ACQUIRE) ? -EBUSY : 0;
+}

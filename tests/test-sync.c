@@ -1,0 +1,259 @@
+/*
+ * The sync layer: weft_lock between tasks of one hub, tasks of two hubs,
+ * plain threads, and all of them at once; timeouts and cancellation racing
+ * releases; a lock released by another task or thread than took it; bad
+ * use.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "harness.h"
+
+static void run(weft_task_fn fn, void *arg) {
+  CHECK_EQ(weft_run(fn, arg, NULL), 0);
+}
+
+/* --- basics ---------------------------------------------------------------
+ */
+
+TEST(a_lock_is_taken_and_freed) {
+  weft_lock l = WEFT_LOCK_INIT;
+  CHECK(!weft_lock_locked(&l));
+  CHECK_EQ(weft_lock_destroy(&l), 0);
+  CHECK_EQ(weft_lock_acquire(&l, WEFT_FOREVER), 0);
+  CHECK(weft_lock_locked(&l));
+  CHECK_EQ(weft_lock_acquire(&l, 0), -ETIMEDOUT); /* not re-entrant */
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_lock_acquire(&l, WEFT_MS(20)), -ETIMEDOUT);
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(20));
+  CHECK_EQ(weft_lock_destroy(&l), -EBUSY);
+  CHECK_EQ(weft_lock_release(&l), 0);
+  CHECK_EQ(weft_lock_release(&l), -EPERM); /* release unlocked lock */
+  CHECK(!weft_lock_locked(&l));
+  CHECK_EQ(weft_lock_init(&l, "named"), 0);
+  CHECK(l.name != NULL);
+  CHECK_EQ(weft_lock_init(NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_lock_acquire(NULL, 0), -EINVAL);
+  CHECK_EQ(weft_lock_release(NULL), -EINVAL);
+  CHECK_EQ(weft_lock_destroy(NULL), -EINVAL);
+  CHECK(!weft_lock_locked(NULL));
+}
+
+/* --- many contenders: tasks, hubs, threads ---------------------------------
+ * Every contender adds to a counter under the lock, now and then blocking
+ * inside (a yield, a sleep) so that others must wait; the lock must let
+ * exactly one in at a time, and every increment must count. */
+
+static weft_lock shared = WEFT_LOCK_INIT;
+static long counter;
+static atomic_int inside, overlaps;
+
+enum { ROUNDS = 2000 };
+
+static void critical(unsigned *seed, bool in_task) {
+  if (atomic_fetch_add(&inside, 1) != 0)
+    atomic_fetch_add(&overlaps, 1);
+  long c = counter;
+  *seed = *seed * 1103515245u + 12345u;
+  if (in_task && (*seed >> 16) % 8 == 0)
+    weft_yield();
+  else if (!in_task && (*seed >> 16) % 64 == 0)
+    sched_yield();
+  counter = c + 1;
+  atomic_fetch_sub(&inside, 1);
+}
+
+static void *task_contender(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  for (int i = 0; i < ROUNDS; i++) {
+    CHECK_EQ(weft_lock_acquire(&shared, WEFT_FOREVER), 0);
+    critical(&seed, true);
+    CHECK_EQ(weft_lock_release(&shared), 0);
+  }
+  return NULL;
+}
+
+static void *tasks_on_a_hub(void *arg) {
+  int n = (int)VI(arg);
+  weft_task *t[16];
+  for (int i = 0; i < n; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], task_contender, IV(i + 1), NULL), 0);
+  for (int i = 0; i < n; i++)
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void *hub_thread(void *arg) {
+  CHECK_EQ(weft_run(tasks_on_a_hub, arg, NULL), 0);
+  return NULL;
+}
+
+static void *plain_thread(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  for (int i = 0; i < ROUNDS; i++) {
+    CHECK_EQ(weft_lock_acquire(&shared, WEFT_FOREVER), 0);
+    critical(&seed, false);
+    CHECK_EQ(weft_lock_release(&shared), 0);
+  }
+  return NULL;
+}
+
+static void contend(int hubs, int tasks_per_hub, int threads) {
+  counter = 0;
+  pthread_t th[8];
+  int n = 0;
+  for (int i = 0; i < hubs; i++)
+    CHECK_EQ(pthread_create(&th[n++], NULL, hub_thread, IV(tasks_per_hub)), 0);
+  for (int i = 0; i < threads; i++)
+    CHECK_EQ(pthread_create(&th[n++], NULL, plain_thread, IV(100 + i)), 0);
+  for (int i = 0; i < n; i++)
+    pthread_join(th[i], NULL);
+  CHECK_EQ(atomic_load(&overlaps), 0);
+  CHECK_EQ(counter, (long)ROUNDS * (hubs * tasks_per_hub + threads));
+  CHECK(!weft_lock_locked(&shared));
+  CHECK_EQ(weft_lock_destroy(&shared), 0);
+}
+
+TEST(tasks_of_one_hub_take_turns) { contend(1, 8, 0); }
+TEST(tasks_of_two_hubs_take_turns) { contend(2, 4, 0); }
+TEST(plain_threads_take_turns) { contend(0, 0, 4); }
+TEST(tasks_and_threads_take_turns) { contend(2, 4, 2); }
+
+/* --- timeouts, cancellation, and who releases ------------------------------
+ */
+
+static weft_lock held = WEFT_LOCK_INIT;
+
+static void *wait_for_held(void *arg) {
+  return IV(weft_lock_acquire(&held, (int64_t)VI(arg)));
+}
+
+static void *waits_end(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_lock_acquire(&held, 0), 0);
+  weft_task *timed, *cancelled, *patient;
+  CHECK_EQ(weft_task_spawn(&timed, wait_for_held, IV(WEFT_MS(10)), NULL), 0);
+  CHECK_EQ(weft_task_spawn(&cancelled, wait_for_held, IV(WEFT_FOREVER), NULL),
+           0);
+  CHECK_EQ(weft_task_spawn(&patient, wait_for_held, IV(WEFT_FOREVER), NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(1)), 0);
+  CHECK_EQ(weft_task_cancel(cancelled), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(cancelled, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -ECANCELED);
+  CHECK_EQ(weft_task_join(timed, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -ETIMEDOUT);
+  /* The one left gets the lock once it is released, here by its waiter's
+   * sibling rather than by its taker: any task may release a Lock. */
+  CHECK_EQ(weft_lock_release(&held), 0);
+  CHECK_EQ(weft_task_join(patient, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), 0);
+  CHECK(weft_lock_locked(&held));
+  CHECK_EQ(weft_lock_release(&held), 0);
+  /* A cancelled task still takes a free lock (its cleanup may need it),
+   * and gets -ECANCELED where it would wait. */
+  CHECK_EQ(weft_task_cancel(weft_task_current()), 0);
+  CHECK_EQ(weft_lock_acquire(&held, WEFT_FOREVER), 0);
+  CHECK_EQ(weft_lock_acquire(&held, WEFT_FOREVER), -ECANCELED);
+  CHECK_EQ(weft_lock_release(&held), 0);
+  return NULL;
+}
+
+TEST(waits_end_by_timeout_cancellation_or_release) { run(waits_end, NULL); }
+
+/* A task of a hub blocked in its poller is woken by a plain thread's
+ * release: the remote queue and the poller's kick. */
+static void *release_later(void *arg) {
+  (void)arg;
+  usleep(20000);
+  CHECK_EQ(weft_lock_release(&held), 0);
+  return NULL;
+}
+
+static void *woken_by_a_thread(void *arg) {
+  (void)arg;
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, release_later, NULL), 0);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_lock_acquire(&held, WEFT_SEC(10)), 0);
+  CHECK(harness_now_ns() - t0 < WEFT_SEC(5));
+  CHECK_EQ(weft_lock_release(&held), 0);
+  pthread_join(th, NULL);
+  return NULL;
+}
+
+TEST(a_thread_wakes_a_task_of_a_sleeping_hub) {
+  CHECK_EQ(weft_lock_acquire(&held, 0), 0); /* taken by this thread */
+  run(woken_by_a_thread, NULL);
+}
+
+/* Timeouts racing releases, among tasks of two hubs and threads: random
+ * short timeouts, so that many waits end just as a release wakes them. A
+ * lost wake-up shows as a contender that never gets the lock (the case
+ * times out); a doubled one as two inside at once. */
+static atomic_long acquired;
+
+static void try_hard(unsigned seed, bool in_task) {
+  for (int i = 0; i < ROUNDS; i++) {
+    seed = seed * 1103515245u + 12345u;
+    int64_t timeout = (seed >> 16) % 4 == 0 ? 0 : WEFT_US((seed >> 16) % 200);
+    int rc = weft_lock_acquire(&shared, timeout);
+    if (rc == -ETIMEDOUT)
+      continue;
+    CHECK_EQ(rc, 0);
+    critical(&seed, in_task);
+    for (volatile int k = 0; k < 3000; k++)
+      ; /* hold it a while: waits pile up and time out */
+    atomic_fetch_add(&acquired, 1);
+    CHECK_EQ(weft_lock_release(&shared), 0);
+  }
+}
+
+static void *racing_task(void *arg) {
+  try_hard((unsigned)VI(arg), true);
+  return NULL;
+}
+
+static void *racing_hub(void *arg) {
+  weft_task *t[4];
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], racing_task, IV(VI(arg) * 10 + i), NULL),
+             0);
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void *racing_hub_thread(void *arg) {
+  CHECK_EQ(weft_run(racing_hub, arg, NULL), 0);
+  return NULL;
+}
+
+static void *racing_thread(void *arg) {
+  try_hard((unsigned)VI(arg), false);
+  return NULL;
+}
+
+TEST_TIMEOUT(timeouts_race_releases, 60) {
+  counter = 0;
+  pthread_t th[4];
+  CHECK_EQ(pthread_create(&th[0], NULL, racing_hub_thread, IV(1)), 0);
+  CHECK_EQ(pthread_create(&th[1], NULL, racing_hub_thread, IV(2)), 0);
+  CHECK_EQ(pthread_create(&th[2], NULL, racing_thread, IV(3)), 0);
+  CHECK_EQ(pthread_create(&th[3], NULL, racing_thread, IV(4)), 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  CHECK_EQ(atomic_load(&overlaps), 0);
+  CHECK_EQ(counter, atomic_load(&acquired));
+  CHECK(!weft_lock_locked(&shared));
+  CHECK_EQ(weft_lock_destroy(&shared), 0); /* no waiter left behind */
+  printf("  %ld of %d acquisitions got the lock\n", atomic_load(&acquired),
+         10 * ROUNDS);
+}

@@ -59,6 +59,20 @@ go_peer() {
   fi
 }
 
+# The plain-Python peers (no gevent) in peers/, each run by name.
+python_peer() {
+  local file=$1
+  shift
+  if ! wanted "$@"; then
+    return
+  fi
+  if command -v python3 >/dev/null 2>&1; then
+    ${PIN:-} python3 "$here/peers/$file" "$BENCH_FILTER"
+  else
+    skip "python3 not installed" "$@"
+  fi
+}
+
 # gevent from Debian's python3-gevent lives in the system Python, which may
 # not be the first python3 on PATH.
 gevent_python=
@@ -109,6 +123,16 @@ fi
 go_peer hub.go BenchmarkSpawnJoin/go BenchmarkYield/go
 gevent_peer gevent_hub.py BenchmarkSpawnJoin/gevent BenchmarkYield/gevent
 st_peer hub BenchmarkSpawnJoin/st BenchmarkYield/st
+
+# The sync layer: a lock uncontended and fought over by 2 and 4 threads,
+# Go's channels, a thread's start and join. Python's threads run under the
+# GIL, so its contended rows are not a lock fought over in parallel.
+weft_bench bench-sync BenchmarkLockUncontended/{weft,pthread} \
+  BenchmarkLockContended/threads={2,4}/{weft,pthread} BenchmarkLockTasks/weft
+go_peer sync.go BenchmarkLockUncontended/go BenchmarkLockContended/threads={2,4}/go \
+  BenchmarkChanPingPong/go-P{1,2} BenchmarkThreadStartJoin/go
+python_peer python_sync.py BenchmarkLockUncontended/python \
+  BenchmarkLockContended/threads={2,4}/python BenchmarkThreadStartJoin/python
 
 # TCP echo over 127.0.0.1 on 1, 100 and 10,000 connections; each program
 # starts its server in a second process and stops it when done. Both

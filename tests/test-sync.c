@@ -257,3 +257,36 @@ TEST_TIMEOUT(timeouts_race_releases, 60) {
   printf("  %ld of %d acquisitions got the lock\n", atomic_load(&acquired),
          10 * ROUNDS);
 }
+
+/* Two tasks that each release the lock and take it again without blocking
+ * in between: with no hand-off the releaser would win every time, since
+ * the waiter it wakes runs only at the next turn. The lock goes to the
+ * waiter instead, so they alternate. */
+static int turns_of[2];
+
+static void *alternate(void *arg) {
+  int me = (int)VI(arg);
+  for (int i = 0; i < 1000; i++) {
+    CHECK_EQ(weft_lock_acquire(&held, WEFT_FOREVER), 0);
+    turns_of[me]++;
+    CHECK_EQ(weft_yield(), 0); /* the other task comes to wait */
+    CHECK_EQ(weft_lock_release(&held), 0);
+  }
+  return NULL;
+}
+
+static void *two_alternating(void *arg) {
+  (void)arg;
+  weft_task *a, *b;
+  CHECK_EQ(weft_task_spawn(&a, alternate, IV(0), NULL), 0);
+  CHECK_EQ(weft_task_spawn(&b, alternate, IV(1), NULL), 0);
+  /* Halfway through, each must have had about half of the turns. */
+  while (turns_of[0] + turns_of[1] < 1000)
+    CHECK_EQ(weft_yield(), 0);
+  CHECK(turns_of[0] >= 400 && turns_of[1] >= 400);
+  CHECK_EQ(weft_task_join(a, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(b, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(tasks_of_one_hub_get_the_lock_in_turn) { run(two_alternating, NULL); }

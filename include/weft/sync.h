@@ -47,7 +47,6 @@ typedef struct weft_lock {
   uint32_t state_;             /* private */
   uint32_t guard_;             /* private */
   struct weft__waitq waiters_; /* private */
-  const void *holder_;         /* private: who took it last, for reports */
   const char *name;            /* for reports; NULL: unnamed */
 } weft_lock;
 

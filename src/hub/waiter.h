@@ -40,6 +40,7 @@ struct weft__waiter {
   _Atomic uint32_t woken;    /* 1 once a waker took it (the futex word) */
   int code;                  /* what the wake says; written before woken */
   bool queued;               /* in a queue; guarded by the primitive */
+  int64_t since;             /* when it first queued (weft__now_coarse) */
   const char *what;          /* "lock", "condition", ...: for reports */
   const void *object;        /* the primitive, for reports */
 };

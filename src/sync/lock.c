@@ -8,13 +8,19 @@
  * one that nobody waits for one from LOCKED to 0: with WAITERS set both
  * fail and take the slow paths, which take the guard.
  *
- * No hand-off: a release frees the lock and wakes the first waiter, which
- * then tries again, as pthread_mutex does; a newcomer may take the lock
- * first (handing off would make every release wait for a wake-up, a convoy
- * under contention), and the waiter that lost goes back to the front of
- * the queue. A waiter whose wait failed (timeout, cancellation) just as a
- * release woke it passes the wake on to the next one, or takes the lock:
- * a wake is never lost (waiter.h).
+ * Mostly no hand-off: a release frees the lock and wakes the first waiter,
+ * which then tries again, as pthread_mutex does; a newcomer may take the
+ * lock first (handing off would make every release wait for a wake-up, a
+ * convoy under contention), and the waiter that lost goes back to the
+ * front of the queue. Two cases hand the lock over instead, still held,
+ * so that the waiter cannot lose it: a task of the releaser's own hub
+ * (it runs at the hub's next turn, no system call away; and a task that
+ * releases and takes the lock again without blocking would otherwise win
+ * every time), and a waiter that has waited HANDOFF_AFTER already (Go's
+ * starvation mode). A waiter whose wait failed (timeout, cancellation)
+ * just as a release woke it keeps a lock handed over, and else passes the
+ * wake on to the next waiter or takes the lock: a wake is never lost
+ * (waiter.h).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -28,10 +34,10 @@
 
 enum { LOCKED = 1u, WAITERS = 2u, THREAD_SPINS = 100 };
 
-static void note_holder(weft_lock *l) {
-  __atomic_store_n(&l->holder_, (const void *)weft__task_running(),
-                   __ATOMIC_RELAXED);
-}
+/* The wake code that says: the lock is yours, still held. */
+enum { HANDED_OVER = 1 };
+
+#define HANDOFF_AFTER WEFT_MS(1)
 
 /* Takes l if it is free, whatever WAITERS says. */
 static bool take_free(weft_lock *l) {
@@ -39,13 +45,28 @@ static bool take_free(weft_lock *l) {
   while (!(s & LOCKED))
     if (__atomic_compare_exchange_n(&l->state_, &s, s | LOCKED, true,
                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-      note_holder(l);
       return true;
     }
   return false;
 }
 
-/* Wakes the first waiter, if any. Called with the guard held. */
+/* Frees l, held, and wakes the first waiter: to try again, or with the
+ * lock handed over (see above). Called with the guard held. */
+static void release_to_first(weft_lock *l) {
+  weft__waiter *w = weft__waitq_pop(&l->waiters_);
+  uint32_t keep = LOCKED | (weft__waitq_empty(&l->waiters_) ? 0 : WAITERS);
+  bool hand_over = w && ((w->task && w->task->hub == weft__hub_current) ||
+                         weft__now_coarse() - w->since >= HANDOFF_AFTER);
+  /* Leaves LOCKED as it is when handing over, else clears it; keeps
+   * WAITERS true to the queue. */
+  __atomic_and_fetch(&l->state_, hand_over ? keep : keep & ~LOCKED,
+                     __ATOMIC_RELEASE);
+  if (w)
+    weft__waiter_wake(w, hand_over ? HANDED_OVER : 0);
+}
+
+/* Wakes the first waiter, if any, to try again: a wake passed on. Called
+ * with the guard held. */
 static void wake_first(weft_lock *l) {
   weft__waiter *w = weft__waitq_pop(&l->waiters_);
   if (weft__waitq_empty(&l->waiters_))
@@ -61,7 +82,9 @@ int weft_lock_init(weft_lock *l, const char *name) {
   return 0;
 }
 
-static int acquire_slow(weft_lock *l, int64_t timeout) {
+/* Out of line, so that the fast paths save no registers. */
+__attribute__((noinline)) static int acquire_slow(weft_lock *l,
+                                                  int64_t timeout) {
   weft_task *self = weft__task_running();
   /* A thread spins a moment: the holder, on another CPU, is likely a few
    * instructions from its release. A task does not: the holder may be a
@@ -87,7 +110,6 @@ static int acquire_slow(weft_lock *l, int64_t timeout) {
         if (__atomic_compare_exchange_n(&l->state_, &s, s | LOCKED, true,
                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
           weft__guard_unlock(&l->guard_);
-          note_holder(l);
           return 0;
         }
       } else if ((s & WAITERS) || __atomic_compare_exchange_n(
@@ -110,6 +132,8 @@ static int acquire_slow(weft_lock *l, int64_t timeout) {
     weft__guard_unlock(&l->guard_);
 
     int rc = weft__waiter_wait(&w, deadline);
+    if (rc == HANDED_OVER)
+      return 0;
     if (rc == 0 && weft__waiter_woken(&w)) {
       front = true; /* woken to try again; if it loses, it is next */
       if (take_free(l))
@@ -127,6 +151,8 @@ static int acquire_slow(weft_lock *l, int64_t timeout) {
       return rc;
     }
     weft__guard_unlock(&l->guard_);
+    if (w.code == HANDED_OVER)
+      return 0;
     if (take_free(l))
       return 0;
     weft__guard_lock(&l->guard_);
@@ -143,11 +169,25 @@ int weft_lock_acquire(weft_lock *l, int64_t timeout) {
   if (__builtin_expect(__atomic_compare_exchange_n(&l->state_, &free, LOCKED,
                                                    false, __ATOMIC_ACQUIRE,
                                                    __ATOMIC_RELAXED),
-                       1)) {
-    note_holder(l);
+                       1))
     return 0;
-  }
   return acquire_slow(l, timeout);
+}
+
+/* The release when someone waits, or of a free lock (s: the state seen). */
+__attribute__((noinline)) static int release_slow(weft_lock *l, uint32_t s) {
+  if (!(s & LOCKED))
+    return -EPERM;
+  /* Free the lock and wake the first waiter, under the guard, which keeps
+   * WAITERS true to the queue. */
+  weft__guard_lock(&l->guard_);
+  if (!(__atomic_load_n(&l->state_, __ATOMIC_RELAXED) & LOCKED)) {
+    weft__guard_unlock(&l->guard_); /* another release came first */
+    return -EPERM;
+  }
+  release_to_first(l);
+  weft__guard_unlock(&l->guard_);
+  return 0;
 }
 
 int weft_lock_release(weft_lock *l) {
@@ -159,18 +199,7 @@ int weft_lock_release(weft_lock *l) {
                                                    __ATOMIC_RELAXED),
                        1))
     return 0;
-  if (!(s & LOCKED))
-    return -EPERM;
-  /* Someone waits: free the lock and wake the first waiter, under the
-   * guard, which keeps WAITERS true to the queue. */
-  weft__guard_lock(&l->guard_);
-  if (!(__atomic_fetch_and(&l->state_, ~LOCKED, __ATOMIC_RELEASE) & LOCKED)) {
-    weft__guard_unlock(&l->guard_); /* another release came first */
-    return -EPERM;
-  }
-  wake_first(l);
-  weft__guard_unlock(&l->guard_);
-  return 0;
+  return release_slow(l, s);
 }
 
 bool weft_lock_locked(const weft_lock *l) {

@@ -1,0 +1,147 @@
+//go:build ignore
+
+// Go's side of the sync benchmarks (weft's and pthreads' are in
+// bench/sync.c), measured like weft's (a median of 5 rounds of about
+// 0.2 s each), printed in Go's benchmark format:
+//
+//	BenchmarkLockUncontended/go          sync.Mutex Lock + Unlock, one
+//	                                     goroutine, GOMAXPROCS=1
+//	BenchmarkLockContended/threads=N/go  N goroutines, GOMAXPROCS=N, each
+//	                                     adding to one counter under a
+//	                                     sync.Mutex; ns per add (the wall
+//	                                     time of the round, starting and
+//	                                     waiting for the goroutines
+//	                                     included, over all the adds)
+//	BenchmarkChanPingPong/go-P<p>        two goroutines bouncing a value
+//	                                     over two unbuffered channels,
+//	                                     GOMAXPROCS=p; ns per round trip
+//
+// BenchmarkThreadStartJoin has no Go row: a goroutine is not a thread
+// (BenchmarkSpawnJoin/go in hub.go is the start and join of a goroutine).
+//
+// With threads=4 on a machine of fewer CPUs the goroutines are more than
+// the CPUs, as weft's and pthreads' threads are in the same benchmark.
+//
+// The build tag keeps this file out of the package hub.go makes; run it
+// by name: go run sync.go [regex]
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+)
+
+var filter *regexp.Regexp
+
+// bench sizes n so that fn(n) takes about 0.2 s, then prints the median
+// of 5 rounds in ns per operation. procs is GOMAXPROCS for the benchmark.
+func bench(name string, procs int, fn func(n int)) {
+	if !filter.MatchString(name) {
+		return
+	}
+	runtime.GOMAXPROCS(procs)
+	n := 1
+	for {
+		t0 := time.Now()
+		fn(n)
+		dt := time.Since(t0).Seconds()
+		if dt > 0.2 {
+			break
+		}
+		next := n * 100
+		if dt > 0.001 {
+			next = int(float64(n) * 0.25 / dt)
+		}
+		if next <= n {
+			next = n * 2
+		}
+		n = next
+	}
+	var rounds []float64
+	for r := 0; r < 5; r++ {
+		t0 := time.Now()
+		fn(n)
+		rounds = append(rounds, float64(time.Since(t0).Nanoseconds())/float64(n))
+	}
+	sort.Float64s(rounds)
+	fmt.Printf("%-40s %12d %10.1f ns/op\n", name, n, rounds[2])
+}
+
+// contended has threads goroutines add n times in all to one counter
+// under one mutex, the adds shared out as evenly as they go.
+func contended(threads, n int) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	counter := 0
+	wg.Add(threads)
+	for t := 0; t < threads; t++ {
+		adds := n / threads
+		if t < n%threads {
+			adds++
+		}
+		go func() {
+			for i := 0; i < adds; i++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+			wg.Done()
+		}()
+	}
+	wg.Wait()
+	if counter != n {
+		panic(fmt.Sprintf("counter %d, want %d", counter, n))
+	}
+}
+
+// pingPong makes n round trips: main sends on ping, the other goroutine
+// receives and sends the value back on pong, main receives it.
+func pingPong(n int) {
+	ping := make(chan int)
+	pong := make(chan int)
+	go func() {
+		for v := range ping {
+			pong <- v + 1
+		}
+	}()
+	v := 0
+	for i := 0; i < n; i++ {
+		ping <- v
+		v = <-pong
+	}
+	close(ping)
+	if v != n {
+		panic(fmt.Sprintf("%d round trips, want %d", v, n))
+	}
+}
+
+func main() {
+	pattern := "."
+	if len(os.Args) > 1 {
+		pattern = os.Args[1]
+	}
+	filter = regexp.MustCompile(pattern)
+
+	bench("BenchmarkLockUncontended/go", 1, func(n int) {
+		var mu sync.Mutex
+		for i := 0; i < n; i++ {
+			mu.Lock()
+			mu.Unlock()
+		}
+	})
+	for _, threads := range []int{2, 4} {
+		threads := threads
+		bench(fmt.Sprintf("BenchmarkLockContended/threads=%d/go", threads), threads,
+			func(n int) { contended(threads, n) })
+	}
+	bench("BenchmarkChanPingPong/go-P1", 1, pingPong)
+	bench("BenchmarkChanPingPong/go-P2", 2, pingPong)
+	if name := "BenchmarkThreadStartJoin/go"; filter.MatchString(name) {
+		fmt.Printf("# skip %s: goroutines are not threads (BenchmarkSpawnJoin/go is a goroutine's start and join)\n", name)
+	}
+}

@@ -55,15 +55,17 @@ test-asan:
 
 # ThreadSanitizer cannot map its shadow memory under the high-entropy
 # address randomization of recent kernels; setarch -R turns it off for the
-# run.
+# run. atexit_sleep_ms=0: TSan otherwise sleeps a second at every exit,
+# which the daemon-thread tests would see as the process outliving them.
 test-tsan:
 	@mkdir -p build
 	$(call configure,tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread -DWEFT_TEST_TIMEOUT_MULTIPLIER=6)
-	$(call run_tests,tsan,TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" setarch -R)
+	$(call run_tests,tsan,TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 atexit_sleep_ms=0 suppressions=$(CURDIR)/tests/tsan.supp" setarch -R)
 
 # Valgrind's memcheck over the test programs, built without sanitizers. The
-# overflow cases overflow on purpose, and 100,000 live stacks or a million
-# timers take Valgrind minutes, so those are left out.
+# overflow cases overflow on purpose, and 100,000 live stacks, a million
+# timers, or thousands of threads spinning on short timeouts take Valgrind
+# minutes, so those are left out.
 test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-core -guard_faults
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-gen -overflow -hundred_thousand
@@ -73,6 +75,8 @@ test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-io
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-io-ops
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-signal
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-sync
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-thread -joins_race
 
 # The tests again with the stack guards of kernels without guard regions:
 # mprotect guard pages, then canaries only.

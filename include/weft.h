@@ -10,5 +10,6 @@
 #include <weft/hub.h>
 #include <weft/io.h>
 #include <weft/sync.h>
+#include <weft/thread.h>
 
 #endif /* WEFT_H */

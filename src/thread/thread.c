@@ -1,0 +1,265 @@
+/*
+ * Threads. See include/weft/thread.h.
+ *
+ * A weft thread is a detached pthread running trampoline(), which runs the
+ * user's function and then says it finished: under the handle's guard it
+ * sets finished and wakes the joiner, if one waits (a task or a thread,
+ * through the waiter of the hub layer). The handle is shared by the thread
+ * and the program (refs: 2, or 1 when nobody will join) and freed by
+ * whichever lets go last: the thread when it ends, the program when its
+ * join succeeds.
+ *
+ * Daemons: every non-daemon thread is counted in live_nondaemon from its
+ * start until its function has returned. An atexit handler, installed at
+ * the first start, waits for the count to reach zero, so that a process
+ * whose main thread returns or calls exit() waits for its non-daemon
+ * threads first, then exits, taking the daemons with it (Python's
+ * threading._shutdown). A non-daemon thread that calls exit() itself is
+ * not waited for by its own exit.
+ *
+ * Lock order: a handle's guard, then live_lock; never the other way.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <weft/thread.h>
+
+#include "../hub/hub-private.h"
+#include "../hub/timer.h"
+#include "../hub/waiter.h"
+#include "../sync/guard.h"
+
+#define THREAD_MAGIC 0x74687264u /* "thrd" */
+#define NAME_MAX_    32
+
+struct weft_thread {
+  uint32_t magic;
+  uint32_t guard;  /* guards finished, joinable and joiners */
+  atomic_int refs; /* the thread's, and the handle's if joinable */
+  bool finished;   /* its function returned; read atomically outside */
+  bool joinable;   /* a handle is out, not joined yet */
+  bool daemon;
+  bool foreign; /* not started by weft: the main thread, or another */
+  weft_thread_fn fn;
+  void *arg;
+  void *result;
+  uint64_t id;
+  weft__waitq joiners; /* at most one */
+  char name[NAME_MAX_];
+};
+
+static __thread weft_thread *self_handle;
+static atomic_uint_fast64_t next_id = 1;
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t live_cv = PTHREAD_COND_INITIALIZER;
+static int live_nondaemon;
+static pthread_once_t shutdown_once = PTHREAD_ONCE_INIT;
+
+static bool valid(const weft_thread *t) {
+  return t && t->magic == THREAD_MAGIC;
+}
+
+static void put_ref(weft_thread *t) {
+  if (atomic_fetch_sub(&t->refs, 1) == 1) {
+    t->magic = 0;
+    free(t);
+  }
+}
+
+/* At exit: wait for every non-daemon thread but the caller. */
+static void wait_for_non_daemons(void) {
+  weft_thread *me = self_handle;
+  int mine = me && !me->foreign && !me->daemon &&
+             !__atomic_load_n(&me->finished, __ATOMIC_ACQUIRE);
+  pthread_mutex_lock(&live_lock);
+  while (live_nondaemon > mine)
+    pthread_cond_wait(&live_cv, &live_lock);
+  pthread_mutex_unlock(&live_lock);
+}
+
+static void install_shutdown(void) { atexit(wait_for_non_daemons); }
+
+static void *trampoline(void *arg) {
+  weft_thread *t = arg;
+  self_handle = t;
+  char os_name[16]; /* the kernel keeps 15 bytes */
+  memcpy(os_name, t->name, sizeof os_name - 1);
+  os_name[sizeof os_name - 1] = '\0';
+  pthread_setname_np(pthread_self(), os_name);
+  void *result = t->fn(t->arg);
+
+  weft__guard_lock(&t->guard);
+  t->result = result;
+  __atomic_store_n(&t->finished, true, __ATOMIC_RELEASE);
+  weft__waiter *w = weft__waitq_pop(&t->joiners);
+  if (w)
+    weft__waiter_wake(w, 0);
+  weft__guard_unlock(&t->guard);
+
+  if (!t->daemon) {
+    pthread_mutex_lock(&live_lock);
+    if (--live_nondaemon == 0)
+      pthread_cond_broadcast(&live_cv);
+    pthread_mutex_unlock(&live_lock);
+  }
+  self_handle = NULL;
+  put_ref(t);
+  return NULL;
+}
+
+int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
+                      const weft_thread_opts *opts) {
+  weft_thread_opts o = opts ? *opts : (weft_thread_opts){0};
+  if (!fn || o.daemon < WEFT_THREAD_INHERIT ||
+      o.daemon > WEFT_THREAD_NOT_DAEMON ||
+      (o.stack_size && o.stack_size < (size_t)PTHREAD_STACK_MIN))
+    return -EINVAL;
+  weft_thread *t = calloc(1, sizeof *t);
+  if (!t)
+    return -ENOMEM;
+  t->magic = THREAD_MAGIC;
+  t->fn = fn;
+  t->arg = arg;
+  t->joinable = out != NULL;
+  atomic_init(&t->refs, out ? 2 : 1);
+  t->id = atomic_fetch_add(&next_id, 1);
+  if (o.name)
+    snprintf(t->name, sizeof t->name, "%s", o.name);
+  else
+    snprintf(t->name, sizeof t->name, "Thread-%llu", (unsigned long long)t->id);
+  weft_thread *parent = self_handle;
+  t->daemon = o.daemon == WEFT_THREAD_DAEMON ||
+              (o.daemon == WEFT_THREAD_INHERIT && parent && parent->daemon);
+
+  pthread_attr_t attr;
+  int rc = pthread_attr_init(&attr);
+  if (rc == 0)
+    rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (rc == 0 && o.stack_size)
+    rc = pthread_attr_setstacksize(&attr, o.stack_size);
+  if (rc == 0) {
+    pthread_once(&shutdown_once, install_shutdown);
+    if (!t->daemon) {
+      pthread_mutex_lock(&live_lock);
+      live_nondaemon++;
+      pthread_mutex_unlock(&live_lock);
+    }
+    pthread_t pt;
+    rc = pthread_create(&pt, &attr, trampoline, t);
+    if (rc != 0 && !t->daemon) {
+      pthread_mutex_lock(&live_lock);
+      if (--live_nondaemon == 0)
+        pthread_cond_broadcast(&live_cv);
+      pthread_mutex_unlock(&live_lock);
+    }
+  }
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    t->magic = 0;
+    free(t);
+    return -rc;
+  }
+  if (out)
+    *out = t;
+  return 0;
+}
+
+int weft_thread_join(weft_thread *t, int64_t timeout, void **result) {
+  if (!valid(t) || t->foreign)
+    return -EINVAL;
+  if (t == self_handle)
+    return -EDEADLK;
+  weft__guard_lock(&t->guard);
+  if (!t->joinable) {
+    weft__guard_unlock(&t->guard);
+    return -EINVAL;
+  }
+  if (!t->finished) {
+    weft_task *task = weft__task_running();
+    int busy = !weft__waitq_empty(&t->joiners) ? -EBUSY
+               : timeout == 0                  ? -ETIMEDOUT
+               : task && task->cancelled       ? -ECANCELED
+                                               : 0;
+    if (busy) {
+      weft__guard_unlock(&t->guard);
+      return busy;
+    }
+    weft__waiter w;
+    weft__waiter_init(&w, "thread join", t);
+    weft__waitq_push_back(&t->joiners, &w);
+    weft__guard_unlock(&t->guard);
+    int rc = weft__waiter_wait(&w, weft__deadline_after(timeout));
+    weft__guard_lock(&t->guard);
+    if (w.queued) { /* timed out or cancelled, and no wake came */
+      weft__waitq_remove(&t->joiners, &w);
+      weft__guard_unlock(&t->guard);
+      return rc;
+    }
+  }
+  /* Finished: the result is the joiner's, and the handle is gone. */
+  t->joinable = false;
+  if (result)
+    *result = t->result;
+  weft__guard_unlock(&t->guard);
+  put_ref(t);
+  return 0;
+}
+
+bool weft_thread_alive(const weft_thread *t) {
+  return valid(t) && !__atomic_load_n(&t->finished, __ATOMIC_ACQUIRE);
+}
+
+/* Frees a foreign thread's handle when the thread ends. */
+static pthread_key_t foreign_key;
+static pthread_once_t foreign_once = PTHREAD_ONCE_INIT;
+
+static void forget_foreign(void *handle) {
+  weft_thread *t = handle;
+  self_handle = NULL;
+  t->magic = 0;
+  free(t);
+}
+
+static void make_foreign_key(void) {
+  pthread_key_create(&foreign_key, forget_foreign);
+}
+
+weft_thread *weft_thread_current(void) {
+  if (self_handle)
+    return self_handle;
+  static weft_thread main_handle;
+  bool is_main = syscall(SYS_gettid) == getpid();
+  weft_thread *t = is_main ? &main_handle : calloc(1, sizeof *t);
+  if (!t)
+    return NULL;
+  if (is_main && t->magic == THREAD_MAGIC)
+    return self_handle = t; /* made before, on this thread */
+  t->magic = THREAD_MAGIC;
+  t->foreign = true;
+  atomic_init(&t->refs, 1);
+  t->id = atomic_fetch_add(&next_id, 1);
+  if (is_main) {
+    snprintf(t->name, sizeof t->name, "MainThread");
+  } else {
+    snprintf(t->name, sizeof t->name, "Dummy-%llu", (unsigned long long)t->id);
+    pthread_once(&foreign_once, make_foreign_key);
+    pthread_setspecific(foreign_key, t);
+  }
+  return self_handle = t;
+}
+
+const char *weft_thread_name(const weft_thread *t) {
+  return valid(t) ? t->name : NULL;
+}
+
+uint64_t weft_thread_id(const weft_thread *t) { return valid(t) ? t->id : 0; }
+
+bool weft_thread_daemon(const weft_thread *t) { return valid(t) && t->daemon; }

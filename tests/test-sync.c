@@ -290,3 +290,302 @@ static void *two_alternating(void *arg) {
 }
 
 TEST(tasks_of_one_hub_get_the_lock_in_turn) { run(two_alternating, NULL); }
+
+/* --- RLock ------------------------------------------------------------------
+ */
+
+static weft_rlock rl = WEFT_RLOCK_INIT;
+
+static void *rlock_from_elsewhere(void *arg) {
+  (void)arg;
+  int rc = weft_rlock_release(&rl); /* not the owner */
+  if (rc != -EPERM)
+    return IV(rc);
+  return IV(weft_rlock_acquire(&rl, WEFT_MS(10))); /* held by another */
+}
+
+static void *rlock_in_tasks(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_rlock_acquire(&rl, WEFT_FOREVER), 0);
+  CHECK_EQ(weft_rlock_acquire(&rl, 0), 0); /* again: the owner */
+  CHECK(weft_rlock_owned(&rl));
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, rlock_from_elsewhere, NULL, NULL), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -ETIMEDOUT); /* another task is another owner */
+  CHECK_EQ(weft_rlock_release(&rl), 0);
+  CHECK_EQ(weft_rlock_destroy(&rl), -EBUSY); /* still held once */
+  CHECK_EQ(weft_rlock_release(&rl), 0);
+  CHECK(!weft_rlock_owned(&rl));
+  CHECK_EQ(weft_rlock_release(&rl), -EPERM);
+  CHECK_EQ(weft_rlock_destroy(&rl), 0);
+  return NULL;
+}
+
+TEST(an_rlock_is_reentrant_for_its_owner_only) {
+  run(rlock_in_tasks, NULL);
+  /* The same between threads. */
+  CHECK_EQ(weft_rlock_acquire(&rl, 0), 0);
+  CHECK_EQ(weft_rlock_acquire(&rl, 0), 0);
+  pthread_t th;
+  void *r;
+  CHECK_EQ(pthread_create(&th, NULL, rlock_from_elsewhere, NULL), 0);
+  pthread_join(th, &r);
+  CHECK_EQ(VI(r), -ETIMEDOUT);
+  CHECK_EQ(weft_rlock_release(&rl), 0);
+  CHECK_EQ(weft_rlock_release(&rl), 0);
+  CHECK_EQ(weft_rlock_init(&rl, "r"), 0);
+  CHECK_EQ(weft_rlock_acquire(NULL, 0), -EINVAL);
+  CHECK_EQ(weft_rlock_release(NULL), -EINVAL);
+}
+
+/* --- Condition: a bounded queue, producers and consumers ------------------
+ * Tasks of two hubs and plain threads produce and consume through a queue
+ * guarded by one condition; every item is consumed exactly once. */
+
+enum { SLOTS = 4, ITEMS = 3000, PRODUCERS = 3, CONSUMERS = 3 };
+
+static weft_cond cv = WEFT_COND_INIT;
+static int queue[SLOTS], q_len, q_head;
+static atomic_long consumed_sum;
+static atomic_int consumed;
+
+static bool not_full(void *arg) {
+  (void)arg;
+  return q_len < SLOTS;
+}
+
+static bool not_empty_or_done(void *arg) {
+  (void)arg;
+  return q_len > 0 || atomic_load(&consumed) >= PRODUCERS * ITEMS;
+}
+
+static void produce(int base) {
+  for (int i = 0; i < ITEMS; i++) {
+    CHECK_EQ(weft_cond_acquire(&cv, WEFT_FOREVER), 0);
+    CHECK_EQ(weft_cond_wait_for(&cv, not_full, NULL, WEFT_FOREVER), 0);
+    queue[(q_head + q_len++) % SLOTS] = base + i;
+    CHECK(weft_cond_notify_all(&cv) >= 0);
+    CHECK_EQ(weft_cond_release(&cv), 0);
+  }
+}
+
+static void consume(void) {
+  for (;;) {
+    CHECK_EQ(weft_cond_acquire(&cv, WEFT_FOREVER), 0);
+    CHECK_EQ(weft_cond_wait_for(&cv, not_empty_or_done, NULL, WEFT_FOREVER), 0);
+    if (q_len == 0) { /* all consumed */
+      weft_cond_notify_all(&cv);
+      CHECK_EQ(weft_cond_release(&cv), 0);
+      return;
+    }
+    int v = queue[q_head];
+    q_head = (q_head + 1) % SLOTS;
+    q_len--;
+    atomic_fetch_add(&consumed_sum, v);
+    atomic_fetch_add(&consumed, 1);
+    weft_cond_notify_all(&cv);
+    CHECK_EQ(weft_cond_release(&cv), 0);
+  }
+}
+
+static void *producer_task(void *arg) {
+  produce((int)VI(arg));
+  return NULL;
+}
+
+static void *consumer_task(void *arg) {
+  (void)arg;
+  consume();
+  return NULL;
+}
+
+static void *cond_hub(void *arg) {
+  weft_task *p, *c;
+  CHECK_EQ(weft_task_spawn(&p, producer_task, arg, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&c, consumer_task, NULL, NULL), 0);
+  CHECK_EQ(weft_task_join(p, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(c, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void *cond_hub_thread(void *arg) {
+  CHECK_EQ(weft_run(cond_hub, arg, NULL), 0);
+  return NULL;
+}
+
+static void *cond_plain_thread(void *arg) {
+  produce((int)VI(arg));
+  consume();
+  return NULL;
+}
+
+TEST_TIMEOUT(a_condition_carries_a_queue_between_tasks_and_threads, 60) {
+  pthread_t th[3];
+  CHECK_EQ(pthread_create(&th[0], NULL, cond_hub_thread, IV(0)), 0);
+  CHECK_EQ(pthread_create(&th[1], NULL, cond_hub_thread, IV(ITEMS)), 0);
+  CHECK_EQ(pthread_create(&th[2], NULL, cond_plain_thread, IV(2 * ITEMS)), 0);
+  for (int i = 0; i < 3; i++)
+    pthread_join(th[i], NULL);
+  long n = (long)PRODUCERS * ITEMS;
+  CHECK_EQ(atomic_load(&consumed), n);
+  CHECK_EQ(atomic_load(&consumed_sum), n * (n - 1) / 2);
+}
+
+static weft_cond lonely = WEFT_COND_INIT;
+
+static void *cond_waits(void *arg) {
+  int64_t timeout = (int64_t)VI(arg);
+  CHECK_EQ(weft_cond_acquire(&lonely, WEFT_FOREVER), 0);
+  CHECK_EQ(weft_cond_acquire(&lonely, WEFT_FOREVER), 0); /* twice */
+  int rc = weft_cond_wait(&lonely, timeout);
+  /* Whatever ended the wait, the lock is held again, twice. */
+  CHECK(weft_rlock_owned(&lonely.own_));
+  CHECK_EQ(weft_cond_release(&lonely), 0);
+  CHECK_EQ(weft_cond_release(&lonely), 0);
+  CHECK_EQ(weft_cond_release(&lonely), -EPERM);
+  return IV(rc);
+}
+
+static void *cond_edges(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_cond_wait(&lonely, 0), -EPERM); /* lock not held */
+  CHECK_EQ(weft_cond_notify(&lonely, 1), -EPERM);
+  weft_task *timed, *cancelled, *notified;
+  CHECK_EQ(weft_task_spawn(&timed, cond_waits, IV(WEFT_MS(10)), NULL), 0);
+  CHECK_EQ(weft_task_spawn(&cancelled, cond_waits, IV(WEFT_FOREVER), NULL), 0);
+  CHECK_EQ(weft_task_spawn(&notified, cond_waits, IV(WEFT_FOREVER), NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(2)), 0);
+  /* Cancelled while another task holds the lock: it must wait for the lock
+   * all the same before it returns. */
+  CHECK_EQ(weft_cond_acquire(&lonely, WEFT_FOREVER), 0);
+  CHECK_EQ(weft_task_cancel(cancelled), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(2)), 0);
+  CHECK_EQ(weft_cond_release(&lonely), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(cancelled, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -ECANCELED);
+  CHECK_EQ(weft_task_join(timed, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -ETIMEDOUT);
+  CHECK_EQ(weft_cond_acquire(&lonely, WEFT_FOREVER), 0);
+  CHECK_EQ(weft_cond_notify(&lonely, 5), 1); /* one waiter left */
+  CHECK_EQ(weft_cond_release(&lonely), 0);
+  CHECK_EQ(weft_task_join(notified, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), 0);
+  return NULL;
+}
+
+TEST(a_condition_wait_ends_holding_the_lock_whatever_ends_it) {
+  run(cond_edges, NULL);
+}
+
+/* --- Semaphore ------------------------------------------------------------ */
+
+static weft_sem sem;
+static atomic_int in_sem, most_in_sem;
+
+static void *sem_user(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 500; i++) {
+    CHECK_EQ(weft_sem_acquire(&sem, WEFT_FOREVER), 0);
+    int now = atomic_fetch_add(&in_sem, 1) + 1;
+    int most = atomic_load(&most_in_sem);
+    while (now > most &&
+           !atomic_compare_exchange_weak(&most_in_sem, &most, now))
+      ;
+    weft_yield();
+    atomic_fetch_sub(&in_sem, 1);
+    CHECK_EQ(weft_sem_release(&sem, 1), 0);
+  }
+  return NULL;
+}
+
+static void *sem_hub(void *arg) {
+  (void)arg;
+  weft_task *t[4];
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], sem_user, NULL, NULL), 0);
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void *sem_hub_thread(void *arg) {
+  CHECK_EQ(weft_run(sem_hub, arg, NULL), 0);
+  return NULL;
+}
+
+TEST(a_semaphore_lets_in_at_most_its_count) {
+  CHECK_EQ(weft_sem_init(&sem, 3, true), 0);
+  pthread_t th[3];
+  CHECK_EQ(pthread_create(&th[0], NULL, sem_hub_thread, NULL), 0);
+  CHECK_EQ(pthread_create(&th[1], NULL, sem_hub_thread, NULL), 0);
+  CHECK_EQ(pthread_create(&th[2], NULL, sem_user, NULL), 0);
+  for (int i = 0; i < 3; i++)
+    pthread_join(th[i], NULL);
+  CHECK(atomic_load(&most_in_sem) <= 3);
+  CHECK_EQ(weft_sem_value(&sem), 3);
+  CHECK_EQ(weft_sem_release(&sem, 1), -EOVERFLOW); /* bounded at 3 */
+  CHECK_EQ(weft_sem_value(&sem), 3);
+  CHECK_EQ(weft_sem_destroy(&sem), 0);
+  weft_sem open = WEFT_SEM_INIT(0);
+  CHECK_EQ(weft_sem_acquire(&open, 0), -ETIMEDOUT);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_sem_acquire(&open, WEFT_MS(10)), -ETIMEDOUT);
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(10));
+  CHECK_EQ(weft_sem_release(&open, 5), 0); /* unbounded */
+  CHECK_EQ(weft_sem_value(&open), 5);
+  CHECK_EQ(weft_sem_release(&open, 0), -EINVAL);
+  CHECK_EQ(weft_sem_release(&open, WEFT_SEM_MAX), -EOVERFLOW);
+  CHECK_EQ(weft_sem_init(&open, WEFT_SEM_MAX + 1u, false), -EINVAL);
+}
+
+/* --- Event ---------------------------------------------------------------- */
+
+static weft_event ev = WEFT_EVENT_INIT;
+
+static void *event_waiter(void *arg) {
+  return IV(weft_event_wait(&ev, (int64_t)VI(arg)));
+}
+
+static void *event_hub(void *arg) {
+  (void)arg;
+  weft_task *t[5];
+  for (int i = 0; i < 5; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], event_waiter, IV(WEFT_SEC(10)), NULL), 0);
+  for (int i = 0; i < 5; i++) {
+    void *r;
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, &r), 0);
+    CHECK_EQ(VI(r), 0);
+  }
+  return NULL;
+}
+
+static void *event_hub_thread(void *arg) {
+  CHECK_EQ(weft_run(event_hub, arg, NULL), 0);
+  return NULL;
+}
+
+TEST(an_event_wakes_every_waiter_of_every_kind) {
+  CHECK(!weft_event_is_set(&ev));
+  CHECK_EQ(weft_event_wait(&ev, 0), -ETIMEDOUT);
+  pthread_t th[3];
+  CHECK_EQ(pthread_create(&th[0], NULL, event_hub_thread, NULL), 0);
+  CHECK_EQ(pthread_create(&th[1], NULL, event_hub_thread, NULL), 0);
+  CHECK_EQ(pthread_create(&th[2], NULL, event_waiter, IV(WEFT_SEC(10))), 0);
+  usleep(20000);
+  CHECK_EQ(weft_event_set(&ev), 0);
+  for (int i = 0; i < 3; i++) {
+    void *r = NULL;
+    pthread_join(th[i], &r);
+    if (i == 2)
+      CHECK_EQ(VI(r), 0);
+  }
+  CHECK(weft_event_is_set(&ev));
+  CHECK_EQ(weft_event_wait(&ev, 0), 0);
+  CHECK_EQ(weft_event_clear(&ev), 0);
+  CHECK_EQ(weft_event_wait(&ev, WEFT_MS(5)), -ETIMEDOUT);
+  CHECK_EQ(weft_event_destroy(&ev), 0);
+  CHECK_EQ(weft_event_set(NULL), -EINVAL);
+}

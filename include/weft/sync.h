@@ -82,6 +82,170 @@ WEFT_API bool weft_lock_locked(const weft_lock *l);
  */
 WEFT_API int weft_lock_destroy(weft_lock *l);
 
+/*
+ * weft_rlock — a re-entrant lock, Python's threading.RLock: its owner (a
+ * task, or a thread outside any task) may take it again, and must release
+ * it as many times; only the owner may release it.
+ */
+typedef struct weft_rlock {
+  weft_lock lock_;    /* private */
+  const void *owner_; /* private */
+  uint32_t count_;    /* private */
+} weft_rlock;
+
+#define WEFT_RLOCK_INIT                                                        \
+  { WEFT_LOCK_INIT, NULL, 0 }
+
+/* weft_rlock_init — make *r a free re-entrant lock named name (may be
+ * NULL). Returns 0 or -EINVAL. */
+WEFT_API int weft_rlock_init(weft_rlock *r, const char *name);
+
+/* weft_rlock_acquire — take r, or take it once more if the caller owns it.
+ * Returns 0, or -ETIMEDOUT, -ECANCELED, -EOVERFLOW (owned 2^32-1 times
+ * already), -EINVAL. Blocks like weft_lock_acquire. */
+WEFT_API int weft_rlock_acquire(weft_rlock *r, int64_t timeout);
+
+/* weft_rlock_release — undo one acquire; the last frees r and wakes a
+ * waiter. Returns 0, or -EPERM (the caller does not own r), -EINVAL. */
+WEFT_API int weft_rlock_release(weft_rlock *r);
+
+/* weft_rlock_owned — whether the caller owns r. */
+WEFT_API bool weft_rlock_owned(const weft_rlock *r);
+
+/* weft_rlock_destroy — 0 if r may be freed, else -EBUSY (owned or waited
+ * on); -EINVAL. Changes nothing. */
+WEFT_API int weft_rlock_destroy(weft_rlock *r);
+
+/*
+ * weft_cond — a condition variable with its lock, Python's
+ * threading.Condition: the lock is a re-entrant one of its own, or one
+ * shared with other conditions (weft_cond_init).
+ *
+ *     with cv:                      weft_cond_acquire(&cv, WEFT_FOREVER);
+ *         while not ready:          while (!ready)
+ *             cv.wait()               weft_cond_wait(&cv, WEFT_FOREVER);
+ *                                   weft_cond_release(&cv);
+ *     cv.wait_for(pred, t)          weft_cond_wait_for(&cv, pred, arg, t)
+ *     cv.notify(n), notify_all()    weft_cond_notify(&cv, n), _notify_all
+ */
+typedef struct weft_cond {
+  weft_rlock own_;             /* private: the lock, unless shared */
+  weft_rlock *lock_;           /* private: the shared lock, or NULL */
+  uint32_t guard_;             /* private */
+  struct weft__waitq waiters_; /* private */
+} weft_cond;
+
+#define WEFT_COND_INIT                                                         \
+  {                                                                            \
+    WEFT_RLOCK_INIT, NULL, 0, { NULL, NULL }                                   \
+  }
+
+/* weft_cond_init — make *c a condition on lock (a re-entrant lock that
+ * other conditions may share), or on a lock of its own when lock is NULL.
+ * Returns 0 or -EINVAL. */
+WEFT_API int weft_cond_init(weft_cond *c, weft_rlock *lock);
+
+/* weft_cond_acquire, weft_cond_release — take and free c's lock, as
+ * weft_rlock_acquire and weft_rlock_release do. */
+WEFT_API int weft_cond_acquire(weft_cond *c, int64_t timeout);
+WEFT_API int weft_cond_release(weft_cond *c);
+
+/*
+ * weft_cond_wait — release c's lock (all the caller's acquires of it),
+ * wait up to timeout ns for a notify, then take the lock back as it was
+ * (whatever happened, even a cancellation: the caller always holds the lock
+ * again when this returns). Returns 0 (notified), -ETIMEDOUT, -ECANCELED,
+ * -EPERM (the caller does not hold c's lock), -EINVAL. Wake-ups may be
+ * spurious in effect (another waiter may take what was notified first):
+ * wait in a loop over the condition, or use weft_cond_wait_for.
+ */
+WEFT_API int weft_cond_wait(weft_cond *c, int64_t timeout);
+
+/*
+ * weft_cond_wait_for — wait until pred(arg) is true, or the timeout passes
+ * (measured once, over all the waits). Returns 0 when pred is true,
+ * -ETIMEDOUT with pred still false, or the errors of weft_cond_wait. Called
+ * and returns with c's lock held; pred runs with it held.
+ */
+WEFT_API int weft_cond_wait_for(weft_cond *c, bool (*pred)(void *arg),
+                                void *arg, int64_t timeout);
+
+/* weft_cond_notify — wake up to n waiters of c (n >= 0); weft_cond_notify_all
+ * — wake all. Return the number woken, or -EPERM (the caller does not hold
+ * c's lock, as Python requires), -EINVAL. Never block. */
+WEFT_API int weft_cond_notify(weft_cond *c, int n);
+WEFT_API int weft_cond_notify_all(weft_cond *c);
+
+/*
+ * weft_sem — a counting semaphore, Python's threading.Semaphore, or with a
+ * bound its BoundedSemaphore: a release past the bound is an error.
+ */
+typedef struct weft_sem {
+  uint32_t state_;             /* private: the count, and a waiters bit */
+  uint32_t guard_;             /* private */
+  uint32_t bound_;             /* private: 0 when unbounded */
+  struct weft__waitq waiters_; /* private */
+} weft_sem;
+
+#define WEFT_SEM_INIT(value)                                                   \
+  {                                                                            \
+    (uint32_t)(value) << 1, 0, 0, { NULL, NULL }                               \
+  }
+#define WEFT_SEM_MAX 0x7fffffff
+
+/* weft_sem_init — a semaphore counting value (0 .. WEFT_SEM_MAX); bounded
+ * makes value its bound too (BoundedSemaphore). Returns 0 or -EINVAL. */
+WEFT_API int weft_sem_init(weft_sem *s, unsigned value, bool bounded);
+
+/* weft_sem_acquire — take one unit, waiting up to timeout ns for one.
+ * Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL. A free unit is one atomic
+ * operation. */
+WEFT_API int weft_sem_acquire(weft_sem *s, int64_t timeout);
+
+/* weft_sem_release — give n units back (n >= 1), waking waiters. Returns 0,
+ * or -EOVERFLOW (past the bound, or past WEFT_SEM_MAX: nothing released),
+ * -EINVAL. Never blocks. */
+WEFT_API int weft_sem_release(weft_sem *s, unsigned n);
+
+/* weft_sem_value — the units free now (a snapshot). */
+WEFT_API unsigned weft_sem_value(const weft_sem *s);
+
+/* weft_sem_destroy — 0 if s may be freed, -EBUSY if waited on, -EINVAL. */
+WEFT_API int weft_sem_destroy(weft_sem *s);
+
+/*
+ * weft_event — Python's threading.Event: a flag that tasks and threads
+ * wait on until some task or thread sets it.
+ */
+typedef struct weft_event {
+  uint32_t set_;               /* private */
+  uint32_t guard_;             /* private */
+  struct weft__waitq waiters_; /* private */
+} weft_event;
+
+#define WEFT_EVENT_INIT                                                        \
+  {                                                                            \
+    0, 0, { NULL, NULL }                                                       \
+  }
+
+WEFT_API int weft_event_init(weft_event *e); /* cleared; 0 or -EINVAL */
+
+/* weft_event_set — set the flag and wake every waiter. 0 or -EINVAL. */
+WEFT_API int weft_event_set(weft_event *e);
+
+/* weft_event_clear — clear the flag. 0 or -EINVAL. */
+WEFT_API int weft_event_clear(weft_event *e);
+
+/* weft_event_is_set — the flag now (one atomic load). */
+WEFT_API bool weft_event_is_set(const weft_event *e);
+
+/* weft_event_wait — wait up to timeout ns until the flag is set. Returns 0
+ * (set, at once if it was), -ETIMEDOUT, -ECANCELED, -EINVAL. */
+WEFT_API int weft_event_wait(weft_event *e, int64_t timeout);
+
+/* weft_event_destroy — 0 if e may be freed, -EBUSY if waited on. */
+WEFT_API int weft_event_destroy(weft_event *e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -50,6 +50,8 @@ struct weft_task {
   bool detached;
   bool cancelled;
   bool daemon;          /* does not keep weft_run going; cancelled at the end */
+  bool shielded;        /* parked in a wait a cancellation must not end (a
+                           condition taking its lock back) */
   weft_task *joiner;    /* the task in weft_task_join on this one */
   const char *waits_on; /* what a parked task waits in, for reports */
   const weft_task *waits_for;       /* the task it joins, for reports */
@@ -115,11 +117,16 @@ static inline weft_task *weft__task_running(void) {
   return h ? h->current : NULL;
 }
 
+/* Marks t cancelled and wakes it with -ECANCELED if it is parked, unless
+ * its wait is shielded (it then sees the cancellation at its next wait). */
+void weft__task_cancel_wake(weft_task *t);
+
 /* Whether the running task t may block now: 0, or -ECANCELED once it is
- * cancelled. (It may block from inside a generator it resumed: the hub
- * then suspends and resumes the generator's context, t->active.) */
+ * cancelled (unless shielded). (It may block from inside a generator it
+ * resumed: the hub then suspends and resumes the generator's context,
+ * t->active.) */
 static inline int weft__task_may_block(const weft_task *t) {
-  return t->cancelled ? -ECANCELED : 0;
+  return t->cancelled && !t->shielded ? -ECANCELED : 0;
 }
 
 /* Blocks the running task t until weft__task_wake, or until the deadline

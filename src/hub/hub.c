@@ -267,10 +267,8 @@ static int poll_fds(weft__hub *h, int64_t deadline) {
 static void cancel_daemons(weft__hub *h) {
   h->daemons_cancelled = true;
   for (weft_task *t = h->all; t; t = t->all_next)
-    if (t->daemon && t->state != WEFT__TASK_FINISHED) {
-      t->cancelled = true;
-      weft__task_wake(t, -ECANCELED);
-    }
+    if (t->daemon && t->state != WEFT__TASK_FINISHED)
+      weft__task_cancel_wake(t);
 }
 
 /* The run gives up (a deadlock, a failed poller): the daemons, which hold
@@ -283,10 +281,8 @@ static void finish_daemons(weft__hub *h) {
   if (!h->daemons_cancelled)
     cancel_daemons(h);
   for (weft_task *t = h->all; t; t = t->all_next)
-    if (t->state == WEFT__TASK_PARKED && t->waiter) {
-      t->cancelled = true;
-      weft__task_wake(t, -ECANCELED);
-    }
+    if (t->state == WEFT__TASK_PARKED && t->waiter)
+      weft__task_cancel_wake(t);
   while (h->runq_len) {
     for (h->turn_left = h->runq_len; h->turn_left > 0;) {
       h->turn_left--;

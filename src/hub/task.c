@@ -225,9 +225,14 @@ int weft_task_cancel(weft_task *t) {
     return rc;
   if (t->state == WEFT__TASK_FINISHED)
     return -ESRCH;
-  t->cancelled = true;
-  weft__task_wake(t, -ECANCELED);
+  weft__task_cancel_wake(t);
   return 0;
+}
+
+void weft__task_cancel_wake(weft_task *t) {
+  t->cancelled = true;
+  if (!t->shielded)
+    weft__task_wake(t, -ECANCELED);
 }
 
 int weft_yield(void) {

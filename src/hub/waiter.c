@@ -65,9 +65,11 @@ int weft__waiter_wait(weft__waiter *w, int64_t deadline) {
   if (t) {
     weft__hub *h = t->hub;
     t->waiter = w;
+    t->shielded = w->shielded;
     h->waiter_waits++;
     int rc = weft__task_park(t, w->what, deadline);
     h->waiter_waits--;
+    t->shielded = false;
     t->waiter = NULL;
     return rc;
   }

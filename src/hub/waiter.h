@@ -41,6 +41,7 @@ struct weft__waiter {
   int code;                  /* what the wake says; written before woken */
   bool queued;               /* in a queue; guarded by the primitive */
   int64_t since;             /* when it first queued (weft__now_coarse) */
+  bool shielded;             /* a cancellation does not end the wait */
   const char *what;          /* "lock", "condition", ...: for reports */
   const void *object;        /* the primitive, for reports */
 };
@@ -52,14 +53,16 @@ typedef struct weft__waitq weft__waitq;
 /* Makes w the calling task's or thread's waiter for what/object. */
 void weft__waiter_init(weft__waiter *w, const char *what, const void *object);
 
-/* Blocks until w is woken (returns its code), the deadline passes
- * (-ETIMEDOUT; absolute ns, INT64_MAX: none) or the waiting task is
- * cancelled (-ECANCELED). Call without the primitive's lock, after
- * queueing w. See the protocol above for what to do after an error. */
+/* Blocks until w is woken (returns its code, >= 0), the deadline passes
+ * (-ETIMEDOUT; absolute ns, INT64_MAX: none), the waiting task is
+ * cancelled (-ECANCELED), or its timer cannot be armed (-ENOMEM). Call without
+ * the primitive's lock, after queueing w. See the protocol above for what to do
+ * after an error. */
 int weft__waiter_wait(weft__waiter *w, int64_t deadline);
 
 /* Wakes w, which the caller took out of its queue, holding the
- * primitive's lock: its wait returns code. */
+ * primitive's lock: its wait returns code, which must not be negative, so
+ * that a wake can be told from a failed wait by its sign. */
 void weft__waiter_wake(weft__waiter *w, int code);
 
 static inline bool weft__waiter_woken(const weft__waiter *w) {

@@ -31,6 +31,7 @@
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
 #include "guard.h"
+#include "sync-private.h"
 
 enum { LOCKED = 1u, WAITERS = 2u, THREAD_SPINS = 100 };
 
@@ -83,8 +84,8 @@ int weft_lock_init(weft_lock *l, const char *name) {
 }
 
 /* Out of line, so that the fast paths save no registers. */
-__attribute__((noinline)) static int acquire_slow(weft_lock *l,
-                                                  int64_t timeout) {
+__attribute__((noinline)) static int
+acquire_slow(weft_lock *l, int64_t deadline, bool cancellable) {
   weft_task *self = weft__task_running();
   /* A thread spins a moment: the holder, on another CPU, is likely a few
    * instructions from its release. A task does not: the holder may be a
@@ -94,11 +95,11 @@ __attribute__((noinline)) static int acquire_slow(weft_lock *l,
       return 0;
     weft__cpu_relax();
   }
-  if (timeout == 0)
+  if (deadline == 0)
     return take_free(l) ? 0 : -ETIMEDOUT;
-  int64_t deadline = weft__deadline_after(timeout);
   weft__waiter w;
   weft__waiter_init(&w, "lock", l);
+  w.shielded = !cancellable;
   bool front = false;
   for (;;) {
     weft__guard_lock(&l->guard_);
@@ -118,7 +119,7 @@ __attribute__((noinline)) static int acquire_slow(weft_lock *l,
         break;
       }
     }
-    if (self && self->cancelled) { /* it would have to wait */
+    if (cancellable && self && self->cancelled) { /* it would wait */
       if (weft__waitq_empty(&l->waiters_))
         __atomic_and_fetch(&l->state_, ~WAITERS, __ATOMIC_RELAXED);
       weft__guard_unlock(&l->guard_);
@@ -134,7 +135,7 @@ __attribute__((noinline)) static int acquire_slow(weft_lock *l,
     int rc = weft__waiter_wait(&w, deadline);
     if (rc == HANDED_OVER)
       return 0;
-    if (rc == 0 && weft__waiter_woken(&w)) {
+    if (rc >= 0) {
       front = true; /* woken to try again; if it loses, it is next */
       if (take_free(l))
         return 0;
@@ -171,7 +172,16 @@ int weft_lock_acquire(weft_lock *l, int64_t timeout) {
                                                    __ATOMIC_RELAXED),
                        1))
     return 0;
-  return acquire_slow(l, timeout);
+  return acquire_slow(l, timeout == 0 ? 0 : weft__deadline_after(timeout),
+                      true);
+}
+
+int weft__lock_acquire(weft_lock *l, int64_t deadline, bool cancellable) {
+  uint32_t free = 0;
+  if (__atomic_compare_exchange_n(&l->state_, &free, LOCKED, false,
+                                  __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+    return 0;
+  return acquire_slow(l, deadline, cancellable);
 }
 
 /* The release when someone waits, or of a free lock (s: the state seen). */

@@ -1,0 +1,43 @@
+/*
+ * What the primitives of the sync layer share: who the caller is, the
+ * lock's internal acquire, and the wait on a queue that every primitive
+ * makes the same way (the protocol of src/hub/waiter.h).
+ */
+#ifndef WEFT_SYNC_PRIVATE_H
+#define WEFT_SYNC_PRIVATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <weft/sync.h>
+
+#include "../hub/hub-private.h"
+#include "../hub/waiter.h"
+#include "guard.h"
+
+extern __thread char weft__thread_token;
+
+/* The caller, as an owner of a re-entrant lock: the running task, or
+ * outside any task the thread (the address of a thread-local, unique among
+ * live threads). */
+static inline const void *weft__sync_self(void) {
+  weft_task *t = weft__task_running();
+  return t ? (const void *)t : (const void *)&weft__thread_token;
+}
+
+/* weft_lock_acquire with an absolute deadline (INT64_MAX: none), and with
+ * cancellation ignored when cancellable is false: a condition takes its
+ * lock back that way, whatever happened to its waiter. */
+int weft__lock_acquire(weft_lock *l, int64_t deadline, bool cancellable);
+
+/*
+ * Queues w (made by weft__waiter_init) at the back of q, releases the
+ * guard g (which the caller holds), and waits until the deadline. Returns
+ * the waker's code (never negative), or the wait's error (-ETIMEDOUT,
+ * -ECANCELED, -ENOMEM) once w is out of the queue again; a wake that came
+ * as the wait failed stands (its code is returned). Returns with g
+ * released.
+ */
+int weft__sync_wait(uint32_t *g, struct weft__waitq *q, weft__waiter *w,
+                    int64_t deadline);
+
+#endif

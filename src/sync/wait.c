@@ -1,0 +1,27 @@
+/*
+ * The wait every primitive of the sync layer makes. See sync-private.h.
+ */
+#include <errno.h>
+
+#include "sync-private.h"
+
+__thread char weft__thread_token;
+
+int weft__sync_wait(uint32_t *g, struct weft__waitq *q, weft__waiter *w,
+                    int64_t deadline) {
+  weft__waitq_push_back(q, w);
+  weft__guard_unlock(g);
+  int rc = weft__waiter_wait(w, deadline);
+  if (rc >= 0)
+    return rc; /* a wake (codes are never negative): the waker is done */
+  /* The wait failed: leave the queue, unless a waker took w out meanwhile,
+   * whose wake then stands. The guard orders this after the waker. */
+  weft__guard_lock(g);
+  if (w->queued) {
+    weft__waitq_remove(q, w);
+    weft__guard_unlock(g);
+    return rc;
+  }
+  weft__guard_unlock(g);
+  return w->code;
+}

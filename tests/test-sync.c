@@ -589,3 +589,136 @@ TEST(an_event_wakes_every_waiter_of_every_kind) {
   CHECK_EQ(weft_event_destroy(&ev), 0);
   CHECK_EQ(weft_event_set(NULL), -EINVAL);
 }
+
+/* --- Barrier ---------------------------------------------------------------
+ * Rounds of a barrier of 6: two hubs of two tasks and two threads. Each
+ * round every party gets a different index and the action runs once; then
+ * one party times out and breaks it for all, and a reset makes it whole. */
+
+enum { PARTIES = 6, BARRIER_ROUNDS = 50 };
+
+static weft_barrier bar;
+static atomic_int actions, index_seen[BARRIER_ROUNDS][PARTIES];
+
+static void count_action(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&actions, 1);
+}
+
+static void rounds(void) {
+  for (int r = 0; r < BARRIER_ROUNDS; r++) {
+    int i = weft_barrier_wait(&bar, WEFT_SEC(30));
+    CHECK(i >= 0 && i < PARTIES);
+    atomic_fetch_add(&index_seen[r][i], 1);
+  }
+}
+
+static void *barrier_task(void *arg) {
+  (void)arg;
+  rounds();
+  return NULL;
+}
+
+static void *barrier_hub(void *arg) {
+  (void)arg;
+  weft_task *t[2];
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], barrier_task, NULL, NULL), 0);
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void *barrier_hub_thread(void *arg) {
+  CHECK_EQ(weft_run(barrier_hub, arg, NULL), 0);
+  return NULL;
+}
+
+static void *barrier_thread(void *arg) {
+  (void)arg;
+  rounds();
+  return NULL;
+}
+
+static void *wait_broken(void *arg) {
+  (void)arg;
+  return IV(weft_barrier_wait(&bar, WEFT_SEC(30)));
+}
+
+TEST_TIMEOUT(a_barrier_releases_its_parties_round_by_round, 60) {
+  CHECK_EQ(weft_barrier_init(&bar, PARTIES, count_action, NULL), 0);
+  pthread_t th[4];
+  CHECK_EQ(pthread_create(&th[0], NULL, barrier_hub_thread, NULL), 0);
+  CHECK_EQ(pthread_create(&th[1], NULL, barrier_hub_thread, NULL), 0);
+  CHECK_EQ(pthread_create(&th[2], NULL, barrier_thread, NULL), 0);
+  CHECK_EQ(pthread_create(&th[3], NULL, barrier_thread, NULL), 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  CHECK_EQ(atomic_load(&actions), BARRIER_ROUNDS);
+  for (int r = 0; r < BARRIER_ROUNDS; r++)
+    for (int i = 0; i < PARTIES; i++)
+      CHECK_EQ(atomic_load(&index_seen[r][i]), 1);
+  /* A timeout breaks it for the other waiter, and for later waits. */
+  pthread_t other;
+  CHECK_EQ(pthread_create(&other, NULL, wait_broken, NULL), 0);
+  while (weft_barrier_waiting(&bar) < 1)
+    usleep(1000);
+  CHECK_EQ(weft_barrier_wait(&bar, WEFT_MS(10)), -ETIMEDOUT);
+  void *r;
+  pthread_join(other, &r);
+  CHECK_EQ(VI(r), -EPIPE);
+  CHECK(weft_barrier_broken(&bar));
+  CHECK_EQ(weft_barrier_wait(&bar, 0), -EPIPE);
+  CHECK_EQ(weft_barrier_reset(&bar), 0);
+  CHECK(!weft_barrier_broken(&bar));
+  CHECK_EQ(weft_barrier_abort(&bar), 0);
+  CHECK_EQ(weft_barrier_wait(&bar, WEFT_SEC(1)), -EPIPE);
+  CHECK_EQ(weft_barrier_init(&bar, 0, NULL, NULL), -EINVAL);
+  weft_barrier one;
+  CHECK_EQ(weft_barrier_init(&one, 1, NULL, NULL), 0);
+  CHECK_EQ(weft_barrier_wait(&one, 0), 0); /* a party of one never waits */
+}
+
+/* --- WaitGroup ------------------------------------------------------------ */
+
+static weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+static atomic_int finished_work;
+
+static void *work(void *arg) {
+  weft_sleep(WEFT_MS(VI(arg)));
+  atomic_fetch_add(&finished_work, 1);
+  CHECK_EQ(weft_waitgroup_done(&wg), 0);
+  return NULL;
+}
+
+static void *thread_work(void *arg) {
+  usleep((useconds_t)VI(arg) * 1000);
+  atomic_fetch_add(&finished_work, 1);
+  CHECK_EQ(weft_waitgroup_done(&wg), 0);
+  return NULL;
+}
+
+static void *waitgroup_main(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_waitgroup_wait(&wg, 0), 0); /* zero: no wait */
+  CHECK_EQ(weft_waitgroup_add(&wg, 12), 0);
+  for (int i = 0; i < 10; i++)
+    CHECK_EQ(weft_task_spawn(NULL, work, IV(1 + i % 5), NULL), 0);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_create(&th[i], NULL, thread_work, IV(5 + i)), 0);
+  CHECK_EQ(weft_waitgroup_wait(&wg, 0), -ETIMEDOUT);
+  CHECK_EQ(weft_waitgroup_wait(&wg, WEFT_SEC(10)), 0);
+  CHECK_EQ(atomic_load(&finished_work), 12);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  CHECK_EQ(weft_waitgroup_done(&wg), -EINVAL); /* below zero */
+  CHECK_EQ(weft_waitgroup_add(&wg, 1), 0);
+  CHECK_EQ(weft_task_cancel(weft_task_current()), 0);
+  CHECK_EQ(weft_waitgroup_wait(&wg, WEFT_SEC(1)), -ECANCELED);
+  CHECK_EQ(weft_waitgroup_done(&wg), 0);
+  CHECK_EQ(weft_waitgroup_wait(&wg, WEFT_SEC(1)), 0);
+  return NULL;
+}
+
+TEST(a_waitgroup_waits_for_tasks_and_threads) { run(waitgroup_main, NULL); }

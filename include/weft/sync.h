@@ -246,6 +246,80 @@ WEFT_API int weft_event_wait(weft_event *e, int64_t timeout);
 /* weft_event_destroy — 0 if e may be freed, -EBUSY if waited on. */
 WEFT_API int weft_event_destroy(weft_event *e);
 
+/*
+ * weft_barrier — Python's threading.Barrier: parties tasks or threads wait
+ * until all of them have arrived, then all go on. A wait that times out or
+ * is cancelled breaks the barrier, as an exception does in Python: every
+ * waiter, and every later wait until a reset, gets -EPIPE (Python's
+ * BrokenBarrierError).
+ */
+typedef struct weft_barrier {
+  uint32_t guard_;             /* private */
+  uint32_t parties_;           /* private */
+  uint32_t count_;             /* private: arrived in this round */
+  uint32_t broken_;            /* private */
+  void (*action_)(void *arg);  /* private */
+  void *arg_;                  /* private */
+  struct weft__waitq waiters_; /* private */
+} weft_barrier;
+
+/*
+ * weft_barrier_init — a barrier for parties (1 .. 2^31-1); action (may be
+ * NULL) runs once per round, by the last to arrive, before the others are
+ * released, with the barrier's guard held: it must not call the barrier's
+ * functions. Returns 0 or -EINVAL.
+ */
+WEFT_API int weft_barrier_init(weft_barrier *b, unsigned parties,
+                               void (*action)(void *arg), void *arg);
+
+/*
+ * weft_barrier_wait — arrive, and wait up to timeout ns for the others.
+ * Returns the arrival index, 0 .. parties-1 (different for each party of a
+ * round: Python's return value), or -EPIPE (the barrier is or became
+ * broken), -ETIMEDOUT and -ECANCELED (this wait ended early, and broke the
+ * barrier), -EINVAL.
+ */
+WEFT_API int weft_barrier_wait(weft_barrier *b, int64_t timeout);
+
+/* weft_barrier_reset — back to the start, unbroken; waiters of the round
+ * under way get -EPIPE. 0 or -EINVAL. */
+WEFT_API int weft_barrier_reset(weft_barrier *b);
+
+/* weft_barrier_abort — break the barrier: every waiter, and every wait
+ * until a reset, gets -EPIPE. 0 or -EINVAL. */
+WEFT_API int weft_barrier_abort(weft_barrier *b);
+
+/* weft_barrier_waiting — how many wait now; weft_barrier_broken — whether
+ * it is broken. */
+WEFT_API int weft_barrier_waiting(weft_barrier *b);
+WEFT_API bool weft_barrier_broken(weft_barrier *b);
+
+/*
+ * weft_waitgroup — Go's sync.WaitGroup: a counter that tasks and threads
+ * add to as work starts and take from as it ends, and a wait for it to
+ * reach zero.
+ */
+typedef struct weft_waitgroup {
+  int64_t count_;              /* private */
+  uint32_t guard_;             /* private */
+  struct weft__waitq waiters_; /* private */
+} weft_waitgroup;
+
+#define WEFT_WAITGROUP_INIT                                                    \
+  {                                                                            \
+    0, 0, { NULL, NULL }                                                       \
+  }
+
+/* weft_waitgroup_add — add delta (may be negative) to the counter; at zero
+ * every waiter is woken. Returns 0, or -EINVAL (the counter would go
+ * below zero: nothing changed; wg NULL). weft_waitgroup_done is add(-1). */
+WEFT_API int weft_waitgroup_add(weft_waitgroup *wg, int delta);
+WEFT_API int weft_waitgroup_done(weft_waitgroup *wg);
+
+/* weft_waitgroup_wait — wait up to timeout ns for the counter to be zero.
+ * Returns 0 (at once if it is), -ETIMEDOUT, -ECANCELED, -EINVAL. */
+WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, int64_t timeout);
+
 #ifdef __cplusplus
 }
 #endif

@@ -129,6 +129,7 @@ st_peer hub BenchmarkSpawnJoin/st BenchmarkYield/st
 # GIL, so its contended rows are not a lock fought over in parallel.
 weft_bench bench-sync BenchmarkLockUncontended/{weft,pthread} \
   BenchmarkLockContended/threads={2,4}/{weft,pthread} BenchmarkLockTasks/weft
+weft_bench bench-thread BenchmarkThreadStartJoin/{weft,pthread}
 go_peer sync.go BenchmarkLockUncontended/go BenchmarkLockContended/threads={2,4}/go \
   BenchmarkChanPingPong/go-P{1,2} BenchmarkThreadStartJoin/go
 python_peer python_sync.py BenchmarkLockUncontended/python \

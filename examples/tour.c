@@ -15,10 +15,12 @@
 #include <unistd.h>
 #include <weft.h>
 
+#include "tour.h"
+
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((intptr_t)(p))
 
-static void section(const char *title) { printf("\n== %s\n", title); }
+void tour_section(const char *title) { printf("\n== %s\n", title); }
 
 /* --- 1. a generator you send values into ---------------------------------
  * Python:
@@ -41,7 +43,7 @@ static void *averager(void *arg) {
 }
 
 static void tour_send(void) {
-  section("generators: a running average, fed by send()");
+  tour_section("generators: a running average, fed by send()");
   weft_gen *avg;
   weft_gen_new(&avg, averager, NULL, NULL);
   weft_gen_next(avg, NULL); /* prime it: run to the first yield */
@@ -106,7 +108,7 @@ static void *pipeline(void *arg) {
 }
 
 static void tour_pipeline(void) {
-  section("generators: a pipeline, numbers | primes | squares | first 8");
+  tour_section("generators: a pipeline, numbers | primes | squares | first 8");
   weft_gen *num, *pri, *sq, *take, *pipe;
   weft_gen_new(&num, numbers, NULL, &(weft_gen_opts){.name = "numbers"});
   weft_gen_new(&pri, primes, num, &(weft_gen_opts){.name = "primes"});
@@ -150,7 +152,7 @@ static void *tick(void *arg) {
 
 static void tour_cost(void) {
   enum { N = 100000 };
-  section("generators are cheap: 100,000 alive at once");
+  tour_section("generators are cheap: 100,000 alive at once");
   weft_gen **g = malloc(N * sizeof *g);
   long rss0 = resident_bytes();
   double t0 = now();
@@ -200,7 +202,7 @@ static void *ten_thousand_naps(void *arg) {
 }
 
 static void tour_tasks(void) {
-  section("tasks: ten thousand of them sleep 100 ms each, on one thread");
+  tour_section("tasks: ten thousand of them sleep 100 ms each, on one thread");
   long rss0 = resident_bytes(), rss1 = 0;
   double t0 = now();
   int rc = weft_run(ten_thousand_naps, &rss1, NULL);
@@ -291,7 +293,8 @@ static void *echo_demo(void *arg) {
 }
 
 static void tour_echo(void) {
-  section("tasks: an echo server and three clients on one thread, over TCP");
+  tour_section(
+      "tasks: an echo server and three clients on one thread, over TCP");
   int rc = weft_run(echo_demo, NULL, NULL);
   printf("  weft_run returned %d\n", rc);
 }
@@ -303,6 +306,8 @@ int main(void) {
   tour_cost();
   tour_tasks();
   tour_echo();
-  printf("\n(next: threads and locks that work alike for tasks and threads)\n");
+  tour_threads();
+  tour_locks();
+  printf("\n(next: channels and select, lock-order checking, processes)\n");
   return 0;
 }

@@ -1,0 +1,174 @@
+/*
+ * The tour, threads and locks: join(timeout) and daemon threads as the
+ * notes describe them, Lock against RLock, a deadlock caught, and a visited
+ * set shared by threads and tasks.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "tour.h"
+
+static void nap_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0)
+    ;
+}
+
+/* --- join(timeout) and daemon threads -------------------------------------
+ * The notes:
+ *     t1 = threading.Thread(target=thread)   # sleeps 2 s, then prints
+ *     t1.setDaemon(True); t1.start(); t1.join(timeout=1)
+ * join(timeout) returns after the timeout with the thread still running;
+ * at exit, the process waits for non-daemon threads and not for daemons. */
+static void *slow_worker(void *arg) {
+  nap_ms((int)(intptr_t)arg);
+  printf("    %s: done\n", weft_thread_name(weft_thread_current()));
+  fflush(stdout);
+  return NULL;
+}
+
+static void exit_demo(int daemon) {
+  fflush(stdout);
+  if (fork() == 0) {
+    weft_thread_start(NULL, slow_worker, (void *)(intptr_t)150,
+                      &(weft_thread_opts){.name = daemon == WEFT_THREAD_DAEMON
+                                                      ? "daemon"
+                                                      : "non-daemon",
+                                          .daemon = daemon});
+    printf("    main: returning now\n");
+    fflush(stdout);
+    exit(0); /* as returning from main does */
+  }
+  wait(NULL);
+}
+
+void tour_threads(void) {
+  tour_section("threads: join(timeout), and daemon threads at exit");
+  weft_thread *t;
+  weft_thread_start(&t, slow_worker, (void *)(intptr_t)200,
+                    &(weft_thread_opts){.name = "worker"});
+  int rc = weft_thread_join(t, WEFT_MS(100), NULL);
+  printf("  join(timeout=100 ms) returned %s; the worker is alive: %s\n",
+         rc == -ETIMEDOUT ? "-ETIMEDOUT" : weft_strerror(rc),
+         weft_thread_alive(t) ? "yes" : "no");
+  fflush(stdout);
+  rc = weft_thread_join(t, WEFT_FOREVER, NULL);
+  printf("  join(): %d\n", rc);
+  printf("  a process whose main returns while a non-daemon thread runs:\n");
+  exit_demo(WEFT_THREAD_NOT_DAEMON);
+  printf("  the same with a daemon thread (it never says done):\n");
+  exit_demo(WEFT_THREAD_DAEMON);
+}
+
+/* --- Lock and RLock, a deadlock caught, a visited set ----------------------
+ */
+
+static weft_rlock tree_lock = WEFT_RLOCK_INIT;
+
+/* Walks a tree of depth n, taking the lock at every level. */
+static int walk(int n) {
+  weft_rlock_acquire(&tree_lock, WEFT_FOREVER);
+  int sum = n == 0 ? 1 : 1 + walk(n - 1);
+  weft_rlock_release(&tree_lock);
+  return sum;
+}
+
+static weft_task *alice, *bob;
+
+static void *join_other(void *arg) {
+  weft_task_join(*(weft_task **)arg, WEFT_FOREVER, NULL);
+  return NULL;
+}
+
+static void *two_friends(void *arg) {
+  (void)arg;
+  weft_task_spawn(&alice, join_other, &bob, &(weft_task_opts){.name = "alice"});
+  weft_task_spawn(&bob, join_other, &alice, &(weft_task_opts){.name = "bob"});
+  return NULL;
+}
+
+/* The notes: "threads visit shared data; how not to visit an item twice?
+ * keep a set of visited items under a lock". Four threads and a hub's
+ * tasks offer the same 10,000 items; each is processed once. */
+enum { ITEMS = 10000 };
+static weft_lock visited_lock = WEFT_LOCK_INIT;
+static unsigned char visited[ITEMS];
+static int processed[ITEMS];
+
+static bool first_visit(int item) {
+  weft_lock_acquire(&visited_lock, WEFT_FOREVER);
+  bool first = !visited[item];
+  visited[item] = 1;
+  weft_lock_release(&visited_lock);
+  return first;
+}
+
+static void offer_all(int start) {
+  for (int i = 0; i < ITEMS; i++) {
+    int item = (start + i * 7) % ITEMS;
+    if (first_visit(item))
+      __atomic_fetch_add(&processed[item], 1, __ATOMIC_RELAXED);
+  }
+}
+
+static void *offering_thread(void *arg) {
+  offer_all((int)(intptr_t)arg);
+  return NULL;
+}
+
+static void *offering_task(void *arg) {
+  offer_all((int)(intptr_t)arg);
+  return NULL;
+}
+
+static void *hub_of_offerers(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 4; i++)
+    weft_task_spawn(NULL, offering_task, (void *)(intptr_t)(i * 1000), NULL);
+  return NULL;
+}
+
+static void *hub_thread(void *arg) {
+  weft_run(hub_of_offerers, arg, NULL);
+  return NULL;
+}
+
+void tour_locks(void) {
+  tour_section("locks: Lock against RLock");
+  weft_lock plain = WEFT_LOCK_INIT;
+  weft_lock_acquire(&plain, WEFT_FOREVER);
+  int rc = weft_lock_acquire(&plain, WEFT_MS(50));
+  printf("  a Lock taken again by its holder: %s after 50 ms (it would wait "
+         "for itself)\n",
+         rc == -ETIMEDOUT ? "-ETIMEDOUT" : weft_strerror(rc));
+  weft_lock_release(&plain);
+  printf("  an RLock taken at each of 5 levels of a recursive walk: visited "
+         "%d nodes\n",
+         walk(4));
+
+  tour_section("a deadlock caught: two tasks join each other");
+  fflush(stdout);
+  rc = weft_run(two_friends, NULL, NULL);
+  printf("  weft_run returned %d (%s) instead of hanging\n", rc,
+         weft_strerror(rc));
+
+  tour_section("a visited set shared by 4 threads and 4 tasks");
+  weft_thread *t[5];
+  for (int i = 0; i < 4; i++)
+    weft_thread_start(&t[i], offering_thread, (void *)(intptr_t)(i * 2500),
+                      NULL);
+  weft_thread_start(&t[4], hub_thread, NULL, NULL);
+  for (int i = 0; i < 5; i++)
+    weft_thread_join(t[i], WEFT_FOREVER, NULL);
+  int once = 0;
+  for (int i = 0; i < ITEMS; i++)
+    once += processed[i] == 1;
+  printf("  %d items offered 8 times each; processed exactly once: %d\n", ITEMS,
+         once);
+}

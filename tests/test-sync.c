@@ -722,3 +722,288 @@ static void *waitgroup_main(void *arg) {
 }
 
 TEST(a_waitgroup_waits_for_tasks_and_threads) { run(waitgroup_main, NULL); }
+
+/* --- Channels and select -------------------------------------------------- */
+
+static weft_chan ping_ch = WEFT_CHAN_INIT(NULL, 0),
+                 pong_ch = WEFT_CHAN_INIT(NULL, 0);
+
+static void *ponger(void *arg) {
+  int n = (int)VI(arg);
+  for (int i = 0; i < n; i++) {
+    void *v;
+    CHECK_EQ(weft_chan_recv(&ping_ch, &v, WEFT_SEC(10)), 0);
+    CHECK_EQ(weft_chan_send(&pong_ch, IV(VI(v) + 1), WEFT_SEC(10)), 0);
+  }
+  return NULL;
+}
+
+static void pinger(int n) {
+  for (int i = 0; i < n; i++) {
+    void *v;
+    CHECK_EQ(weft_chan_send(&ping_ch, IV(i), WEFT_SEC(10)), 0);
+    CHECK_EQ(weft_chan_recv(&pong_ch, &v, WEFT_SEC(10)), 0);
+    CHECK_EQ(VI(v), i + 1);
+  }
+}
+
+static void *ping_tasks(void *arg) {
+  (void)arg;
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, ponger, IV(1000), NULL), 0);
+  pinger(1000);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void *ping_hub_thread(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_run(ping_tasks, NULL, NULL), 0);
+  return NULL;
+}
+
+static void *ponger_hub(void *arg) {
+  CHECK_EQ(weft_run(ponger, arg, NULL), 0);
+  return NULL;
+}
+
+TEST(an_unbuffered_channel_pairs_sends_and_receives_of_every_kind) {
+  run(ping_tasks, NULL); /* two tasks of one hub */
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, ponger, IV(1000)), 0);
+  pinger(1000); /* two threads */
+  pthread_join(th, NULL);
+  CHECK_EQ(pthread_create(&th, NULL, ponger_hub, IV(1000)), 0);
+  pinger(1000); /* a thread and a task of a hub */
+  pthread_join(th, NULL);
+  CHECK_EQ(pthread_create(&th, NULL, ping_hub_thread, NULL), 0);
+  pthread_join(th, NULL);
+}
+
+TEST(a_buffered_channel_is_fifo_and_close_drains_it) {
+  void *slots[3];
+  weft_chan c;
+  CHECK_EQ(weft_chan_init(&c, slots, 3), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_chan_send(&c, IV(i), 0), 0);
+  CHECK_EQ(weft_chan_send(&c, IV(9), 0), -ETIMEDOUT); /* full */
+  CHECK_EQ(weft_chan_send(&c, IV(9), WEFT_MS(5)), -ETIMEDOUT);
+  CHECK_EQ(weft_chan_len(&c), 3);
+  void *v;
+  CHECK_EQ(weft_chan_recv(&c, &v, 0), 0);
+  CHECK_EQ(VI(v), 0);
+  CHECK_EQ(weft_chan_send(&c, IV(3), 0), 0);
+  CHECK_EQ(weft_chan_close(&c), 0);
+  CHECK_EQ(weft_chan_close(&c), -EPIPE);
+  CHECK_EQ(weft_chan_send(&c, IV(4), WEFT_FOREVER), -EPIPE);
+  for (int i = 1; i <= 3; i++) {
+    CHECK_EQ(weft_chan_recv(&c, &v, WEFT_FOREVER), 0); /* still there */
+    CHECK_EQ(VI(v), i);
+  }
+  CHECK_EQ(weft_chan_recv(&c, &v, WEFT_FOREVER), -EPIPE); /* drained */
+  CHECK_EQ(weft_chan_init(&c, NULL, 2), -EINVAL);
+  CHECK_EQ(weft_chan_send(NULL, NULL, 0), -EINVAL);
+}
+
+static weft_chan closing = WEFT_CHAN_INIT(NULL, 0);
+
+static void *recv_until_closed(void *arg) {
+  (void)arg;
+  void *v;
+  return IV(weft_chan_recv(&closing, &v, WEFT_SEC(10)));
+}
+
+static void *send_until_closed(void *arg) {
+  (void)arg;
+  return IV(weft_chan_send(&closing, NULL, WEFT_SEC(10)));
+}
+
+static void *close_wakes(void *arg) {
+  (void)arg;
+  weft_task *r, *s, *c;
+  CHECK_EQ(weft_task_spawn(&r, recv_until_closed, NULL, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&c, recv_until_closed, NULL, NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(2)), 0);
+  CHECK_EQ(weft_task_cancel(c), 0);
+  void *res;
+  CHECK_EQ(weft_task_join(c, WEFT_FOREVER, &res), 0);
+  CHECK_EQ(VI(res), -ECANCELED);
+  CHECK_EQ(weft_chan_close(&closing), 0);
+  CHECK_EQ(weft_task_join(r, WEFT_FOREVER, &res), 0);
+  CHECK_EQ(VI(res), -EPIPE);
+  CHECK_EQ(weft_task_spawn(&s, send_until_closed, NULL, NULL), 0);
+  CHECK_EQ(weft_task_join(s, WEFT_FOREVER, &res), 0);
+  CHECK_EQ(VI(res), -EPIPE);
+  return NULL;
+}
+
+TEST(close_and_cancellation_end_waits_on_a_channel) { run(close_wakes, NULL); }
+
+/* Select: a task takes from two channels fed by a thread and a task, and
+ * sends on a third when its receiver is there; a select with nothing ready
+ * times out, or with timeout 0 is Go's default case. */
+static void *slots_a[4], *slots_b[4];
+static weft_chan ch_a = WEFT_CHAN_INIT(slots_a, 4),
+                 ch_b = WEFT_CHAN_INIT(slots_b, 4),
+                 ch_out = WEFT_CHAN_INIT(NULL, 0);
+
+enum { FEED = 500 };
+
+static void *feed_a(void *arg) {
+  (void)arg;
+  for (int i = 1; i <= FEED; i++)
+    CHECK_EQ(weft_chan_send(&ch_a, IV(i), WEFT_SEC(10)), 0);
+  CHECK_EQ(weft_chan_close(&ch_a), 0);
+  return NULL;
+}
+
+static void *feed_b(void *arg) {
+  (void)arg;
+  for (int i = 1; i <= FEED; i++)
+    CHECK_EQ(weft_chan_send(&ch_b, IV(-i), WEFT_SEC(10)), 0);
+  CHECK_EQ(weft_chan_close(&ch_b), 0);
+  return NULL;
+}
+
+static void *drain_out(void *arg) {
+  long *sum = arg;
+  void *v;
+  while (weft_chan_recv(&ch_out, &v, WEFT_SEC(10)) == 0)
+    *sum += VI(v);
+  return NULL;
+}
+
+static void *selector(void *arg) {
+  (void)arg;
+  weft_chan_op nothing[1] = {{&ch_out, WEFT_CHAN_SEND, IV(1), 0}};
+  CHECK_EQ(weft_select(nothing, 1, 0), -ETIMEDOUT); /* no receiver yet */
+  CHECK_EQ(weft_select(nothing, 1, WEFT_MS(3)), -ETIMEDOUT);
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, feed_a, NULL), 0);
+  weft_task *fb, *dr;
+  long out_sum = 0;
+  CHECK_EQ(weft_task_spawn(&fb, feed_b, NULL, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&dr, drain_out, &out_sum, NULL), 0);
+  long sum_a = 0, sum_b = 0;
+  int seen_a = 0, seen_b = 0, open_a = 1, open_b = 1;
+  while (open_a || open_b) {
+    weft_chan_op ops[2];
+    int n = 0;
+    if (open_a)
+      ops[n++] = (weft_chan_op){&ch_a, WEFT_CHAN_RECV, NULL, 0};
+    if (open_b)
+      ops[n++] = (weft_chan_op){&ch_b, WEFT_CHAN_RECV, NULL, 0};
+    int i = weft_select(ops, n, WEFT_SEC(10));
+    CHECK(i >= 0 && i < n);
+    weft_chan_op *op = &ops[i];
+    if (op->rc == -EPIPE) {
+      if (op->chan == &ch_a)
+        open_a = 0;
+      else
+        open_b = 0;
+      continue;
+    }
+    CHECK_EQ(op->rc, 0);
+    if (op->chan == &ch_a) {
+      sum_a += VI(op->value);
+      seen_a++;
+    } else {
+      sum_b += VI(op->value);
+      seen_b++;
+    }
+    /* Pass it on through the unbuffered channel, or give up after 10 ms. */
+    weft_chan_op out[1] = {{&ch_out, WEFT_CHAN_SEND, op->value, 0}};
+    CHECK_EQ(weft_select(out, 1, WEFT_SEC(10)), 0);
+  }
+  CHECK_EQ(weft_chan_close(&ch_out), 0);
+  CHECK_EQ(weft_task_join(fb, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(dr, WEFT_FOREVER, NULL), 0);
+  pthread_join(th, NULL);
+  CHECK_EQ(seen_a, FEED);
+  CHECK_EQ(seen_b, FEED);
+  CHECK_EQ(sum_a, (long)FEED * (FEED + 1) / 2);
+  CHECK_EQ(sum_b, -(long)FEED * (FEED + 1) / 2);
+  CHECK_EQ(out_sum, 0);
+  weft_chan_op bad[1] = {{NULL, WEFT_CHAN_RECV, NULL, 0}};
+  CHECK_EQ(weft_select(bad, 1, 0), -EINVAL);
+  CHECK_EQ(weft_select(bad, 0, 0), -EINVAL);
+  return NULL;
+}
+
+TEST(select_takes_whichever_case_can_run) { run(selector, NULL); }
+
+/* Many producers and consumers on one small channel, tasks of two hubs and
+ * threads, with short random timeouts: every value sent is received once. */
+static void *mpmc_slots[2];
+static weft_chan mpmc = WEFT_CHAN_INIT(mpmc_slots, 2);
+static atomic_long sent_sum, recv_sum, sent_n, recv_n;
+static atomic_int producers_left;
+
+static void mpmc_produce(unsigned seed) {
+  for (int i = 1; i <= 2000; i++) {
+    seed = seed * 1103515245u + 12345u;
+    int64_t timeout = (seed >> 16) % 3 == 0 ? WEFT_US(50) : WEFT_FOREVER;
+    int rc;
+    while ((rc = weft_chan_send(&mpmc, IV(i), timeout)) == -ETIMEDOUT)
+      ;
+    CHECK_EQ(rc, 0);
+    atomic_fetch_add(&sent_sum, i);
+    atomic_fetch_add(&sent_n, 1);
+  }
+  if (atomic_fetch_sub(&producers_left, 1) == 1)
+    CHECK_EQ(weft_chan_close(&mpmc), 0);
+}
+
+static void mpmc_consume(unsigned seed) {
+  for (;;) {
+    seed = seed * 1103515245u + 12345u;
+    int64_t timeout = (seed >> 16) % 3 == 0 ? WEFT_US(50) : WEFT_FOREVER;
+    void *v;
+    int rc = weft_chan_recv(&mpmc, &v, timeout);
+    if (rc == -ETIMEDOUT)
+      continue;
+    if (rc == -EPIPE)
+      return;
+    CHECK_EQ(rc, 0);
+    atomic_fetch_add(&recv_sum, VI(v));
+    atomic_fetch_add(&recv_n, 1);
+  }
+}
+
+static void *mpmc_task(void *arg) {
+  if (VI(arg) % 2)
+    mpmc_produce((unsigned)VI(arg));
+  else
+    mpmc_consume((unsigned)VI(arg));
+  return NULL;
+}
+
+static void *mpmc_hub(void *arg) {
+  weft_task *t[4];
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], mpmc_task, IV(VI(arg) * 10 + i), NULL), 0);
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void *mpmc_hub_thread(void *arg) {
+  CHECK_EQ(weft_run(mpmc_hub, arg, NULL), 0);
+  return NULL;
+}
+
+static void *mpmc_thread(void *arg) { return mpmc_task(arg); }
+
+TEST_TIMEOUT(many_producers_and_consumers_lose_nothing, 60) {
+  atomic_store(&producers_left, 2 * 2 + 1); /* odd tasks, and one thread */
+  pthread_t th[4];
+  CHECK_EQ(pthread_create(&th[0], NULL, mpmc_hub_thread, IV(1)), 0);
+  CHECK_EQ(pthread_create(&th[1], NULL, mpmc_hub_thread, IV(2)), 0);
+  CHECK_EQ(pthread_create(&th[2], NULL, mpmc_thread, IV(101)), 0);
+  CHECK_EQ(pthread_create(&th[3], NULL, mpmc_thread, IV(100)), 0);
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  CHECK_EQ(atomic_load(&sent_n), 5 * 2000);
+  CHECK_EQ(atomic_load(&recv_n), atomic_load(&sent_n));
+  CHECK_EQ(atomic_load(&recv_sum), atomic_load(&sent_sum));
+}

@@ -320,6 +320,80 @@ WEFT_API int weft_waitgroup_done(weft_waitgroup *wg);
  * Returns 0 (at once if it is), -ETIMEDOUT, -ECANCELED, -EINVAL. */
 WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, int64_t timeout);
 
+/*
+ * weft_chan — Go's channel, of pointers: buffered (a ring of capacity
+ * slots the program provides) or unbuffered (a send waits for a receiver).
+ * Close, and a select over several sends and receives with a timeout.
+ *
+ *     ch := make(chan T, 8)          void *slots[8];
+ *                                    weft_chan ch = WEFT_CHAN_INIT(slots, 8);
+ *     ch <- v                        weft_chan_send(&ch, v, WEFT_FOREVER)
+ *     v, ok := <-ch                  weft_chan_recv(&ch, &v, WEFT_FOREVER)
+ *     close(ch)                      weft_chan_close(&ch)
+ *     select { ... }                 weft_select(ops, n, timeout)
+ *
+ * Values are void pointers (send a pointer to anything larger); nothing is
+ * copied or freed by the channel.
+ */
+typedef struct weft_chan {
+  uint32_t guard_;               /* private */
+  uint32_t closed_;              /* private */
+  uint32_t cap_, len_, head_;    /* private */
+  void **slots_;                 /* private: the program's ring of cap_ */
+  struct weft__waitq senders_;   /* private */
+  struct weft__waitq receivers_; /* private */
+} weft_chan;
+
+/* A channel with capacity slots in storage (an array of void *, which must
+ * outlive it); WEFT_CHAN_INIT(NULL, 0) is unbuffered. */
+#define WEFT_CHAN_INIT(storage, capacity)                                      \
+  {                                                                            \
+    0, 0, (uint32_t)(capacity), 0, 0, (storage), {NULL, NULL}, { NULL, NULL }  \
+  }
+
+/* weft_chan_init — as WEFT_CHAN_INIT. Returns 0, or -EINVAL (c NULL,
+ * storage NULL with a capacity, a capacity over 2^31-1). */
+WEFT_API int weft_chan_init(weft_chan *c, void **storage, unsigned capacity);
+
+/* weft_chan_send — send value, waiting up to timeout ns for a receiver or
+ * a free slot. Returns 0, or -EPIPE (the channel is or became closed: Go
+ * panics; nothing was sent), -ETIMEDOUT, -ECANCELED, -EINVAL. */
+WEFT_API int weft_chan_send(weft_chan *c, void *value, int64_t timeout);
+
+/* weft_chan_recv — receive a value into *value (may be NULL), waiting up to
+ * timeout ns. Returns 0, or -EPIPE (closed, and nothing left in it: Go's
+ * ok == false), -ETIMEDOUT, -ECANCELED, -EINVAL. */
+WEFT_API int weft_chan_recv(weft_chan *c, void **value, int64_t timeout);
+
+/* weft_chan_close — close c: waiting receivers and senders get -EPIPE,
+ * values in the buffer can still be received. Returns 0, or -EPIPE
+ * (closed already), -EINVAL. Never blocks. */
+WEFT_API int weft_chan_close(weft_chan *c);
+
+/* weft_chan_len — values buffered now (a snapshot). */
+WEFT_API unsigned weft_chan_len(weft_chan *c);
+
+/* One case of a select. */
+typedef struct weft_chan_op {
+  weft_chan *chan;
+  int dir;     /* WEFT_CHAN_SEND or WEFT_CHAN_RECV */
+  void *value; /* SEND: what to send; RECV: what was received */
+  int rc;      /* out: 0, or -EPIPE (closed) for the case that ran */
+} weft_chan_op;
+
+#define WEFT_CHAN_SEND 1
+#define WEFT_CHAN_RECV 2
+
+/*
+ * weft_select — Go's select: wait up to timeout ns (0: Go's default case)
+ * until one of the n cases (1 .. 64) can run, run it, and return its index;
+ * its rc says 0, or -EPIPE for a send on, or a receive from, a closed
+ * channel (which can always run). When several can run, one is picked at
+ * random. Returns -ETIMEDOUT, -ECANCELED, or -EINVAL (n out of range, a
+ * NULL channel, an unknown dir) instead of an index.
+ */
+WEFT_API int weft_select(weft_chan_op *ops, int n, int64_t timeout);
+
 #ifdef __cplusplus
 }
 #endif

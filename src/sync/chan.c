@@ -1,0 +1,262 @@
+/*
+ * weft_chan and weft_select. See include/weft/sync.h.
+ *
+ * A channel's guard guards its ring, its closed flag, and its two queues:
+ * senders and receivers that wait. A waiting send or receive is a select
+ * of one case. A select that must wait puts a case node in the queue of
+ * each of its channels, all pointing to one `chan_wait`, and parks on that
+ * wait's waiter. A peer that finds a case node in a queue (holding that
+ * channel's guard) claims the whole wait with a compare-and-swap of its
+ * state from WAITING to FIRED, does the case's transfer, and wakes the
+ * parker; a failed claim means the select fired elsewhere or gave up, and
+ * the peer just drops the node. The select, once awake (or timed out), takes
+ * every one of its channels' guards, in address order, and takes its
+ * remaining nodes out; a timeout or cancellation that finds the state still
+ * WAITING turns it to GONE, so that no peer fires it late. Holding every
+ * guard orders this after any peer that fired it: a peer holds one guard,
+ * and fires under it.
+ *
+ * Lock order: the guards of several channels, by address; a peer holds
+ * only one at a time.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <weft/sync.h>
+
+#include "../hub/timer.h"
+#include "sync-private.h"
+
+enum { WAITING, FIRED, GONE };
+enum { MAX_CASES = 64 };
+
+struct chan_wait {
+  weft__waiter parker; /* what the task or thread parks on */
+  int state;           /* WAITING, FIRED, GONE (atomic) */
+  int fired;           /* the index of the case that ran */
+  int rc;              /* its result: 0, or -EPIPE */
+};
+
+struct chan_case {
+  weft__waiter node; /* in the channel's queue; never parked on */
+  struct chan_wait *wait;
+  weft_chan_op *op;
+  int index;
+};
+
+static struct chan_case *case_of(weft__waiter *node) {
+  return (struct chan_case *)((char *)node - offsetof(struct chan_case, node));
+}
+
+int weft_chan_init(weft_chan *c, void **storage, unsigned capacity) {
+  if (!c || (capacity && !storage) || capacity > INT32_MAX)
+    return -EINVAL;
+  *c = (weft_chan)WEFT_CHAN_INIT(storage, capacity);
+  return 0;
+}
+
+/* Claims the first live waiter of q, taking dead nodes out on the way.
+ * Returns its case, or NULL. Called with the channel's guard held. */
+static struct chan_case *claim(weft__waitq *q) {
+  weft__waiter *n;
+  while ((n = weft__waitq_pop(q)) != NULL) {
+    struct chan_case *k = case_of(n);
+    int expect = WAITING;
+    if (__atomic_compare_exchange_n(&k->wait->state, &expect, FIRED, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+      return k;
+  }
+  return NULL;
+}
+
+/* Ends a claimed wait: its case k ran with result rc. */
+static void fire(struct chan_case *k, int rc) {
+  k->op->rc = rc;
+  k->wait->fired = k->index;
+  k->wait->rc = rc;
+  weft__waiter_wake(&k->wait->parker, 0);
+}
+
+/* Runs op now if it can run without waiting. Called with the channel's
+ * guard held. */
+static bool try_now(weft_chan_op *op) {
+  weft_chan *c = op->chan;
+  if (op->dir == WEFT_CHAN_SEND) {
+    if (c->closed_) {
+      op->rc = -EPIPE;
+      return true;
+    }
+    struct chan_case *r = claim(&c->receivers_);
+    if (r) { /* a waiting receiver: the buffer is empty */
+      r->op->value = op->value;
+      fire(r, 0);
+      op->rc = 0;
+      return true;
+    }
+    if (c->len_ < c->cap_) {
+      c->slots_[(c->head_ + c->len_) % c->cap_] = op->value;
+      __atomic_store_n(&c->len_, c->len_ + 1, __ATOMIC_RELAXED);
+      op->rc = 0;
+      return true;
+    }
+    return false;
+  }
+  if (c->len_ > 0) {
+    op->value = c->slots_[c->head_];
+    c->head_ = (c->head_ + 1) % c->cap_;
+    __atomic_store_n(&c->len_, c->len_ - 1, __ATOMIC_RELAXED);
+    /* A slot came free: a waiting sender's value fills it. */
+    struct chan_case *s = claim(&c->senders_);
+    if (s) {
+      c->slots_[(c->head_ + c->len_) % c->cap_] = s->op->value;
+      __atomic_store_n(&c->len_, c->len_ + 1, __ATOMIC_RELAXED);
+      fire(s, 0);
+    }
+    op->rc = 0;
+    return true;
+  }
+  struct chan_case *s = claim(&c->senders_);
+  if (s) { /* unbuffered: take the value from the sender */
+    op->value = s->op->value;
+    fire(s, 0);
+    op->rc = 0;
+    return true;
+  }
+  if (c->closed_) {
+    op->value = NULL;
+    op->rc = -EPIPE;
+    return true;
+  }
+  return false;
+}
+
+/* The distinct channels of ops, sorted by address: the lock order. */
+static int lock_order(weft_chan_op *ops, int n, weft_chan **order) {
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    weft_chan *c = ops[i].chan;
+    int j = m;
+    while (j > 0 && order[j - 1] > c)
+      j--;
+    if (j > 0 && order[j - 1] == c)
+      continue;
+    for (int k = m; k > j; k--)
+      order[k] = order[k - 1];
+    order[j] = c;
+    m++;
+  }
+  return m;
+}
+
+static void lock_all(weft_chan **order, int m) {
+  for (int i = 0; i < m; i++)
+    weft__guard_lock(&order[i]->guard_);
+}
+
+static void unlock_all(weft_chan **order, int m) {
+  for (int i = m; i-- > 0;)
+    weft__guard_unlock(&order[i]->guard_);
+}
+
+/* A cheap per-thread random start, so that no case of a select is always
+ * tried first. */
+static unsigned next_start(unsigned n) {
+  static __thread unsigned seed = 2463534242u;
+  seed ^= seed << 13;
+  seed ^= seed >> 17;
+  seed ^= seed << 5;
+  return seed % n;
+}
+
+int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
+  if (!ops || n < 1 || n > MAX_CASES)
+    return -EINVAL;
+  for (int i = 0; i < n; i++)
+    if (!ops[i].chan ||
+        (ops[i].dir != WEFT_CHAN_SEND && ops[i].dir != WEFT_CHAN_RECV))
+      return -EINVAL;
+  weft_chan *order[n];
+  int m = lock_order(ops, n, order);
+  lock_all(order, m);
+  unsigned start = n > 1 ? next_start((unsigned)n) : 0;
+  for (int k = 0; k < n; k++) {
+    int i = (int)((start + (unsigned)k) % (unsigned)n);
+    if (try_now(&ops[i])) {
+      unlock_all(order, m);
+      return i;
+    }
+  }
+  weft_task *self = weft__task_running();
+  int busy = timeout == 0              ? -ETIMEDOUT
+             : self && self->cancelled ? -ECANCELED
+                                       : 0;
+  if (busy) {
+    unlock_all(order, m);
+    return busy;
+  }
+  struct chan_wait wait = {.state = WAITING};
+  weft__waiter_init(&wait.parker, "channel", ops[0].chan);
+  struct chan_case cases[n];
+  for (int i = 0; i < n; i++) {
+    cases[i] = (struct chan_case){.wait = &wait, .op = &ops[i], .index = i};
+    weft_chan *c = ops[i].chan;
+    weft__waitq_push_back(ops[i].dir == WEFT_CHAN_SEND ? &c->senders_
+                                                       : &c->receivers_,
+                          &cases[i].node);
+  }
+  unlock_all(order, m);
+  int rc = weft__waiter_wait(&wait.parker, weft__deadline_after(timeout));
+  lock_all(order, m);
+  int expect = WAITING;
+  bool gave_up =
+      rc < 0 && __atomic_compare_exchange_n(&wait.state, &expect, GONE, false,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+  for (int i = 0; i < n; i++)
+    if (cases[i].node.queued) {
+      weft_chan *c = ops[i].chan;
+      weft__waitq_remove(ops[i].dir == WEFT_CHAN_SEND ? &c->senders_
+                                                      : &c->receivers_,
+                         &cases[i].node);
+    }
+  unlock_all(order, m);
+  return gave_up ? rc : wait.fired;
+}
+
+int weft_chan_send(weft_chan *c, void *value, int64_t timeout) {
+  weft_chan_op op = {.chan = c, .dir = WEFT_CHAN_SEND, .value = value};
+  int rc = weft_select(&op, 1, timeout);
+  return rc < 0 ? rc : op.rc;
+}
+
+int weft_chan_recv(weft_chan *c, void **value, int64_t timeout) {
+  weft_chan_op op = {.chan = c, .dir = WEFT_CHAN_RECV};
+  int rc = weft_select(&op, 1, timeout);
+  if (rc < 0)
+    return rc;
+  if (value && op.rc == 0)
+    *value = op.value;
+  return op.rc;
+}
+
+int weft_chan_close(weft_chan *c) {
+  if (!c)
+    return -EINVAL;
+  weft__guard_lock(&c->guard_);
+  if (c->closed_) {
+    weft__guard_unlock(&c->guard_);
+    return -EPIPE;
+  }
+  c->closed_ = 1;
+  struct chan_case *k;
+  while ((k = claim(&c->receivers_)) != NULL) {
+    k->op->value = NULL;
+    fire(k, -EPIPE);
+  }
+  while ((k = claim(&c->senders_)) != NULL)
+    fire(k, -EPIPE);
+  weft__guard_unlock(&c->guard_);
+  return 0;
+}
+
+unsigned weft_chan_len(weft_chan *c) {
+  return c ? __atomic_load_n(&c->len_, __ATOMIC_RELAXED) : 0;
+}

@@ -128,7 +128,8 @@ st_peer hub BenchmarkSpawnJoin/st BenchmarkYield/st
 # Go's channels, a thread's start and join. Python's threads run under the
 # GIL, so its contended rows are not a lock fought over in parallel.
 weft_bench bench-sync BenchmarkLockUncontended/{weft,pthread} \
-  BenchmarkLockContended/threads={2,4}/{weft,pthread} BenchmarkLockTasks/weft
+  BenchmarkLockContended/threads={2,4}/{weft,pthread} BenchmarkLockTasks/weft \
+  BenchmarkChanPingPong/weft-{tasks,threads}
 weft_bench bench-thread BenchmarkThreadStartJoin/{weft,pthread}
 go_peer sync.go BenchmarkLockUncontended/go BenchmarkLockContended/threads={2,4}/go \
   BenchmarkChanPingPong/go-P{1,2} BenchmarkThreadStartJoin/go

@@ -7,6 +7,10 @@
  *   BenchmarkLockTasks/weft                    two tasks of one hub handing
  *                                              the lock back and forth; ns
  *                                              per acquire + release
+ *   BenchmarkChanPingPong/weft-tasks           a value over an unbuffered
+ *   BenchmarkChanPingPong/weft-threads         channel and back, between two
+ *                                              tasks of one hub, or two
+ *                                              threads; ns per round trip
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -104,6 +108,49 @@ static bool lock_tasks(uint64_t n) {
   return weft_run(two_tasks, &half, NULL) == 0;
 }
 
+/* --- channel ping-pong ---------------------------------------------------- */
+
+static weft_chan ping = WEFT_CHAN_INIT(NULL, 0), pong = WEFT_CHAN_INIT(NULL, 0);
+
+static void *pong_side(void *arg) {
+  uint64_t n = *(uint64_t *)arg;
+  void *v;
+  for (uint64_t i = 0; i < n; i++) {
+    weft_chan_recv(&ping, &v, WEFT_FOREVER);
+    weft_chan_send(&pong, v, WEFT_FOREVER);
+  }
+  return NULL;
+}
+
+static void ping_side(uint64_t n) {
+  void *v;
+  for (uint64_t i = 0; i < n; i++) {
+    weft_chan_send(&ping, &v, WEFT_FOREVER);
+    weft_chan_recv(&pong, &v, WEFT_FOREVER);
+  }
+}
+
+static void *ping_tasks(void *arg) {
+  weft_task *t;
+  weft_task_spawn(&t, pong_side, arg, NULL);
+  ping_side(*(uint64_t *)arg);
+  weft_task_join(t, WEFT_FOREVER, NULL);
+  return NULL;
+}
+
+static bool chan_tasks(uint64_t n) {
+  return weft_run(ping_tasks, &n, NULL) == 0;
+}
+
+static bool chan_threads(uint64_t n) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, pong_side, &n) != 0)
+    return false;
+  ping_side(n);
+  pthread_join(t, NULL);
+  return true;
+}
+
 int main(void) {
   struct bench_impl uncontended[] = {
       {"BenchmarkLockUncontended/weft", weft_uncontended, NULL},
@@ -124,5 +171,10 @@ int main(void) {
       {"BenchmarkLockTasks/weft", lock_tasks, NULL},
   };
   bench_group(tasks, 1);
+  struct bench_impl chans[] = {
+      {"BenchmarkChanPingPong/weft-tasks", chan_tasks, NULL},
+      {"BenchmarkChanPingPong/weft-threads", chan_threads, NULL},
+  };
+  bench_group(chans, 2);
   return 0;
 }

@@ -1007,3 +1007,40 @@ TEST_TIMEOUT(many_producers_and_consumers_lose_nothing, 60) {
   CHECK_EQ(atomic_load(&recv_n), atomic_load(&sent_n));
   CHECK_EQ(atomic_load(&recv_sum), atomic_load(&sent_sum));
 }
+
+/* --- freeing a primitive as soon as a wait on it returns ------------------
+ * A common pattern: a waiter owns the primitive (on its stack, or as here
+ * on the heap) and frees it the moment its wait returns. The waker may
+ * still be inside the primitive's guard then; the waiter must wait for it
+ * to leave. Under ASan a waker that touched freed memory fails the case. */
+
+struct handoff {
+  weft_event done;
+  weft_lock lock;
+  weft_chan chan;
+};
+
+static void *set_and_release(void *arg) {
+  struct handoff *h = arg;
+  weft_chan_send(&h->chan, IV(1), WEFT_FOREVER);
+  weft_lock_release(&h->lock);
+  weft_event_set(&h->done);
+  return NULL;
+}
+
+TEST(a_primitive_may_be_freed_as_soon_as_a_wait_on_it_returns) {
+  for (int i = 0; i < 300; i++) {
+    struct handoff *h = calloc(1, sizeof *h);
+    CHECK(h);
+    CHECK_EQ(weft_lock_acquire(&h->lock, 0), 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, set_and_release, h), 0);
+    void *v;
+    CHECK_EQ(weft_chan_recv(&h->chan, &v, WEFT_SEC(10)), 0);
+    CHECK_EQ(weft_lock_acquire(&h->lock, WEFT_SEC(10)), 0);
+    CHECK_EQ(weft_event_wait(&h->done, WEFT_SEC(10)), 0);
+    free(h); /* while set_and_release may still be leaving weft_event_set */
+    pthread_detach(th);
+  }
+  usleep(10000);
+}

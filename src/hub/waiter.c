@@ -54,10 +54,8 @@ static void futex_wake_one(_Atomic uint32_t *word) {
 }
 
 void weft__waiter_init(weft__waiter *w, const char *what, const void *object) {
-  *w = (weft__waiter){.task = weft__task_running(),
-                      .what = what,
-                      .object = object,
-                      .since = weft__now_coarse()};
+  *w = (weft__waiter){
+      .task = weft__task_running(), .what = what, .object = object};
 }
 
 int weft__waiter_wait(weft__waiter *w, int64_t deadline) {

@@ -10,9 +10,12 @@
  *    L, and calls weft__waiter_wait;
  *  - a waker, holding L, takes a waiter out of the queue and calls
  *    weft__waiter_wake on it, still holding L;
- *  - weft__waiter_wait returns the waker's code, or -ETIMEDOUT or
- *    -ECANCELED; in those two cases the blocking side takes L again and
- *    looks whether its waiter is still queued: if so it removes it and the
+ *  - weft__waiter_wait returns the waker's code (>= 0): the blocking side
+ *    then takes L once, and lets go, before it returns, since the waker may
+ *    still be inside L and the program may free P as soon as the blocking
+ *    call returns;
+ *  - or it returns -ETIMEDOUT or -ECANCELED: the blocking side takes L again
+ * and looks whether its waiter is still queued: if so it removes it and the
  *    wait failed; if not, a waker took it meanwhile and its wake stands
  *    (weft__waiter_woken tells): the primitive must honour it, or pass it
  *    on to the next waiter, so that no wake-up is lost.
@@ -40,7 +43,7 @@ struct weft__waiter {
   _Atomic uint32_t woken;    /* 1 once a waker took it (the futex word) */
   int code;                  /* what the wake says; written before woken */
   bool queued;               /* in a queue; guarded by the primitive */
-  int64_t since;             /* when it first queued (weft__now_coarse) */
+  int64_t since;             /* when it first queued: the primitive's to set */
   bool shielded;             /* a cancellation does not end the wait */
   const char *what;          /* "lock", "condition", ...: for reports */
   const void *object;        /* the primitive, for reports */

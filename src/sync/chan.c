@@ -205,6 +205,9 @@ int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
   }
   unlock_all(order, m);
   int rc = weft__waiter_wait(&wait.parker, weft__deadline_after(timeout));
+  /* Even when woken, every guard is taken: the peer that fired may still
+   * be inside its channel's guard, and the program may free the channel
+   * as soon as this returns. */
   lock_all(order, m);
   int expect = WAITING;
   bool gave_up =

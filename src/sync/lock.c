@@ -100,6 +100,7 @@ acquire_slow(weft_lock *l, int64_t deadline, bool cancellable) {
   weft__waiter w;
   weft__waiter_init(&w, "lock", l);
   w.shielded = !cancellable;
+  w.since = weft__now_coarse();
   bool front = false;
   for (;;) {
     weft__guard_lock(&l->guard_);
@@ -133,6 +134,13 @@ acquire_slow(weft_lock *l, int64_t deadline, bool cancellable) {
     weft__guard_unlock(&l->guard_);
 
     int rc = weft__waiter_wait(&w, deadline);
+    if (rc >= 0) {
+      /* The releaser may still be inside the guard, and the lock may be
+       * freed as soon as this returns (by this caller, say, right after
+       * its own release): wait for the releaser to leave. */
+      weft__guard_lock(&l->guard_);
+      weft__guard_unlock(&l->guard_);
+    }
     if (rc == HANDED_OVER)
       return 0;
     if (rc >= 0) {

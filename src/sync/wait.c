@@ -12,8 +12,14 @@ int weft__sync_wait(uint32_t *g, struct weft__waitq *q, weft__waiter *w,
   weft__waitq_push_back(q, w);
   weft__guard_unlock(g);
   int rc = weft__waiter_wait(w, deadline);
-  if (rc >= 0)
-    return rc; /* a wake (codes are never negative): the waker is done */
+  if (rc >= 0) {
+    /* A wake (codes are never negative). The waker may still be inside
+     * the guard, touching the primitive, which the caller may free as soon
+     * as this returns: wait for it to leave. */
+    weft__guard_lock(g);
+    weft__guard_unlock(g);
+    return rc;
+  }
   /* The wait failed: leave the queue, unless a waker took w out meanwhile,
    * whose wake then stands. The guard orders this after the waker. */
   weft__guard_lock(g);

@@ -20,7 +20,10 @@ int weft_event_init(weft_event *e) {
 }
 
 bool weft_event_is_set(const weft_event *e) {
-  return e && __atomic_load_n(&e->set_, __ATOMIC_ACQUIRE);
+  if (!e || !__atomic_load_n(&e->set_, __ATOMIC_ACQUIRE))
+    return false;
+  weft__guard_pass((uint32_t *)&e->guard_); /* the setter may be leaving */
+  return true;
 }
 
 int weft_event_set(weft_event *e) {
@@ -47,8 +50,10 @@ int weft_event_clear(weft_event *e) {
 int weft_event_wait(weft_event *e, int64_t timeout) {
   if (!e)
     return -EINVAL;
-  if (__atomic_load_n(&e->set_, __ATOMIC_ACQUIRE))
+  if (__atomic_load_n(&e->set_, __ATOMIC_ACQUIRE)) {
+    weft__guard_pass(&e->guard_); /* the setter may be leaving */
     return 0;
+  }
   if (timeout == 0)
     return -ETIMEDOUT;
   weft__guard_lock(&e->guard_);

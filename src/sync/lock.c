@@ -46,6 +46,7 @@ static bool take_free(weft_lock *l) {
   while (!(s & LOCKED))
     if (__atomic_compare_exchange_n(&l->state_, &s, s | LOCKED, true,
                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+      weft__guard_pass(&l->guard_); /* a releaser may be leaving */
       return true;
     }
   return false;
@@ -178,8 +179,10 @@ int weft_lock_acquire(weft_lock *l, int64_t timeout) {
   if (__builtin_expect(__atomic_compare_exchange_n(&l->state_, &free, LOCKED,
                                                    false, __ATOMIC_ACQUIRE,
                                                    __ATOMIC_RELAXED),
-                       1))
+                       1)) {
+    weft__guard_pass(&l->guard_); /* a releaser may be leaving */
     return 0;
+  }
   return acquire_slow(l, timeout == 0 ? 0 : weft__deadline_after(timeout),
                       true);
 }
@@ -187,8 +190,10 @@ int weft_lock_acquire(weft_lock *l, int64_t timeout) {
 int weft__lock_acquire(weft_lock *l, int64_t deadline, bool cancellable) {
   uint32_t free = 0;
   if (__atomic_compare_exchange_n(&l->state_, &free, LOCKED, false,
-                                  __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                                  __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+    weft__guard_pass(&l->guard_);
     return 0;
+  }
   return acquire_slow(l, deadline, cancellable);
 }
 

@@ -37,8 +37,10 @@ int weft_sem_acquire(weft_sem *s, int64_t timeout) {
   uint32_t st = __atomic_load_n(&s->state_, __ATOMIC_RELAXED);
   while (st >= UNIT && !(st & WAITERS))
     if (__atomic_compare_exchange_n(&s->state_, &st, st - UNIT, true,
-                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+                                    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+      weft__guard_pass(&s->guard_); /* a releaser may be leaving */
       return 0;
+    }
   weft__guard_lock(&s->guard_);
   st = __atomic_load_n(&s->state_, __ATOMIC_RELAXED);
   if (st >= UNIT) { /* units left over, with or without waiters */

@@ -38,8 +38,10 @@ int weft_waitgroup_done(weft_waitgroup *wg) {
 int weft_waitgroup_wait(weft_waitgroup *wg, int64_t timeout) {
   if (!wg)
     return -EINVAL;
-  if (__atomic_load_n(&wg->count_, __ATOMIC_ACQUIRE) == 0)
+  if (__atomic_load_n(&wg->count_, __ATOMIC_ACQUIRE) == 0) {
+    weft__guard_pass(&wg->guard_); /* the last done may be leaving */
     return 0;
+  }
   weft__guard_lock(&wg->guard_);
   weft_task *self = weft__task_running();
   int rc = wg->count_ == 0           ? 0

@@ -1044,3 +1044,30 @@ TEST(a_primitive_may_be_freed_as_soon_as_a_wait_on_it_returns) {
   }
   usleep(10000);
 }
+
+/* Two threads bounce a unit over two semaphores that start at 0: the
+ * guarded slow paths race the lock-free fast paths on every round. A lost
+ * wake-up shows as an acquire that times out with a unit free; a unit
+ * counted twice as a value above 1. */
+static weft_sem sem_a = WEFT_SEM_INIT(0), sem_b = WEFT_SEM_INIT(0);
+
+static void *sem_pong(void *arg) {
+  for (int i = 0; i < (int)VI(arg); i++) {
+    CHECK_EQ(weft_sem_acquire(&sem_a, WEFT_SEC(10)), 0);
+    CHECK_EQ(weft_sem_release(&sem_b, 1), 0);
+  }
+  return NULL;
+}
+
+TEST_TIMEOUT(a_semaphore_bounced_between_threads_loses_no_unit, 120) {
+  enum { BOUNCES = 20000 };
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, sem_pong, IV(BOUNCES)), 0);
+  for (int i = 0; i < BOUNCES; i++) {
+    CHECK_EQ(weft_sem_release(&sem_a, 1), 0);
+    CHECK_EQ(weft_sem_acquire(&sem_b, WEFT_SEC(10)), 0);
+    CHECK(weft_sem_value(&sem_a) <= 1 && weft_sem_value(&sem_b) == 0);
+  }
+  pthread_join(th, NULL);
+  CHECK_EQ(weft_sem_value(&sem_a), 0);
+}

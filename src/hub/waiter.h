@@ -82,4 +82,11 @@ static inline bool weft__waitq_empty(const weft__waitq *q) {
   return q->head == NULL;
 }
 
+static inline unsigned weft__waitq_length(const weft__waitq *q) {
+  unsigned n = 0;
+  for (const weft__waiter *w = q->head; w; w = w->next)
+    n++;
+  return n;
+}
+
 #endif

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <weft.h>
@@ -1070,4 +1071,47 @@ TEST_TIMEOUT(a_semaphore_bounced_between_threads_loses_no_unit, 120) {
   }
   pthread_join(th, NULL);
   CHECK_EQ(weft_sem_value(&sem_a), 0);
+}
+
+/* A run that gives up (here a deadlock: main and a daemon join each other)
+ * must not release a task whose waiter is still queued in a primitive: the
+ * daemon's cancellation wakes main, which then waits for a lock a plain
+ * thread holds. The run cancels it rather than release it, and the
+ * thread's later release finds no dead waiter (ASan would see one). */
+static weft_lock given_up = WEFT_LOCK_INIT;
+static weft_task *main_of_given_up;
+static int late_acquire = 1;
+
+static void *join_main_back(void *arg) {
+  (void)arg;
+  weft_task_join(main_of_given_up, WEFT_FOREVER, NULL);
+  return NULL;
+}
+
+static void *main_joins_daemon(void *arg) {
+  (void)arg;
+  main_of_given_up = weft_task_current();
+  weft_task *d;
+  CHECK_EQ(weft_task_spawn(&d, join_main_back, NULL,
+                           &(weft_task_opts){.daemon = true}),
+           0);
+  weft_task_join(d, WEFT_FOREVER, NULL); /* ends when the run gives up */
+  late_acquire = weft_lock_acquire(&given_up, WEFT_FOREVER);
+  return NULL;
+}
+
+static void give_up_child(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_lock_acquire(&given_up, 0), 0); /* this thread holds it */
+  int rc = weft_run(main_joins_daemon, NULL, NULL);
+  CHECK_EQ(weft_lock_release(&given_up), 0); /* no dead waiter to wake */
+  CHECK_EQ(weft_lock_destroy(&given_up), 0);
+  exit(rc == -EDEADLK && late_acquire == -ECANCELED ? 0 : 1);
+}
+
+TEST(a_run_that_gives_up_leaves_no_waiter_behind) {
+  char out[4096];
+  int status = harness_run_child(give_up_child, NULL, NULL, out, sizeof out);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "status %d:\n%s", status, out);
 }

@@ -367,3 +367,68 @@ static void *hub_thread_main(void *arg) {
   CHECK_EQ(weft_run(hub_of_racers, arg, NULL), 0);
   return NULL;
 }
+
+/* --- exits from elsewhere ---------------------------------------------------
+ * A non-daemon thread that calls exit() waits for the other non-daemon
+ * threads, not for itself; a child of fork() does not wait for its
+ * parent's threads; a weft thread that leaves through pthread_exit is
+ * joined as if it had returned. */
+
+static void *exit_from_thread(void *arg) {
+  (void)arg;
+  exit(0);
+}
+
+static void exit_from_a_thread_child(void *arg) {
+  (void)arg;
+  close(exit_pipe[0]);
+  CHECK_EQ(weft_thread_start(NULL, late_writer, IV(100), NULL), 0);
+  CHECK_EQ(weft_thread_start(NULL, exit_from_thread, NULL, NULL), 0);
+  nap_ms(5000); /* the exit ends this long before */
+  exit(3);
+}
+
+TEST(exit_from_a_non_daemon_thread_waits_for_the_others) {
+  CHECK_EQ(pipe(exit_pipe), 0);
+  char out[256];
+  int status =
+      harness_run_child(exit_from_a_thread_child, NULL, NULL, out, sizeof out);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(exit_pipe[1]);
+  char buf[2];
+  CHECK_EQ(read(exit_pipe[0], buf, 2), 1); /* the other one finished */
+  close(exit_pipe[0]);
+}
+
+static void fork_child_exits(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_thread_start(NULL, sleep_then_return, IV(3000), NULL), 0);
+  pid_t pid = fork();
+  if (pid == 0)
+    exit(0); /* must not wait for a thread that exists only in the parent */
+  int status;
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(harness_now_ns() - t0 < WEFT_SEC(2));
+  _exit(0); /* this child itself need not wait 3 s */
+}
+
+TEST(a_forked_child_does_not_wait_for_its_parents_threads) {
+  char out[256];
+  int status = harness_run_child(fork_child_exits, NULL, NULL, out, sizeof out);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "status %d:\n%s", status, out);
+}
+
+static void *leave_early(void *arg) {
+  (void)arg;
+  pthread_exit(IV(5));
+}
+
+TEST(a_thread_that_calls_pthread_exit_is_joined) {
+  weft_thread *t;
+  CHECK_EQ(weft_thread_start(&t, leave_early, NULL, NULL), 0);
+  void *r = IV(1);
+  CHECK_EQ(weft_thread_join(t, WEFT_SEC(10), &r), 0);
+  CHECK_PTR_EQ(r, NULL); /* pthread_exit's value is not the function's */
+}

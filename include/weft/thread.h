@@ -70,9 +70,11 @@ WEFT_API int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
  * weft_thread_join — wait up to timeout ns for t to finish, then release
  * it and give its result.
  *
- * Returns 0 with the result in *result (may be NULL); t is then gone.
+ * Returns 0 with the result in *result (may be NULL); t is then gone, so
+ * one task or thread should own the joining of t, as with pthread_join: a
+ * join that races a successful one uses a handle that no longer exists.
  * Errors: -ETIMEDOUT (t still runs; join again later), -EDEADLK (t is the
- * caller), -EBUSY (another task or thread is joining t), -ECANCELED (a
+ * caller), -EBUSY (another task or thread waits in a join of t), -ECANCELED (a
  * cancelled task that would have to wait), -EINVAL (t invalid, joined
  * already where detectable, or a thread weft did not start, such as the
  * main thread). Blocks the calling task (its hub runs the others), or

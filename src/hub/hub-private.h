@@ -90,6 +90,7 @@ struct weft__hub {
   size_t unfinished;      /* tasks not finished, daemons included */
   size_t daemons;         /* daemon tasks not finished */
   bool daemons_cancelled; /* the others all finished: daemons were told */
+  bool giving_up;         /* the run gives up: no wait on a waiter may begin */
   weft_task *current;
   weft__fd_waiters *fdw; /* by fd, grown on demand */
   int fdw_cap;
@@ -126,7 +127,7 @@ void weft__task_cancel_wake(weft_task *t);
  * resumed: the hub then suspends and resumes the generator's context,
  * t->active.) */
 static inline int weft__task_may_block(const weft_task *t) {
-  return t->cancelled && !t->shielded ? -ECANCELED : 0;
+  return t->cancelled && (!t->shielded || t->hub->giving_up) ? -ECANCELED : 0;
 }
 
 /* Blocks the running task t until weft__task_wake, or until the deadline

@@ -271,19 +271,25 @@ static void cancel_daemons(weft__hub *h) {
       weft__task_cancel_wake(t);
 }
 
-/* The run gives up (a deadlock, a failed poller): the daemons, which hold
- * resources of weft's own (the dump's signalfd), and the tasks parked on a
- * waiter, whose waiter sits in a primitive's queue that may outlive the
- * run, are cancelled and run until they finish, as is any task they wake;
- * a cancelled task's blocking calls return at once, so this ends. The
- * other blocked tasks are left to be released as they are. */
-static void finish_daemons(weft__hub *h) {
+/* The run gives up (a deadlock, a failed poller). Tasks parked on a
+ * waiter must not be released as they are: their waiter sits in a
+ * primitive's queue that outlives the run, where a thread would wake it
+ * later. So from now on no wait on a waiter may begin, shielded or not,
+ * and the tasks parked on one are cancelled and run until none is left (a
+ * cancelled task's waits fail at once, so this ends), with the daemons,
+ * which hold resources of weft's own (the dump's signalfd), and any task
+ * they wake. The other blocked tasks are released as they are. */
+static void give_up(weft__hub *h) {
+  h->giving_up = true;
   if (!h->daemons_cancelled)
     cancel_daemons(h);
-  for (weft_task *t = h->all; t; t = t->all_next)
-    if (t->state == WEFT__TASK_PARKED && t->waiter)
-      weft__task_cancel_wake(t);
-  while (h->runq_len) {
+  for (;;) {
+    weft__hub_drain_remote(h);
+    for (weft_task *t = h->all; t; t = t->all_next)
+      if (t->state == WEFT__TASK_PARKED && t->waiter)
+        weft__task_cancel_wake(t);
+    if (!h->runq_len)
+      break;
     for (h->turn_left = h->runq_len; h->turn_left > 0;) {
       h->turn_left--;
       run_task(h, runq_pop(h));
@@ -359,7 +365,7 @@ int weft_run(weft_task_fn fn, void *arg, void **result) {
     if (rc == 0 && result)
       *result = h.main_result;
     if (rc < 0)
-      finish_daemons(&h);
+      give_up(&h);
   }
   /* Release whatever is left: the finished main task, and on a deadlock
    * the blocked tasks. */

@@ -231,7 +231,7 @@ int weft_task_cancel(weft_task *t) {
 
 void weft__task_cancel_wake(weft_task *t) {
   t->cancelled = true;
-  if (!t->shielded)
+  if (!t->shielded || t->hub->giving_up)
     weft__task_wake(t, -ECANCELED);
 }
 

@@ -118,9 +118,12 @@ void weft__hub_drain_remote(weft__hub *h) {
   while (fifo) {
     t = fifo;
     fifo = t->remote_next; /* read first: once cleared, t may be pushed */
-    atomic_store(&t->remote_pending, false);
+    /* An exchange and a sequentially consistent load, not a store and an
+     * acquire load: the waker's side is a store of woken then an exchange
+     * of remote_pending, and one of the two must see the other. */
+    atomic_exchange(&t->remote_pending, false);
     if (t->state == WEFT__TASK_PARKED && t->waiter &&
-        weft__waiter_woken(t->waiter))
+        atomic_load(&t->waiter->woken))
       weft__task_wake(t, t->waiter->code);
   }
 }

@@ -22,6 +22,11 @@
  * Since every wake happens under L, and a waiter whose wait failed takes L
  * before it looks, a wake is delivered once or passed on, never lost.
  *
+ * Wake codes are never negative, so that the sign tells a wake from a
+ * failed wait. A hub that gives up its run lets no wait on a waiter begin
+ * and cancels the tasks parked on one, so that no task is released with
+ * its waiter still queued (hub.c).
+ *
  * Waking a task of another hub goes through that hub's remote queue and, if
  * the hub sleeps in its poller, a kick of the poller; the waker does both
  * under L, so the task (which takes L before it leaves its wait) and its

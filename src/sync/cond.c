@@ -51,7 +51,11 @@ static int wait_until(weft_cond *c, int64_t deadline) {
   __atomic_store_n(&r->owner_, NULL, __ATOMIC_RELAXED);
   weft_lock_release(&r->lock_);
   int rc = weft__sync_wait(&c->guard_, &c->waiters_, &w, deadline);
-  weft__lock_acquire(&r->lock_, INT64_MAX, false);
+  /* Shielded: only a hub that gives up its run can make this fail, and
+   * then the task is being torn down without the lock. */
+  int got = weft__lock_acquire(&r->lock_, INT64_MAX, false);
+  if (got < 0)
+    return got;
   __atomic_store_n(&r->owner_, me, __ATOMIC_RELAXED);
   r->count_ = saved;
   return rc < 0 ? rc : 0;

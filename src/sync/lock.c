@@ -58,7 +58,7 @@ static void release_to_first(weft_lock *l) {
   weft__waiter *w = weft__waitq_pop(&l->waiters_);
   uint32_t keep = LOCKED | (weft__waitq_empty(&l->waiters_) ? 0 : WAITERS);
   bool hand_over = w && ((w->task && w->task->hub == weft__hub_current) ||
-                         weft__now_coarse() - w->since >= HANDOFF_AFTER);
+                         weft__now() - w->since >= HANDOFF_AFTER);
   /* Leaves LOCKED as it is when handing over, else clears it; keeps
    * WAITERS true to the queue. */
   __atomic_and_fetch(&l->state_, hand_over ? keep : keep & ~LOCKED,
@@ -87,6 +87,8 @@ int weft_lock_init(weft_lock *l, const char *name) {
 /* Out of line, so that the fast paths save no registers. */
 __attribute__((noinline)) static int
 acquire_slow(weft_lock *l, int64_t deadline, bool cancellable) {
+  if (deadline == 0)
+    return take_free(l) ? 0 : -ETIMEDOUT;
   weft_task *self = weft__task_running();
   /* A thread spins a moment: the holder, on another CPU, is likely a few
    * instructions from its release. A task does not: the holder may be a
@@ -96,12 +98,10 @@ acquire_slow(weft_lock *l, int64_t deadline, bool cancellable) {
       return 0;
     weft__cpu_relax();
   }
-  if (deadline == 0)
-    return take_free(l) ? 0 : -ETIMEDOUT;
   weft__waiter w;
   weft__waiter_init(&w, "lock", l);
   w.shielded = !cancellable;
-  w.since = weft__now_coarse();
+  w.since = weft__now();
   bool front = false;
   for (;;) {
     weft__guard_lock(&l->guard_);

@@ -85,7 +85,34 @@ static void wait_for_non_daemons(void) {
   pthread_mutex_unlock(&live_lock);
 }
 
-static void install_shutdown(void) { atexit(wait_for_non_daemons); }
+/* One fewer non-daemon thread; whoever waits at exit looks again (an
+ * exit() from a non-daemon thread waits for the count to fall to 1, not 0,
+ * so every change is broadcast). */
+static void one_fewer_non_daemon(void) {
+  pthread_mutex_lock(&live_lock);
+  live_nondaemon--;
+  pthread_cond_broadcast(&live_cv);
+  pthread_mutex_unlock(&live_lock);
+}
+
+/* The thread's function has returned (or the thread leaves through
+ * pthread_exit or a cancellation, which run this as a cleanup handler):
+ * give the result to the joiner, and count the thread out. */
+static void finish(weft_thread *t, void *result) {
+  weft__guard_lock(&t->guard);
+  t->result = result;
+  __atomic_store_n(&t->finished, true, __ATOMIC_RELEASE);
+  weft__waiter *w = weft__waitq_pop(&t->joiners);
+  if (w)
+    weft__waiter_wake(w, 0);
+  weft__guard_unlock(&t->guard);
+  if (!t->daemon)
+    one_fewer_non_daemon();
+  self_handle = NULL;
+  put_ref(t);
+}
+
+static void finish_early(void *arg) { finish(arg, NULL); }
 
 static void *trampoline(void *arg) {
   weft_thread *t = arg;
@@ -94,25 +121,29 @@ static void *trampoline(void *arg) {
   memcpy(os_name, t->name, sizeof os_name - 1);
   os_name[sizeof os_name - 1] = '\0';
   pthread_setname_np(pthread_self(), os_name);
-  void *result = t->fn(t->arg);
-
-  weft__guard_lock(&t->guard);
-  t->result = result;
-  __atomic_store_n(&t->finished, true, __ATOMIC_RELEASE);
-  weft__waiter *w = weft__waitq_pop(&t->joiners);
-  if (w)
-    weft__waiter_wake(w, 0);
-  weft__guard_unlock(&t->guard);
-
-  if (!t->daemon) {
-    pthread_mutex_lock(&live_lock);
-    if (--live_nondaemon == 0)
-      pthread_cond_broadcast(&live_cv);
-    pthread_mutex_unlock(&live_lock);
-  }
-  self_handle = NULL;
-  put_ref(t);
+  void *result;
+  pthread_cleanup_push(finish_early, t);
+  result = t->fn(t->arg);
+  pthread_cleanup_pop(0);
+  finish(t, result);
   return NULL;
+}
+
+/* In a child of fork(), only the forking thread exists: the count of the
+ * parent's threads means nothing there. */
+static void reset_in_child(void) {
+  pthread_mutex_init(&live_lock, NULL);
+  pthread_cond_init(&live_cv, NULL);
+  weft_thread *me = self_handle;
+  live_nondaemon = me && !me->foreign && !me->daemon &&
+                           !__atomic_load_n(&me->finished, __ATOMIC_RELAXED)
+                       ? 1
+                       : 0;
+}
+
+static void install_shutdown(void) {
+  atexit(wait_for_non_daemons);
+  pthread_atfork(NULL, NULL, reset_in_child);
 }
 
 int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
@@ -154,12 +185,8 @@ int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
     }
     pthread_t pt;
     rc = pthread_create(&pt, &attr, trampoline, t);
-    if (rc != 0 && !t->daemon) {
-      pthread_mutex_lock(&live_lock);
-      if (--live_nondaemon == 0)
-        pthread_cond_broadcast(&live_cv);
-      pthread_mutex_unlock(&live_lock);
-    }
+    if (rc != 0 && !t->daemon)
+      one_fewer_non_daemon();
   }
   pthread_attr_destroy(&attr);
   if (rc != 0) {
@@ -172,11 +199,22 @@ int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
   return 0;
 }
 
+static int join(weft_thread *t, int64_t timeout, void **result);
+
 int weft_thread_join(weft_thread *t, int64_t timeout, void **result) {
   if (!valid(t) || t->foreign)
     return -EINVAL;
   if (t == self_handle)
     return -EDEADLK;
+  /* A joiner holds a reference while it looks, so that a concurrent join
+   * that succeeds cannot free the handle under it. */
+  atomic_fetch_add(&t->refs, 1);
+  int rc = join(t, timeout, result);
+  put_ref(t);
+  return rc;
+}
+
+static int join(weft_thread *t, int64_t timeout, void **result) {
   weft__guard_lock(&t->guard);
   if (!t->joinable) {
     weft__guard_unlock(&t->guard);
@@ -209,7 +247,7 @@ int weft_thread_join(weft_thread *t, int64_t timeout, void **result) {
   if (result)
     *result = t->result;
   weft__guard_unlock(&t->guard);
-  put_ref(t);
+  put_ref(t); /* the handle's reference */
   return 0;
 }
 

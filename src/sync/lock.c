@@ -31,6 +31,7 @@
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
 #include "guard.h"
+#include "lockcheck.h"
 #include "sync-private.h"
 
 enum { LOCKED = 1u, WAITERS = 2u, THREAD_SPINS = 100 };
@@ -172,29 +173,34 @@ acquire_slow(weft_lock *l, int64_t deadline, bool cancellable) {
   }
 }
 
+/* Takes l if nobody holds it or waits for it: one compare-and-swap. */
+static inline bool take_uncontended(weft_lock *l) {
+  uint32_t free = 0;
+  if (!__builtin_expect(__atomic_compare_exchange_n(&l->state_, &free, LOCKED,
+                                                    false, __ATOMIC_ACQUIRE,
+                                                    __ATOMIC_RELAXED),
+                        1))
+    return false;
+  weft__guard_pass(&l->guard_); /* a releaser may be leaving */
+  return true;
+}
+
+int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
+                          const void *site) {
+  int rc =
+      take_uncontended(l)
+          ? 0
+          : acquire_slow(l, timeout == 0 ? 0 : weft__deadline_after(timeout),
+                         cancellable);
+  if (__builtin_expect(weft__lockcheck_on(), 0) && rc == 0)
+    weft__lockcheck_acquired(l, l->name, site);
+  return rc;
+}
+
 int weft_lock_acquire(weft_lock *l, int64_t timeout) {
   if (!l)
     return -EINVAL;
-  uint32_t free = 0;
-  if (__builtin_expect(__atomic_compare_exchange_n(&l->state_, &free, LOCKED,
-                                                   false, __ATOMIC_ACQUIRE,
-                                                   __ATOMIC_RELAXED),
-                       1)) {
-    weft__guard_pass(&l->guard_); /* a releaser may be leaving */
-    return 0;
-  }
-  return acquire_slow(l, timeout == 0 ? 0 : weft__deadline_after(timeout),
-                      true);
-}
-
-int weft__lock_acquire(weft_lock *l, int64_t deadline, bool cancellable) {
-  uint32_t free = 0;
-  if (__atomic_compare_exchange_n(&l->state_, &free, LOCKED, false,
-                                  __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-    weft__guard_pass(&l->guard_);
-    return 0;
-  }
-  return acquire_slow(l, deadline, cancellable);
+  return weft__lock_acquire_at(l, timeout, true, __builtin_return_address(0));
 }
 
 /* The release when someone waits, or of a free lock (s: the state seen). */
@@ -216,6 +222,8 @@ __attribute__((noinline)) static int release_slow(weft_lock *l, uint32_t s) {
 int weft_lock_release(weft_lock *l) {
   if (!l)
     return -EINVAL;
+  if (__builtin_expect(weft__lockcheck_on(), 0))
+    weft__lockcheck_released(l);
   uint32_t s = LOCKED;
   if (__builtin_expect(__atomic_compare_exchange_n(&l->state_, &s, 0, false,
                                                    __ATOMIC_RELEASE,

@@ -34,7 +34,8 @@ int weft_rlock_acquire(weft_rlock *r, int64_t timeout) {
     r->count_++;
     return 0;
   }
-  int rc = weft_lock_acquire(&r->lock_, timeout);
+  int rc = weft__lock_acquire_at(&r->lock_, timeout, true,
+                                 __builtin_return_address(0));
   if (rc < 0)
     return rc;
   __atomic_store_n(&r->owner_, me, __ATOMIC_RELAXED);

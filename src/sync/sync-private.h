@@ -24,10 +24,12 @@ static inline const void *weft__sync_self(void) {
   return t ? (const void *)t : (const void *)&weft__thread_token;
 }
 
-/* weft_lock_acquire with an absolute deadline (INT64_MAX: none), and with
- * cancellation ignored when cancellable is false: a condition takes its
- * lock back that way, whatever happened to its waiter. */
-int weft__lock_acquire(weft_lock *l, int64_t deadline, bool cancellable);
+/* weft_lock_acquire for the other primitives: with cancellation ignored
+ * when cancellable is false (a condition takes its lock back that way,
+ * whatever happened to its waiter), and the call site to report (the
+ * caller of the public function) for lock-order checking. */
+int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
+                          const void *site);
 
 /*
  * Queues w (made by weft__waiter_init) at the back of q, releases the

@@ -1,0 +1,40 @@
+/*
+ * Lock-order checking, on when the environment says WEFT_LOCKCHECK=1:
+ * weft records, across all threads and tasks, which locks were taken while
+ * which others were held, and the first time an acquire closes a cycle
+ * (A taken before B somewhere, B before A here: two tasks or threads doing
+ * both can deadlock) it prints both orders with the locks' names and the
+ * call sites, before any deadlock happens. Off, it costs the lock's fast
+ * paths one load and a branch.
+ *
+ * The record outlives the locks: a lock freed and another made at the
+ * same address inherit its history (a debugging aid, as lockdep's is).
+ */
+#ifndef WEFT_SYNC_LOCKCHECK_H
+#define WEFT_SYNC_LOCKCHECK_H
+
+#include <stdbool.h>
+
+extern int weft__lockcheck_state; /* -1 not read yet, 0 off, 1 on */
+
+bool weft__lockcheck_read_env(void);
+
+static inline bool weft__lockcheck_on(void) {
+  int s = __atomic_load_n(&weft__lockcheck_state, __ATOMIC_RELAXED);
+  if (__builtin_expect(s == 0, 1))
+    return false;
+  return s > 0 || weft__lockcheck_read_env();
+}
+
+/* The caller (a task, or a thread) took lock, named name (may be NULL),
+ * at site (a return address). */
+void weft__lockcheck_acquired(const void *lock, const char *name,
+                              const void *site);
+
+/* lock was released, by anyone (a Lock may be released by another). */
+void weft__lockcheck_released(const void *lock);
+
+/* The held locks of a task that ends are forgotten. */
+void weft__lockcheck_forget_owner(const void *owner);
+
+#endif

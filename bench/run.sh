@@ -45,7 +45,8 @@ weft_bench() {
   fi
 }
 
-# The Go peers: hub.go, echo.go, many.go in peers/go, each run by name.
+# The Go peers in peers/go, each run by name with measure.go, the loop
+# they share.
 go_peer() {
   local file=$1
   shift
@@ -53,7 +54,7 @@ go_peer() {
     return
   fi
   if command -v go >/dev/null 2>&1; then
-    (cd "$here/peers/go" && GOFLAGS=-mod=mod GO111MODULE=off ${PIN:-} go run "$file" "$BENCH_FILTER")
+    (cd "$here/peers/go" && GOFLAGS=-mod=mod GO111MODULE=off ${PIN:-} go run "$file" measure.go "$BENCH_FILTER")
   else
     skip "go not installed (make bench-peers)" "$@"
   fi

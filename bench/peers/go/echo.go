@@ -19,7 +19,7 @@
 // of 5 rounds is printed.
 //
 // The build tag keeps this file out of the package hub.go makes; run it
-// by name: go run echo.go [regex]
+// by name: go run echo.go measure.go [regex]
 package main
 
 import (
@@ -31,7 +31,6 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,27 +182,10 @@ func benchEcho(name string, port, n int) {
 		fmt.Printf("# skip %s: connecting: %v\n", name, err)
 		return
 	}
-	k := 2
-	for {
-		dt := round(conns, k)
-		if dt > 0.2 {
-			break
-		}
-		next := k * 100
-		if dt > 0.001 {
-			next = int(float64(k) * 0.25 / dt)
-		}
-		if next <= k {
-			next = k * 2
-		}
-		k = next
-	}
-	var rounds []float64
-	for r := 0; r < 5; r++ {
-		rounds = append(rounds, round(conns, k)*1e9/float64(k*n))
-	}
-	sort.Float64s(rounds)
-	fmt.Printf("%-40s %12d %10.1f ns/op\n", name, k*n, rounds[2])
+	k, ns := measure(2, func(k int) float64 {
+		return round(conns, k) / float64(n)
+	})
+	report(name, k*n, ns)
 }
 
 func main() {

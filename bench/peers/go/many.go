@@ -14,7 +14,7 @@
 // GOMAXPROCS=1.
 //
 // The build tag keeps this file out of the package hub.go makes; run it
-// by name: go run many.go [regex]
+// by name: go run many.go measure.go [regex]
 package main
 
 import (

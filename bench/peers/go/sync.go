@@ -23,7 +23,7 @@
 // the CPUs, as weft's and pthreads' threads are in the same benchmark.
 //
 // The build tag keeps this file out of the package hub.go makes; run it
-// by name: go run sync.go [regex]
+// by name: go run sync.go measure.go [regex]
 package main
 
 import (
@@ -31,45 +31,19 @@ import (
 	"os"
 	"regexp"
 	"runtime"
-	"sort"
 	"sync"
-	"time"
 )
 
 var filter *regexp.Regexp
 
-// bench sizes n so that fn(n) takes about 0.2 s, then prints the median
-// of 5 rounds in ns per operation. procs is GOMAXPROCS for the benchmark.
+// bench measures fn with GOMAXPROCS procs (see measure.go).
 func bench(name string, procs int, fn func(n int)) {
 	if !filter.MatchString(name) {
 		return
 	}
 	runtime.GOMAXPROCS(procs)
-	n := 1
-	for {
-		t0 := time.Now()
-		fn(n)
-		dt := time.Since(t0).Seconds()
-		if dt > 0.2 {
-			break
-		}
-		next := n * 100
-		if dt > 0.001 {
-			next = int(float64(n) * 0.25 / dt)
-		}
-		if next <= n {
-			next = n * 2
-		}
-		n = next
-	}
-	var rounds []float64
-	for r := 0; r < 5; r++ {
-		t0 := time.Now()
-		fn(n)
-		rounds = append(rounds, float64(time.Since(t0).Nanoseconds())/float64(n))
-	}
-	sort.Float64s(rounds)
-	fmt.Printf("%-40s %12d %10.1f ns/op\n", name, n, rounds[2])
+	n, ns := measure(1, timed(fn))
+	report(name, n, ns)
 }
 
 // contended has threads goroutines add n times in all to one counter

@@ -74,11 +74,16 @@ static void put_ref(weft_thread *t) {
   }
 }
 
+/* 1 when the calling thread is itself counted in live_nondaemon. */
+static int counted_self(void) {
+  weft_thread *me = self_handle;
+  return me && !me->foreign && !me->daemon &&
+         !__atomic_load_n(&me->finished, __ATOMIC_ACQUIRE);
+}
+
 /* At exit: wait for every non-daemon thread but the caller. */
 static void wait_for_non_daemons(void) {
-  weft_thread *me = self_handle;
-  int mine = me && !me->foreign && !me->daemon &&
-             !__atomic_load_n(&me->finished, __ATOMIC_ACQUIRE);
+  int mine = counted_self();
   pthread_mutex_lock(&live_lock);
   while (live_nondaemon > mine)
     pthread_cond_wait(&live_cv, &live_lock);
@@ -134,11 +139,7 @@ static void *trampoline(void *arg) {
 static void reset_in_child(void) {
   pthread_mutex_init(&live_lock, NULL);
   pthread_cond_init(&live_cv, NULL);
-  weft_thread *me = self_handle;
-  live_nondaemon = me && !me->foreign && !me->daemon &&
-                           !__atomic_load_n(&me->finished, __ATOMIC_RELAXED)
-                       ? 1
-                       : 0;
+  live_nondaemon = counted_self();
 }
 
 static void install_shutdown(void) {

@@ -330,13 +330,12 @@ static int loop(weft__hub *h) {
     }
     /* About to block: a thread that wakes a task now must kick the poller
      * (see waiter.c); what came before the flag is drained first. */
-    atomic_store(&h->polling, true);
-    /* A full fence between the store and the load: the pattern is
-     * Dekker's, and a sequentially consistent store and load are not
-     * enough where they compile to a release store and an acquire load
-     * that the machine (or an emulator: qemu-user on x86 showed it) lets
-     * pass each other. */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* An exchange, not a store: the pattern is Dekker's, and a
+     * sequentially consistent store then load, compiled to a release store
+     * and an acquire load, is what qemu-user on x86 let pass each other (a
+     * task woken by a thread, its hub asleep, never kicked); a
+     * read-modify-write orders them everywhere. */
+    atomic_exchange(&h->polling, true);
     int64_t deadline = first ? first->deadline : INT64_MAX;
     if (atomic_load(&h->remote))
       deadline = 0;

@@ -18,7 +18,10 @@
  * Kick: a hub about to block in its poller sets polling, then looks at the
  * queue once more; a waker pushes, then reads polling and kicks the poller
  * if set. Again sequentially consistent: either the hub sees the entry, or
- * the waker sees the flag.
+ * the waker sees the flag. Each side's first step is a read-modify-write
+ * (the push's compare-and-swap, the flag's exchange; the other handshake's
+ * exchanges of remote_pending), which keeps the load after it in order on
+ * every machine and emulator, where a plain store would not always.
  */
 #define _GNU_SOURCE
 #include "waiter.h"
@@ -84,7 +87,6 @@ void weft__waiter_wake(weft__waiter *w, int code) {
   w->code = code;
   weft_task *t = w->task;
   atomic_store(&w->woken, 1);
-  atomic_thread_fence(memory_order_seq_cst); /* before remote_pending */
   if (!t) {
     futex_wake_one(&w->woken);
     return;
@@ -102,7 +104,6 @@ void weft__hub_remote_wake(weft__hub *h, weft_task *t) {
   do
     t->remote_next = head;
   while (!atomic_compare_exchange_weak(&h->remote, &head, t));
-  atomic_thread_fence(memory_order_seq_cst); /* Dekker's, as the hub's side */
   if (atomic_load(&h->polling))
     weft__poller_wake(h->poller);
 }
@@ -124,7 +125,6 @@ void weft__hub_drain_remote(weft__hub *h) {
      * acquire load: the waker's side is a store of woken then an exchange
      * of remote_pending, and one of the two must see the other. */
     atomic_exchange(&t->remote_pending, false);
-    atomic_thread_fence(memory_order_seq_cst);
     if (t->state == WEFT__TASK_PARKED && t->waiter &&
         atomic_load(&t->waiter->woken))
       weft__task_wake(t, t->waiter->code);

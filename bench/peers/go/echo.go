@@ -182,10 +182,10 @@ func benchEcho(name string, port, n int) {
 		fmt.Printf("# skip %s: connecting: %v\n", name, err)
 		return
 	}
-	k, ns := measure(2, func(k int) float64 {
-		return round(conns, k) / float64(n)
-	})
-	report(name, k*n, ns)
+	// k round trips on each of the n connections: measure sizes k by the
+	// round's time, and gives ns per k; a round trip is k*n of them.
+	k, ns := measure(2, func(k int) float64 { return round(conns, k) })
+	report(name, k*n, ns/float64(n))
 }
 
 func main() {

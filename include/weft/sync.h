@@ -78,7 +78,11 @@ WEFT_API bool weft_lock_locked(const weft_lock *l);
 /*
  * weft_lock_destroy — check that l may be freed: returns 0, or -EBUSY (l is
  * held, or waited on), -EINVAL (l NULL). It changes nothing: a lock needs no
- * cleanup; this is the check for the code that frees its memory.
+ * cleanup; this is the check for the code that frees its memory. Like every
+ * _destroy here it is a snapshot: it cannot see a call about to start, nor
+ * a waiter already woken and on its way out (which, though, never touches
+ * the primitive after its own call returns). Free a primitive only when the
+ * program knows no call on it can come.
  */
 WEFT_API int weft_lock_destroy(weft_lock *l);
 

@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Runs the operation n times; returns false when it cannot run here. */
 typedef bool (*bench_fn)(uint64_t n);
@@ -49,6 +51,46 @@ static inline bool bench_selected(const char *name) {
 static int bench_cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
+}
+
+/* A field of /proc/self/status ("VmRSS", "VmHWM") in KiB, or -1. */
+static inline long bench_status_kb(const char *field) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f)
+    return -1;
+  char line[256];
+  long kb = -1;
+  size_t len = strlen(field);
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, field, len) == 0 && line[len] == ':') {
+      kb = strtol(line + len + 1, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return kb;
+}
+
+/* Runs round(result) in a fresh child process and copies its result (size
+ * bytes) back over a pipe, so that the round's peak memory (VmHWM) is its
+ * own. Returns false when the child failed. */
+static inline bool bench_in_child(void (*round)(void *result), void *result,
+                                  size_t size) {
+  int p[2];
+  if (pipe(p) != 0)
+    return false;
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    round(result);
+    _exit(write(p[1], result, size) == (ssize_t)size ? 0 : 1);
+  }
+  close(p[1]);
+  ssize_t got = pid > 0 ? read(p[0], result, size) : -1;
+  close(p[0]);
+  if (pid > 0)
+    waitpid(pid, NULL, 0);
+  return got == (ssize_t)size;
 }
 
 /* Measures every implementation and prints one line each. */

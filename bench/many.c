@@ -12,29 +12,12 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <weft.h>
 
 #include "bench.h"
 
 enum { TASKS = 1000000, ROUNDS = 3 };
-
-/* A line of /proc/self/status ("VmRSS:", "VmHWM:") in bytes, or -1. */
-static long status_bytes(const char *key) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f)
-    return -1;
-  char line[256];
-  long kb = -1;
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, key, strlen(key)) == 0) {
-      kb = strtol(line + strlen(key), NULL, 10);
-      break;
-    }
-  fclose(f);
-  return kb < 0 ? -1 : kb * 1024;
-}
 
 static void *nap(void *arg) {
   (void)arg;
@@ -57,15 +40,16 @@ struct result {
 };
 
 /* One round, in the calling (fresh) process. */
-static struct result one_round(void) {
-  long before = status_bytes("VmRSS:");
+static void one_round(void *out) {
+  long before = bench_status_kb("VmRSS") * 1024;
   double t0 = bench_now();
   void *failed = (void *)1;
   int rc = weft_run(spawn_all, NULL, &failed);
   double dt = bench_now() - t0;
-  long peak = status_bytes("VmHWM:");
-  return (struct result){dt * 1e9 / TASKS, (double)(peak - before) / TASKS,
-                         rc == 0 && !failed && before > 0 && peak > 0};
+  long peak = bench_status_kb("VmHWM") * 1024;
+  *(struct result *)out =
+      (struct result){dt * 1e9 / TASKS, (double)(peak - before) / TASKS,
+                      rc == 0 && !failed && before > 0 && peak > 0};
 }
 
 int main(void) {
@@ -74,22 +58,8 @@ int main(void) {
     return 0;
   double ns[ROUNDS], bytes[ROUNDS];
   for (int r = 0; r < ROUNDS; r++) {
-    int p[2];
-    if (pipe(p) != 0)
-      return 1;
-    pid_t pid = fork();
-    if (pid == 0) {
-      struct result res = one_round();
-      ssize_t w = write(p[1], &res, sizeof res);
-      _exit(w == (ssize_t)sizeof res ? 0 : 1);
-    }
-    close(p[1]);
     struct result res = {0};
-    ssize_t got = pid > 0 ? read(p[0], &res, sizeof res) : -1;
-    close(p[0]);
-    if (pid > 0)
-      waitpid(pid, NULL, 0);
-    if (got != (ssize_t)sizeof res || !res.ok) {
+    if (!bench_in_child(one_round, &res, sizeof res) || !res.ok) {
       printf("# skip %s: the round failed\n", name);
       return 0;
     }

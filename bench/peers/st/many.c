@@ -20,7 +20,6 @@
  * Usage: bench-st-many [regex]  (else $BENCH_FILTER)
  */
 #include <errno.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -44,21 +43,6 @@ static void *task(void *arg) {
 }
 
 /* A "VmRSS:"-style field of /proc/self/status, in kB, or -1. */
-static long status_kb(const char *field) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f)
-    return -1;
-  char line[256];
-  long kb = -1;
-  size_t len = strlen(field);
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, field, len) == 0 && line[len] == ':') {
-      kb = strtol(line + len + 1, NULL, 10);
-      break;
-    }
-  fclose(f);
-  return kb;
-}
 
 struct result {
   double ns, bytes; /* per task */
@@ -66,13 +50,14 @@ struct result {
 };
 
 /* One round, in a fresh child process. */
-static struct result one_round(void) {
+static void one_round(void *out) {
   struct result res = {0};
   if (!st_peer_init() || !(gate = st_cond_new())) {
     res.err = errno;
-    return res;
+    *(struct result *)out = res;
+    return;
   }
-  long before = status_kb("VmRSS");
+  long before = bench_status_kb("VmRSS");
   double t0 = bench_now();
   st_thread_t *threads = malloc(TASKS * sizeof *threads);
   while (res.made < TASKS &&
@@ -85,10 +70,10 @@ static struct result one_round(void) {
   for (int i = 0; i < res.made; i++)
     st_thread_join(threads[i], NULL);
   double dt = bench_now() - t0;
-  long peak = status_kb("VmHWM");
+  long peak = bench_status_kb("VmHWM");
   res.ns = dt * 1e9 / TASKS;
   res.bytes = (double)(peak - before) * 1024 / TASKS;
-  return res;
+  *(struct result *)out = res;
 }
 
 int main(int argc, char **argv) {
@@ -96,29 +81,14 @@ int main(int argc, char **argv) {
     setenv("BENCH_FILTER", argv[1], 1);
   if (!bench_selected(name))
     return 0;
-  if (status_kb("VmHWM") < 0) {
+  if (bench_status_kb("VmHWM") < 0) {
     printf("# skip %s: no VmHWM in /proc/self/status\n", name);
     return 0;
   }
   double ns[ROUNDS], bytes[ROUNDS];
   for (int r = 0; r < ROUNDS; r++) {
-    int p[2];
-    if (pipe(p) != 0)
-      return 1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-      close(p[0]);
-      struct result res = one_round();
-      _exit(write(p[1], &res, sizeof res) == (ssize_t)sizeof res ? 0 : 1);
-    }
-    close(p[1]);
     struct result res = {0};
-    ssize_t got = pid > 0 ? read(p[0], &res, sizeof res) : -1;
-    close(p[0]);
-    if (pid > 0)
-      waitpid(pid, NULL, 0);
-    if (got != (ssize_t)sizeof res) {
+    if (!bench_in_child(one_round, &res, sizeof res)) {
       printf("# skip %s: the round failed\n", name);
       return 0;
     }

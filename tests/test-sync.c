@@ -1237,3 +1237,74 @@ TEST(a_consistent_order_reports_nothing) {
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK(strstr(out, "inversion") == NULL);
 }
+
+/* --- a deadlock of tasks on RLocks, reported by the hub --------------------
+ * Two tasks each hold one RLock and wait for the other's: only the owner of
+ * an RLock can release it, so nothing can wake either. The hub says so,
+ * naming the locks and their owners, and weft_run returns -EDEADLK. A task
+ * waiting for an RLock a plain thread owns is no deadlock: it waits. */
+
+static weft_rlock left, right;
+
+static void *take_then(void *arg) {
+  weft_rlock **pair = arg;
+  CHECK_EQ(weft_rlock_acquire(pair[0], WEFT_FOREVER), 0);
+  weft_yield(); /* the other takes its first */
+  weft_rlock_acquire(pair[1], WEFT_FOREVER);
+  return NULL;
+}
+
+static void *crossed(void *arg) {
+  (void)arg;
+  static weft_rlock *lr[2] = {&left, &right}, *rl[2] = {&right, &left};
+  CHECK_EQ(
+      weft_task_spawn(NULL, take_then, lr, &(weft_task_opts){.name = "alice"}),
+      0);
+  CHECK_EQ(
+      weft_task_spawn(NULL, take_then, rl, &(weft_task_opts){.name = "bob"}),
+      0);
+  return NULL;
+}
+
+static void crossed_child(void *arg) {
+  (void)arg;
+  weft_rlock_init(&left, "left");
+  weft_rlock_init(&right, "right");
+  exit(weft_run(crossed, NULL, NULL) == -EDEADLK ? 0 : 1);
+}
+
+static atomic_int right_held;
+
+static void *hold_right_a_while(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_rlock_acquire(&right, 0), 0);
+  atomic_store(&right_held, 1);
+  usleep(20000);
+  CHECK_EQ(weft_rlock_release(&right), 0);
+  return NULL;
+}
+
+static void *wait_for_threads_rlock(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_rlock_acquire(&right, WEFT_SEC(10)), 0);
+  CHECK_EQ(weft_rlock_release(&right), 0);
+  return NULL;
+}
+
+TEST(tasks_crossing_rlocks_are_reported_as_a_deadlock) {
+  char out[4096];
+  int status = harness_run_child(crossed_child, NULL, NULL, out, sizeof out);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "status %d:\n%s", status, out);
+  CHECK_STR_HAS(out, "weft: deadlock");
+  CHECK_STR_HAS(out, "blocked in rlock 'right' held by task 'bob'");
+  CHECK_STR_HAS(out, "blocked in rlock 'left' held by task 'alice'");
+  /* Owned by a thread instead: the task just waits. */
+  weft_rlock_init(&right, "right");
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, hold_right_a_while, NULL), 0);
+  while (!atomic_load(&right_held))
+    usleep(1000);
+  run(wait_for_threads_rlock, NULL);
+  pthread_join(th, NULL);
+}

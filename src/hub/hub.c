@@ -196,10 +196,44 @@ static void describe_task(const weft_task *t, int64_t now, char *line,
     char name[64];
     label(t->waits_for, name, sizeof name);
     snprintf(whom, sizeof whom, " of %s", name);
+  } else if (t->waiter && t->waiter->name) {
+    snprintf(whom, sizeof whom, " '%.40s'", t->waiter->name);
   }
-  snprintf(line, cap, "  %s: blocked in %s%s, for %.3f s\n", who,
-           t->waits_on ? t->waits_on : "?", whom,
+  const weft_task *owner =
+      t->waiter && t->waiter->holder
+          ? (const weft_task *)t->waiter->holder(t->waiter->object)
+          : NULL;
+  char held[80] = "";
+  for (const weft_task *o = t->hub->all; o && owner; o = o->all_next)
+    if (o == owner) { /* a task of this hub: name it */
+      char name[64];
+      label(o, name, sizeof name);
+      snprintf(held, sizeof held, " held by %s", name);
+      break;
+    }
+  snprintf(line, cap, "  %s: blocked in %s%s%s, for %.3f s\n", who,
+           t->waits_on ? t->waits_on : "?", whom, held,
            (double)(now - t->parked_at) / 1e9);
+}
+
+/* Whether every task parked on a waiter waits for one that only a task of
+ * this hub can end (an RLock that task owns). With nothing runnable, no
+ * timer and no fd to wake anyone, those owners are parked too, and none of
+ * them can run: a deadlock, though no thread or other hub is involved. */
+static bool waits_only_on_own_tasks(const weft__hub *h) {
+  for (const weft_task *t = h->all; t; t = t->all_next) {
+    if (t->state != WEFT__TASK_PARKED || !t->waiter)
+      continue;
+    const weft__waiter *w = t->waiter;
+    const weft_task *owner =
+        w->holder ? (const weft_task *)w->holder(w->object) : NULL;
+    bool own = false;
+    for (const weft_task *o = h->all; o && owner && !own; o = o->all_next)
+      own = o == owner;
+    if (!own)
+      return false;
+  }
+  return true;
 }
 
 /* Names every parked task and what it waits on. */
@@ -324,7 +358,7 @@ static int loop(weft__hub *h) {
     }
     weft__timer *first = weft__timer_first(&h->timers);
     if (!first && h->fd_waiters == h->daemon_fd_waiters &&
-        h->waiter_waits == 0) {
+        (h->waiter_waits == 0 || waits_only_on_own_tasks(h))) {
       report_deadlock(h);
       return -EDEADLK;
     }

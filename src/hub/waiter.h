@@ -52,6 +52,12 @@ struct weft__waiter {
   bool shielded;             /* a cancellation does not end the wait */
   const char *what;          /* "lock", "condition", ...: for reports */
   const void *object;        /* the primitive, for reports */
+  const char *name;          /* the primitive's name, or NULL */
+  /* Set when only one owner can end this wait (an RLock's owner, by its
+   * release): returns that owner (a weft_task, or a thread's token), so
+   * that a hub can tell a cycle of such waits among its tasks for the
+   * deadlock it is. NULL when anyone may wake the waiter. */
+  const void *(*holder)(const void *object);
 };
 
 /* A queue of waiters, first in first out, guarded by its primitive

@@ -53,7 +53,7 @@ static int wait_until(weft_cond *c, int64_t deadline) {
   int rc = weft__sync_wait(&c->guard_, &c->waiters_, &w, deadline);
   /* Shielded: only a hub that gives up its run can make this fail, and
    * then the task is being torn down without the lock. */
-  int got = weft__lock_acquire_at(&r->lock_, WEFT_FOREVER, false,
+  int got = weft__lock_acquire_at(&r->lock_, WEFT_FOREVER, false, r,
                                   __builtin_return_address(0));
   if (got < 0)
     return got;

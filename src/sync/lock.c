@@ -86,8 +86,10 @@ int weft_lock_init(weft_lock *l, const char *name) {
 }
 
 /* Out of line, so that the fast paths save no registers. */
-__attribute__((noinline)) static int
-acquire_slow(weft_lock *l, int64_t deadline, bool cancellable) {
+__attribute__((noinline)) static int acquire_slow(weft_lock *l,
+                                                  int64_t deadline,
+                                                  bool cancellable,
+                                                  const weft_rlock *as) {
   if (deadline == 0)
     return take_free(l) ? 0 : -ETIMEDOUT;
   weft_task *self = weft__task_running();
@@ -100,7 +102,9 @@ acquire_slow(weft_lock *l, int64_t deadline, bool cancellable) {
     weft__cpu_relax();
   }
   weft__waiter w;
-  weft__waiter_init(&w, "lock", l);
+  weft__waiter_init(&w, as ? "rlock" : "lock", as ? (const void *)as : l);
+  w.name = l->name;
+  w.holder = as ? weft__rlock_owner : NULL;
   w.shielded = !cancellable;
   w.since = weft__now();
   bool front = false;
@@ -186,12 +190,12 @@ static inline bool take_uncontended(weft_lock *l) {
 }
 
 int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
-                          const void *site) {
+                          const weft_rlock *as, const void *site) {
   int rc =
       take_uncontended(l)
           ? 0
           : acquire_slow(l, timeout == 0 ? 0 : weft__deadline_after(timeout),
-                         cancellable);
+                         cancellable, as);
   if (__builtin_expect(weft__lockcheck_on(), 0) && rc == 0)
     weft__lockcheck_acquired(l, l->name, site);
   return rc;
@@ -200,7 +204,8 @@ int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
 int weft_lock_acquire(weft_lock *l, int64_t timeout) {
   if (!l)
     return -EINVAL;
-  return weft__lock_acquire_at(l, timeout, true, __builtin_return_address(0));
+  return weft__lock_acquire_at(l, timeout, true, NULL,
+                               __builtin_return_address(0));
 }
 
 /* The release when someone waits, or of a free lock (s: the state seen). */

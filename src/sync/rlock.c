@@ -16,6 +16,8 @@ static const void *owner(const weft_rlock *r) {
   return __atomic_load_n(&r->owner_, __ATOMIC_RELAXED);
 }
 
+const void *weft__rlock_owner(const void *rlock) { return owner(rlock); }
+
 int weft_rlock_init(weft_rlock *r, const char *name) {
   if (!r)
     return -EINVAL;
@@ -34,7 +36,7 @@ int weft_rlock_acquire(weft_rlock *r, int64_t timeout) {
     r->count_++;
     return 0;
   }
-  int rc = weft__lock_acquire_at(&r->lock_, timeout, true,
+  int rc = weft__lock_acquire_at(&r->lock_, timeout, true, r,
                                  __builtin_return_address(0));
   if (rc < 0)
     return rc;

@@ -27,9 +27,15 @@ static inline const void *weft__sync_self(void) {
 /* weft_lock_acquire for the other primitives: with cancellation ignored
  * when cancellable is false (a condition takes its lock back that way,
  * whatever happened to its waiter), and the call site to report (the
- * caller of the public function) for lock-order checking. */
+ * caller of the public function) for lock-order checking. With as not
+ * NULL, l is the lock inside that RLock: its waiters then name the RLock's
+ * owner, so that a hub can report a cycle of them as a deadlock. */
 int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
-                          const void *site);
+                          const weft_rlock *as, const void *site);
+
+/* The owner of an RLock (a weft_task, or a thread's token), or NULL: the
+ * holder a waiter for it names (waiter.h). */
+const void *weft__rlock_owner(const void *rlock);
 
 /*
  * Queues w (made by weft__waiter_init) at the back of q, releases the

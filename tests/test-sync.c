@@ -1227,6 +1227,12 @@ static void clean_child(void *arg) {
   CHECK_EQ(weft_cond_acquire(&checked_cond, 0), 0);
   CHECK_EQ(weft_cond_wait(&checked_cond, WEFT_MS(1)), -ETIMEDOUT);
   CHECK_EQ(weft_cond_release(&checked_cond), 0);
+  /* beta then a try of alpha, against alpha then beta above: a try never
+   * waits, so it cannot deadlock. */
+  CHECK_EQ(weft_lock_acquire(&lb, 0), 0);
+  CHECK_EQ(weft_lock_acquire(&la, 0), 0);
+  CHECK_EQ(weft_lock_release(&la), 0);
+  CHECK_EQ(weft_lock_release(&lb), 0);
   exit(0);
 }
 

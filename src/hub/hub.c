@@ -221,6 +221,10 @@ static void describe_task(const weft_task *t, int64_t now, char *line,
  * timer and no fd to wake anyone, those owners are parked too, and none of
  * them can run: a deadlock, though no thread or other hub is involved. */
 static bool waits_only_on_own_tasks(const weft__hub *h) {
+  /* A task waiting on an fd (a daemon, say, which alone does not rule out
+   * a report) may be the owner, and its fd may yet wake it. */
+  if (h->fd_waiters > 0)
+    return false;
   for (const weft_task *t = h->all; t; t = t->all_next) {
     if (t->state != WEFT__TASK_PARKED || !t->waiter)
       continue;

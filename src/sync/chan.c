@@ -16,8 +16,8 @@
  * guard orders this after any peer that fired it: a peer holds one guard,
  * and fires under it.
  *
- * Lock order: the guards of several channels, by address; a peer holds
- * only one at a time.
+ * Lock order: the guards of several channels, by address, whether one
+ * select takes them or a peer (itself a select) does.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -157,14 +157,26 @@ static void unlock_all(weft_chan **order, int m) {
     weft__guard_unlock(&order[i]->guard_);
 }
 
-/* A cheap per-thread random start, so that no case of a select is always
- * tried first. */
-static unsigned next_start(unsigned n) {
+/* A cheap per-thread random number (xorshift). */
+static unsigned next_random(void) {
   static __thread unsigned seed = 2463534242u;
   seed ^= seed << 13;
   seed ^= seed >> 17;
   seed ^= seed << 5;
-  return seed % n;
+  return seed;
+}
+
+/* A random order of 0 .. n-1 (Fisher-Yates), so that of the cases that can
+ * run, each is as likely to be picked. */
+static void shuffle(int *order, int n) {
+  for (int i = 0; i < n; i++)
+    order[i] = i;
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int)(next_random() % (unsigned)(i + 1));
+    int tmp = order[i];
+    order[i] = order[j];
+    order[j] = tmp;
+  }
 }
 
 int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
@@ -177,9 +189,10 @@ int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
   weft_chan *order[n];
   int m = lock_order(ops, n, order);
   lock_all(order, m);
-  unsigned start = n > 1 ? next_start((unsigned)n) : 0;
+  int poll_order[n];
+  shuffle(poll_order, n);
   for (int k = 0; k < n; k++) {
-    int i = (int)((start + (unsigned)k) % (unsigned)n);
+    int i = poll_order[k];
     if (try_now(&ops[i])) {
       unlock_all(order, m);
       return i;

@@ -197,7 +197,7 @@ int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
           : acquire_slow(l, timeout == 0 ? 0 : weft__deadline_after(timeout),
                          cancellable, as);
   if (__builtin_expect(weft__lockcheck_on(), 0) && rc == 0)
-    weft__lockcheck_acquired(l, l->name, site);
+    weft__lockcheck_acquired(l, l->name, site, timeout != 0);
   return rc;
 }
 
@@ -227,7 +227,10 @@ __attribute__((noinline)) static int release_slow(weft_lock *l, uint32_t s) {
 int weft_lock_release(weft_lock *l) {
   if (!l)
     return -EINVAL;
-  if (__builtin_expect(weft__lockcheck_on(), 0))
+  /* Told first: once free, the lock may be taken, and noted, by another. A
+   * release that fails (-EPERM) changed nothing, and is told nothing. */
+  bool check = __builtin_expect(weft__lockcheck_on(), 0);
+  if (check && weft_lock_locked(l))
     weft__lockcheck_released(l);
   uint32_t s = LOCKED;
   if (__builtin_expect(__atomic_compare_exchange_n(&l->state_, &s, 0, false,

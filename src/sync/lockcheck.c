@@ -133,13 +133,22 @@ static struct edge *edge_to(struct node *from, struct node *to) {
   return NULL;
 }
 
-/* Whether to reaches target, leaving the path in the via fields. */
+/* Whether from reaches target, leaving the path in the via fields. The
+ * search's stack grows as it must (each node is pushed once); should
+ * memory run out, the search says no. */
 static bool reaches(struct node *from, struct node *target) {
+  static struct node **stack;
+  static size_t cap;
   unsigned mark = ++search;
-  struct node *stack[256];
-  int top = 0;
+  size_t top = 0;
   from->mark = mark;
   from->via = NULL;
+  if (!stack) {
+    stack = malloc(256 * sizeof *stack);
+    if (!stack)
+      return false;
+    cap = 256;
+  }
   stack[top++] = from;
   while (top > 0) {
     struct node *n = stack[--top];
@@ -147,8 +156,15 @@ static bool reaches(struct node *from, struct node *target) {
       return true;
     for (int i = 0; i < n->nedges; i++) {
       struct node *m = n->edges[i].to;
-      if (m->mark == mark || top == 256)
+      if (m->mark == mark)
         continue;
+      if (top == cap) {
+        struct node **grown = realloc(stack, cap * 2 * sizeof *stack);
+        if (!grown)
+          return false;
+        stack = grown;
+        cap *= 2;
+      }
       m->mark = mark;
       m->via = n;
       m->via_edge = &n->edges[i];
@@ -211,7 +227,7 @@ static void report(struct node *h, struct node *n, const void *site) {
 }
 
 void weft__lockcheck_acquired(const void *lock, const char *name,
-                              const void *site) {
+                              const void *site, bool could_wait) {
   const void *me = weft__sync_self();
   pthread_mutex_lock(&mu);
   struct node *n = find(&nodes, lock, make_node);
@@ -228,7 +244,7 @@ void weft__lockcheck_acquired(const void *lock, const char *name,
     if (o->held[i]->holder == me && o->held[i] != n)
       o->held[kept++] = o->held[i];
   o->n = kept;
-  for (int i = 0; i < o->n; i++) {
+  for (int i = 0; could_wait && i < o->n; i++) {
     struct node *h = o->held[i];
     if (edge_to(h, n))
       continue;
@@ -246,8 +262,17 @@ void weft__lockcheck_acquired(const void *lock, const char *name,
   }
   n->holder = me;
   n->held_site = site;
-  if (o->n < HELD_MAX)
+  if (o->n < HELD_MAX) {
     o->held[o->n++] = n;
+  } else {
+    static bool warned;
+    static const char full[] =
+        "weft: WEFT_LOCKCHECK: a task or thread holds more than 32 locks; "
+        "what it takes under the others goes unchecked\n";
+    if (!warned)
+      weft__say(full, sizeof full - 1);
+    warned = true;
+  }
   pthread_mutex_unlock(&mu);
 }
 

@@ -7,8 +7,11 @@
  * call sites, before any deadlock happens. Off, it costs the lock's fast
  * paths one load and a branch.
  *
- * The record outlives the locks: a lock freed and another made at the
- * same address inherit its history (a debugging aid, as lockdep's is).
+ * The record outlives the locks, and the tasks: a lock freed and another
+ * made at the same address inherit its history, and a task that ends
+ * holding a lock that another releases later leaves it on its held list,
+ * which a new task at the same address inherits until then (a debugging
+ * aid, as lockdep's is).
  */
 #ifndef WEFT_SYNC_LOCKCHECK_H
 #define WEFT_SYNC_LOCKCHECK_H
@@ -27,14 +30,13 @@ static inline bool weft__lockcheck_on(void) {
 }
 
 /* The caller (a task, or a thread) took lock, named name (may be NULL),
- * at site (a return address). */
+ * at site (a return address). An acquire that would not have waited (a
+ * try, timeout 0) adds no edge into lock, as it cannot deadlock: lock only
+ * joins the caller's held list. */
 void weft__lockcheck_acquired(const void *lock, const char *name,
-                              const void *site);
+                              const void *site, bool could_wait);
 
 /* lock was released, by anyone (a Lock may be released by another). */
 void weft__lockcheck_released(const void *lock);
-
-/* The held locks of a task that ends are forgotten. */
-void weft__lockcheck_forget_owner(const void *owner);
 
 #endif

@@ -48,7 +48,7 @@ struct weft__waiter {
   _Atomic uint32_t woken;    /* 1 once a waker took it (the futex word) */
   int code;                  /* what the wake says; written before woken */
   bool queued;               /* in a queue; guarded by the primitive */
-  int64_t since;             /* when it first queued: the primitive's to set */
+  int64_t since;             /* a time the primitive may keep (0: none) */
   bool shielded;             /* a cancellation does not end the wait */
   const char *what;          /* "lock", "condition", ...: for reports */
   const void *object;        /* the primitive, for reports */
@@ -91,13 +91,6 @@ void weft__waitq_remove(weft__waitq *q, weft__waiter *w);
 
 static inline bool weft__waitq_empty(const weft__waitq *q) {
   return q->head == NULL;
-}
-
-static inline unsigned weft__waitq_length(const weft__waitq *q) {
-  unsigned n = 0;
-  for (const weft__waiter *w = q->head; w; w = w->next)
-    n++;
-  return n;
 }
 
 #endif

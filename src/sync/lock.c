@@ -16,11 +16,12 @@
  * so that the waiter cannot lose it: a task of the releaser's own hub
  * (it runs at the hub's next turn, no system call away; and a task that
  * releases and takes the lock again without blocking would otherwise win
- * every time), and a waiter that has waited HANDOFF_AFTER already (Go's
- * starvation mode). A waiter whose wait failed (timeout, cancellation)
- * just as a release woke it keeps a lock handed over, and else passes the
- * wake on to the next waiter or takes the lock: a wake is never lost
- * (waiter.h).
+ * every time), and a waiter that lost a race for the lock HANDOFF_AFTER
+ * ago or more (Go's starvation mode, counted from the first loss, so that
+ * no clock is read unless a waiter has lost). A waiter whose wait failed
+ * (timeout, cancellation) just as a release woke it keeps a lock handed over,
+ * and else passes the wake on to the next waiter or takes the lock: a wake is
+ * never lost (waiter.h).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -58,8 +59,10 @@ static bool take_free(weft_lock *l) {
 static void release_to_first(weft_lock *l) {
   weft__waiter *w = weft__waitq_pop(&l->waiters_);
   uint32_t keep = LOCKED | (weft__waitq_empty(&l->waiters_) ? 0 : WAITERS);
+  /* A waiter's clock starts only once it has lost a race for the lock
+   * (since != 0): the common release reads no clock. */
   bool hand_over = w && ((w->task && w->task->hub == weft__hub_current) ||
-                         weft__now() - w->since >= HANDOFF_AFTER);
+                         (w->since && weft__now() - w->since >= HANDOFF_AFTER));
   /* Leaves LOCKED as it is when handing over, else clears it; keeps
    * WAITERS true to the queue. */
   __atomic_and_fetch(&l->state_, hand_over ? keep : keep & ~LOCKED,
@@ -106,7 +109,6 @@ __attribute__((noinline)) static int acquire_slow(weft_lock *l,
   w.name = l->name;
   w.holder = as ? weft__rlock_owner : NULL;
   w.shielded = !cancellable;
-  w.since = weft__now();
   bool front = false;
   for (;;) {
     weft__guard_lock(&l->guard_);
@@ -153,6 +155,8 @@ __attribute__((noinline)) static int acquire_slow(weft_lock *l,
       front = true; /* woken to try again; if it loses, it is next */
       if (take_free(l))
         return 0;
+      if (!w.since)
+        w.since = weft__now(); /* lost once: starvation may begin */
       continue;
     }
     /* Timed out or cancelled: leave the queue, unless a release took this

@@ -98,10 +98,11 @@ int weft_sem_release(weft_sem *s, unsigned n) {
    * checked against the bound, in a CAS loop, before anyone is woken:
    * an overflow changes nothing. */
   unsigned handed = 0;
-  for (weft__waiter *w = s->waiters_.head; w && handed < n; w = w->next)
+  weft__waiter *w = s->waiters_.head;
+  for (; w && handed < n; w = w->next)
     handed++;
   unsigned rest = n - handed;
-  bool drained = handed > 0 && handed == weft__waitq_length(&s->waiters_);
+  bool drained = handed > 0 && !w; /* every waiter gets a unit */
   st = __atomic_load_n(&s->state_, __ATOMIC_RELAXED);
   for (;;) {
     if (!fits(s, st, rest)) {

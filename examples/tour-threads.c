@@ -1,6 +1,7 @@
 /*
  * The tour, threads and locks: join(timeout) and daemon threads as the
- * notes describe them, Lock against RLock, a deadlock caught, and a visited
+ * notes describe them, Lock against RLock, deadlocks caught (by the hub,
+ * between tasks, and by the watchdog, between threads), and a visited
  * set shared by threads and tasks.
  */
 #define _GNU_SOURCE
@@ -93,6 +94,43 @@ static void *two_friends(void *arg) {
   return NULL;
 }
 
+/* Two threads each take one lock and then wait for the other's: the
+ * classic deadlock, which the watchdog reports. A Lock may be freed by any
+ * thread, so the tour ends it by freeing one from outside. */
+static weft_lock forks[2];
+static int holding;
+
+static void *philosopher(void *arg) {
+  int left = (int)(intptr_t)arg;
+  weft_lock_acquire(&forks[left], WEFT_FOREVER);
+  __atomic_fetch_add(&holding, 1, __ATOMIC_RELAXED);
+  while (__atomic_load_n(&holding, __ATOMIC_RELAXED) < 2)
+    nap_ms(1);
+  weft_lock_acquire(&forks[1 - left], WEFT_FOREVER);
+  weft_lock_release(&forks[1 - left]);
+  weft_lock_release(&forks[left]); /* -EPERM if freed from outside */
+  return NULL;
+}
+
+static void watchdog_demo(void) {
+  tour_section("a deadlock between threads, reported by the watchdog");
+  fflush(stdout);
+  weft_lock_init(&forks[0], "left fork");
+  weft_lock_init(&forks[1], "right fork");
+  weft_watchdog_start(WEFT_MS(20), 1); /* scan every 20 ms, to stdout */
+  weft_thread *t[2];
+  weft_thread_start(&t[0], philosopher, (void *)0,
+                    &(weft_thread_opts){.name = "plato"});
+  weft_thread_start(&t[1], philosopher, (void *)1,
+                    &(weft_thread_opts){.name = "kant"});
+  nap_ms(200);
+  weft_lock_release(&forks[0]);
+  for (int i = 0; i < 2; i++)
+    weft_thread_join(t[i], WEFT_FOREVER, NULL);
+  weft_watchdog_stop();
+  printf("  the tour freed the left fork from outside, and both finished\n");
+}
+
 /* The notes: "threads visit shared data; how not to visit an item twice?
  * keep a set of visited items under a lock". Four threads and a hub's
  * tasks offer the same 10,000 items; each is processed once. */
@@ -157,6 +195,7 @@ void tour_locks(void) {
   rc = weft_run(two_friends, NULL, NULL);
   printf("  weft_run returned %d (%s) instead of hanging\n", rc,
          weft_strerror(rc));
+  watchdog_demo();
 
   tour_section("a visited set shared by 4 threads and 4 tasks");
   weft_thread *t[5];

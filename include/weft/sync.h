@@ -48,6 +48,7 @@ typedef struct weft_lock {
   uint32_t guard_;             /* private */
   struct weft__waitq waiters_; /* private */
   const char *name;            /* for reports; NULL: unnamed */
+  const void *holder_;         /* private: for the watchdog */
 } weft_lock;
 
 #define WEFT_LOCK_INIT                                                         \
@@ -397,6 +398,49 @@ typedef struct weft_chan_op {
  * NULL channel, an unknown dir) instead of an index.
  */
 WEFT_API int weft_select(weft_chan_op *ops, int n, int64_t timeout);
+
+/*
+ * The deadlock watchdog. Tasks and threads that wait for each other in a
+ * cycle on weft Locks and RLocks (A holds x and waits for y, B holds y and
+ * waits for x) wait for ever, and neither pthreads nor Python say so. Once
+ * started, a watchdog thread looks every interval for such cycles, across
+ * every thread, hub and task of the process, and writes each cycle, once,
+ * as lines that name each waiter, the lock it waits for, the call site of
+ * its acquire, and the holder:
+ *
+ *   weft: deadlock (watchdog): 2 tasks or threads wait for each other in a
+ *   cycle; none of them can go on
+ *     thread 'a' waits for lock 'y' (at take_both+0x3c), held by thread 'b'
+ *     thread 'b' waits for lock 'x' (at take_both+0x3c), held by thread 'a'
+ *
+ * A cycle is reported once two scans in a row have seen it. The report is
+ * all the watchdog does: the waits go on (a Lock, which anyone may
+ * release, can still be freed by a task or thread outside the cycle; a
+ * wait with a timeout still ends). Waits on other primitives (a condition,
+ * a semaphore, a channel, a join) have no holder, and are not in the
+ * graph; the hub's own report covers tasks of one hub that all block
+ * (weft/hub.h).
+ *
+ * The environment starts it too: WEFT_WATCHDOG=1 scans every second and
+ * writes to stderr; WEFT_WATCHDOG=<ms> (above 1) scans every <ms>
+ * milliseconds. From the first start on, every acquire and release of a
+ * lock also records its holder (a store; a wait registers itself under a
+ * mutex), for the rest of the process, so that a watchdog started again
+ * never reads a stale holder. In a child of fork() no watchdog runs until
+ * one is started there.
+ *
+ * Safe from any thread or task; not from a signal handler.
+ */
+
+/* weft_watchdog_start — start the watchdog, scanning every interval ns and
+ * writing reports to fd (which must stay open while it runs). Does not
+ * block. Returns 0; -EINVAL (interval <= 0, fd < 0); -EALREADY (one runs:
+ * nothing changed); -EAGAIN (no thread could be made). */
+WEFT_API int weft_watchdog_start(int64_t interval, int fd);
+
+/* weft_watchdog_stop — stop the watchdog, waiting for its thread to end
+ * (at most one scan). Returns 0, or -ESRCH when none runs. */
+WEFT_API int weft_watchdog_stop(void);
 
 #ifdef __cplusplus
 }

@@ -31,9 +31,11 @@
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
+#include "debug.h"
 #include "guard.h"
 #include "lockcheck.h"
 #include "sync-private.h"
+#include "watchdog.h"
 
 enum { LOCKED = 1u, WAITERS = 2u, THREAD_SPINS = 100 };
 
@@ -88,22 +90,10 @@ int weft_lock_init(weft_lock *l, const char *name) {
   return 0;
 }
 
-/* Out of line, so that the fast paths save no registers. */
-__attribute__((noinline)) static int acquire_slow(weft_lock *l,
-                                                  int64_t deadline,
-                                                  bool cancellable,
-                                                  const weft_rlock *as) {
-  if (deadline == 0)
-    return take_free(l) ? 0 : -ETIMEDOUT;
+/* Waits in l's queue until l is taken (0), or the wait fails. */
+static int acquire_wait(weft_lock *l, int64_t deadline, bool cancellable,
+                        const weft_rlock *as) {
   weft_task *self = weft__task_running();
-  /* A thread spins a moment: the holder, on another CPU, is likely a few
-   * instructions from its release. A task does not: the holder may be a
-   * task of its own hub, which cannot run while it spins. */
-  for (int i = 0; !self && i < THREAD_SPINS; i++) {
-    if (take_free(l))
-      return 0;
-    weft__cpu_relax();
-  }
   weft__waiter w;
   weft__waiter_init(&w, as ? "rlock" : "lock", as ? (const void *)as : l);
   w.name = l->name;
@@ -181,6 +171,46 @@ __attribute__((noinline)) static int acquire_slow(weft_lock *l,
   }
 }
 
+/* Out of line, so that the fast paths save no registers. */
+__attribute__((noinline)) static int
+acquire_slow(weft_lock *l, int64_t deadline, bool cancellable,
+             const weft_rlock *as, const void *site) {
+  if (deadline == 0)
+    return take_free(l) ? 0 : -ETIMEDOUT;
+  /* A thread spins a moment: the holder, on another CPU, is likely a few
+   * instructions from its release. A task does not: the holder may be a
+   * task of its own hub, which cannot run while it spins. */
+  for (int i = 0; !weft__task_running() && i < THREAD_SPINS; i++) {
+    if (take_free(l))
+      return 0;
+    weft__cpu_relax();
+  }
+  if (!(weft__sync_debug_modes() & WEFT__DEBUG_HOLDERS))
+    return acquire_wait(l, deadline, cancellable, as);
+  struct weft__watch e; /* the watchdog sees this wait */
+  weft__watchdog_enter(&e, l, as ? "rlock" : "lock", site);
+  int rc = acquire_wait(l, deadline, cancellable, as);
+  weft__watchdog_leave(&e);
+  return rc;
+}
+
+/* The debugging modes on (debug.h) note that the caller took l at site. */
+__attribute__((noinline)) static void
+noted_acquire(weft_lock *l, int modes, const void *site, bool could_wait) {
+  if (modes & WEFT__DEBUG_HOLDERS)
+    __atomic_store_n(&l->holder_, weft__sync_self(), __ATOMIC_RELAXED);
+  if (modes & WEFT__DEBUG_LOCKCHECK)
+    weft__lockcheck_acquired(l, l->name, site, could_wait);
+}
+
+/* ... and that l, held, is being released. */
+__attribute__((noinline)) static void noted_release(weft_lock *l, int modes) {
+  if (modes & WEFT__DEBUG_HOLDERS)
+    __atomic_store_n(&l->holder_, NULL, __ATOMIC_RELAXED);
+  if (modes & WEFT__DEBUG_LOCKCHECK)
+    weft__lockcheck_released(l);
+}
+
 /* Takes l if nobody holds it or waits for it: one compare-and-swap. */
 static inline bool take_uncontended(weft_lock *l) {
   uint32_t free = 0;
@@ -199,9 +229,10 @@ int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
       take_uncontended(l)
           ? 0
           : acquire_slow(l, timeout == 0 ? 0 : weft__deadline_after(timeout),
-                         cancellable, as);
-  if (__builtin_expect(weft__lockcheck_on(), 0) && rc == 0)
-    weft__lockcheck_acquired(l, l->name, site, timeout != 0);
+                         cancellable, as, site);
+  int modes = weft__sync_debug_modes();
+  if (__builtin_expect(modes != 0, 0) && rc == 0)
+    noted_acquire(l, modes, site, timeout != 0);
   return rc;
 }
 
@@ -231,11 +262,11 @@ __attribute__((noinline)) static int release_slow(weft_lock *l, uint32_t s) {
 int weft_lock_release(weft_lock *l) {
   if (!l)
     return -EINVAL;
-  /* Told first: once free, the lock may be taken, and noted, by another. A
-   * release that fails (-EPERM) changed nothing, and is told nothing. */
-  bool check = __builtin_expect(weft__lockcheck_on(), 0);
-  if (check && weft_lock_locked(l))
-    weft__lockcheck_released(l);
+  /* Noted first: once free, the lock may be taken, and noted, by another. A
+   * release that fails (-EPERM) changed nothing, and notes nothing. */
+  int modes = weft__sync_debug_modes();
+  if (__builtin_expect(modes != 0, 0) && weft_lock_locked(l))
+    noted_release(l, modes);
   uint32_t s = LOCKED;
   if (__builtin_expect(__atomic_compare_exchange_n(&l->state_, &s, 0, false,
                                                    __ATOMIC_RELEASE,

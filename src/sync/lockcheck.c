@@ -10,26 +10,16 @@
  * reported with the path. Everything is under one mutex: this is a
  * debugging mode.
  */
-#define _GNU_SOURCE
 #include "lockcheck.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "sync-private.h"
-
-int weft__lockcheck_state = -1;
-
-bool weft__lockcheck_read_env(void) {
-  const char *v = getenv("WEFT_LOCKCHECK");
-  int on = v && *v && strcmp(v, "0") != 0;
-  __atomic_store_n(&weft__lockcheck_state, on, __ATOMIC_RELAXED);
-  return on;
-}
 
 enum { HELD_MAX = 32 };
 
@@ -174,25 +164,6 @@ static bool reaches(struct node *from, struct node *target) {
   return false;
 }
 
-/* A call site as "function+0x12" where the dynamic symbols name it, else
- * "file+0x1234" (for addr2line -e file), else the bare address. */
-static void site_name(const void *site, char *buf, size_t cap) {
-  Dl_info info;
-  if (!site || !dladdr(site, &info)) {
-    snprintf(buf, cap, "%p", site);
-  } else if (info.dli_sname) {
-    snprintf(
-        buf, cap, "%s+0x%lx", info.dli_sname,
-        (unsigned long)((const char *)site - (const char *)info.dli_saddr));
-  } else {
-    const char *file = info.dli_fname ? strrchr(info.dli_fname, '/') : NULL;
-    snprintf(
-        buf, cap, "%s+0x%lx",
-        file ? file + 1 : (info.dli_fname ? info.dli_fname : "?"),
-        (unsigned long)((const char *)site - (const char *)info.dli_fbase));
-  }
-}
-
 static void lock_name(const struct node *n, char *buf, size_t cap) {
   if (n->name)
     snprintf(buf, cap, "'%s'", n->name);
@@ -206,8 +177,8 @@ static void say_edge(const char *lead, const struct node *a,
   char na[64], nb[64], sa[128], sb[128], line[512];
   lock_name(a, na, sizeof na);
   lock_name(b, nb, sizeof nb);
-  site_name(site_a, sa, sizeof sa);
-  site_name(site_b, sb, sizeof sb);
+  weft__site_name(site_a, sa, sizeof sa);
+  weft__site_name(site_b, sb, sizeof sb);
   snprintf(line, sizeof line, "  %s %s (taken at %s), then %s at %s\n", lead,
            na, sa, nb, sb);
   weft__say(line, strlen(line));

@@ -5,7 +5,7 @@
  * (A taken before B somewhere, B before A here: two tasks or threads doing
  * both can deadlock) it prints both orders with the locks' names and the
  * call sites, before any deadlock happens. Off, it costs the lock's fast
- * paths one load and a branch.
+ * paths one load and a branch (debug.h).
  *
  * The record outlives the locks, and the tasks: a lock freed and another
  * made at the same address inherit its history, and a task that ends
@@ -17,17 +17,6 @@
 #define WEFT_SYNC_LOCKCHECK_H
 
 #include <stdbool.h>
-
-extern int weft__lockcheck_state; /* -1 not read yet, 0 off, 1 on */
-
-bool weft__lockcheck_read_env(void);
-
-static inline bool weft__lockcheck_on(void) {
-  int s = __atomic_load_n(&weft__lockcheck_state, __ATOMIC_RELAXED);
-  if (__builtin_expect(s == 0, 1))
-    return false;
-  return s > 0 || weft__lockcheck_read_env();
-}
 
 /* The caller (a task, or a thread) took lock, named name (may be NULL),
  * at site (a return address). An acquire that would not have waited (a

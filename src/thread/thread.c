@@ -35,6 +35,7 @@
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
 #include "../sync/guard.h"
+#include "../sync/watchdog.h"
 
 #define THREAD_MAGIC 0x74687264u /* "thrd" */
 #define NAME_MAX_    32
@@ -122,7 +123,8 @@ static void finish_early(void *arg) { finish(arg, NULL); }
 static void *trampoline(void *arg) {
   weft_thread *t = arg;
   self_handle = t;
-  char os_name[16]; /* the kernel keeps 15 bytes */
+  weft__thread_label = t->name; /* for the watchdog's reports */
+  char os_name[16];             /* the kernel keeps 15 bytes */
   memcpy(os_name, t->name, sizeof os_name - 1);
   os_name[sizeof os_name - 1] = '\0';
   pthread_setname_np(pthread_self(), os_name);

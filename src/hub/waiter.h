@@ -45,7 +45,7 @@ typedef struct weft__waiter weft__waiter;
 struct weft__waiter {
   weft__waiter *next, *prev; /* in a primitive's queue */
   weft_task *task;           /* the blocked task, or NULL: a thread */
-  _Atomic uint32_t woken;    /* 1 once a waker took it (the futex word) */
+  _Atomic uint32_t woken;    /* WAITER_*: the futex word */
   int code;                  /* what the wake says; written before woken */
   bool queued;               /* in a queue; guarded by the primitive */
   int64_t since;             /* a time the primitive may keep (0: none) */
@@ -79,9 +79,14 @@ int weft__waiter_wait(weft__waiter *w, int64_t deadline);
  * that a wake can be told from a failed wait by its sign. */
 void weft__waiter_wake(weft__waiter *w, int code);
 
+/* The states of a waiter's woken word: a thread that stops spinning and
+ * sleeps on it says so, so that its waker makes the system call only
+ * then. */
+enum { WAITER_WAITING = 0, WAITER_WOKEN = 1, WAITER_SLEEPING = 2 };
+
 static inline bool weft__waiter_woken(const weft__waiter *w) {
   return atomic_load_explicit(&((weft__waiter *)w)->woken,
-                              memory_order_acquire) != 0;
+                              memory_order_acquire) == WAITER_WOKEN;
 }
 
 void weft__waitq_push_back(weft__waitq *q, weft__waiter *w);

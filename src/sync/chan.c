@@ -31,7 +31,8 @@ enum { MAX_CASES = 64 };
 
 struct chan_wait {
   weft__waiter parker; /* what the task or thread parks on */
-  int state;           /* WAITING, FIRED, GONE (atomic) */
+  int state;           /* WAITING, FIRED, GONE (atomic, see claim) */
+  bool single;         /* one case: one guard guards state */
   int fired;           /* the index of the case that ran */
   int rc;              /* its result: 0, or -EPIPE */
 };
@@ -54,15 +55,29 @@ int weft_chan_init(weft_chan *c, void **storage, unsigned capacity) {
   return 0;
 }
 
+/* Claims the wait w from WAITING, for FIRED or GONE. A select of several
+ * cases races the peers of its channels, each under its own guard: a
+ * compare-and-swap. A wait of one case changes state only under its one
+ * channel's guard, which the caller holds: a load and a store. */
+static bool claim_wait(struct chan_wait *w, int to) {
+  if (w->single) {
+    if (__atomic_load_n(&w->state, __ATOMIC_RELAXED) != WAITING)
+      return false;
+    __atomic_store_n(&w->state, to, __ATOMIC_RELAXED);
+    return true;
+  }
+  int expect = WAITING;
+  return __atomic_compare_exchange_n(&w->state, &expect, to, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
 /* Claims the first live waiter of q, taking dead nodes out on the way.
  * Returns its case, or NULL. Called with the channel's guard held. */
 static struct chan_case *claim(weft__waitq *q) {
   weft__waiter *n;
   while ((n = weft__waitq_pop(q)) != NULL) {
     struct chan_case *k = case_of(n);
-    int expect = WAITING;
-    if (__atomic_compare_exchange_n(&k->wait->state, &expect, FIRED, false,
-                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+    if (claim_wait(k->wait, FIRED))
       return k;
   }
   return NULL;
@@ -179,13 +194,11 @@ static void shuffle(int *order, int n) {
   }
 }
 
-int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
-  if (!ops || n < 1 || n > MAX_CASES)
-    return -EINVAL;
-  for (int i = 0; i < n; i++)
-    if (!ops[i].chan ||
-        (ops[i].dir != WEFT_CHAN_SEND && ops[i].dir != WEFT_CHAN_RECV))
-      return -EINVAL;
+/* The select, of valid cases. Inlined into each caller, so that a send
+ * or receive (a select of one case) is compiled for n == 1: no loops, no
+ * arrays of variable length. */
+static inline __attribute__((always_inline)) int
+select_valid(weft_chan_op *ops, int n, int64_t timeout) {
   weft_chan *order[n];
   int m = lock_order(ops, n, order);
   lock_all(order, m);
@@ -206,11 +219,16 @@ int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
     unlock_all(order, m);
     return busy;
   }
-  struct chan_wait wait = {.state = WAITING};
+  struct chan_wait wait; /* fired and rc are set by whoever fires it */
+  wait.state = WAITING;
+  wait.single = n == 1;
   weft__waiter_init(&wait.parker, "channel", ops[0].chan);
   struct chan_case cases[n];
   for (int i = 0; i < n; i++) {
-    cases[i] = (struct chan_case){.wait = &wait, .op = &ops[i], .index = i};
+    /* The node is only ever linked: the queue sets its fields. */
+    cases[i].wait = &wait;
+    cases[i].op = &ops[i];
+    cases[i].index = i;
     weft_chan *c = ops[i].chan;
     weft__waitq_push_back(ops[i].dir == WEFT_CHAN_SEND ? &c->senders_
                                                        : &c->receivers_,
@@ -218,14 +236,17 @@ int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
   }
   unlock_all(order, m);
   int rc = weft__waiter_wait(&wait.parker, weft__deadline_after(timeout));
-  /* Even when woken, every guard is taken: the peer that fired may still
-   * be inside its channel's guard, and the program may free the channel
-   * as soon as this returns. */
+  if (rc >= 0 && n == 1) {
+    /* The peer that fired took the only node out; it may still be inside
+     * the channel's guard, and the program may free the channel as soon
+     * as this returns. */
+    weft__guard_pass(&order[0]->guard_);
+    return wait.fired;
+  }
+  /* Every guard is taken, to take the nodes left out of their queues, and
+   * so that the peer that fired, if one did, has left. */
   lock_all(order, m);
-  int expect = WAITING;
-  bool gave_up =
-      rc < 0 && __atomic_compare_exchange_n(&wait.state, &expect, GONE, false,
-                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+  bool gave_up = rc < 0 && claim_wait(&wait, GONE);
   for (int i = 0; i < n; i++)
     if (cases[i].node.queued) {
       weft_chan *c = ops[i].chan;
@@ -237,15 +258,29 @@ int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
   return gave_up ? rc : wait.fired;
 }
 
+int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
+  if (!ops || n < 1 || n > MAX_CASES)
+    return -EINVAL;
+  for (int i = 0; i < n; i++)
+    if (!ops[i].chan ||
+        (ops[i].dir != WEFT_CHAN_SEND && ops[i].dir != WEFT_CHAN_RECV))
+      return -EINVAL;
+  return select_valid(ops, n, timeout);
+}
+
 int weft_chan_send(weft_chan *c, void *value, int64_t timeout) {
+  if (!c)
+    return -EINVAL;
   weft_chan_op op = {.chan = c, .dir = WEFT_CHAN_SEND, .value = value};
-  int rc = weft_select(&op, 1, timeout);
+  int rc = select_valid(&op, 1, timeout);
   return rc < 0 ? rc : op.rc;
 }
 
 int weft_chan_recv(weft_chan *c, void **value, int64_t timeout) {
+  if (!c)
+    return -EINVAL;
   weft_chan_op op = {.chan = c, .dir = WEFT_CHAN_RECV};
-  int rc = weft_select(&op, 1, timeout);
+  int rc = select_valid(&op, 1, timeout);
   if (rc < 0)
     return rc;
   if (value && op.rc == 0)

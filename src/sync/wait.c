@@ -16,8 +16,7 @@ int weft__sync_wait(uint32_t *g, struct weft__waitq *q, weft__waiter *w,
     /* A wake (codes are never negative). The waker may still be inside
      * the guard, touching the primitive, which the caller may free as soon
      * as this returns: wait for it to leave. */
-    weft__guard_lock(g);
-    weft__guard_unlock(g);
+    weft__guard_pass(g);
     return rc;
   }
   /* The wait failed: leave the queue, unless a waker took w out meanwhile,

@@ -131,7 +131,8 @@ int weft__task_park(weft_task *t, const char *what, int64_t deadline) {
 void weft__task_wake(weft_task *t, int code) {
   if (t->state != WEFT__TASK_PARKED)
     return;
-  weft__timer_disarm(&t->hub->timers, &t->timer);
+  if (t->timer.slot != WEFT__TIMER_IDLE) /* a wait with a deadline */
+    weft__timer_disarm(&t->hub->timers, &t->timer);
   t->wake_code = code;
   weft__runq_push(t->hub, t);
 }

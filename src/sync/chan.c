@@ -29,18 +29,23 @@
 enum { WAITING, FIRED, GONE };
 enum { MAX_CASES = 64 };
 
+/* What a peer writes when it fires a wait (the fields before the parker,
+ * and the parker's code and woken word) fits in one cache line, which the
+ * parker, a thread spinning on another CPU, then reads in one transfer. */
 struct chan_wait {
-  weft__waiter parker; /* what the task or thread parks on */
   int state;           /* WAITING, FIRED, GONE (atomic, see claim) */
   bool single;         /* one case: one guard guards state */
   int fired;           /* the index of the case that ran */
   int rc;              /* its result: 0, or -EPIPE */
-};
+  void *value;         /* what a receiving case received */
+  weft__waiter parker; /* what the task or thread parks on */
+} __attribute__((aligned(64)));
 
 struct chan_case {
   weft__waiter node; /* in the channel's queue; never parked on */
   struct chan_wait *wait;
   weft_chan_op *op;
+  void *value; /* a sending case's value, read by the peer */
   int index;
 };
 
@@ -85,10 +90,18 @@ static struct chan_case *claim(weft__waitq *q) {
 
 /* Ends a claimed wait: its case k ran with result rc. */
 static void fire(struct chan_case *k, int rc) {
-  k->op->rc = rc;
   k->wait->fired = k->index;
   k->wait->rc = rc;
   weft__waiter_wake(&k->wait->parker, 0);
+}
+
+/* The case of ops that w's firing ran, its result and value set. */
+static inline int fired(weft_chan_op *ops, const struct chan_wait *w) {
+  weft_chan_op *op = &ops[w->fired];
+  op->rc = w->rc;
+  if (op->dir == WEFT_CHAN_RECV)
+    op->value = w->value;
+  return w->fired;
 }
 
 /* Runs op now if it can run without waiting. Called with the channel's
@@ -102,7 +115,7 @@ static bool try_now(weft_chan_op *op) {
     }
     struct chan_case *r = claim(&c->receivers_);
     if (r) { /* a waiting receiver: the buffer is empty */
-      r->op->value = op->value;
+      r->wait->value = op->value;
       fire(r, 0);
       op->rc = 0;
       return true;
@@ -122,7 +135,7 @@ static bool try_now(weft_chan_op *op) {
     /* A slot came free: a waiting sender's value fills it. */
     struct chan_case *s = claim(&c->senders_);
     if (s) {
-      c->slots_[(c->head_ + c->len_) % c->cap_] = s->op->value;
+      c->slots_[(c->head_ + c->len_) % c->cap_] = s->value;
       __atomic_store_n(&c->len_, c->len_ + 1, __ATOMIC_RELAXED);
       fire(s, 0);
     }
@@ -131,7 +144,7 @@ static bool try_now(weft_chan_op *op) {
   }
   struct chan_case *s = claim(&c->senders_);
   if (s) { /* unbuffered: take the value from the sender */
-    op->value = s->op->value;
+    op->value = s->value;
     fire(s, 0);
     op->rc = 0;
     return true;
@@ -145,7 +158,11 @@ static bool try_now(weft_chan_op *op) {
 }
 
 /* The distinct channels of ops, sorted by address: the lock order. */
-static int lock_order(weft_chan_op *ops, int n, weft_chan **order) {
+static inline int lock_order(weft_chan_op *ops, int n, weft_chan **order) {
+  if (n == 1) {
+    order[0] = ops[0].chan;
+    return 1;
+  }
   int m = 0;
   for (int i = 0; i < n; i++) {
     weft_chan *c = ops[i].chan;
@@ -228,6 +245,7 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout) {
     /* The node is only ever linked: the queue sets its fields. */
     cases[i].wait = &wait;
     cases[i].op = &ops[i];
+    cases[i].value = ops[i].value;
     cases[i].index = i;
     weft_chan *c = ops[i].chan;
     weft__waitq_push_back(ops[i].dir == WEFT_CHAN_SEND ? &c->senders_
@@ -241,7 +259,7 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout) {
      * the channel's guard, and the program may free the channel as soon
      * as this returns. */
     weft__guard_pass(&order[0]->guard_);
-    return wait.fired;
+    return fired(ops, &wait);
   }
   /* Every guard is taken, to take the nodes left out of their queues, and
    * so that the peer that fired, if one did, has left. */
@@ -255,7 +273,7 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout) {
                          &cases[i].node);
     }
   unlock_all(order, m);
-  return gave_up ? rc : wait.fired;
+  return gave_up ? rc : fired(ops, &wait);
 }
 
 int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
@@ -299,7 +317,7 @@ int weft_chan_close(weft_chan *c) {
   c->closed_ = 1;
   struct chan_case *k;
   while ((k = claim(&c->receivers_)) != NULL) {
-    k->op->value = NULL;
+    k->wait->value = NULL;
     fire(k, -EPIPE);
   }
   while ((k = claim(&c->senders_)) != NULL)

@@ -211,15 +211,24 @@ static void shuffle(int *order, int n) {
   }
 }
 
-/* The select, of valid cases. Inlined into each caller, so that a send
- * or receive (a select of one case) is compiled for n == 1: no loops, no
- * arrays of variable length. */
+/* The arrays a select of n cases works in, n long each. */
+struct select_space {
+  weft_chan **order;       /* its distinct channels, in lock order */
+  int *poll_order;         /* the order in which it tries its cases */
+  struct chan_case *cases; /* its nodes, for the channels' queues */
+};
+
+/* The select, of valid cases, in the caller's space. Inlined into each
+ * caller, so that a send or receive (a select of one case, with arrays
+ * of one) is compiled for n == 1: no loops, no arrays of variable length
+ * (whose stack adjustments showed in every call). */
 static inline __attribute__((always_inline)) int
-select_valid(weft_chan_op *ops, int n, int64_t timeout) {
-  weft_chan *order[n];
+select_valid(weft_chan_op *ops, int n, int64_t timeout,
+             struct select_space space) {
+  weft_chan **order = space.order;
   int m = lock_order(ops, n, order);
   lock_all(order, m);
-  int poll_order[n];
+  int *poll_order = space.poll_order;
   shuffle(poll_order, n);
   for (int k = 0; k < n; k++) {
     int i = poll_order[k];
@@ -240,7 +249,7 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout) {
   wait.state = WAITING;
   wait.single = n == 1;
   weft__waiter_init(&wait.parker, "channel", ops[0].chan);
-  struct chan_case cases[n];
+  struct chan_case *cases = space.cases;
   for (int i = 0; i < n; i++) {
     /* The node is only ever linked: the queue sets its fields. */
     cases[i].wait = &wait;
@@ -283,14 +292,28 @@ int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
     if (!ops[i].chan ||
         (ops[i].dir != WEFT_CHAN_SEND && ops[i].dir != WEFT_CHAN_RECV))
       return -EINVAL;
-  return select_valid(ops, n, timeout);
+  weft_chan *order[n];
+  int poll_order[n];
+  struct chan_case cases[n];
+  return select_valid(ops, n, timeout,
+                      (struct select_space){order, poll_order, cases});
+}
+
+/* A select of the one case op. */
+static inline __attribute__((always_inline)) int one(weft_chan_op *op,
+                                                     int64_t timeout) {
+  weft_chan *order[1];
+  int poll_order[1];
+  struct chan_case cases[1];
+  return select_valid(op, 1, timeout,
+                      (struct select_space){order, poll_order, cases});
 }
 
 int weft_chan_send(weft_chan *c, void *value, int64_t timeout) {
   if (!c)
     return -EINVAL;
   weft_chan_op op = {.chan = c, .dir = WEFT_CHAN_SEND, .value = value};
-  int rc = select_valid(&op, 1, timeout);
+  int rc = one(&op, timeout);
   return rc < 0 ? rc : op.rc;
 }
 
@@ -298,7 +321,7 @@ int weft_chan_recv(weft_chan *c, void **value, int64_t timeout) {
   if (!c)
     return -EINVAL;
   weft_chan_op op = {.chan = c, .dir = WEFT_CHAN_RECV};
-  int rc = select_valid(&op, 1, timeout);
+  int rc = one(&op, timeout);
   if (rc < 0)
     return rc;
   if (value && op.rc == 0)

@@ -104,7 +104,7 @@ int weft__waiter_wait(weft__waiter *w, int64_t deadline) {
   int64_t spin_end = weft__now() + SPIN_FOR;
   if (spin_end > deadline)
     spin_end = deadline;
-  for (int i = 1;; i++) {
+  for (int i = 1; weft__cpu_spinning_pays(); i++) {
     if (weft__waiter_woken(w))
       return w->code;
     weft__cpu_relax();

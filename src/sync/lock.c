@@ -191,7 +191,9 @@ acquire_slow(weft_lock *l, int64_t deadline, bool cancellable,
    * CPU, is likely a few instructions from its release. A task does not:
    * the holder may be a task of its own hub, which cannot run while it
    * spins. */
-  for (int i = 0; !weft__task_running() && i < SPIN_ROUNDS; i++) {
+  for (int i = 0;
+       !weft__task_running() && weft__cpu_spinning_pays() && i < SPIN_ROUNDS;
+       i++) {
     if (take_free(l))
       return 0;
     for (int j = 0; j < 1 << (i < SPIN_CAP ? i : SPIN_CAP); j++)

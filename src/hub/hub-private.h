@@ -55,7 +55,9 @@ struct weft_task {
   weft_task *joiner;    /* the task in weft_task_join on this one */
   const char *waits_on; /* what a parked task waits in, for reports */
   const weft_task *waits_for;       /* the task it joins, for reports */
-  int64_t parked_at;                /* weft__now_coarse() when it parked */
+  int64_t parked_at;                /* about when it parked (see stamp) */
+  bool unstamped;                   /* parked, not yet stamped: in the */
+  weft_task *unstamped_next;        /* hub's list of such tasks */
   weft__timer timer;                /* its deadline while parked with one */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
   unsigned ready; /* what the poller reported while it waited on an fd */
@@ -102,6 +104,7 @@ struct weft__hub {
   size_t waiter_waits;         /* tasks parked on a waiter: a thread or another
                                   hub may wake them, so no deadlock while any
                                   exist */
+  weft_task *unstamped;        /* tasks parked since the last stamp */
   _Atomic(weft_task *) remote; /* tasks other threads woke, newest first */
   atomic_bool polling; /* the hub may be blocked in its poller: kick it */
   weft_task *main;     /* weft_run's task; its result is kept here, */
@@ -117,6 +120,14 @@ static inline weft_task *weft__task_running(void) {
   weft__hub *h = weft__hub_current;
   return h ? h->current : NULL;
 }
+
+/* Stamps the tasks that parked since the last stamp with the time now, as
+ * their parked_at. A park does not read the clock (about a tenth of what
+ * two tasks handing a value back and forth cost): the hub stamps every
+ * STAMP_TURNS turns, at every pass of its scheduler, and before it
+ * reports. So a blocked task's time in reports may fall short of the
+ * truth by that much, never exceed it. */
+void weft__hub_stamp_parked(weft__hub *h);
 
 /* Marks t cancelled and wakes it with -ECANCELED if it is parked, unless
  * its wait is shielded (it then sees the cancellation at its next wait). */

@@ -81,13 +81,28 @@ static inline bool idle_between_turns(const weft__hub *h) {
          (h->unfinished != h->daemons || h->daemons_cancelled);
 }
 
+void weft__hub_stamp_parked(weft__hub *h) {
+  if (!h->unstamped)
+    return;
+  int64_t now = weft__now_coarse();
+  for (weft_task *t = h->unstamped; t; t = t->unstamped_next) {
+    t->parked_at = now;
+    t->unstamped = false;
+  }
+  h->unstamped = NULL;
+}
+
+/* How many turns begun without the scheduler between two stamps. */
+enum { STAMP_TURNS = 16 };
+
 weft_task *weft__task_next_direct(weft__hub *h) {
   if (!h->runq_head)
     return NULL;
   if (h->turn_left == 0) {
     if (!idle_between_turns(h))
       return NULL;
-    h->turns++;
+    if (++h->turns % STAMP_TURNS == 0)
+      weft__hub_stamp_parked(h);
     h->turn_left = h->runq_len;
   }
   h->turn_left--;
@@ -120,7 +135,11 @@ int weft__task_park(weft_task *t, const char *what, int64_t deadline) {
   }
   t->state = WEFT__TASK_PARKED;
   t->waits_on = what;
-  t->parked_at = weft__now_coarse();
+  if (!t->unstamped) { /* stamped later (weft__hub_stamp_parked) */
+    t->unstamped = true;
+    t->unstamped_next = h->unstamped;
+    h->unstamped = t;
+  }
   t->wake_code = 0;
   weft__task_switch_out(t);
   t->waits_on = NULL;
@@ -243,6 +262,7 @@ static bool waits_only_on_own_tasks(const weft__hub *h) {
 
 /* Names every parked task and what it waits on. */
 static void report_deadlock(weft__hub *h) {
+  weft__hub_stamp_parked(h);
   char line[256];
   say("weft: deadlock: every task is blocked and nothing can wake one\n");
   int64_t now = weft__now_coarse();
@@ -283,6 +303,7 @@ int weft_hub_dump(int fd) {
            "armed\n",
            tasks, h->runq_len, parked, h->timers.len);
   int rc = write_whole(fd, line);
+  weft__hub_stamp_parked(h);
   int64_t now = weft__now_coarse();
   for (weft_task *t = h->all; t && rc == 0; t = t->all_next) {
     describe_task(t, now, line, sizeof line);
@@ -338,6 +359,7 @@ static void give_up(weft__hub *h) {
 
 static int loop(weft__hub *h) {
   while (h->unfinished > 0) {
+    weft__hub_stamp_parked(h);
     h->turns++;
     for (h->turn_left = h->runq_len; h->turn_left > 0;) {
       h->turn_left--;

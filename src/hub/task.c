@@ -147,6 +147,8 @@ void weft__task_release(weft_task *t) {
    * way meanwhile): the entry must go before the task does. */
   if (atomic_load(&t->remote_pending))
     weft__hub_drain_remote(h);
+  if (t->unstamped) /* the list must not keep it */
+    weft__hub_stamp_parked(h);
   weft__timer_disarm(&h->timers, &t->timer);
   if (t->all_prev)
     t->all_prev->all_next = t->all_next;

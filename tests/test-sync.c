@@ -1009,6 +1009,63 @@ TEST_TIMEOUT(many_producers_and_consumers_lose_nothing, 60) {
   CHECK_EQ(atomic_load(&recv_sum), atomic_load(&sent_sum));
 }
 
+/* Plain threads on an unbuffered channel, sends and receives racing
+ * timeouts of a few microseconds (shorter than a thread's spin, longer
+ * than a hand-over): a peer often fires a wait just as it times out, and
+ * then wakes the thread after leaving the channel's guard, which the
+ * thread must wait for. Every value arrives once. */
+static weft_chan racy = WEFT_CHAN_INIT(NULL, 0);
+static atomic_long racy_sent, racy_recv, racy_recv_n;
+static atomic_int racy_senders;
+
+static int64_t racy_timeout(unsigned *seed) {
+  *seed = *seed * 1103515245u + 12345u;
+  return WEFT_US(1 + (*seed >> 16) % 20);
+}
+
+static void *racy_sender(void *arg) {
+  unsigned seed = (unsigned)VI(arg);
+  for (int i = 1; i <= 30000; i++) {
+    int rc;
+    while ((rc = weft_chan_send(&racy, IV(i), racy_timeout(&seed))) ==
+           -ETIMEDOUT)
+      ;
+    CHECK_EQ(rc, 0);
+    atomic_fetch_add(&racy_sent, i);
+  }
+  if (atomic_fetch_sub(&racy_senders, 1) == 1)
+    CHECK_EQ(weft_chan_close(&racy), 0);
+  return NULL;
+}
+
+static void *racy_receiver(void *arg) {
+  unsigned seed = (unsigned)VI(arg);
+  for (;;) {
+    void *v;
+    int rc = weft_chan_recv(&racy, &v, racy_timeout(&seed));
+    if (rc == -ETIMEDOUT)
+      continue;
+    if (rc == -EPIPE)
+      return NULL;
+    CHECK_EQ(rc, 0);
+    atomic_fetch_add(&racy_recv, VI(v));
+    atomic_fetch_add(&racy_recv_n, 1);
+  }
+}
+
+TEST_TIMEOUT(threads_racing_timeouts_on_a_channel_lose_nothing, 60) {
+  atomic_store(&racy_senders, 3);
+  pthread_t th[6];
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(pthread_create(&th[i], NULL, racy_sender, IV(i + 1)), 0);
+    CHECK_EQ(pthread_create(&th[3 + i], NULL, racy_receiver, IV(i + 7)), 0);
+  }
+  for (int i = 0; i < 6; i++)
+    pthread_join(th[i], NULL);
+  CHECK_EQ(atomic_load(&racy_recv_n), 3 * 30000);
+  CHECK_EQ(atomic_load(&racy_recv), atomic_load(&racy_sent));
+}
+
 /* --- freeing a primitive as soon as a wait on it returns ------------------
  * A common pattern: a waiter owns the primitive (on its stack, or as here
  * on the heap) and frees it the moment its wait returns. The waker may

@@ -125,6 +125,11 @@ int weft__waiter_wait(weft__waiter *w, int64_t deadline) {
   }
 }
 
+void weft__waiter_await(weft__waiter *w) {
+  while (weft__waiter_wait(w, INT64_MAX) < 0) {
+  }
+}
+
 void weft__waiter_wake(weft__waiter *w, int code) {
   w->code = code;
   weft_task *t = w->task;

@@ -21,6 +21,10 @@
  *    on to the next waiter, so that no wake-up is lost.
  * Since every wake happens under L, and a waiter whose wait failed takes L
  * before it looks, a wake is delivered once or passed on, never lost.
+ * One variation: a primitive may wake a *thread* after letting go of L
+ * (channels do, so that the woken thread need not look at L at all),
+ * provided that a failed wait that finds its waiter taken waits for the
+ * wake to come (weft__waiter_await) before it returns.
  *
  * Wake codes are never negative, so that the sign tells a wake from a
  * failed wait. A hub that gives up its run lets no wait on a waiter begin
@@ -73,6 +77,11 @@ void weft__waiter_init(weft__waiter *w, const char *what, const void *object);
  * the primitive's lock, after queueing w. See the protocol above for what to do
  * after an error. */
 int weft__waiter_wait(weft__waiter *w, int64_t deadline);
+
+/* Blocks until w, a thread's waiter, is woken, whatever its deadline: for
+ * a primitive that wakes threads after leaving its guard (chan.c), when a
+ * wait that failed finds that a waker took it meanwhile. */
+void weft__waiter_await(weft__waiter *w);
 
 /* Wakes w, which the caller took out of its queue, holding the
  * primitive's lock: its wait returns code, which must not be negative, so

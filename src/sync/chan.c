@@ -16,6 +16,15 @@
  * guard orders this after any peer that fired it: a peer holds one guard,
  * and fires under it.
  *
+ * A parker that is a plain thread is woken later than waiter.h's rule
+ * says: after the peer has let go of the guard (wake_later), so that the
+ * woken thread, which likely spins on another CPU, need not wait for the
+ * guard, nor pull the channel's cache line over to look at it. In
+ * exchange, a thread whose wait failed but was fired meanwhile waits for
+ * that wake before it returns (weft__waiter_await), since the peer will
+ * still write to its waiter. A task is woken under the guard, as waiter.h
+ * says: its hub could otherwise free it between the two.
+ *
  * Lock order: the guards of several channels, by address, whether one
  * select takes them or a peer (itself a select) does.
  */
@@ -33,12 +42,13 @@ enum { MAX_CASES = 64 };
  * and the parker's code and woken word) fits in one cache line, which the
  * parker, a thread spinning on another CPU, then reads in one transfer. */
 struct chan_wait {
-  int state;           /* WAITING, FIRED, GONE (atomic, see claim) */
-  bool single;         /* one case: one guard guards state */
-  int fired;           /* the index of the case that ran */
-  int rc;              /* its result: 0, or -EPIPE */
-  void *value;         /* what a receiving case received */
-  weft__waiter parker; /* what the task or thread parks on */
+  int state;                   /* WAITING, FIRED, GONE (atomic, see claim) */
+  bool single;                 /* one case: one guard guards state */
+  int fired;                   /* the index of the case that ran */
+  int rc;                      /* its result: 0, or -EPIPE */
+  void *value;                 /* what a receiving case received */
+  struct chan_wait *wake_next; /* in a peer's list of waits to wake */
+  weft__waiter parker;         /* what the task or thread parks on */
 } __attribute__((aligned(64)));
 
 struct chan_case {
@@ -88,11 +98,28 @@ static struct chan_case *claim(weft__waitq *q) {
   return NULL;
 }
 
-/* Ends a claimed wait: its case k ran with result rc. */
-static void fire(struct chan_case *k, int rc) {
-  k->wait->fired = k->index;
-  k->wait->rc = rc;
-  weft__waiter_wake(&k->wait->parker, 0);
+/* Ends a claimed wait: its case k ran with result rc. A task is woken
+ * now; a thread's wait goes on the list *later, for wake_later once the
+ * guard is free (above). */
+static void fire(struct chan_case *k, int rc, struct chan_wait **later) {
+  struct chan_wait *w = k->wait;
+  w->fired = k->index;
+  w->rc = rc;
+  if (w->parker.task) {
+    weft__waiter_wake(&w->parker, 0);
+  } else {
+    w->wake_next = *later;
+    *later = w;
+  }
+}
+
+/* Wakes the threads fire() put off, the caller holding no guard. */
+static void wake_later(struct chan_wait *w) {
+  while (w) {
+    struct chan_wait *next = w->wake_next; /* read first: woken, w goes */
+    weft__waiter_wake(&w->parker, 0);
+    w = next;
+  }
 }
 
 /* The case of ops that w's firing ran, its result and value set. */
@@ -105,8 +132,8 @@ static inline int fired(weft_chan_op *ops, const struct chan_wait *w) {
 }
 
 /* Runs op now if it can run without waiting. Called with the channel's
- * guard held. */
-static bool try_now(weft_chan_op *op) {
+ * guard held; a thread it fired goes on *later. */
+static bool try_now(weft_chan_op *op, struct chan_wait **later) {
   weft_chan *c = op->chan;
   if (op->dir == WEFT_CHAN_SEND) {
     if (c->closed_) {
@@ -116,7 +143,7 @@ static bool try_now(weft_chan_op *op) {
     struct chan_case *r = claim(&c->receivers_);
     if (r) { /* a waiting receiver: the buffer is empty */
       r->wait->value = op->value;
-      fire(r, 0);
+      fire(r, 0, later);
       op->rc = 0;
       return true;
     }
@@ -137,7 +164,7 @@ static bool try_now(weft_chan_op *op) {
     if (s) {
       c->slots_[(c->head_ + c->len_) % c->cap_] = s->value;
       __atomic_store_n(&c->len_, c->len_ + 1, __ATOMIC_RELAXED);
-      fire(s, 0);
+      fire(s, 0, later);
     }
     op->rc = 0;
     return true;
@@ -145,7 +172,7 @@ static bool try_now(weft_chan_op *op) {
   struct chan_case *s = claim(&c->senders_);
   if (s) { /* unbuffered: take the value from the sender */
     op->value = s->value;
-    fire(s, 0);
+    fire(s, 0, later);
     op->rc = 0;
     return true;
   }
@@ -230,10 +257,12 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout,
   lock_all(order, m);
   int *poll_order = space.poll_order;
   shuffle(poll_order, n);
+  struct chan_wait *later = NULL;
   for (int k = 0; k < n; k++) {
     int i = poll_order[k];
-    if (try_now(&ops[i])) {
+    if (try_now(&ops[i], &later)) {
       unlock_all(order, m);
+      wake_later(later);
       return i;
     }
   }
@@ -264,10 +293,11 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout,
   unlock_all(order, m);
   int rc = weft__waiter_wait(&wait.parker, weft__deadline_after(timeout));
   if (rc >= 0 && n == 1) {
-    /* The peer that fired took the only node out; it may still be inside
-     * the channel's guard, and the program may free the channel as soon
-     * as this returns. */
-    weft__guard_pass(&order[0]->guard_);
+    /* The peer that fired took the only node out. A task's peer may still
+     * be inside the channel's guard, and the program may free the channel
+     * as soon as this returns; a thread's has left it (above). */
+    if (wait.parker.task)
+      weft__guard_pass(&order[0]->guard_);
     return fired(ops, &wait);
   }
   /* Every guard is taken, to take the nodes left out of their queues, and
@@ -282,7 +312,11 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout,
                          &cases[i].node);
     }
   unlock_all(order, m);
-  return gave_up ? rc : fired(ops, &wait);
+  if (gave_up)
+    return rc;
+  if (rc < 0 && !wait.parker.task)
+    weft__waiter_await(&wait.parker); /* fired, its wake still to come */
+  return fired(ops, &wait);
 }
 
 int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
@@ -339,13 +373,15 @@ int weft_chan_close(weft_chan *c) {
   }
   c->closed_ = 1;
   struct chan_case *k;
+  struct chan_wait *later = NULL;
   while ((k = claim(&c->receivers_)) != NULL) {
     k->wait->value = NULL;
-    fire(k, -EPIPE);
+    fire(k, -EPIPE, &later);
   }
   while ((k = claim(&c->senders_)) != NULL)
-    fire(k, -EPIPE);
+    fire(k, -EPIPE, &later);
   weft__guard_unlock(&c->guard_);
+  wake_later(later);
   return 0;
 }
 

@@ -32,19 +32,29 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/coro.h"
 #include "../core/cpu.h"
 #include "hub-private.h"
 
-/* How long a thread spins on its waiter before it sleeps, and how many
- * pauses between two looks at the clock. A futex sleep and wake cost 50 to
- * 70 us between the CPUs of a virtual machine; a thread woken by a peer
- * that runs on another CPU (a channel's other end) is woken within a
- * microsecond or two, if both spin. With less than 10 us, two threads
- * taking turns on a channel here often both fall asleep: a round trip
- * took 0.3 to 0.7 us spinning 5 us, 2 to 3.5 us spinning 2 us, and 0.27
- * spinning 10. */
-#define SPIN_FOR WEFT_US(10)
+/* How long a thread spins on its waiter before it sleeps: adapted to
+ * how long its waits take, between SPIN_MIN and SPIN_MAX, per thread.
+ *
+ * A futex sleep and wake cost 50 to 70 us between the CPUs of a virtual
+ * machine, a few on bare metal; a thread woken by a peer running on another
+ * CPU (a channel's other end) is woken within a microsecond or two, if both
+ * spin. But once one of two threads taking turns sleeps (its peer was
+ * preempted a moment), the other's reply wakes it only after that wake-up
+ * latency, during which the other's own spin, if shorter, runs out: it
+ * sleeps too, and so on, each turn paying a sleep and a wake (a round
+ * trip of 1 to 3 us on average instead of 0.25, in runs here with a fixed
+ * 10 us spin). So a thread whose wait ended by a wake within SPIN_MAX
+ * after it slept spins that long, and a quarter more, next time; a wait
+ * that a spin ended, or a long one, brings the spin back down. */
+#define SPIN_MIN WEFT_US(10)
+#define SPIN_MAX WEFT_US(200)
 enum { PAUSES_PER_CLOCK = 16 };
+
+static WEFT__TLS int64_t spin_for; /* 0: SPIN_MIN */
 
 /* Sleeps while *word is `expect`, until a wake or the absolute monotonic
  * deadline (INT64_MAX: none). Spurious returns are the caller's to loop on. */
@@ -84,6 +94,41 @@ void weft__waiter_init(weft__waiter *w, const char *what, const void *object) {
   w->holder = NULL;
 }
 
+/* A thread's wait: spins a moment first (a wake that comes within it costs
+ * no system call on either side), then sleeps on the futex word. */
+static int thread_wait(weft__waiter *w, int64_t deadline) {
+  int64_t start = weft__now();
+  int64_t budget = spin_for ? spin_for : SPIN_MIN;
+  int64_t spin_end = start + budget < deadline ? start + budget : deadline;
+  for (int i = 1; weft__cpu_spinning_pays(); i++) {
+    if (weft__waiter_woken(w)) {
+      /* Ended by the spin: drift back towards the shortest. */
+      spin_for = budget > SPIN_MIN ? budget - budget / 8 : 0;
+      return w->code;
+    }
+    weft__cpu_relax();
+    if (i % PAUSES_PER_CLOCK == 0 && weft__now() >= spin_end)
+      break;
+  }
+  for (;;) {
+    uint32_t s = atomic_load_explicit(&w->woken, memory_order_acquire);
+    if (s == WAITER_WOKEN) {
+      int64_t waited = weft__now() - start;
+      spin_for = waited <= SPIN_MAX ? waited + waited / 4 : 0;
+      if (spin_for > SPIN_MAX)
+        spin_for = SPIN_MAX;
+      return w->code;
+    }
+    if (deadline != INT64_MAX && weft__now() >= deadline)
+      return -ETIMEDOUT;
+    /* Say that it sleeps, so that the waker knows to wake the futex. */
+    if (s == WAITER_WAITING &&
+        !atomic_compare_exchange_strong(&w->woken, &s, WAITER_SLEEPING))
+      continue; /* woken meanwhile */
+    futex_wait_until(&w->woken, WAITER_SLEEPING, deadline);
+  }
+}
+
 int weft__waiter_wait(weft__waiter *w, int64_t deadline) {
   weft_task *t = w->task;
   if (t) {
@@ -97,32 +142,7 @@ int weft__waiter_wait(weft__waiter *w, int64_t deadline) {
     t->waiter = NULL;
     return rc;
   }
-  /* A thread spins a moment first: a wake that comes within it (the
-   * other side of a channel, a lock's holder on another CPU) costs no
-   * system call on either side, where a sleep and a futex wake cost tens
-   * of microseconds on a virtual machine. */
-  int64_t spin_end = weft__now() + SPIN_FOR;
-  if (spin_end > deadline)
-    spin_end = deadline;
-  for (int i = 1; weft__cpu_spinning_pays(); i++) {
-    if (weft__waiter_woken(w))
-      return w->code;
-    weft__cpu_relax();
-    if (i % PAUSES_PER_CLOCK == 0 && weft__now() >= spin_end)
-      break;
-  }
-  for (;;) {
-    uint32_t s = atomic_load_explicit(&w->woken, memory_order_acquire);
-    if (s == WAITER_WOKEN)
-      return w->code;
-    if (deadline != INT64_MAX && weft__now() >= deadline)
-      return -ETIMEDOUT;
-    /* Say that it sleeps, so that the waker knows to wake the futex. */
-    if (s == WAITER_WAITING &&
-        !atomic_compare_exchange_strong(&w->woken, &s, WAITER_SLEEPING))
-      continue; /* woken meanwhile */
-    futex_wait_until(&w->woken, WAITER_SLEEPING, deadline);
-  }
+  return thread_wait(w, deadline);
 }
 
 void weft__waiter_await(weft__waiter *w) {

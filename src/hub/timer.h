@@ -70,8 +70,13 @@ int64_t weft__now(void);
  * blocked; never mixed with weft__now. */
 int64_t weft__now_coarse(void);
 
-/* now + timeout, saturating; WEFT_FOREVER (any negative) gives INT64_MAX. */
-int64_t weft__deadline_after(int64_t timeout);
+int64_t weft__deadline_after_slow(int64_t timeout); /* reads the clock */
+
+/* now + timeout, saturating; WEFT_FOREVER (any negative) gives INT64_MAX,
+ * inline and without a look at the clock, as most waits have no end. */
+static inline int64_t weft__deadline_after(int64_t timeout) {
+  return timeout < 0 ? INT64_MAX : weft__deadline_after_slow(timeout);
+}
 
 /* The timeout for a millisecond wait (poll, epoll_wait) that must not end
  * before deadline: -1 for INT64_MAX (no deadline), 0 when it has passed,

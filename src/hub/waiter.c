@@ -78,22 +78,6 @@ static void futex_wake_one(_Atomic uint32_t *word) {
   syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-void weft__waiter_init(weft__waiter *w, const char *what, const void *object) {
-  /* Field by field: a compound literal compiles to a string store
-   * (rep stos), whose start-up cost shows in every wait. */
-  w->next = w->prev = NULL;
-  w->task = weft__task_running();
-  atomic_init(&w->woken, WAITER_WAITING);
-  w->code = 0;
-  w->queued = false;
-  w->since = 0;
-  w->shielded = false;
-  w->what = what;
-  w->object = object;
-  w->name = NULL;
-  w->holder = NULL;
-}
-
 /* A thread's wait: spins a moment first (a wake that comes within it costs
  * no system call on either side), then sleeps on the futex word. */
 static int thread_wait(weft__waiter *w, int64_t deadline) {
@@ -202,46 +186,4 @@ void weft__hub_drain_remote(weft__hub *h) {
         atomic_load(&t->waiter->woken) == WAITER_WOKEN)
       weft__task_wake(t, t->waiter->code);
   }
-}
-
-void weft__waitq_push_back(weft__waitq *q, weft__waiter *w) {
-  w->next = NULL;
-  w->prev = q->tail;
-  if (q->tail)
-    q->tail->next = w;
-  else
-    q->head = w;
-  q->tail = w;
-  w->queued = true;
-}
-
-void weft__waitq_push_front(weft__waitq *q, weft__waiter *w) {
-  w->prev = NULL;
-  w->next = q->head;
-  if (q->head)
-    q->head->prev = w;
-  else
-    q->tail = w;
-  q->head = w;
-  w->queued = true;
-}
-
-void weft__waitq_remove(weft__waitq *q, weft__waiter *w) {
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    q->head = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    q->tail = w->prev;
-  w->next = w->prev = NULL;
-  w->queued = false;
-}
-
-weft__waiter *weft__waitq_pop(weft__waitq *q) {
-  weft__waiter *w = q->head;
-  if (w)
-    weft__waitq_remove(q, w);
-  return w;
 }

@@ -44,6 +44,8 @@
 #include <stdint.h>
 #include <weft/hub.h>
 
+#include "hub-private.h"
+
 typedef struct weft__waiter weft__waiter;
 
 struct weft__waiter {
@@ -68,9 +70,6 @@ struct weft__waiter {
  * (declared in weft/hub.h, for primitives to embed). */
 typedef struct weft__waitq weft__waitq;
 
-/* Makes w the calling task's or thread's waiter for what/object. */
-void weft__waiter_init(weft__waiter *w, const char *what, const void *object);
-
 /* Blocks until w is woken (returns its code, >= 0), the deadline passes
  * (-ETIMEDOUT; absolute ns, INT64_MAX: none), the waiting task is
  * cancelled (-ECANCELED), or its timer cannot be armed (-ENOMEM). Call without
@@ -93,15 +92,72 @@ void weft__waiter_wake(weft__waiter *w, int code);
  * then. */
 enum { WAITER_WAITING = 0, WAITER_WOKEN = 1, WAITER_SLEEPING = 2 };
 
+/* Makes w the calling task's or thread's waiter for what/object. */
+static inline void weft__waiter_init(weft__waiter *w, const char *what,
+                                     const void *object) {
+  /* Field by field: a compound literal compiles to a string store
+   * (rep stos), whose start-up cost shows in every wait. */
+  w->next = w->prev = NULL;
+  w->task = weft__task_running();
+  atomic_init(&w->woken, WAITER_WAITING);
+  w->code = 0;
+  w->queued = false;
+  w->since = 0;
+  w->shielded = false;
+  w->what = what;
+  w->object = object;
+  w->name = NULL;
+  w->holder = NULL;
+}
+
 static inline bool weft__waiter_woken(const weft__waiter *w) {
   return atomic_load_explicit(&((weft__waiter *)w)->woken,
                               memory_order_acquire) == WAITER_WOKEN;
 }
 
-void weft__waitq_push_back(weft__waitq *q, weft__waiter *w);
-void weft__waitq_push_front(weft__waitq *q, weft__waiter *w);
-weft__waiter *weft__waitq_pop(weft__waitq *q); /* NULL when empty */
-void weft__waitq_remove(weft__waitq *q, weft__waiter *w);
+/* Queue operations: inline, as every wait and wake makes one or two. */
+static inline void weft__waitq_push_back(weft__waitq *q, weft__waiter *w) {
+  w->next = NULL;
+  w->prev = q->tail;
+  if (q->tail)
+    q->tail->next = w;
+  else
+    q->head = w;
+  q->tail = w;
+  w->queued = true;
+}
+
+static inline void weft__waitq_push_front(weft__waitq *q, weft__waiter *w) {
+  w->prev = NULL;
+  w->next = q->head;
+  if (q->head)
+    q->head->prev = w;
+  else
+    q->tail = w;
+  q->head = w;
+  w->queued = true;
+}
+
+static inline void weft__waitq_remove(weft__waitq *q, weft__waiter *w) {
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    q->head = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    q->tail = w->prev;
+  w->next = w->prev = NULL;
+  w->queued = false;
+}
+
+/* NULL when empty. */
+static inline weft__waiter *weft__waitq_pop(weft__waitq *q) {
+  weft__waiter *w = q->head;
+  if (w)
+    weft__waitq_remove(q, w);
+  return w;
+}
 
 static inline bool weft__waitq_empty(const weft__waitq *q) {
   return q->head == NULL;

@@ -38,17 +38,20 @@
 enum { WAITING, FIRED, GONE };
 enum { MAX_CASES = 64 };
 
-/* What a peer writes when it fires a wait (the fields before the parker,
- * and the parker's code and woken word) fits in one cache line, which the
- * parker, a thread spinning on another CPU, then reads in one transfer. */
+/* A wait of one case (a send or a receive) queues its parker itself; a
+ * select of several queues a node per case (chan_case), all pointing to
+ * the wait. Either way, all that a peer touches when it fires a wait of
+ * one case (the header, and the parker's links, woken word and code) lies
+ * in the first 64 bytes, one cache line: a parker that is a thread
+ * spinning on another CPU gives it up once and reads it back once. */
 struct chan_wait {
   int state;                   /* WAITING, FIRED, GONE (atomic, see claim) */
-  bool single;                 /* one case: one guard guards state */
   int fired;                   /* the index of the case that ran */
   int rc;                      /* its result: 0, or -EPIPE */
-  void *value;                 /* what a receiving case received */
-  struct chan_wait *wake_next; /* in a peer's list of waits to wake */
+  bool single;                 /* one case: one guard guards state */
+  void *value;                 /* a receive's value, or a one-case send's */
   weft__waiter parker;         /* what the task or thread parks on */
+  struct chan_wait *wake_next; /* in a peer's list of waits to wake */
 } __attribute__((aligned(64)));
 
 struct chan_case {
@@ -59,8 +62,27 @@ struct chan_case {
   int index;
 };
 
-static struct chan_case *case_of(weft__waiter *node) {
-  return (struct chan_case *)((char *)node - offsetof(struct chan_case, node));
+/* What a case node says it is, where a parker says "channel". */
+static const char case_node[] = "channel case";
+
+/* A wait that a peer found in a queue, and which of its cases runs. */
+struct claimed {
+  struct chan_wait *wait;
+  int index;
+  void *value; /* a sending case's value */
+};
+
+/* What the queued waiter n stands for: a case node, or the parker of a
+ * wait of one case (index 0, whose value is in the wait). */
+static struct claimed claimed_of(weft__waiter *n) {
+  if (n->what == case_node) {
+    struct chan_case *k =
+        (struct chan_case *)((char *)n - offsetof(struct chan_case, node));
+    return (struct claimed){k->wait, k->index, k->value};
+  }
+  struct chan_wait *w =
+      (struct chan_wait *)((char *)n - offsetof(struct chan_wait, parker));
+  return (struct claimed){w, 0, w->value};
 }
 
 int weft_chan_init(weft_chan *c, void **storage, unsigned capacity) {
@@ -86,22 +108,24 @@ static bool claim_wait(struct chan_wait *w, int to) {
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-/* Claims the first live waiter of q, taking dead nodes out on the way.
- * Returns its case, or NULL. Called with the channel's guard held. */
-static struct chan_case *claim(weft__waitq *q) {
+/* Claims the first live waiter of q, taking dead nodes out on the way,
+ * into *k. Returns false when none is left. Called with the channel's
+ * guard held. */
+static inline __attribute__((always_inline)) bool claim(weft__waitq *q,
+                                                        struct claimed *k) {
   weft__waiter *n;
   while ((n = weft__waitq_pop(q)) != NULL) {
-    struct chan_case *k = case_of(n);
+    *k = claimed_of(n);
     if (claim_wait(k->wait, FIRED))
-      return k;
+      return true;
   }
-  return NULL;
+  return false;
 }
 
 /* Ends a claimed wait: its case k ran with result rc. A task is woken
  * now; a thread's wait goes on the list *later, for wake_later once the
  * guard is free (above). */
-static void fire(struct chan_case *k, int rc, struct chan_wait **later) {
+static void fire(const struct claimed *k, int rc, struct chan_wait **later) {
   struct chan_wait *w = k->wait;
   w->fired = k->index;
   w->rc = rc;
@@ -140,10 +164,10 @@ static bool try_now(weft_chan_op *op, struct chan_wait **later) {
       op->rc = -EPIPE;
       return true;
     }
-    struct chan_case *r = claim(&c->receivers_);
-    if (r) { /* a waiting receiver: the buffer is empty */
-      r->wait->value = op->value;
-      fire(r, 0, later);
+    struct claimed r;
+    if (claim(&c->receivers_, &r)) { /* a waiting receiver: none buffered */
+      r.wait->value = op->value;
+      fire(&r, 0, later);
       op->rc = 0;
       return true;
     }
@@ -160,19 +184,19 @@ static bool try_now(weft_chan_op *op, struct chan_wait **later) {
     c->head_ = (c->head_ + 1) % c->cap_;
     __atomic_store_n(&c->len_, c->len_ - 1, __ATOMIC_RELAXED);
     /* A slot came free: a waiting sender's value fills it. */
-    struct chan_case *s = claim(&c->senders_);
-    if (s) {
-      c->slots_[(c->head_ + c->len_) % c->cap_] = s->value;
+    struct claimed s;
+    if (claim(&c->senders_, &s)) {
+      c->slots_[(c->head_ + c->len_) % c->cap_] = s.value;
       __atomic_store_n(&c->len_, c->len_ + 1, __ATOMIC_RELAXED);
-      fire(s, 0, later);
+      fire(&s, 0, later);
     }
     op->rc = 0;
     return true;
   }
-  struct chan_case *s = claim(&c->senders_);
-  if (s) { /* unbuffered: take the value from the sender */
-    op->value = s->value;
-    fire(s, 0, later);
+  struct claimed s;
+  if (claim(&c->senders_, &s)) { /* unbuffered: the sender's value */
+    op->value = s.value;
+    fire(&s, 0, later);
     op->rc = 0;
     return true;
   }
@@ -182,6 +206,12 @@ static bool try_now(weft_chan_op *op, struct chan_wait **later) {
     return true;
   }
   return false;
+}
+
+/* The queue where op waits: its channel's senders or receivers. */
+static inline weft__waitq *queue_of(const weft_chan_op *op) {
+  return op->dir == WEFT_CHAN_SEND ? &op->chan->senders_
+                                   : &op->chan->receivers_;
 }
 
 /* The distinct channels of ops, sorted by address: the lock order. */
@@ -242,7 +272,8 @@ static void shuffle(int *order, int n) {
 struct select_space {
   weft_chan **order;       /* its distinct channels, in lock order */
   int *poll_order;         /* the order in which it tries its cases */
-  struct chan_case *cases; /* its nodes, for the channels' queues */
+  struct chan_case *cases; /* its nodes, for the channels' queues (none
+                              for one case: its parker waits itself) */
 };
 
 /* The select, of valid cases, in the caller's space. Inlined into each
@@ -279,21 +310,24 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout,
   wait.single = n == 1;
   weft__waiter_init(&wait.parker, "channel", ops[0].chan);
   struct chan_case *cases = space.cases;
-  for (int i = 0; i < n; i++) {
-    /* The node is only ever linked: the queue sets its fields. */
+  if (n == 1) { /* the parker itself waits in the queue */
+    wait.value = ops[0].value;
+    weft__waitq_push_back(queue_of(&ops[0]), &wait.parker);
+  }
+  for (int i = 0; i < n && n > 1; i++) {
+    /* The node is only ever linked (the queue sets its fields) and told
+     * from a parker by its what. */
+    cases[i].node.what = case_node;
     cases[i].wait = &wait;
     cases[i].op = &ops[i];
     cases[i].value = ops[i].value;
     cases[i].index = i;
-    weft_chan *c = ops[i].chan;
-    weft__waitq_push_back(ops[i].dir == WEFT_CHAN_SEND ? &c->senders_
-                                                       : &c->receivers_,
-                          &cases[i].node);
+    weft__waitq_push_back(queue_of(&ops[i]), &cases[i].node);
   }
   unlock_all(order, m);
   int rc = weft__waiter_wait(&wait.parker, weft__deadline_after(timeout));
   if (rc >= 0 && n == 1) {
-    /* The peer that fired took the only node out. A task's peer may still
+    /* The peer that fired took the parker out. A task's peer may still
      * be inside the channel's guard, and the program may free the channel
      * as soon as this returns; a thread's has left it (above). */
     if (wait.parker.task)
@@ -304,13 +338,11 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout,
    * so that the peer that fired, if one did, has left. */
   lock_all(order, m);
   bool gave_up = rc < 0 && claim_wait(&wait, GONE);
-  for (int i = 0; i < n; i++)
-    if (cases[i].node.queued) {
-      weft_chan *c = ops[i].chan;
-      weft__waitq_remove(ops[i].dir == WEFT_CHAN_SEND ? &c->senders_
-                                                      : &c->receivers_,
-                         &cases[i].node);
-    }
+  if (n == 1 && wait.parker.queued)
+    weft__waitq_remove(queue_of(&ops[0]), &wait.parker);
+  for (int i = 0; i < n && n > 1; i++)
+    if (cases[i].node.queued)
+      weft__waitq_remove(queue_of(&ops[i]), &cases[i].node);
   unlock_all(order, m);
   if (gave_up)
     return rc;
@@ -338,9 +370,8 @@ static inline __attribute__((always_inline)) int one(weft_chan_op *op,
                                                      int64_t timeout) {
   weft_chan *order[1];
   int poll_order[1];
-  struct chan_case cases[1];
   return select_valid(op, 1, timeout,
-                      (struct select_space){order, poll_order, cases});
+                      (struct select_space){order, poll_order, NULL});
 }
 
 int weft_chan_send(weft_chan *c, void *value, int64_t timeout) {
@@ -372,14 +403,14 @@ int weft_chan_close(weft_chan *c) {
     return -EPIPE;
   }
   c->closed_ = 1;
-  struct chan_case *k;
+  struct claimed k;
   struct chan_wait *later = NULL;
-  while ((k = claim(&c->receivers_)) != NULL) {
-    k->wait->value = NULL;
-    fire(k, -EPIPE, &later);
+  while (claim(&c->receivers_, &k)) {
+    k.wait->value = NULL;
+    fire(&k, -EPIPE, &later);
   }
-  while ((k = claim(&c->senders_)) != NULL)
-    fire(k, -EPIPE, &later);
+  while (claim(&c->senders_, &k))
+    fire(&k, -EPIPE, &later);
   weft__guard_unlock(&c->guard_);
   wake_later(later);
   return 0;

@@ -1,8 +1,10 @@
 /*
- * The sync layer: weft_lock between tasks of one hub, tasks of two hubs,
- * plain threads, and all of them at once; timeouts and cancellation racing
- * releases; a lock released by another task or thread than took it; bad
- * use.
+ * The sync layer: each primitive between tasks of one hub, tasks of two
+ * hubs, plain threads, and all of them at once; timeouts and cancellation
+ * racing wake-ups; a lock released by another task or thread than took it;
+ * channels and select; the visited-set pattern; freeing a primitive as soon
+ * as a wait returns; lock-order checking and the hub's deadlock report by
+ * their text; bad use.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -1064,6 +1066,63 @@ TEST_TIMEOUT(threads_racing_timeouts_on_a_channel_lose_nothing, 60) {
     pthread_join(th[i], NULL);
   CHECK_EQ(atomic_load(&racy_recv_n), 3 * 30000);
   CHECK_EQ(atomic_load(&racy_recv), atomic_load(&racy_sent));
+}
+
+/* --- a visited set shared by threads and tasks ----------------------------
+ * The notes' pattern: workers visit overlapping items, and a set of the
+ * items seen, under a lock, makes sure each is processed once. Four plain
+ * threads and two hubs of four tasks each offer all 5,000 items, each in
+ * its own order, yielding now and then so that the tasks interleave. */
+enum { VISIT_ITEMS = 5000 };
+static weft_lock visited_lock = WEFT_LOCK_INIT;
+static unsigned char visited[VISIT_ITEMS];
+static atomic_int processed[VISIT_ITEMS];
+
+static void offer_all(int worker) {
+  for (int i = 0; i < VISIT_ITEMS; i++) {
+    int item = (worker * 997 + i * 7) % VISIT_ITEMS; /* 7 is coprime */
+    CHECK_EQ(weft_lock_acquire(&visited_lock, WEFT_FOREVER), 0);
+    bool first = !visited[item];
+    visited[item] = 1;
+    CHECK_EQ(weft_lock_release(&visited_lock), 0);
+    if (first)
+      atomic_fetch_add(&processed[item], 1);
+    if (i % 64 == 0 && weft_task_current())
+      weft_yield();
+  }
+}
+
+static void *offering(void *arg) {
+  offer_all((int)VI(arg));
+  return NULL;
+}
+
+static void *offering_hub(void *arg) {
+  weft_task *t[4];
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], offering, IV(VI(arg) + i), NULL), 0);
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void *offering_hub_thread(void *arg) {
+  CHECK_EQ(weft_run(offering_hub, arg, NULL), 0);
+  return NULL;
+}
+
+TEST(a_visited_set_processes_each_item_once) {
+  pthread_t th[6];
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(pthread_create(&th[i], NULL, offering, IV(i)), 0);
+  CHECK_EQ(pthread_create(&th[4], NULL, offering_hub_thread, IV(10)), 0);
+  CHECK_EQ(pthread_create(&th[5], NULL, offering_hub_thread, IV(20)), 0);
+  for (int i = 0; i < 6; i++)
+    pthread_join(th[i], NULL);
+  for (int i = 0; i < VISIT_ITEMS; i++)
+    if (atomic_load(&processed[i]) != 1)
+      harness_fail(__FILE__, __LINE__, "item %d processed %d times", i,
+                   atomic_load(&processed[i]));
 }
 
 /* --- freeing a primitive as soon as a wait on it returns ------------------

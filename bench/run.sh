@@ -137,6 +137,13 @@ go_peer sync.go BenchmarkLockUncontended/go BenchmarkLockContended/threads={2,4}
 python_peer python_sync.py BenchmarkLockUncontended/python \
   BenchmarkLockContended/threads={2,4}/python BenchmarkThreadStartJoin/python
 
+# The process layer: a child that returns at once started and joined (weft,
+# fork + waitpid, Python's multiprocessing with the fork context), and
+# /bin/true run and joined (weft, posix_spawn + waitpid).
+weft_bench bench-proc BenchmarkProcessStartJoin/{weft,fork-waitpid} \
+  BenchmarkProcessExec/{weft,posix-spawn}
+python_peer python_proc.py BenchmarkProcessStartJoin/python-mp
+
 # TCP echo over 127.0.0.1 on 1, 100 and 10,000 connections; each program
 # starts its server in a second process and stops it when done. Both
 # processes of every implementation are pinned to one CPU: in a virtual

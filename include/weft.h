@@ -9,6 +9,7 @@
 #include <weft/gen.h>
 #include <weft/hub.h>
 #include <weft/io.h>
+#include <weft/proc.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
 

@@ -129,6 +129,12 @@ static inline weft_task *weft__task_running(void) {
  * truth by that much, never exceed it. */
 void weft__hub_stamp_parked(weft__hub *h);
 
+/* In a child of fork() that will never return into the task that forked
+ * (weft_proc_start's): the thread runs outside any hub and coroutine from
+ * here on, and may start a hub of its own. What the old hub held stays
+ * unreachable in the child's copy of memory. */
+void weft__hub_forget_in_child(void);
+
 /* Marks t cancelled and wakes it with -ECANCELED if it is parked, unless
  * its wait is shielded (it then sees the cancellation at its next wait). */
 void weft__task_cancel_wake(weft_task *t);

@@ -409,6 +409,11 @@ static int loop(weft__hub *h) {
   return 0;
 }
 
+void weft__hub_forget_in_child(void) {
+  weft__hub_current = NULL;
+  weft__coro_running = NULL;
+}
+
 int weft_run(weft_task_fn fn, void *arg, void **result) {
   if (!fn)
     return -EINVAL;

@@ -36,6 +36,7 @@
 #include "../hub/waiter.h"
 #include "../sync/guard.h"
 #include "../sync/watchdog.h"
+#include "thread-private.h"
 
 #define THREAD_MAGIC 0x74687264u /* "thrd" */
 #define NAME_MAX_    32
@@ -82,8 +83,7 @@ static int counted_self(void) {
          !__atomic_load_n(&me->finished, __ATOMIC_ACQUIRE);
 }
 
-/* At exit: wait for every non-daemon thread but the caller. */
-static void wait_for_non_daemons(void) {
+void weft__thread_wait_non_daemons(void) {
   int mine = counted_self();
   pthread_mutex_lock(&live_lock);
   while (live_nondaemon > mine)
@@ -145,7 +145,7 @@ static void reset_in_child(void) {
 }
 
 static void install_shutdown(void) {
-  atexit(wait_for_non_daemons);
+  atexit(weft__thread_wait_non_daemons);
   pthread_atfork(NULL, NULL, reset_in_child);
 }
 

@@ -1,0 +1,173 @@
+/*
+ * weft/proc.h — child processes with Python's multiprocessing semantics,
+ * and without its zombies.
+ *
+ *     Python (multiprocessing)            weft
+ *     p = Process(target=f, args=(a,))    weft_proc_start(&p, f, a, NULL)
+ *       name="w", daemon=True             &(weft_proc_opts){.name = "w",
+ *                                             .daemon = true}
+ *     subprocess.Popen(argv, cwd=...)     weft_proc_exec(&p, &(weft_proc_cmd)
+ *                                             {.argv = argv, .cwd = ...},
+ *                                             NULL)
+ *     p.join(timeout)                     weft_proc_join(p, timeout, &code)
+ *     p.exitcode                          weft_proc_exitcode(p, &code)
+ *     p.is_alive(), p.pid, p.name         weft_proc_alive(p), weft_proc_pid(p),
+ *                                         weft_proc_name(p)
+ *     p.terminate(), p.kill()             weft_proc_terminate(p),
+ *                                         weft_proc_kill(p)
+ *     p.close()                           weft_proc_free(p)
+ *
+ * Exit codes are Python's: the status a child exited with (0 .. 255), or
+ * minus the number of the signal that killed it (-9 for SIGKILL).
+ *
+ * No zombies: weft watches every child it starts through a pidfd, and a
+ * reaper thread (started with the first child) collects each one the moment
+ * it exits, keeping its exit code for a join to come. A child whose handle
+ * was freed without a join is collected all the same. A join waits on the
+ * pidfd itself: a task that joins parks only itself (its hub polls the
+ * pidfd as any fd), a thread sleeps in poll().
+ *
+ * No unwanted orphans: a daemon child (opts.daemon) is terminated when the
+ * process that started it exits normally (SIGTERM, then SIGKILL after a
+ * grace period), as Python's are, and, started by weft_proc_start, it also
+ * gets PR_SET_PDEATHSIG(SIGKILL), so that it dies even when its parent is
+ * killed outright. weft_proc_subreaper makes a supervisor the reaper of
+ * its orphaned grandchildren.
+ *
+ * A child started by weft_proc_start runs fn in a copy of the parent made
+ * by fork(): only the forking thread exists there, so weft resets its own
+ * state (hubs, the thread registry, the reaper) in the child, which may use
+ * all of weft anew. A child started inside a task leaves that task's hub
+ * behind: fn runs on the plain thread, outside any hub.
+ *
+ * Calls are safe from any thread and any task, not from signal handlers;
+ * none of them is safe in a child between fork() and exec() (use the fork
+ * weft_proc_start makes).
+ */
+#ifndef WEFT_PROC_H
+#define WEFT_PROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <weft/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_proc weft_proc;
+
+/* What a child started by weft_proc_start runs: its return value is the
+ * child's exit status (0 .. 255). */
+typedef int (*weft_proc_fn)(void *arg);
+
+typedef struct weft_proc_opts {
+  /* For reports; copied, cut to 31 bytes. NULL gives "Process-<n>". */
+  const char *name;
+  /* Terminated when this process exits normally; with weft_proc_start,
+   * also killed by the kernel if this process dies (PR_SET_PDEATHSIG). */
+  bool daemon;
+} weft_proc_opts;
+
+/* Values for weft_proc_cmd's stdin_fd, stdout_fd and stderr_fd (any other
+ * value is an open fd of the parent to give the child). */
+#define WEFT_PROC_INHERIT (-1) /* the parent's own (the default: 0) */
+#define WEFT_PROC_DEVNULL (-2) /* /dev/null */
+
+/* A program to run. Zero-initialised fields mean: inherit. */
+typedef struct weft_proc_cmd {
+  /* argv[0] is the program: searched in PATH when it has no '/'. The array
+   * ends with NULL; at least argv[0] must be there. */
+  char *const *argv;
+  char *const *envp; /* the environment; NULL: the parent's */
+  const char *cwd;   /* the working directory; NULL: the parent's */
+  /* Where the child's 0, 1 and 2 come from: WEFT_PROC_INHERIT (or 0, the
+   * default, for stdin; 0 as stdout_fd or stderr_fd also means inherit),
+   * WEFT_PROC_DEVNULL, or an fd of the parent (a file, a pipe's end). */
+  int stdin_fd, stdout_fd, stderr_fd;
+} weft_proc_cmd;
+
+/*
+ * weft_proc_start — fork a child that runs fn(arg) and exits with its
+ * return value (an exit() or a signal in fn end it the same way).
+ *
+ * Returns 0 with the handle in *out; -EINVAL (out or fn NULL); -EAGAIN
+ * (fork refused: too many processes); -ENOMEM; -EMFILE or -ENFILE (no fd
+ * for the pidfd). Does not block beyond the fork. Call from a task or a
+ * thread; what other threads are doing at the fork is their business, as
+ * with any fork (the child must not rely on locks they held).
+ */
+WEFT_API int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
+                             const weft_proc_opts *opts);
+
+/*
+ * weft_proc_exec — start cmd in a child (posix_spawn, or fork and exec for
+ * a daemon, which then also gets PR_SET_PDEATHSIG).
+ *
+ * Returns 0 with the handle in *out, or the reason the program could not
+ * be started, as the exec reported it: -ENOENT (no such program), -EACCES
+ * (not executable), -ENOEXEC, -ENOTDIR; -EBADF (a bad stdio fd, before any
+ * child is made); -EINVAL (out, cmd or argv[0] NULL); -EAGAIN; -ENOMEM. No
+ * child is left behind when it fails. (Under qemu-user, whose vfork is a
+ * fork, glibc cannot see a non-daemon's exec fail: it starts, and exits
+ * with 127.)
+ */
+WEFT_API int weft_proc_exec(weft_proc **out, const weft_proc_cmd *cmd,
+                            const weft_proc_opts *opts);
+
+/*
+ * weft_proc_join — wait up to timeout ns for p to exit; its exit code in
+ * *exitcode (may be NULL). Joining a child that has exited returns at once;
+ * a child may be joined many times, and by many joiners at once.
+ *
+ * Returns 0; -ETIMEDOUT (still running); -ECANCELED (a cancelled task);
+ * -EINVAL (p NULL or freed). Blocks: a task parks only itself.
+ */
+WEFT_API int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode);
+
+/* weft_proc_exitcode — p's exit code in *code if it has exited: returns
+ * 0; -EBUSY while it runs (Python's None); -EINVAL. Does not block. */
+WEFT_API int weft_proc_exitcode(weft_proc *p, int *code);
+
+/* weft_proc_alive — whether p has not exited yet (false for NULL). */
+WEFT_API bool weft_proc_alive(weft_proc *p);
+
+/* weft_proc_pid — p's process id, or -1 for NULL. */
+WEFT_API pid_t weft_proc_pid(const weft_proc *p);
+
+/* weft_proc_name — p's name, or NULL for NULL. Lives as long as p. */
+WEFT_API const char *weft_proc_name(const weft_proc *p);
+
+/*
+ * weft_proc_signal — send signo to p. weft_proc_terminate sends SIGTERM,
+ * weft_proc_kill SIGKILL. Returns 0 (also when p has exited already: there
+ * is nothing left to signal, as Python's terminate() does nothing then);
+ * -EINVAL (p NULL, a bad signo). Never signals a process that merely
+ * reuses p's pid: the signal goes through p's pidfd.
+ */
+WEFT_API int weft_proc_signal(weft_proc *p, int signo);
+WEFT_API int weft_proc_terminate(weft_proc *p);
+WEFT_API int weft_proc_kill(weft_proc *p);
+
+/*
+ * weft_proc_free — let go of p. A child still running goes on (a daemon
+ * is still terminated at exit) and is reaped when it exits. Not while
+ * another task or thread joins p. NULL is ignored.
+ */
+WEFT_API void weft_proc_free(weft_proc *p);
+
+/*
+ * weft_proc_subreaper — make this process the reaper of the orphans among
+ * its descendants (PR_SET_CHILD_SUBREAPER), as a supervisor wants: a
+ * grandchild whose parent dies becomes its child, and weft's reaper
+ * collects it when it exits. Returns 0, or -EINVAL where the kernel lacks
+ * it.
+ */
+WEFT_API int weft_proc_subreaper(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_PROC_H */

@@ -1,0 +1,482 @@
+/*
+ * Processes: start and join with Python's exit codes (a status, or minus
+ * the killing signal); join's timeout; terminate and kill; exec with
+ * arguments, environment, working directory and redirections, and its
+ * failures reported by errno; a task joining a child parks only itself;
+ * no zombie is left, joined or not, freed or not (a storm of children with
+ * random exits and crashes); daemon children die with their parent, even
+ * one killed by SIGKILL; fork from a threaded program and from a task
+ * leaves a working child; bad input.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "harness.h"
+
+static int exit_with(void *arg) { return (int)VI(arg); }
+
+static int die_by(void *arg) {
+  raise((int)VI(arg));
+  return 0;
+}
+
+static int sleep_long(void *arg) {
+  (void)arg;
+  pause();
+  return 0;
+}
+
+/* The zombies among this process's children, by /proc. */
+static int zombies(void) {
+  DIR *d = opendir("/proc");
+  CHECK(d != NULL);
+  int n = 0;
+  pid_t me = getpid();
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9')
+      continue;
+    char path[300], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *close_paren = strrchr(buf, ')');
+    char state;
+    int ppid;
+    if (close_paren && sscanf(close_paren + 2, "%c %d", &state, &ppid) == 2 &&
+        ppid == me && state == 'Z')
+      n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* Waits (generously) until no child of this process is a zombie. */
+static int zombies_after_a_while(void) {
+  int n = zombies();
+  for (int i = 0; i < 200 && n > 0; i++) {
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+    n = zombies();
+  }
+  return n;
+}
+
+TEST(exit_codes_are_pythons) {
+  weft_proc *p;
+  int code = 99;
+  CHECK_EQ(weft_proc_start(&p, exit_with, IV(7), NULL), 0);
+  CHECK(weft_proc_pid(p) > 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, 7);
+  CHECK(!weft_proc_alive(p));
+  CHECK_EQ(weft_proc_exitcode(p, &code), 0);
+  CHECK_EQ(code, 7);
+  CHECK_EQ(weft_proc_join(p, 0, &code), 0); /* joined again: at once */
+  weft_proc_free(p);
+
+  /* SIGUSR1, not SIGSEGV, which the sanitizers catch. */
+  CHECK_EQ(weft_proc_start(&p, die_by, IV(SIGUSR1), NULL), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, -SIGUSR1);
+  weft_proc_free(p);
+}
+
+TEST(join_times_out_then_terminate_and_kill_end_it) {
+  weft_proc *p;
+  int code;
+  CHECK_EQ(weft_proc_start(&p, sleep_long, NULL,
+                           &(weft_proc_opts){.name = "sleeper"}),
+           0);
+  CHECK_STR_HAS(weft_proc_name(p), "sleeper");
+  CHECK_EQ(weft_proc_join(p, WEFT_MS(20), &code), -ETIMEDOUT);
+  CHECK_EQ(weft_proc_exitcode(p, &code), -EBUSY);
+  CHECK(weft_proc_alive(p));
+  CHECK_EQ(weft_proc_terminate(p), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, -SIGTERM);
+  CHECK_EQ(weft_proc_kill(p), 0); /* exited already: nothing to do */
+  weft_proc_free(p);
+
+  CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, NULL), 0);
+  CHECK_STR_HAS(weft_proc_name(p), "Process-");
+  CHECK_EQ(weft_proc_kill(p), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, -SIGKILL);
+  weft_proc_free(p);
+}
+
+TEST(exec_runs_a_program_with_its_arguments_environment_and_stdio) {
+  char dir[] = "/tmp/weft-proc-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  char out_path[128];
+  snprintf(out_path, sizeof out_path, "%s/out", dir);
+  int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  CHECK(out >= 0);
+  char *argv[] = {"sh", "-c",    "echo \"$1 $GREETING $(pwd)\"; exit 3",
+                  "sh", "hello", NULL};
+  char *envp[] = {"GREETING=world", "PATH=/usr/bin:/bin", NULL};
+  weft_proc *p;
+  CHECK_EQ(weft_proc_exec(&p,
+                          &(weft_proc_cmd){.argv = argv,
+                                           .envp = envp,
+                                           .cwd = dir,
+                                           .stdin_fd = WEFT_PROC_DEVNULL,
+                                           .stdout_fd = out},
+                          NULL),
+           0);
+  close(out);
+  int code;
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, 3);
+  weft_proc_free(p);
+  char buf[256] = "";
+  FILE *f = fopen(out_path, "r");
+  CHECK(f != NULL);
+  CHECK(fgets(buf, sizeof buf, f) != NULL);
+  fclose(f);
+  char want[256];
+  snprintf(want, sizeof want, "hello world %s\n", dir);
+  CHECK_STR_HAS(buf, want);
+  unlink(out_path);
+  rmdir(dir);
+}
+
+TEST(exec_failures_are_reported_by_errno) {
+  weft_proc *p = NULL;
+  char plain_file[] = "/tmp/weft-not-exec-XXXXXX"; /* no x bit, even for root */
+  int fd = mkstemp(plain_file);
+  CHECK(fd >= 0);
+  CHECK_EQ(fchmod(fd, 0644), 0);
+  close(fd);
+  char *missing[] = {"/nonexistent/program", NULL};
+  char *not_exec[] = {plain_file, NULL};
+  char *unknown[] = {"weft-no-such-program-anywhere", NULL};
+  /* qemu-user makes posix_spawn's vfork a fork, so that glibc cannot see
+   * the exec fail: a non-daemon's errno is checked on real machines only
+   * (a daemon's comes through weft's own pipe). */
+  for (int daemon = harness_emulated(); daemon < 2; daemon++) {
+    weft_proc_opts o = {.daemon = daemon};
+    CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = missing}, &o),
+             -ENOENT);
+    CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = not_exec}, &o),
+             -EACCES);
+    CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = unknown}, &o),
+             -ENOENT);
+  }
+  unlink(plain_file);
+  CHECK(p == NULL);
+  CHECK_EQ(zombies_after_a_while(), 0);
+}
+
+/* --- tasks ----------------------------------------------------------------
+ * A task joining a child parks only itself: another task of its hub keeps
+ * ticking meanwhile. */
+
+static atomic_int ticks;
+
+static void *ticker(void *arg) {
+  (void)arg;
+  while (weft_sleep(WEFT_MS(1)) == 0)
+    atomic_fetch_add(&ticks, 1);
+  return NULL;
+}
+
+static int sleep_100ms(void *arg) {
+  (void)arg;
+  struct timespec ts = {0, 100 * 1000000};
+  nanosleep(&ts, NULL);
+  return 5;
+}
+
+static void *join_in_a_task(void *arg) {
+  (void)arg;
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, ticker, NULL, NULL), 0);
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, sleep_100ms, NULL, NULL), 0);
+  int code;
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, 5);
+  weft_proc_free(p);
+  CHECK(atomic_load(&ticks) >= 10); /* the hub ran on meanwhile */
+  CHECK_EQ(weft_task_cancel(t), 0);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(a_task_joining_a_child_parks_only_itself) {
+  CHECK_EQ(weft_run(join_in_a_task, NULL, NULL), 0);
+}
+
+/* A child forked from inside a task runs outside any hub, and may start a
+ * hub of its own. */
+static void *child_task(void *arg) {
+  (void)arg;
+  return IV(11);
+}
+
+static int run_a_hub(void *arg) {
+  (void)arg;
+  void *r = NULL;
+  if (weft_run(child_task, NULL, &r) != 0)
+    return 1;
+  return (int)VI(r);
+}
+
+static void *fork_in_a_task(void *arg) {
+  (void)arg;
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, run_a_hub, NULL, NULL), 0);
+  int code;
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, 11);
+  weft_proc_free(p);
+  return NULL;
+}
+
+TEST(a_child_forked_in_a_task_runs_a_hub_of_its_own) {
+  CHECK_EQ(weft_run(fork_in_a_task, NULL, NULL), 0);
+}
+
+/* A child forked while other threads run (and hold weft's locks now and
+ * then) starts clean: it can start threads and children of its own. */
+static atomic_int stop_spinning;
+
+static void *spin_locks(void *arg) {
+  static weft_lock l = WEFT_LOCK_INIT;
+  (void)arg;
+  while (!atomic_load(&stop_spinning)) {
+    weft_lock_acquire(&l, WEFT_FOREVER);
+    weft_lock_release(&l);
+  }
+  return NULL;
+}
+
+static void *return_3(void *arg) {
+  (void)arg;
+  return IV(3);
+}
+
+/* Neither TSan nor qemu-user can start a thread in a child of a
+ * multi-threaded fork; under them the child starts only processes. */
+#ifdef __SANITIZE_THREAD__
+static const bool tsan = true;
+#else
+static const bool tsan = false;
+#endif
+
+static int use_weft_in_child(void *arg) {
+  (void)arg;
+  static weft_lock mine = WEFT_LOCK_INIT;
+  if (weft_lock_acquire(&mine, 0) != 0 || weft_lock_release(&mine) != 0)
+    return 4;
+  if (tsan || harness_emulated())
+    return 0; /* no threads here: weft's reaper is one too */
+  weft_thread *t;
+  void *r = NULL;
+  if (weft_thread_start(&t, return_3, NULL, NULL) != 0 ||
+      weft_thread_join(t, WEFT_FOREVER, &r) != 0 || VI(r) != 3)
+    return 1;
+  weft_proc *p;
+  int code = -1;
+  if (weft_proc_start(&p, exit_with, IV(4), NULL) != 0 ||
+      weft_proc_join(p, WEFT_FOREVER, &code) != 0)
+    return 2;
+  weft_proc_free(p);
+  return code == 4 ? 0 : 3;
+}
+
+TEST(fork_from_a_threaded_program_leaves_a_working_child) {
+  weft_thread *t[2];
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(weft_thread_start(&t[i], spin_locks, NULL, NULL), 0);
+  for (int i = 0; i < 20; i++) {
+    weft_proc *p;
+    int code = -1;
+    CHECK_EQ(weft_proc_start(&p, use_weft_in_child, NULL, NULL), 0);
+    CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+    CHECK_EQ(code, 0);
+    weft_proc_free(p);
+  }
+  atomic_store(&stop_spinning, 1);
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(weft_thread_join(t[i], WEFT_FOREVER, NULL), 0);
+}
+
+/* --- no zombies -------------------------------------------------------- */
+
+static int random_end(void *arg) {
+  unsigned r = (unsigned)VI(arg);
+  switch (r % 4) {
+  case 0:
+    raise(SIGKILL);
+    return 0;
+  case 1:
+    abort();
+  default:
+    return (int)(r % 200);
+  }
+}
+
+TEST_TIMEOUT(a_storm_of_children_leaves_no_zombie, 300) {
+  /* Under an emulator or sanitizers each fork is slow: fewer children. */
+  int n = harness_timeout_multiplier() > 1 ? 1000 : 10000;
+  unsigned seed = 12345;
+  int joined = 0;
+  for (int i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    unsigned r = seed >> 8;
+    weft_proc *p;
+    CHECK_EQ(weft_proc_start(&p, random_end, IV(r), NULL), 0);
+    if (r % 3 == 0) { /* dropped without a join */
+      weft_proc_free(p);
+      continue;
+    }
+    int code;
+    CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+    int want = r % 4 == 0 ? -SIGKILL : r % 4 == 1 ? -SIGABRT : (int)(r % 200);
+    if (code != want)
+      harness_fail(__FILE__, __LINE__, "child %d: exit code %d, not %d", i,
+                   code, want);
+    weft_proc_free(p);
+    joined++;
+  }
+  CHECK(joined > n / 2);
+  CHECK_EQ(zombies_after_a_while(), 0);
+}
+
+TEST(a_child_that_nobody_joins_is_reaped_when_it_exits) {
+  weft_proc *kept, *dropped;
+  CHECK_EQ(weft_proc_start(&kept, exit_with, IV(9), NULL), 0);
+  CHECK_EQ(weft_proc_start(&dropped, exit_with, IV(8), NULL), 0);
+  weft_proc_free(dropped);
+  CHECK_EQ(zombies_after_a_while(), 0); /* kept is reaped too */
+  int code;
+  CHECK_EQ(weft_proc_exitcode(kept, &code), 0); /* and its code kept */
+  CHECK_EQ(code, 9);
+  weft_proc_free(kept);
+}
+
+/* --- daemons ----------------------------------------------------------- */
+
+static int report_pid_then_sleep(void *arg) {
+  int fd = (int)VI(arg);
+  pid_t me = getpid();
+  if (write(fd, &me, sizeof me) != sizeof me)
+    return 1;
+  pause();
+  return 0;
+}
+
+/* A parent with a daemon child and a plain one; it tells their pids
+ * through fd, then ends as `how` says. */
+static void parent_of_two(int fd, int how) {
+  weft_proc *d, *plain;
+  CHECK_EQ(weft_proc_start(&d, report_pid_then_sleep, IV(fd),
+                           &(weft_proc_opts){.daemon = true}),
+           0);
+  CHECK_EQ(weft_proc_start(&plain, report_pid_then_sleep, IV(fd), NULL), 0);
+  struct timespec ts = {0, 50 * 1000000};
+  nanosleep(&ts, NULL);
+  if (how == SIGKILL)
+    raise(SIGKILL);
+  exit(0);
+}
+
+static bool alive(pid_t pid) {
+  /* A zombie is not alive: it is gone once its new parent reaps it. */
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  size_t len = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  char *close_paren = strrchr(buf, ')');
+  return close_paren && close_paren[2] != 'Z' && close_paren[2] != 'X';
+}
+
+static void daemons_end_with(int how) {
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  pid_t parent = fork();
+  CHECK(parent >= 0);
+  if (parent == 0) {
+    close(fds[0]);
+    parent_of_two(fds[1], how);
+  }
+  close(fds[1]);
+  pid_t kids[2];
+  CHECK_EQ(read(fds[0], &kids[0], sizeof kids[0]), (ssize_t)sizeof kids[0]);
+  CHECK_EQ(read(fds[0], &kids[1], sizeof kids[1]), (ssize_t)sizeof kids[1]);
+  close(fds[0]);
+  int status;
+  CHECK_EQ(waitpid(parent, &status, 0), parent);
+  /* Which is the daemon: the one that dies. The other lives on. */
+  int live = 0;
+  for (int i = 0; i < 200; i++) {
+    live = alive(kids[0]) + alive(kids[1]);
+    if (live == 1)
+      break;
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK_EQ(live, 1);
+  kill(kids[0], SIGKILL); /* the plain one, orphaned: ours to end */
+  kill(kids[1], SIGKILL);
+}
+
+TEST(a_daemon_child_ends_with_its_parent_and_a_plain_one_does_not) {
+  daemons_end_with(0);
+}
+
+TEST(a_daemon_child_dies_even_when_its_parent_is_killed) {
+  daemons_end_with(SIGKILL);
+}
+
+/* --- bad input --------------------------------------------------------- */
+
+TEST(bad_input_changes_nothing) {
+  weft_proc *p = NULL;
+  int code;
+  CHECK_EQ(weft_proc_start(NULL, exit_with, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_proc_start(&p, NULL, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_proc_exec(&p, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){0}, NULL), -EINVAL);
+  char *argv[] = {"/bin/true", NULL};
+  CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = argv, .stdout_fd = 999},
+                          NULL),
+           -EBADF);
+  CHECK(p == NULL);
+  CHECK_EQ(weft_proc_join(NULL, 0, &code), -EINVAL);
+  CHECK_EQ(weft_proc_exitcode(NULL, &code), -EINVAL);
+  CHECK(!weft_proc_alive(NULL));
+  CHECK_EQ(weft_proc_pid(NULL), -1);
+  CHECK(weft_proc_name(NULL) == NULL);
+  CHECK_EQ(weft_proc_signal(NULL, SIGTERM), -EINVAL);
+  weft_proc_free(NULL);
+  CHECK_EQ(weft_proc_start(&p, exit_with, IV(0), NULL), 0);
+  CHECK_EQ(weft_proc_signal(p, 0), -EINVAL);
+  CHECK_EQ(weft_proc_signal(p, 4096), -EINVAL);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, 0);
+  weft_proc_free(p);
+}

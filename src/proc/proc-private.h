@@ -35,8 +35,7 @@ struct weft_proc {
   int exitcode;    /* Python's: the status, or -signal */
   weft_event done; /* set once reaped */
   struct weft_proc *next, *prev; /* in the registry while not reaped */
-  struct weft_proc *watch_next, *watch_prev; /* in the reaper's list while
-                                                it holds its reference */
+  int joiners; /* joins under way; under the reaper's mutex (reaper.c) */
   char name[32];
 };
 
@@ -56,6 +55,12 @@ void weft__proc_unref(weft_proc *p);
 /* The reaper: starts it if needed, and has it watch p's pidfd (taking the
  * reaper's reference). Returns 0 or a negative errno. */
 int weft__reaper_watch(weft_proc *p);
+
+/* A join of p begins: the reaper stops watching p (its joiner reaps it).
+ * And ends: the last joiner to leave an unreaped child gives it back to
+ * the reaper. The caller holds a reference to p. */
+void weft__reaper_join_begins(weft_proc *p);
+void weft__reaper_join_ends(weft_proc *p);
 
 /* The subreaper's sweep: the reaper also collects, every so often,
  * children weft did not start (orphaned grandchildren). */

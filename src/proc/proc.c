@@ -189,10 +189,8 @@ int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
   return weft__proc_adopt(out, pid, opts);
 }
 
-int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode) {
-  if (!valid(p))
-    return -EINVAL;
-  int64_t deadline = weft__deadline_after(timeout);
+/* Waits until p is reaped, or the deadline; 0 or the wait's error. */
+static int wait_reaped(weft_proc *p, int64_t deadline) {
   while (!weft__proc_try_reap(p)) {
     int64_t left = WEFT_FOREVER;
     if (deadline != INT64_MAX) {
@@ -209,9 +207,22 @@ int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode) {
     if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
       return rc; /* -ECANCELED, or the poller's trouble */
   }
-  if (exitcode)
-    *exitcode = p->exitcode;
   return 0;
+}
+
+int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode) {
+  if (!valid(p))
+    return -EINVAL;
+  int rc = 0;
+  if (!weft__proc_try_reap(p)) {
+    int64_t deadline = weft__deadline_after(timeout);
+    weft__reaper_join_begins(p);
+    rc = wait_reaped(p, deadline);
+    weft__reaper_join_ends(p);
+  }
+  if (rc == 0 && exitcode)
+    *exitcode = p->exitcode;
+  return rc;
 }
 
 int weft_proc_exitcode(weft_proc *p, int *code) {

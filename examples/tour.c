@@ -308,6 +308,8 @@ int main(void) {
   tour_echo();
   tour_threads();
   tour_locks();
-  printf("\n(next: channels and select, lock-order checking, processes)\n");
+  tour_processes();
+  printf("\n(next: message pipes, a queue in shared memory, futures and "
+         "pools)\n");
   return 0;
 }

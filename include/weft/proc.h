@@ -90,7 +90,9 @@ typedef struct weft_proc_cmd {
 
 /*
  * weft_proc_start — fork a child that runs fn(arg) and exits with its
- * return value (an exit() or a signal in fn end it the same way).
+ * return value (an exit() or a signal in fn end it the same way). stdio's
+ * buffers are flushed first, so that the child, which flushes its own at
+ * its end, does not write the parent's output a second time.
  *
  * Returns 0 with the handle in *out; -EINVAL (out or fn NULL); -EAGAIN
  * (fork refused: too many processes); -ENOMEM; -EMFILE or -ENFILE (no fd

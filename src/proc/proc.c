@@ -180,6 +180,9 @@ int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
   if (!out || !fn)
     return -EINVAL;
   pthread_once(&once, install);
+  /* What stdio holds is the parent's to write: flushed now, it cannot be
+   * written a second time by the child's own flush at its end. */
+  fflush(NULL);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0)

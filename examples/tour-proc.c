@@ -1,0 +1,102 @@
+/*
+ * The tour, processes: a zombie made and reaped the careless way beside
+ * weft's way, and an orphan prevented.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "tour.h"
+
+static void nap_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0)
+    ;
+}
+
+/* The state /proc gives pid: 'Z' for a zombie, '-' when it is gone. */
+static char state_of(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return '-';
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *paren = strrchr(buf, ')');
+  return paren && paren[1] == ' ' ? paren[2] : '?';
+}
+
+static int quick(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static int report_then_sleep(void *arg) {
+  int fd = *(int *)arg;
+  pid_t me = getpid();
+  if (write(fd, &me, sizeof me) != sizeof me)
+    return 1;
+  pause();
+  return 0;
+}
+
+void tour_processes(void) {
+  tour_section("processes: a zombie, the careless way and weft's");
+  fflush(stdout);
+  pid_t careless = fork();
+  if (careless == 0)
+    _exit(0);
+  nap_ms(50);
+  printf("  fork() a child that exits at once, and never wait(): /proc says "
+         "'%c' (a zombie)\n",
+         state_of(careless));
+  waitpid(careless, NULL, 0);
+  weft_proc *p;
+  weft_proc_start(&p, quick, NULL, NULL);
+  pid_t pid = weft_proc_pid(p);
+  weft_proc_free(p); /* dropped without a join */
+  nap_ms(50);
+  printf("  weft_proc_start the same child and drop it unjoined: /proc says "
+         "'%c' (reaped)\n",
+         state_of(pid));
+
+  tour_section("processes: an orphan prevented");
+  int fds[2];
+  if (pipe(fds) != 0)
+    return;
+  fflush(stdout);
+  pid_t parent = fork();
+  if (parent == 0) { /* a parent with a daemon child, killed outright */
+    close(fds[0]);
+    weft_proc *d;
+    weft_proc_start(&d, report_then_sleep, &fds[1],
+                    &(weft_proc_opts){.daemon = true});
+    pause();
+    _exit(0);
+  }
+  close(fds[1]);
+  pid_t daemon_child = 0;
+  if (read(fds[0], &daemon_child, sizeof daemon_child) != sizeof daemon_child)
+    return;
+  close(fds[0]);
+  kill(parent, SIGKILL);
+  waitpid(parent, NULL, 0);
+  /* Dead is gone, or a zombie left to init (which in a container may
+   * never reap it). */
+  char state = state_of(daemon_child);
+  for (int i = 0; i < 100 && state != '-' && state != 'Z'; i++) {
+    nap_ms(10);
+    state = state_of(daemon_child);
+  }
+  printf("  a parent killed by SIGKILL: its daemon child is %s\n",
+         state == '-' || state == 'Z' ? "dead too (PR_SET_PDEATHSIG)"
+                                      : "still running");
+}

@@ -10,7 +10,9 @@
  * CPU (a start and join took 1.2 times a fork and waitpid with the reaper
  * watching every child, about 1.0 without). The first joiner takes the
  * child out of the set; the last, leaving without reaping it (a timeout, a
- * cancellation), puts it back.
+ * cancellation), puts it back. And a child that exits before its parent
+ * turns to join it (a short job) is given a millisecond's grace before the
+ * reaper looks, by which time the joiner has usually taken it.
  *
  * The set knows a child by its pidfd's number, and the table `by_fd` maps
  * the number to the handle, under `mu`: an event that comes after the
@@ -34,11 +36,12 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proc-private.h"
 
-enum { STRANGER_SWEEP_MS = 100, EVENTS = 64 };
+enum { STRANGER_SWEEP_MS = 100, EVENTS = 64, GRACE_NS = 1000000 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int epfd = -1;
@@ -78,6 +81,13 @@ static void *reap(void *arg) {
     int n = epoll_wait(fd, ev, EVENTS, timeout);
     if (n < 0 && errno != EINTR)
       return NULL; /* the set is gone (a child of fork closed it) */
+    if (n > 0) {
+      /* A child that exits just as its parent turns to join it (a short
+       * job) is best left to the joiner, which is about to take it out of
+       * the set: a moment's grace keeps the reaper off the CPU then. */
+      struct timespec grace = {0, GRACE_NS};
+      nanosleep(&grace, NULL);
+    }
     for (int i = 0; i < n; i++) {
       int pidfd = ev[i].data.fd;
       pthread_mutex_lock(&mu);

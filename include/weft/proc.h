@@ -29,10 +29,13 @@
  *
  * No unwanted orphans: a daemon child (opts.daemon) is terminated when the
  * process that started it exits normally (SIGTERM, then SIGKILL after a
- * grace period), as Python's are, and, started by weft_proc_start, it also
- * gets PR_SET_PDEATHSIG(SIGKILL), so that it dies even when its parent is
- * killed outright. weft_proc_subreaper makes a supervisor the reaper of
- * its orphaned grandchildren.
+ * grace period), as Python's are, and it also gets PR_SET_PDEATHSIG
+ * (SIGKILL), so that it dies even when its parent is killed outright. The
+ * kernel sends that signal when the *thread* that started the child ends:
+ * start daemons from a thread that lives as long as they should (the main
+ * thread, a hub's thread), not from a short-lived worker.
+ * weft_proc_subreaper makes a supervisor the reaper of its orphaned
+ * grandchildren.
  *
  * A child started by weft_proc_start runs fn in a copy of the parent made
  * by fork(): only the forking thread exists there, so weft resets its own
@@ -95,10 +98,13 @@ typedef struct weft_proc_cmd {
  * its end, does not write the parent's output a second time.
  *
  * Returns 0 with the handle in *out; -EINVAL (out or fn NULL); -EAGAIN
- * (fork refused: too many processes); -ENOMEM; -EMFILE or -ENFILE (no fd
- * for the pidfd). Does not block beyond the fork. Call from a task or a
- * thread; what other threads are doing at the fork is their business, as
- * with any fork (the child must not rely on locks they held).
+ * (fork refused: too many processes, or no thread for the reaper);
+ * -ENOMEM; -EMFILE or -ENFILE (no fd for the pidfd); -ENOSPC (the epoll
+ * watch limit); -ENOSYS (a kernel without pidfds, before Linux 5.3: not
+ * supported yet). Blocks only for the flush and the fork. Call from a task
+ * or a thread; what other threads are doing at the fork is their
+ * business, as with any fork (the child must not rely on locks they
+ * held; weft's own are reset).
  */
 WEFT_API int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
                              const weft_proc_opts *opts);
@@ -163,8 +169,11 @@ WEFT_API void weft_proc_free(weft_proc *p);
  * weft_proc_subreaper — make this process the reaper of the orphans among
  * its descendants (PR_SET_CHILD_SUBREAPER), as a supervisor wants: a
  * grandchild whose parent dies becomes its child, and weft's reaper
- * collects it when it exits. Returns 0, or -EINVAL where the kernel lacks
- * it.
+ * collects it when it exits (at once, then every 100 ms). From then on the
+ * reaper collects *every* exited child weft did not start: a program that
+ * also waits for children of its own (system(), popen(), its own fork and
+ * waitpid) must not make itself a subreaper this way. Returns 0, or
+ * -EINVAL where the kernel lacks it.
  */
 WEFT_API int weft_proc_subreaper(void);
 

@@ -5,12 +5,12 @@
  * underneath in glibc: no copy of the parent's memory map), which reports
  * a failed exec by its errno and reaps the failed child itself. A daemon
  * needs PR_SET_PDEATHSIG set between fork and exec, which posix_spawn
- * cannot do: it is forked, and a close-on-exec pipe carries the exec's
- * errno back (end of file: the exec succeeded).
+ * cannot do: weft does what posix_spawn does itself (vfork_exec).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
@@ -56,61 +56,72 @@ static int spawn(pid_t *pid, const weft_proc_cmd *cmd) {
   return -err;
 }
 
-/* In a forked daemon child: set up, exec, and on failure write errno to
- * report and exit. Only async-signal-safe calls. */
-static _Noreturn void exec_in_child(const weft_proc_cmd *cmd, int report,
-                                    pid_t parent) {
-  int err = 0;
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-    _exit(128 + SIGKILL); /* the parent is gone already */
+/* In a daemon's child, which shares the parent's memory until it execs or
+ * exits (vfork): set up, exec, and on failure leave errno in *err. Only
+ * async-signal-safe calls; the parent's signal handlers are reset first,
+ * since one running here would run on the parent's memory. */
+static _Noreturn void exec_in_child(const weft_proc_cmd *cmd, volatile int *err,
+                                    pid_t parent, const sigset_t *mask) {
+  for (int sig = 1; sig < NSIG; sig++) {
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_IGN &&
+        sa.sa_handler != SIG_DFL) {
+      sa.sa_handler = SIG_DFL;
+      sa.sa_flags = 0;
+      sigaction(sig, &sa, NULL);
+    }
+  }
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+    *err = ESRCH; /* the parent is gone already */
+    _exit(127);
+  }
   int fds[3] = {cmd->stdin_fd, cmd->stdout_fd, cmd->stderr_fd};
-  for (int i = 0; i < 3 && !err; i++) {
+  int e = 0;
+  for (int i = 0; i < 3 && !e; i++) {
     int src = source_of(fds[i]);
     if (src == WEFT_PROC_DEVNULL) {
       int null = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
       if (null < 0 || (null != i && dup2(null, i) < 0))
-        err = errno;
+        e = errno;
       if (null >= 0 && null != i)
         close(null);
     } else if (src >= 0 && dup2(src, i) < 0) {
-      err = errno;
+      e = errno;
     }
   }
-  if (!err && cmd->cwd && chdir(cmd->cwd) < 0)
-    err = errno;
-  if (!err) {
+  if (!e && cmd->cwd && chdir(cmd->cwd) < 0)
+    e = errno;
+  if (!e) {
+    pthread_sigmask(SIG_SETMASK, mask, NULL);
     execvpe(cmd->argv[0], cmd->argv, cmd->envp ? cmd->envp : environ);
-    err = errno;
+    e = errno;
   }
-  while (write(report, &err, sizeof err) < 0 && errno == EINTR) {
-  }
+  *err = e ? e : ECHILD;
   _exit(127);
 }
 
-static int fork_exec(pid_t *out, const weft_proc_cmd *cmd) {
-  int report[2];
-  if (pipe2(report, O_CLOEXEC) < 0)
-    return -errno;
+/* A daemon's child: vfork, so that the exec's errno comes back through
+ * memory the two share until the exec (a pipe would do it too, but any
+ * other thread's fork meanwhile inherits its write end and holds back the
+ * end of file that says "the exec worked"). Signals are blocked across the
+ * vfork, as posix_spawn does. */
+static int vfork_exec(pid_t *out, const weft_proc_cmd *cmd) {
+  volatile int err = 0;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
-    close(report[0]);
-    close(report[1]);
-    return -err;
-  }
+  pid_t pid = vfork();
   if (pid == 0)
-    exec_in_child(cmd, report[1], parent);
-  close(report[1]);
-  int err = 0;
-  ssize_t n;
-  while ((n = read(report[0], &err, sizeof err)) < 0 && errno == EINTR) {
-  }
-  close(report[0]);
-  if (n > 0) { /* the exec failed: reap the child, report why */
+    exec_in_child(cmd, &err, parent, &old);
+  int fork_err = errno;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0)
+    return -fork_err;
+  if (err) { /* the exec failed: the child has exited; reap it */
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
-    return -(err ? err : ECHILD);
+    return -err;
   }
   *out = pid;
   return 0;
@@ -123,8 +134,11 @@ int weft_proc_exec(weft_proc **out, const weft_proc_cmd *cmd,
   if (!fd_ok(cmd->stdin_fd) || !fd_ok(cmd->stdout_fd) || !fd_ok(cmd->stderr_fd))
     return -EBADF;
   pid_t pid;
-  int rc = opts && opts->daemon ? fork_exec(&pid, cmd) : spawn(&pid, cmd);
-  if (rc < 0)
+  weft__proc_start_begins();
+  int rc = opts && opts->daemon ? vfork_exec(&pid, cmd) : spawn(&pid, cmd);
+  if (rc < 0) {
+    weft__proc_start_failed();
     return rc;
+  }
   return weft__proc_adopt(out, pid, opts);
 }

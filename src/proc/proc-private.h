@@ -10,8 +10,8 @@
  * unregistered by the reaper; freed when neither the user nor the reaper
  * holds it any more.
  *
- * Lock order: the registry's mutex, then a handle's guard. The reaper
- * takes a handle's guard only, the registry's mutex only to unregister.
+ * Lock order: the reaper's mutex (reaper.c), then a handle's guard, then
+ * the registry's mutex.
  */
 #ifndef WEFT_PROC_PRIVATE_H
 #define WEFT_PROC_PRIVATE_H
@@ -62,15 +62,26 @@ int weft__reaper_watch(weft_proc *p);
 void weft__reaper_join_begins(weft_proc *p);
 void weft__reaper_join_ends(weft_proc *p);
 
-/* The subreaper's sweep: the reaper also collects, every so often,
- * children weft did not start (orphaned grandchildren). */
+/* The subreaper's sweep: the reaper also collects, every so often and at
+ * once now, children weft did not start (orphaned grandchildren). */
 void weft__reaper_sweep_strangers(void);
 
-/* The reaper's part of weft__proc_reset_in_child. */
+/* The reaper's part of weft__proc_reset_in_child; and its mutex, held
+ * around a fork. */
 void weft__reaper_reset_in_child(void);
+void weft__reaper_lock(void);
+void weft__reaper_unlock(void);
 
-/* Whether pid is a child weft started and has not reaped. */
-bool weft__proc_known(pid_t pid);
+/* A start is under way (weft_proc_start, weft_proc_exec): from before the
+ * fork until weft__proc_adopt registers the child, or the start fails
+ * (weft__proc_start_failed), a subreaper's sweep reaps no stranger, since
+ * the new child would look like one. */
+void weft__proc_start_begins(void);
+void weft__proc_start_failed(void);
+
+/* Reaps the exited children that are not weft's (a subreaper's orphans, or
+ * the program's own), unless a start is under way. */
+void weft__proc_reap_strangers(void);
 
 /* Resets the layer in a child of fork(): the parent's children are not
  * this process's, and no reaper runs here. */

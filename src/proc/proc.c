@@ -43,11 +43,23 @@ static bool valid(const weft_proc *p) { return p && p->magic == PROC_MAGIC; }
 
 static void end_daemons_at_exit(void);
 
+/* Around a fork: the registry (and the reaper's table) must not be in the
+ * middle of a change as the child's copy is taken. */
+static void before_fork(void) {
+  weft__reaper_lock();
+  pthread_mutex_lock(&registry_mu);
+}
+
+static void parent_after_fork(void) {
+  pthread_mutex_unlock(&registry_mu);
+  weft__reaper_unlock();
+}
+
 static void child_after_fork(void) { weft__proc_reset_in_child(); }
 
 static void install(void) {
   atexit(end_daemons_at_exit);
-  pthread_atfork(NULL, NULL, child_after_fork);
+  pthread_atfork(before_fork, parent_after_fork, child_after_fork);
 }
 
 static int exitcode_of(const siginfo_t *si) {
@@ -71,11 +83,11 @@ bool weft__proc_try_reap(weft_proc *p) {
   if (!p->reaped) {
     siginfo_t si = {0};
     /* Only p's pid: never another child's status. */
-    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG) == 0 &&
-        si.si_pid == p->pid) {
+    int r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG);
+    if (r == 0 && si.si_pid == p->pid) {
       p->exitcode = exitcode_of(&si);
       p->reaped = true;
-    } else if (errno == ECHILD) {
+    } else if (r < 0 && errno == ECHILD) {
       /* Reaped by someone else (a SIGCHLD handler of the program's, or
        * SIGCHLD ignored): the code is lost. */
       p->exitcode = -SIGKILL;
@@ -94,18 +106,46 @@ bool weft__proc_try_reap(weft_proc *p) {
 void weft__proc_unref(weft_proc *p) {
   if (atomic_fetch_sub(&p->refs, 1) != 1)
     return;
+  unregister(p); /* reaped, or given up on: not a registry entry freed */
   p->magic = 0;
   close(p->pidfd);
   free(p);
 }
 
-bool weft__proc_known(pid_t pid) {
+/* Starts under way: forked, or about to be, and not registered yet. A
+ * subreaper's sweep must not take such a child for a stranger. Under
+ * registry_mu. */
+static int starting;
+
+void weft__proc_start_begins(void) {
+  pthread_once(&once, install);
   pthread_mutex_lock(&registry_mu);
-  bool known = false;
-  for (weft_proc *p = registry; p && !known; p = p->next)
-    known = p->pid == pid;
+  starting++;
   pthread_mutex_unlock(&registry_mu);
-  return known;
+}
+
+void weft__proc_start_failed(void) {
+  pthread_mutex_lock(&registry_mu);
+  starting--;
+  pthread_mutex_unlock(&registry_mu);
+}
+
+void weft__proc_reap_strangers(void) {
+  pthread_mutex_lock(&registry_mu);
+  while (starting == 0) {
+    siginfo_t si = {0};
+    /* Look without reaping: the child may be weft's own. */
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+        si.si_pid == 0)
+      break;
+    bool known = false;
+    for (weft_proc *p = registry; p && !known; p = p->next)
+      known = p->pid == si.si_pid;
+    if (known)
+      break; /* its handle's; the pidfd path reaps it */
+    waitpid(si.si_pid, NULL, WNOHANG);
+  }
+  pthread_mutex_unlock(&registry_mu);
 }
 
 /* Kills and reaps pid, a child that cannot be handed to anyone. */
@@ -116,13 +156,13 @@ static void abandon(pid_t pid) {
 }
 
 int weft__proc_adopt(weft_proc **out, pid_t pid, const weft_proc_opts *opts) {
-  pthread_once(&once, install);
   weft_proc *p = calloc(1, sizeof *p);
   int pidfd = p ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
   int err = !p ? ENOMEM : pidfd < 0 ? errno : 0;
   if (err) {
     free(p);
-    abandon(pid);
+    abandon(pid); /* still ours: no sweep reaps a child being started */
+    weft__proc_start_failed();
     return -err;
   }
   p->magic = PROC_MAGIC;
@@ -141,14 +181,14 @@ int weft__proc_adopt(weft_proc **out, pid_t pid, const weft_proc_opts *opts) {
   if (registry)
     registry->prev = p;
   registry = p;
+  starting--;
   pthread_mutex_unlock(&registry_mu);
   int rc = weft__reaper_watch(p);
-  if (rc < 0) {
-    unregister(p);
-    abandon(pid);
-    p->magic = 0;
-    close(pidfd);
-    free(p);
+  if (rc < 0) { /* end it here, and leave nothing behind */
+    weft_proc_kill(p);
+    while (!weft__proc_try_reap(p))
+      weft_event_wait(&p->done, WEFT_MS(1));
+    weft__proc_unref(p);
     return rc;
   }
   *out = p;
@@ -170,8 +210,7 @@ static _Noreturn void run_child(weft_proc_fn fn, void *arg, bool daemon,
   }
   int code = fn(arg) & 0xff;
   fflush(NULL);
-  weft__thread_wait_non_daemons();
-  end_daemons_at_exit();
+  end_daemons_at_exit(); /* after its non-daemon threads */
   _exit(code);
 }
 
@@ -179,14 +218,17 @@ int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
                     const weft_proc_opts *opts) {
   if (!out || !fn)
     return -EINVAL;
-  pthread_once(&once, install);
   /* What stdio holds is the parent's to write: flushed now, it cannot be
    * written a second time by the child's own flush at its end. */
   fflush(NULL);
   pid_t parent = getpid();
+  weft__proc_start_begins();
   pid_t pid = fork();
-  if (pid < 0)
-    return -errno;
+  if (pid < 0) {
+    int err = errno;
+    weft__proc_start_failed();
+    return -err;
+  }
   if (pid == 0)
     run_child(fn, arg, opts && opts->daemon, parent);
   return weft__proc_adopt(out, pid, opts);
@@ -205,8 +247,9 @@ static int wait_reaped(weft_proc *p, int64_t deadline) {
      * child exits: no hop through the reaper. A second task of one hub
      * joining the same child waits for the reap instead. */
     int rc = weft_io_wait(p->pidfd, POLLIN, left);
-    if (rc == -EBUSY)
-      rc = weft_event_wait(&p->done, left);
+    if (rc == -EBUSY) /* in slices: the other may leave before the exit */
+      rc = weft_event_wait(
+          &p->done, left >= 0 && left < WEFT_MS(10) ? left : WEFT_MS(10));
     if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
       return rc; /* -ECANCELED, or the poller's trouble */
   }
@@ -277,8 +320,12 @@ int weft_proc_subreaper(void) {
 }
 
 /* At exit, as Python's multiprocessing: terminate the daemon children,
- * give them a grace period, then kill what is left. Each is reaped. */
+ * give them a grace period, then kill what is left (what is left unreaped
+ * is the kernel's to clean up as this process ends). */
 static void end_daemons_at_exit(void) {
+  /* After the non-daemon threads, which may still use the daemons (they
+   * are waited for first, whichever layer installed its handler first). */
+  weft__thread_wait_non_daemons();
   pthread_mutex_lock(&registry_mu);
   int n = 0;
   for (weft_proc *p = registry; p; p = p->next)
@@ -297,9 +344,9 @@ static void end_daemons_at_exit(void) {
       if (!p->daemon)
         continue;
       siginfo_t si = {0};
-      if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          si.si_pid == p->pid)
-        continue; /* exited: the reaper, or the kernel at our exit, reaps */
+      int r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+      if ((r == 0 && si.si_pid == p->pid) || (r < 0 && errno == ECHILD))
+        continue; /* exited (and maybe reaped already) */
       left++;
       if (weft__now() >= deadline)
         syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);

@@ -20,8 +20,9 @@
  * that reaps nothing does not harm), never a freed one.
  *
  * A subreaper (weft_proc_subreaper) also inherits orphans weft never
- * started; they have no pidfd here, so the reaper looks for them every
- * STRANGER_SWEEP_MS and reaps those that exited, leaving weft's own.
+ * started; they have no pidfd here, so the reaper looks for them at once
+ * and then every STRANGER_SWEEP_MS, and reaps those that exited, leaving
+ * weft's own (weft__proc_reap_strangers).
  *
  * It is a plain pthread, not a weft thread: nobody joins it, it ends with
  * the process, and it blocks every signal, which stay the program's.
@@ -35,6 +36,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,23 +47,10 @@ enum { STRANGER_SWEEP_MS = 100, EVENTS = 64, GRACE_NS = 1000000 };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int epfd = -1;
+static int wake_fd = -1;  /* an eventfd in the set: a sweep to begin now */
 static weft_proc **by_fd; /* the watched handles, by pidfd; under mu */
 static int by_fd_cap;
 static atomic_bool sweeping;
-
-/* Reaps the exited children weft did not start. */
-static void sweep(void) {
-  for (;;) {
-    siginfo_t si = {0};
-    /* Look without reaping: the child may be weft's own. */
-    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
-        si.si_pid == 0)
-      return;
-    if (weft__proc_known(si.si_pid))
-      return; /* its handle's; the pidfd path reaps it */
-    waitpid(si.si_pid, NULL, WNOHANG);
-  }
-}
 
 /* Takes p out of the set and the table; returns whether it was there (the
  * reaper's reference is then the caller's to drop). Called with mu held. */
@@ -80,7 +69,7 @@ static void *reap(void *arg) {
     int timeout = atomic_load(&sweeping) ? STRANGER_SWEEP_MS : -1;
     int n = epoll_wait(fd, ev, EVENTS, timeout);
     if (n < 0 && errno != EINTR)
-      return NULL; /* the set is gone (a child of fork closed it) */
+      return NULL; /* cannot happen with a valid set and buffer */
     if (n > 0) {
       /* A child that exits just as its parent turns to join it (a short
        * job) is best left to the joiner, which is about to take it out of
@@ -90,6 +79,13 @@ static void *reap(void *arg) {
     }
     for (int i = 0; i < n; i++) {
       int pidfd = ev[i].data.fd;
+      if (pidfd == wake_fd) {
+        uint64_t count;
+        if (read(wake_fd, &count, sizeof count) < 0) {
+          /* nothing to take: another read took it */
+        }
+        continue;
+      }
       pthread_mutex_lock(&mu);
       weft_proc *p = pidfd < by_fd_cap ? by_fd[pidfd] : NULL;
       bool done = p && weft__proc_try_reap(p) && take_out(p);
@@ -98,7 +94,7 @@ static void *reap(void *arg) {
         weft__proc_unref(p);
     }
     if (atomic_load(&sweeping))
-      sweep();
+      weft__proc_reap_strangers();
   }
 }
 
@@ -109,6 +105,15 @@ static int start(void) {
   int fd = epoll_create1(EPOLL_CLOEXEC);
   if (fd < 0)
     return -errno;
+  int wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  struct epoll_event wev = {.events = EPOLLIN, .data.fd = wfd};
+  if (wfd < 0 || epoll_ctl(fd, EPOLL_CTL_ADD, wfd, &wev) < 0) {
+    int err = errno;
+    if (wfd >= 0)
+      close(wfd);
+    close(fd);
+    return -err;
+  }
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -116,15 +121,18 @@ static int start(void) {
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
+  epfd = fd; /* before the thread, which reads them */
+  wake_fd = wfd;
   pthread_t th;
   int err = pthread_create(&th, &attr, reap, (void *)(intptr_t)fd);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (err) {
+    close(wfd);
     close(fd);
+    epfd = wake_fd = -1;
     return -err;
   }
-  epfd = fd;
   return 0;
 }
 
@@ -181,15 +189,26 @@ void weft__reaper_join_ends(weft_proc *p) {
 void weft__reaper_sweep_strangers(void) {
   pthread_mutex_lock(&mu);
   atomic_store(&sweeping, true);
-  start(); /* without a reaper, the next child starts it */
+  if (start() == 0) { /* else the next child starts it */
+    uint64_t one = 1;
+    if (write(wake_fd, &one, sizeof one) < 0) {
+      /* the counter is full: the reaper is due to wake anyway */
+    }
+  }
   pthread_mutex_unlock(&mu);
 }
 
+void weft__reaper_lock(void) { pthread_mutex_lock(&mu); }
+
+void weft__reaper_unlock(void) { pthread_mutex_unlock(&mu); }
+
 void weft__reaper_reset_in_child(void) {
   pthread_mutex_init(&mu, NULL);
-  if (epfd >= 0)
-    close(epfd); /* the parent's reaper watches the parent's children */
-  epfd = -1;
+  if (epfd >= 0) { /* the parent's reaper watches the parent's children */
+    close(epfd);
+    close(wake_fd);
+  }
+  epfd = wake_fd = -1;
   free(by_fd);
   by_fd = NULL;
   by_fd_cap = 0;

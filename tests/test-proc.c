@@ -588,3 +588,194 @@ TEST(bad_input_changes_nothing) {
   CHECK_EQ(code, 0);
   weft_proc_free(p);
 }
+
+/* --- message pipes --------------------------------------------------------
+ * Messages of any length cross a socketpair and a pipe whole and in order,
+ * between processes and between tasks; a receive that times out halfway
+ * goes on where it stopped; a closed or dead peer is -EPIPE or -EPROTO,
+ * never a hang or a SIGPIPE. */
+
+static void fill(unsigned char *buf, size_t len, unsigned seed) {
+  for (size_t i = 0; i < len; i++)
+    buf[i] = (unsigned char)(seed * 31 + i * 7);
+}
+
+static bool filled(const unsigned char *buf, size_t len, unsigned seed) {
+  for (size_t i = 0; i < len; i++)
+    if (buf[i] != (unsigned char)(seed * 31 + i * 7))
+      return false;
+  return true;
+}
+
+static const size_t sizes[] = {0, 1, 7, 8, 4096, 65537, 1 << 20, 3};
+
+/* The two ends of a pair, for a child: it keeps `theirs`. */
+static weft_msgpipe *ends[2];
+
+/* The child echoes every message back, then ends at -EPIPE. It closes its
+ * copy of the parent's end first, as with any pipe: else the parent's
+ * close would not end anything. */
+static int echo_child(void *arg) {
+  (void)arg;
+  weft_msgpipe_free(ends[0]);
+  weft_msgpipe *m = ends[1];
+  for (;;) {
+    void *msg;
+    size_t len;
+    int rc = weft_msgpipe_recv(m, &msg, &len, WEFT_FOREVER);
+    if (rc == -EPIPE)
+      return 0;
+    if (rc < 0)
+      return 1;
+    rc = weft_msgpipe_send(m, msg, len, WEFT_FOREVER);
+    free(msg);
+    if (rc < 0)
+      return 2;
+  }
+}
+
+TEST(messages_of_any_length_cross_to_a_child_and_back) {
+  CHECK_EQ(weft_msgpipe_pair(&ends[0], &ends[1]), 0);
+  weft_msgpipe *mine = ends[0];
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, echo_child, NULL, NULL), 0);
+  weft_msgpipe_free(ends[1]); /* the child has its own copy */
+  unsigned char *buf = malloc(1 << 20);
+  CHECK(buf != NULL);
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    fill(buf, sizes[i], (unsigned)i);
+    CHECK_EQ(weft_msgpipe_send(mine, buf, sizes[i], WEFT_SEC(10)), 0);
+    void *back;
+    size_t len;
+    CHECK_EQ(weft_msgpipe_recv(mine, &back, &len, WEFT_SEC(10)), 0);
+    CHECK_EQ(len, sizes[i]);
+    CHECK(back != NULL && filled(back, len, (unsigned)i));
+    free(back);
+  }
+  free(buf);
+  weft_msgpipe_free(mine); /* the child sees -EPIPE and ends */
+  int code;
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, 0);
+  weft_proc_free(p);
+}
+
+static int die_at_once(void *arg) {
+  (void)arg;
+  raise(SIGKILL);
+  return 0;
+}
+
+TEST(a_dead_peer_is_an_error_not_a_hang_nor_a_sigpipe) {
+  weft_msgpipe *mine, *theirs;
+  CHECK_EQ(weft_msgpipe_pair(&mine, &theirs), 0);
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, die_at_once, NULL, NULL), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, NULL), 0);
+  weft_proc_free(p);
+  weft_msgpipe_free(theirs);
+  void *msg;
+  size_t len;
+  CHECK_EQ(weft_msgpipe_recv(mine, &msg, &len, WEFT_SEC(5)), -EPIPE);
+  char big[100000] = {0};
+  CHECK_EQ(weft_msgpipe_send(mine, big, sizeof big, WEFT_SEC(5)), -EPIPE);
+  weft_msgpipe_free(mine);
+
+  /* A plain pipe whose reader is gone: -EPIPE, and the process lives. */
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  weft_msgpipe *w;
+  CHECK_EQ(weft_msgpipe_open(&w, fds[1]), 0);
+  close(fds[0]);
+  CHECK_EQ(weft_msgpipe_send(w, "x", 1, WEFT_SEC(5)), -EPIPE);
+  weft_msgpipe_free(w);
+}
+
+TEST(a_message_cut_short_is_eproto_and_a_slow_one_is_waited_for) {
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  weft_msgpipe *r;
+  CHECK_EQ(weft_msgpipe_open(&r, fds[0]), 0);
+  uint64_t head = 10;
+  CHECK_EQ(write(fds[1], &head, 5), 5); /* half a header */
+  void *msg;
+  size_t len;
+  CHECK_EQ(weft_msgpipe_recv(r, &msg, &len, WEFT_MS(20)), -ETIMEDOUT);
+  CHECK_EQ(write(fds[1], (char *)&head + 5, 3), 3);
+  CHECK_EQ(write(fds[1], "hello", 5), 5); /* half the body */
+  CHECK_EQ(weft_msgpipe_recv(r, &msg, &len, WEFT_MS(20)), -ETIMEDOUT);
+  CHECK_EQ(write(fds[1], "world", 5), 5);
+  CHECK_EQ(weft_msgpipe_recv(r, &msg, &len, WEFT_SEC(5)), 0);
+  CHECK_EQ(len, 10u);
+  CHECK(memcmp(msg, "helloworld", 10) == 0);
+  free(msg);
+  CHECK_EQ(write(fds[1], &head, 8), 8);
+  CHECK_EQ(write(fds[1], "cut", 3), 3);
+  close(fds[1]); /* the writer dies halfway through */
+  CHECK_EQ(weft_msgpipe_recv(r, &msg, &len, WEFT_SEC(5)), -EPROTO);
+  weft_msgpipe_free(r);
+}
+
+/* Tasks of one hub: a sender and a receiver on the two ends, 1,000
+ * messages in order. */
+static weft_msgpipe *task_a, *task_b;
+
+static void *task_sender(void *arg) {
+  (void)arg;
+  for (unsigned i = 0; i < 1000; i++)
+    CHECK_EQ(weft_msgpipe_send(task_a, &i, sizeof i, WEFT_SEC(10)), 0);
+  return NULL;
+}
+
+static void *task_receiver(void *arg) {
+  (void)arg;
+  for (unsigned i = 0; i < 1000; i++) {
+    void *msg;
+    size_t len;
+    CHECK_EQ(weft_msgpipe_recv(task_b, &msg, &len, WEFT_SEC(10)), 0);
+    CHECK_EQ(len, sizeof i);
+    CHECK_EQ(*(unsigned *)msg, i);
+    free(msg);
+  }
+  return NULL;
+}
+
+static void *pipe_tasks(void *arg) {
+  (void)arg;
+  weft_task *s, *r;
+  CHECK_EQ(weft_task_spawn(&r, task_receiver, NULL, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&s, task_sender, NULL, NULL), 0);
+  CHECK_EQ(weft_task_join(s, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(r, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(tasks_of_one_hub_talk_through_a_message_pipe) {
+  CHECK_EQ(weft_msgpipe_pair(&task_a, &task_b), 0);
+  CHECK_EQ(weft_run(pipe_tasks, NULL, NULL), 0);
+  weft_msgpipe_free(task_a);
+  weft_msgpipe_free(task_b);
+}
+
+TEST(message_pipes_refuse_bad_input) {
+  weft_msgpipe *m = NULL;
+  void *msg;
+  size_t len;
+  CHECK_EQ(weft_msgpipe_open(NULL, 0), -EINVAL);
+  CHECK_EQ(weft_msgpipe_open(&m, -1), -EINVAL);
+  CHECK_EQ(weft_msgpipe_open(&m, 999), -EBADF);
+  CHECK(m == NULL);
+  CHECK_EQ(weft_msgpipe_pair(NULL, &m), -EINVAL);
+  CHECK_EQ(weft_msgpipe_send(NULL, "x", 1, 0), -EINVAL);
+  CHECK_EQ(weft_msgpipe_recv(NULL, &msg, &len, 0), -EINVAL);
+  CHECK_EQ(weft_msgpipe_fd(NULL), -1);
+  weft_msgpipe *a, *b;
+  CHECK_EQ(weft_msgpipe_pair(&a, &b), 0);
+  CHECK_EQ(weft_msgpipe_send(a, NULL, 1, 0), -EINVAL);
+  CHECK_EQ(weft_msgpipe_send(a, "x", WEFT_MSGPIPE_MAX + 1, 0), -EMSGSIZE);
+  CHECK_EQ(weft_msgpipe_recv(b, NULL, &len, 0), -EINVAL);
+  CHECK_EQ(weft_msgpipe_recv(b, &msg, &len, 0), -ETIMEDOUT); /* nothing */
+  weft_msgpipe_free(a);
+  weft_msgpipe_free(b);
+  weft_msgpipe_free(NULL);
+}

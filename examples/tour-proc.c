@@ -1,6 +1,7 @@
 /*
  * The tour, processes: a zombie made and reaped the careless way beside
- * weft's way, and an orphan prevented.
+ * weft's way, an orphan prevented, and two processes talking through a
+ * message pipe.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -46,6 +47,50 @@ static int report_then_sleep(void *arg) {
     return 1;
   pause();
   return 0;
+}
+
+/* The two ends of a message pipe; the child keeps ends[1]. */
+static weft_msgpipe *ends[2];
+
+static int shout_back(void *arg) {
+  (void)arg;
+  weft_msgpipe_free(ends[0]); /* the parent's end: not ours to keep */
+  void *msg;
+  size_t len;
+  while (weft_msgpipe_recv(ends[1], &msg, &len, WEFT_FOREVER) == 0) {
+    char *s = msg;
+    for (size_t i = 0; i < len; i++)
+      if (s[i] >= 'a' && s[i] <= 'z')
+        s[i] = (char)(s[i] - 'a' + 'A');
+    weft_msgpipe_send(ends[1], s, len, WEFT_FOREVER);
+    free(msg);
+  }
+  return 0; /* -EPIPE: the parent closed its end */
+}
+
+static void talk(void) {
+  tour_section("processes: two talking through a message pipe");
+  weft_msgpipe_pair(&ends[0], &ends[1]);
+  weft_proc *p;
+  weft_proc_start(&p, shout_back, NULL, NULL);
+  weft_msgpipe_free(ends[1]);
+  const char *words[] = {"hello", "from the parent", "goodbye"};
+  for (int i = 0; i < 3; i++) {
+    void *back;
+    size_t len;
+    weft_msgpipe_send(ends[0], words[i], strlen(words[i]), WEFT_SEC(5));
+    if (weft_msgpipe_recv(ends[0], &back, &len, WEFT_SEC(5)) == 0) {
+      printf("  sent '%s', the child sent back '%.*s'\n", words[i], (int)len,
+             (char *)back);
+      free(back);
+    }
+  }
+  weft_msgpipe_free(ends[0]);
+  int code = -1;
+  weft_proc_join(p, WEFT_SEC(5), &code);
+  weft_proc_free(p);
+  printf("  the parent closed its end; the child saw the end and exited %d\n",
+         code);
 }
 
 void tour_processes(void) {
@@ -99,4 +144,5 @@ void tour_processes(void) {
   printf("  a parent killed by SIGKILL: its daemon child is %s\n",
          state == '-' || state == 'Z' ? "dead too (PR_SET_PDEATHSIG)"
                                       : "still running");
+  talk();
 }

@@ -309,7 +309,6 @@ int main(void) {
   tour_threads();
   tour_locks();
   tour_processes();
-  printf("\n(next: message pipes, a queue in shared memory, futures and "
-         "pools)\n");
+  printf("\n(next: a queue in shared memory, futures and pools)\n");
   return 0;
 }

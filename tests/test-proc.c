@@ -779,3 +779,69 @@ TEST(message_pipes_refuse_bad_input) {
   weft_msgpipe_free(b);
   weft_msgpipe_free(NULL);
 }
+
+/* --- daemonize ------------------------------------------------------------
+ * A process turned daemon: its original exits 0, it runs in a new session
+ * it does not lead, in "/", with 0, 1, 2 on /dev/null and the fds above
+ * closed. It reports through a file, having no other way out. */
+
+static void daemon_reports(const char *path, int extra_fd) {
+  char cwd[64] = "", in[64] = "";
+  if (!getcwd(cwd, sizeof cwd))
+    cwd[0] = '?';
+  ssize_t n = readlink("/proc/self/fd/0", in, sizeof in - 1);
+  in[n > 0 ? n : 0] = '\0';
+  int open_extra = fcntl(extra_fd, F_GETFD) >= 0; /* before fopen reuses it */
+  FILE *f = fopen(path, "w");
+  if (!f)
+    _exit(1);
+  fprintf(f, "%d %d %d %s %s %d\n", (int)getpid(), (int)getsid(0),
+          (int)getppid(), cwd, in, open_extra);
+  fclose(f);
+  _exit(0);
+}
+
+TEST(daemonize_detaches_for_good) {
+  char path[] = "/tmp/weft-daemon-XXXXXX";
+  int tmp = mkstemp(path);
+  CHECK(tmp >= 0);
+  close(tmp);
+  unlink(path);
+  int extra = open("/dev/zero", O_RDONLY); /* must be closed in the daemon */
+  CHECK(extra >= 0);
+  pid_t original = fork();
+  CHECK(original >= 0);
+  if (original == 0) {
+    if (weft_proc_daemonize(0) != 0)
+      _exit(2);
+    daemon_reports(path, extra);
+  }
+  int status;
+  CHECK_EQ(waitpid(original, &status, 0), original);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  char line[256] = "";
+  for (int i = 0; i < 500 && !line[0]; i++) {
+    FILE *f = fopen(path, "r");
+    if (f) {
+      if (!fgets(line, sizeof line, f) || !strchr(line, '\n'))
+        line[0] = '\0'; /* not whole yet */
+      fclose(f);
+    }
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  unlink(path);
+  close(extra);
+  int pid, sid, ppid, open_extra;
+  char cwd[64], in[64];
+  CHECK_EQ(sscanf(line, "%d %d %d %63s %63s %d", &pid, &sid, &ppid, cwd, in,
+                  &open_extra),
+           6);
+  CHECK(sid != getsid(0)); /* a session of its own */
+  CHECK(sid != pid);       /* which it does not lead */
+  CHECK(ppid != original);
+  CHECK_STR_HAS(cwd, "/");
+  CHECK_EQ(strlen(cwd), 1u);
+  CHECK_STR_HAS(in, "/dev/null");
+  CHECK_EQ(open_extra, 0);
+}

@@ -178,6 +178,26 @@ WEFT_API void weft_proc_free(weft_proc *p);
  */
 WEFT_API int weft_proc_subreaper(void);
 
+/* Flags of weft_proc_daemonize. */
+#define WEFT_DAEMON_KEEP_CWD 1 /* do not chdir("/") */
+#define WEFT_DAEMON_KEEP_FDS 2 /* close nothing above 2 */
+
+/*
+ * weft_proc_daemonize — turn the calling process into a daemon, the
+ * classic way: fork (the original process exits at once with status 0,
+ * its shell gets its prompt back), setsid (a new session, no controlling
+ * terminal), fork again (the session leader exits, so the daemon can never
+ * reacquire a terminal), chdir("/") and umask(027), every fd above 2
+ * closed, and 0, 1, 2 on /dev/null. Call it before any thread is started
+ * (only the calling thread goes on in the daemon) and before any child
+ * (the daemon is no longer their parent).
+ *
+ * Returns 0 in the daemon; never returns in the original process. Returns
+ * -EAGAIN, -ENOMEM (a fork refused) or -EPERM (setsid refused) in the
+ * original process, which is then unchanged.
+ */
+WEFT_API int weft_proc_daemonize(int flags);
+
 /*
  * Message pipes: whole messages of any length (up to WEFT_MSGPIPE_MAX)
  * over a pipe or a stream socket, Python's multiprocessing.Connection.

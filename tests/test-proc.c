@@ -44,6 +44,21 @@ static int sleep_long(void *arg) {
   return 0;
 }
 
+/* The state (R, S, Z, ...) and parent of process pid (a number, as /proc
+ * names it), by /proc; false when it is gone. */
+static bool stat_of(const char *pid, char *state, int *ppid) {
+  char path[300], buf[512];
+  snprintf(path, sizeof path, "/proc/%s/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  size_t len = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[len] = '\0';
+  char *close_paren = strrchr(buf, ')'); /* the name may hold anything */
+  return close_paren && sscanf(close_paren + 2, "%c %d", state, ppid) == 2;
+}
+
 /* The zombies among this process's children, by /proc. */
 static int zombies(void) {
   DIR *d = opendir("/proc");
@@ -52,21 +67,10 @@ static int zombies(void) {
   pid_t me = getpid();
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9')
-      continue;
-    char path[300], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-      continue;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    char *close_paren = strrchr(buf, ')');
     char state;
     int ppid;
-    if (close_paren && sscanf(close_paren + 2, "%c %d", &state, &ppid) == 2 &&
-        ppid == me && state == 'Z')
+    if (e->d_name[0] >= '0' && e->d_name[0] <= '9' &&
+        stat_of(e->d_name, &state, &ppid) && ppid == me && state == 'Z')
       n++;
   }
   closedir(d);
@@ -510,16 +514,10 @@ static void parent_of_two(int fd, int how) {
 
 static bool alive(pid_t pid) {
   /* A zombie is not alive: it is gone once its new parent reaps it. */
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  FILE *f = fopen(path, "r");
-  if (!f)
-    return false;
-  size_t len = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[len] = '\0';
-  char *close_paren = strrchr(buf, ')');
-  return close_paren && close_paren[2] != 'Z' && close_paren[2] != 'X';
+  char name[16], state;
+  int ppid;
+  snprintf(name, sizeof name, "%d", (int)pid);
+  return stat_of(name, &state, &ppid) && state != 'Z' && state != 'X';
 }
 
 static void daemons_end_with(int how) {

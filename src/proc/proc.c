@@ -234,9 +234,10 @@ int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
   return weft__proc_adopt(out, pid, opts);
 }
 
-/* Waits until p is reaped, or the deadline; 0 or the wait's error. */
+/* Waits until p, not reaped when looked at last, is reaped, or the
+ * deadline; 0 or the wait's error. */
 static int wait_reaped(weft_proc *p, int64_t deadline) {
-  while (!weft__proc_try_reap(p)) {
+  do {
     int64_t left = WEFT_FOREVER;
     if (deadline != INT64_MAX) {
       left = deadline - weft__now();
@@ -252,7 +253,7 @@ static int wait_reaped(weft_proc *p, int64_t deadline) {
           &p->done, left >= 0 && left < WEFT_MS(10) ? left : WEFT_MS(10));
     if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
       return rc; /* -ECANCELED, or the poller's trouble */
-  }
+  } while (!weft__proc_try_reap(p));
   return 0;
 }
 
@@ -261,6 +262,8 @@ int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode) {
     return -EINVAL;
   int rc = 0;
   if (!weft__proc_try_reap(p)) {
+    if (timeout == 0) /* a look only: the reaper keeps watching */
+      return -ETIMEDOUT;
     int64_t deadline = weft__deadline_after(timeout);
     weft__reaper_join_begins(p);
     rc = wait_reaped(p, deadline);

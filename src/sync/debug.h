@@ -14,6 +14,7 @@
 #define WEFT_SYNC_DEBUG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum {
   WEFT__DEBUG_LOCKCHECK = 1, /* record lock orders (lockcheck.h) */
@@ -33,6 +34,16 @@ void weft__sync_debug_enable(int bits);
  * the dynamic symbols name it, else "file+0x1234" (for addr2line -e file),
  * else the bare address. */
 void weft__site_name(const void *site, char *buf, size_t cap);
+
+/* A slot for the pointer p in an open-addressing table of cap slots (a
+ * power of two): the debugging modes' tables of locks, owners and waits. */
+static inline size_t weft__hash_ptr(const void *p, size_t cap) {
+  uintptr_t x = (uintptr_t)p;
+  x ^= x >> 17;
+  x *= 0xed5ad4bbu;
+  x ^= x >> 11;
+  return (size_t)x & (cap - 1);
+}
 
 /* The modes on (WEFT__DEBUG_*), 0 when none is: the common case. */
 static inline int weft__sync_debug_modes(void) {

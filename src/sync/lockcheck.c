@@ -59,14 +59,6 @@ struct table {
 static struct table nodes, owners;
 static unsigned search;
 
-static size_t hash(const void *p, size_t cap) {
-  uintptr_t x = (uintptr_t)p;
-  x ^= x >> 17;
-  x *= 0xed5ad4bbu;
-  x ^= x >> 11;
-  return (size_t)x & (cap - 1);
-}
-
 /* The entry of table t whose key (its first field) is key, made by make()
  * if missing; NULL when out of memory. */
 static void *find(struct table *t, const void *key,
@@ -79,7 +71,7 @@ static void *find(struct table *t, const void *key,
     for (size_t i = 0; i < t->cap; i++) {
       if (!t->slot[i])
         continue;
-      size_t j = hash(*(const void **)t->slot[i], cap);
+      size_t j = weft__hash_ptr(*(const void **)t->slot[i], cap);
       while (slot[j])
         j = (j + 1) & (cap - 1);
       slot[j] = t->slot[i];
@@ -88,7 +80,7 @@ static void *find(struct table *t, const void *key,
     t->slot = slot;
     t->cap = cap;
   }
-  size_t i = hash(key, t->cap);
+  size_t i = weft__hash_ptr(key, t->cap);
   for (; t->slot[i]; i = (i + 1) & (t->cap - 1))
     if (*(const void **)t->slot[i] == key)
       return t->slot[i];

@@ -159,16 +159,6 @@ static void report(struct weft__watch **entries, const int *next, int first,
   } while (i != first);
 }
 
-/* The index of the entry whose owner is owner, in a table of cap slots
- * (a power of two) holding entry indexes + 1 (0: empty). */
-static size_t slot_of(const void *owner, size_t cap) {
-  uintptr_t x = (uintptr_t)owner;
-  x ^= x >> 17;
-  x *= 0xed5ad4bbu;
-  x ^= x >> 11;
-  return (size_t)x & (cap - 1);
-}
-
 /* One scan, under mu: finds the cycles of the wait-for graph, counts the
  * scans that found each entry in one, and reports each cycle seen twice
  * in a row and not reported yet. */
@@ -182,13 +172,13 @@ static void scan(struct text *t) {
   struct weft__watch **entries = malloc((size_t)n * sizeof *entries);
   int *next = malloc((size_t)n * sizeof *next);
   unsigned char *state = calloc((size_t)n, 1);
-  int *table = calloc(cap, sizeof *table);
+  int *table = calloc(cap, sizeof *table); /* entry index + 1; 0: empty */
   if (!entries || !next || !state || !table)
     goto out; /* out of memory: no scan this time */
   int i = 0;
   for (struct weft__watch *e = registry; e; e = e->next, i++) {
     entries[i] = e;
-    size_t s = slot_of(e->owner, cap);
+    size_t s = weft__hash_ptr(e->owner, cap);
     while (table[s])
       s = (s + 1) & (cap - 1);
     table[s] = i + 1;
@@ -198,7 +188,7 @@ static void scan(struct text *t) {
     const void *holder =
         __atomic_load_n(&entries[i]->lock->holder_, __ATOMIC_RELAXED);
     next[i] = -1;
-    for (size_t s = slot_of(holder, cap); holder && table[s];
+    for (size_t s = weft__hash_ptr(holder, cap); holder && table[s];
          s = (s + 1) & (cap - 1))
       if (entries[table[s] - 1]->owner == holder) {
         next[i] = table[s] - 1;

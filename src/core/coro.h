@@ -86,6 +86,10 @@ static inline void weft__coro_check_stack(const weft__coro *co) {
  * that is giving up). */
 void weft__say(const char *s, size_t n);
 
+/* Writes n bytes of buf to fd whole, retrying short writes and EINTR,
+ * async-signal-safely. Returns 0 or a negative errno. */
+int weft__write_all(int fd, const void *buf, size_t n);
+
 /* Writes "<kind> '<name>'" or "<kind> #<id>" into buf, async-signal-safely.
  * Returns the length. */
 size_t weft__coro_describe(const weft__coro *co, char *buf, size_t cap);

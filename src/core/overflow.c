@@ -9,6 +9,7 @@
  * handler was installed before weft's, or to the default action.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -24,14 +25,24 @@ static struct sigaction old_segv, old_bus;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static pthread_key_t altstack_key;
 
-void weft__say(const char *s, size_t n) {
+int weft__write_all(int fd, const void *buf, size_t n) {
+  const char *s = buf;
   while (n) {
-    ssize_t w = write(STDERR_FILENO, s, n);
-    if (w <= 0)
-      return;
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0)
+      return -errno;
+    if (w == 0)
+      return -EIO;
     s += w;
     n -= (size_t)w;
   }
+  return 0;
+}
+
+void weft__say(const char *s, size_t n) {
+  weft__write_all(STDERR_FILENO, s, n);
 }
 
 static void report(const weft__coro *co, const char *how) {

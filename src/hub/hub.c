@@ -275,17 +275,7 @@ static void report_deadlock(weft__hub *h) {
 }
 
 static int write_whole(int fd, const char *s) {
-  size_t n = strlen(s);
-  while (n) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0)
-      return -errno;
-    s += w;
-    n -= (size_t)w;
-  }
-  return 0;
+  return weft__write_all(fd, s, strlen(s));
 }
 
 int weft_hub_dump(int fd) {

@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <weft/proc.h>
 
+#include "../core/coro.h"
+
 /* Closes every fd above 2 but keep. */
 static void close_above_2(int keep) {
   DIR *d = opendir("/proc/self/fd");
@@ -38,8 +40,7 @@ static void close_above_2(int keep) {
 }
 
 static void tell(int fd, int err) {
-  while (write(fd, &err, sizeof err) < 0 && errno == EINTR) {
-  }
+  weft__write_all(fd, &err, sizeof err);
   close(fd);
 }
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/coro.h"
 #include "../hub/timer.h"
 #include "debug.h"
 #include "sync-private.h"
@@ -246,18 +247,6 @@ out:
   free(table);
 }
 
-static void write_whole(int fd, const char *s, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return;
-    s += w;
-    n -= (size_t)w;
-  }
-}
-
 static void *watch(void *arg) {
   (void)arg;
   pthread_mutex_lock(&mu);
@@ -274,7 +263,7 @@ static void *watch(void *arg) {
     int fd = out_fd;
     pthread_mutex_unlock(&mu);
     if (t.len)
-      write_whole(fd, t.s, t.len);
+      weft__write_all(fd, t.s, t.len);
     free(t.s);
     pthread_mutex_lock(&mu);
   }

@@ -175,6 +175,8 @@ int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
 }
 
 int weft_task_join(weft_task *t, int64_t timeout, void **result) {
+  if (weft__timeout_bad(timeout))
+    return -EINVAL;
   weft_task *self;
   int rc = check_handle(t, &self);
   if (rc < 0)

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <weft/core.h>
 
 /* Embedded in whatever waits (a task, a timeout); the heap holds pointers. */
 typedef struct weft__timer {
@@ -70,10 +71,22 @@ int64_t weft__now(void);
  * blocked; never mixed with weft__now. */
 int64_t weft__now_coarse(void);
 
+/* Whether a timeout a caller passed is bad input: a negative other than
+ * WEFT_FOREVER (-1). Every public call that takes a timeout asks this
+ * first, before it takes a lock, queues, reads, writes or changes any
+ * state, and returns -EINVAL when it is true. One compare and a branch
+ * predicted not taken, so that it costs the fast paths nothing they can
+ * measure. */
+static inline bool weft__timeout_bad(int64_t timeout) {
+  return __builtin_expect(timeout < WEFT_FOREVER, 0);
+}
+
 int64_t weft__deadline_after_slow(int64_t timeout); /* reads the clock */
 
-/* now + timeout, saturating; WEFT_FOREVER (any negative) gives INT64_MAX,
- * inline and without a look at the clock, as most waits have no end. */
+/* now + timeout, saturating; WEFT_FOREVER gives INT64_MAX, inline and
+ * without a look at the clock, as most waits have no end. Any negative
+ * gives INT64_MAX too, but the public calls have rejected the others
+ * (weft__timeout_bad) before they come here. */
 static inline int64_t weft__deadline_after(int64_t timeout) {
   return timeout < 0 ? INT64_MAX : weft__deadline_after_slow(timeout);
 }

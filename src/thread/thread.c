@@ -205,7 +205,7 @@ int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
 static int join(weft_thread *t, int64_t timeout, void **result);
 
 int weft_thread_join(weft_thread *t, int64_t timeout, void **result) {
-  if (!valid(t) || t->foreign)
+  if (!valid(t) || t->foreign || weft__timeout_bad(timeout))
     return -EINVAL;
   if (t == self_handle)
     return -EDEADLK;

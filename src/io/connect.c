@@ -57,6 +57,8 @@ static int connect_nonblocking(weft_task *self, int fd,
 
 int weft_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
                     int64_t timeout) {
+  if (weft__timeout_bad(timeout))
+    return -EINVAL;
   if (fd < 0)
     return -EBADF;
   weft_task *self = weft__task_running();
@@ -68,7 +70,7 @@ int weft_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
   if (fl < 0)
     return -errno;
   bool blocking = !(fl & O_NONBLOCK);
-  if (blocking && timeout < 0) { /* the ordinary blocking call */
+  if (blocking && timeout == WEFT_FOREVER) { /* the ordinary blocking call */
     if (connect(fd, addr, addrlen) == 0)
       return 0;
     if (errno != EINTR)

@@ -69,7 +69,8 @@ int weft__io_wait_until(weft_task *self, int fd, unsigned events,
 }
 
 int weft_io_wait(int fd, unsigned events, int64_t timeout) {
-  if (events == 0 || (events & ~(WEFT_IO_READ | WEFT_IO_WRITE)))
+  if (events == 0 || (events & ~(WEFT_IO_READ | WEFT_IO_WRITE)) ||
+      weft__timeout_bad(timeout))
     return -EINVAL;
   if (fd < 0)
     return -EBADF;

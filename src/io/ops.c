@@ -86,6 +86,8 @@ static bool blocks(int fd) {
 }
 
 static ssize_t run(int fd, int64_t timeout, struct op *o) {
+  if (weft__timeout_bad(timeout))
+    return -EINVAL; /* before the fd is made non-blocking */
   if (fd < 0)
     return -EBADF;
   weft_task *self = weft__task_running();
@@ -96,7 +98,7 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       int rc = weft__io_make_nonblocking(fd);
       if (rc < 0)
         return rc;
-    } else if (timeout >= 0 && blocks(fd)) {
+    } else if (timeout != WEFT_FOREVER && blocks(fd)) {
       /* A blocking fd in a thread: the timeout bounds the wait for
        * readiness; the call then blocks only if another reader or writer
        * took what was ready. */

@@ -17,8 +17,11 @@
 #include <weft/hub.h>
 #include <weft/io.h>
 
+#include "../hub/timer.h"
+
 int weft_signal_wait(const sigset_t *set, int64_t timeout) {
-  if (!set)
+  /* Both before the signals are blocked: a bad call changes nothing. */
+  if (!set || weft__timeout_bad(timeout))
     return -EINVAL;
   /* Blocked first, so that the default action (often: end the process)
    * cannot take a signal that arrives before the read. */

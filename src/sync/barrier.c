@@ -31,7 +31,9 @@ static void wake_all(weft_barrier *b, int code) {
 }
 
 int weft_barrier_wait(weft_barrier *b, int64_t timeout) {
-  if (!b || b->parties_ == 0)
+  /* Before the arrival counts: a bad call neither completes a round nor
+   * breaks one. */
+  if (!b || b->parties_ == 0 || weft__timeout_bad(timeout))
     return -EINVAL;
   weft__guard_lock(&b->guard_);
   if (b->broken_) {

@@ -352,7 +352,7 @@ select_valid(weft_chan_op *ops, int n, int64_t timeout,
 }
 
 int weft_select(weft_chan_op *ops, int n, int64_t timeout) {
-  if (!ops || n < 1 || n > MAX_CASES)
+  if (!ops || n < 1 || n > MAX_CASES || weft__timeout_bad(timeout))
     return -EINVAL;
   for (int i = 0; i < n; i++)
     if (!ops[i].chan ||
@@ -375,7 +375,7 @@ static inline __attribute__((always_inline)) int one(weft_chan_op *op,
 }
 
 int weft_chan_send(weft_chan *c, void *value, int64_t timeout) {
-  if (!c)
+  if (!c || weft__timeout_bad(timeout))
     return -EINVAL;
   weft_chan_op op = {.chan = c, .dir = WEFT_CHAN_SEND, .value = value};
   int rc = one(&op, timeout);
@@ -383,7 +383,7 @@ int weft_chan_send(weft_chan *c, void *value, int64_t timeout) {
 }
 
 int weft_chan_recv(weft_chan *c, void **value, int64_t timeout) {
-  if (!c)
+  if (!c || weft__timeout_bad(timeout))
     return -EINVAL;
   weft_chan_op op = {.chan = c, .dir = WEFT_CHAN_RECV};
   int rc = one(&op, timeout);

@@ -63,14 +63,15 @@ static int wait_until(weft_cond *c, int64_t deadline) {
 }
 
 int weft_cond_wait(weft_cond *c, int64_t timeout) {
-  if (!c)
+  if (!c || weft__timeout_bad(timeout))
     return -EINVAL;
   return wait_until(c, timeout == 0 ? 0 : weft__deadline_after(timeout));
 }
 
 int weft_cond_wait_for(weft_cond *c, bool (*pred)(void *arg), void *arg,
                        int64_t timeout) {
-  if (!c || !pred)
+  /* Before pred is called: a bad call runs none of the caller's code. */
+  if (!c || !pred || weft__timeout_bad(timeout))
     return -EINVAL;
   if (!weft_rlock_owned(lock_of(c)))
     return -EPERM;

@@ -48,7 +48,7 @@ int weft_event_clear(weft_event *e) {
 }
 
 int weft_event_wait(weft_event *e, int64_t timeout) {
-  if (!e)
+  if (!e || weft__timeout_bad(timeout))
     return -EINVAL;
   if (__atomic_load_n(&e->set_, __ATOMIC_ACQUIRE)) {
     weft__guard_pass(&e->guard_); /* the setter may be leaving */

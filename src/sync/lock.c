@@ -251,7 +251,7 @@ int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
 }
 
 int weft_lock_acquire(weft_lock *l, int64_t timeout) {
-  if (!l)
+  if (!l || weft__timeout_bad(timeout))
     return -EINVAL;
   return weft__lock_acquire_at(l, timeout, true, NULL,
                                __builtin_return_address(0));

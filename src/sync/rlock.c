@@ -27,7 +27,8 @@ int weft_rlock_init(weft_rlock *r, const char *name) {
 }
 
 int weft_rlock_acquire(weft_rlock *r, int64_t timeout) {
-  if (!r)
+  /* Before the owner's count goes up, too. */
+  if (!r || weft__timeout_bad(timeout))
     return -EINVAL;
   const void *me = weft__sync_self();
   if (owner(r) == me) {

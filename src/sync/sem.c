@@ -39,7 +39,7 @@ static bool fits(const weft_sem *s, uint32_t state, unsigned n) {
 }
 
 int weft_sem_acquire(weft_sem *s, int64_t timeout) {
-  if (!s)
+  if (!s || weft__timeout_bad(timeout))
     return -EINVAL;
   uint32_t st = __atomic_load_n(&s->state_, __ATOMIC_RELAXED);
   while (st >= UNIT && !(st & WAITERS))

@@ -36,7 +36,7 @@ int weft_waitgroup_done(weft_waitgroup *wg) {
 }
 
 int weft_waitgroup_wait(weft_waitgroup *wg, int64_t timeout) {
-  if (!wg)
+  if (!wg || weft__timeout_bad(timeout))
     return -EINVAL;
   if (__atomic_load_n(&wg->count_, __ATOMIC_ACQUIRE) == 0) {
     weft__guard_pass(&wg->guard_); /* the last done may be leaving */

@@ -6,8 +6,12 @@
  *  - A function that can fail returns int: 0 (or a count) on success, a
  *    negative errno on failure. weft never aborts on a caller's mistake and
  *    leaves every object as it was when it returns an error.
- *  - Times are int64_t nanoseconds, relative. WEFT_FOREVER waits without
- *    end; 0 polls.
+ *  - Times are int64_t nanoseconds, relative. A timeout of WEFT_FOREVER
+ *    waits without end; 0 polls; a positive one waits that long at most.
+ *    Any other negative timeout is -EINVAL, checked before the call does
+ *    anything (no lock taken, nothing queued, read or written).
+ *    weft_sleep takes a duration, not a timeout: a negative one, even
+ *    WEFT_FOREVER, is -EINVAL.
  */
 #ifndef WEFT_CORE_H
 #define WEFT_CORE_H
@@ -27,7 +31,8 @@ extern "C" {
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0
 
-/* Time: one unit everywhere, nanoseconds, relative to now. */
+/* Time: one unit everywhere, nanoseconds, relative to now. WEFT_FOREVER is
+ * the only negative timeout; every other one is -EINVAL. */
 #define WEFT_FOREVER ((int64_t)-1)
 #define WEFT_NS(n)   ((int64_t)(n))
 #define WEFT_US(n)   ((int64_t)(n)*1000)

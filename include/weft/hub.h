@@ -123,9 +123,9 @@ WEFT_API int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
  * Returns 0 with the result in *result (may be NULL); t is then gone.
  * Errors: -ETIMEDOUT (t still runs; join again later), -ECANCELED (the
  * caller was cancelled), -ENOMEM (no memory to arm the timeout), -EDEADLK (t is
- * the caller), -EINVAL (t invalid or detached), -EBUSY (another task is joining
- * t), -EPERM (not called from a task of t's hub). Blocks the calling task, not
- * its thread.
+ * the caller), -EINVAL (t invalid or detached, or a negative timeout other
+ * than WEFT_FOREVER), -EBUSY (another task is joining t), -EPERM (not called
+ * from a task of t's hub). Blocks the calling task, not its thread.
  */
 WEFT_API int weft_task_join(weft_task *t, int64_t timeout, void **result);
 
@@ -156,8 +156,9 @@ WEFT_API int weft_yield(void);
 
 /*
  * weft_sleep — block the calling task for ns nanoseconds (at least; 0 is
- * weft_yield). Returns 0, -ECANCELED, -EINVAL (ns negative), -ENOMEM (no
- * memory to arm the timer), or -EPERM outside a task.
+ * weft_yield). Returns 0, -ECANCELED, -EINVAL (ns negative: a duration,
+ * not a timeout, so WEFT_FOREVER too), -ENOMEM (no memory to arm the
+ * timer), or -EPERM outside a task.
  */
 WEFT_API int weft_sleep(int64_t ns);
 

@@ -35,7 +35,9 @@
  *    weft_io_close while the call waited or is not an open fd, -EBUSY when
  *    another task of the hub waits on the fd the same way.
  *  - A timeout of 0 tries once and never waits (-ETIMEDOUT for "would
- *    block"); WEFT_FOREVER waits without end. Interrupted system calls are
+ *    block"); WEFT_FOREVER waits without end; any other negative
+ *    timeout ("a bad timeout" below) is -EINVAL, before the call touches
+ *    the fd (no byte moved, no flag set). Interrupted system calls are
  *    retried; signals never end a call early.
  *  - Outside a task the calls behave as the plain blocking calls, with the
  *    timeout: on a blocking fd the timeout bounds the wait for readiness
@@ -73,11 +75,11 @@ extern "C" {
  * read or write reports it), or: -ETIMEDOUT, -ECANCELED (in a task),
  * -EBADF (fd closed by weft_io_close while waiting, or not an open fd),
  * -EBUSY (another task waits on fd the same way), -EINVAL (events empty
- * or unknown), -EPERM (in a task with the epoll poller, an fd epoll cannot
- * watch, such as a regular file, which poll(2) reports always ready),
- * -ENOMEM. A timeout of
- * 0 polls and never blocks, so it reports readiness, not a cancellation.
- * Blocks the calling task (outside a task: the thread).
+ * or unknown, a bad timeout), -EPERM (in a task with the epoll poller, an fd
+ * epoll cannot watch, such as a regular file, which poll(2) reports always
+ * ready), -ENOMEM. A timeout of 0 polls and never blocks, so it reports
+ * readiness, not a cancellation. Blocks the calling task (outside a task: the
+ * thread).
  */
 WEFT_API int weft_io_wait(int fd, unsigned events, int64_t timeout);
 
@@ -85,7 +87,8 @@ WEFT_API int weft_io_wait(int fd, unsigned events, int64_t timeout);
  * weft_io_read, weft_io_write — read(2) and write(2), waiting up to timeout
  * ns for the fd to be ready. They return as soon as some bytes moved, as the
  * system calls do: a count below len is no error (0 from a read is the end
- * of the file). Errors as above, plus those of read(2) and write(2).
+ * of the file). Errors as above (-EINVAL for a bad timeout), plus those of
+ * read(2) and write(2).
  * Blocks the calling task (outside a task: the thread).
  */
 WEFT_API ssize_t weft_io_read(int fd, void *buf, size_t len, int64_t timeout);
@@ -95,7 +98,8 @@ WEFT_API ssize_t weft_io_write(int fd, const void *buf, size_t len,
 /*
  * weft_io_readv, weft_io_writev — readv(2) and writev(2), waiting up to
  * timeout ns for the fd to be ready; the same returns as weft_io_read and
- * weft_io_write, plus -EINVAL for an iovcnt outside 0..IOV_MAX.
+ * weft_io_write (-EINVAL for a bad timeout), plus -EINVAL for an iovcnt
+ * outside 0..IOV_MAX.
  */
 WEFT_API ssize_t weft_io_readv(int fd, const struct iovec *iov, int iovcnt,
                                int64_t timeout);
@@ -109,7 +113,8 @@ WEFT_API ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
  * them one system call cheaper than weft_io_read and weft_io_write in a
  * task: prefer them for sockets. weft_io_send adds MSG_NOSIGNAL: a peer
  * that closed gives -EPIPE, never SIGPIPE. Returns a count, or the errors
- * above and those of recv(2) and send(2) (-ENOTSOCK on other fds).
+ * above (-EINVAL for a bad timeout) and those of recv(2) and send(2)
+ * (-ENOTSOCK on other fds).
  */
 WEFT_API ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
                               int64_t timeout);
@@ -121,21 +126,22 @@ WEFT_API ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags,
  * up to timeout ns for one; the peer's address goes to addr and *addrlen
  * as with accept(2) (both may be NULL). The new fd is close-on-exec, and
  * in a task non-blocking too. Connections that fail while queued
- * (ECONNABORTED) are skipped. Returns the new fd, or the errors above and
- * those of accept4(2) (-EMFILE, -EINVAL when fd does not listen, ...).
+ * (ECONNABORTED) are skipped. Returns the new fd, or the errors above
+ * (-EINVAL for a bad timeout) and those of accept4(2) (-EMFILE, -EINVAL
+ * when fd does not listen, ...).
  */
 WEFT_API int weft_io_accept(int fd, struct sockaddr *addr, socklen_t *addrlen,
                             int64_t timeout);
 
 /*
  * weft_io_connect — connect the socket fd to addr, waiting up to timeout
- * ns for the connection to be made. Returns 0, or the errors above and
- * those of connect(2) (-ECONNREFUSED, -ENETUNREACH, -EAGAIN at once for a
- * Unix-domain socket whose listener's backlog is full, as connect(2) and Go
- * say: retry later, ...). After -ETIMEDOUT
- * or -ECANCELED the attempt may still go on in the kernel: close the
- * socket. Outside a task a blocking socket is made non-blocking for the
- * call when a timeout bounds it, and blocking again after.
+ * ns for the connection to be made. Returns 0, or the errors above (-EINVAL
+ * for a bad timeout, before connect(2) is called) and those of connect(2)
+ * (-ECONNREFUSED, -ENETUNREACH, -EAGAIN at once for a Unix-domain socket whose
+ * listener's backlog is full, as connect(2) and Go say: retry later, ...).
+ * After -ETIMEDOUT or -ECANCELED the attempt may still go on in the kernel:
+ * close the socket. Outside a task a blocking socket is made non-blocking for
+ * the call when a timeout bounds it, and blocking again after.
  */
 WEFT_API int weft_io_connect(int fd, const struct sockaddr *addr,
                              socklen_t addrlen, int64_t timeout);
@@ -145,7 +151,7 @@ WEFT_API int weft_io_connect(int fd, const struct sockaddr *addr,
  * file that can be mapped, at *offset, or at its file offset when offset is
  * NULL) to out_fd, waiting up to timeout ns for out_fd to take them.
  * Returns the count sent (it may be short, as with weft_io_write), or the
- * errors above and those of sendfile(2).
+ * errors above (-EINVAL for a bad timeout) and those of sendfile(2).
  */
 WEFT_API ssize_t weft_io_sendfile(int out_fd, int in_fd, off_t *offset,
                                   size_t count, int64_t timeout);
@@ -154,7 +160,8 @@ WEFT_API ssize_t weft_io_sendfile(int out_fd, int in_fd, off_t *offset,
  * weft_signal_wait — wait up to timeout ns for one of the signals in set,
  * and take it: a signal as an event (Python: signal.sigwait; gevent:
  * gevent.signal_handler). Returns the signal's number, or -ETIMEDOUT,
- * -ECANCELED (in a task), -EINVAL (set NULL), -EMFILE or -ENFILE (no fd
+ * -ECANCELED (in a task), -EINVAL (set NULL, or a negative timeout other
+ * than WEFT_FOREVER: no signal is blocked then), -EMFILE or -ENFILE (no fd
  * for the signalfd), -ENOMEM.
  *
  * The signals of set are blocked in the calling thread (pthread_sigmask),

@@ -17,7 +17,8 @@
  * nobody waits for is one atomic operation, no system call.
  *
  * Blocking calls take a timeout in nanoseconds (WEFT_FOREVER waits without
- * end, 0 only tries) and, in a task, are cancellable: a cancelled task gets
+ * end, 0 only tries; any other negative, "a bad timeout" below, is -EINVAL
+ * and changes nothing) and, in a task, are cancellable: a cancelled task gets
  * -ECANCELED where it would have to wait, but still takes a free lock, so
  * that its cleanup can.
  *
@@ -61,8 +62,9 @@ WEFT_API int weft_lock_init(weft_lock *l, const char *name);
 /*
  * weft_lock_acquire — take l, waiting up to timeout ns for it.
  * Returns 0, or -ETIMEDOUT (0 tries once), -ECANCELED (a cancelled task
- * that would have to wait), -EINVAL (l NULL). Blocks the calling task, or
- * outside a task the thread.
+ * that would have to wait), -EINVAL (l NULL, or a negative timeout other
+ * than WEFT_FOREVER: l was not taken). Blocks the calling task, or outside
+ * a task the thread.
  */
 WEFT_API int weft_lock_acquire(weft_lock *l, int64_t timeout);
 
@@ -107,7 +109,8 @@ WEFT_API int weft_rlock_init(weft_rlock *r, const char *name);
 
 /* weft_rlock_acquire — take r, or take it once more if the caller owns it.
  * Returns 0, or -ETIMEDOUT, -ECANCELED, -EOVERFLOW (owned 2^32-1 times
- * already), -EINVAL. Blocks like weft_lock_acquire. */
+ * already), -EINVAL (r NULL, a bad timeout: not even an owner's count goes
+ * up). Blocks like weft_lock_acquire. */
 WEFT_API int weft_rlock_acquire(weft_rlock *r, int64_t timeout);
 
 /* weft_rlock_release — undo one acquire; the last frees r and wakes a
@@ -151,7 +154,8 @@ typedef struct weft_cond {
 WEFT_API int weft_cond_init(weft_cond *c, weft_rlock *lock);
 
 /* weft_cond_acquire, weft_cond_release — take and free c's lock, as
- * weft_rlock_acquire and weft_rlock_release do. */
+ * weft_rlock_acquire and weft_rlock_release do (-EINVAL for c NULL or a
+ * bad timeout). */
 WEFT_API int weft_cond_acquire(weft_cond *c, int64_t timeout);
 WEFT_API int weft_cond_release(weft_cond *c);
 
@@ -160,7 +164,8 @@ WEFT_API int weft_cond_release(weft_cond *c);
  * wait up to timeout ns for a notify, then take the lock back as it was
  * (whatever happened, even a cancellation: the caller always holds the lock
  * again when this returns). Returns 0 (notified), -ETIMEDOUT, -ECANCELED,
- * -EPERM (the caller does not hold c's lock), -EINVAL. Wake-ups may be
+ * -EPERM (the caller does not hold c's lock), -EINVAL (c NULL, or a bad
+ * timeout: the lock is not released). Wake-ups may be
  * spurious in effect (another waiter may take what was notified first):
  * wait in a loop over the condition, or use weft_cond_wait_for.
  */
@@ -169,8 +174,9 @@ WEFT_API int weft_cond_wait(weft_cond *c, int64_t timeout);
 /*
  * weft_cond_wait_for — wait until pred(arg) is true, or the timeout passes
  * (measured once, over all the waits). Returns 0 when pred is true,
- * -ETIMEDOUT with pred still false, or the errors of weft_cond_wait. Called
- * and returns with c's lock held; pred runs with it held.
+ * -ETIMEDOUT with pred still false, or the errors of weft_cond_wait
+ * (-EINVAL also for pred NULL; for a bad timeout pred is not called).
+ * Called and returns with c's lock held; pred runs with it held.
  */
 WEFT_API int weft_cond_wait_for(weft_cond *c, bool (*pred)(void *arg),
                                 void *arg, int64_t timeout);
@@ -203,8 +209,8 @@ typedef struct weft_sem {
 WEFT_API int weft_sem_init(weft_sem *s, unsigned value, bool bounded);
 
 /* weft_sem_acquire — take one unit, waiting up to timeout ns for one.
- * Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL. A free unit is one atomic
- * operation. */
+ * Returns 0, -ETIMEDOUT, -ECANCELED, -EINVAL (s NULL, or a bad timeout: no
+ * unit taken). A free unit is one atomic operation. */
 WEFT_API int weft_sem_acquire(weft_sem *s, int64_t timeout);
 
 /* weft_sem_release — give n units back (n >= 1), waking waiters. Returns 0,
@@ -245,7 +251,8 @@ WEFT_API int weft_event_clear(weft_event *e);
 WEFT_API bool weft_event_is_set(const weft_event *e);
 
 /* weft_event_wait — wait up to timeout ns until the flag is set. Returns 0
- * (set, at once if it was), -ETIMEDOUT, -ECANCELED, -EINVAL. */
+ * (set, at once if it was), -ETIMEDOUT, -ECANCELED, -EINVAL (e NULL, a bad
+ * timeout). */
 WEFT_API int weft_event_wait(weft_event *e, int64_t timeout);
 
 /* weft_event_destroy — 0 if e may be freed, -EBUSY if waited on. */
@@ -282,7 +289,8 @@ WEFT_API int weft_barrier_init(weft_barrier *b, unsigned parties,
  * Returns the arrival index, 0 .. parties-1 (different for each party of a
  * round: Python's return value), or -EPIPE (the barrier is or became
  * broken), -ETIMEDOUT and -ECANCELED (this wait ended early, and broke the
- * barrier), -EINVAL.
+ * barrier), -EINVAL (b NULL or not initialized, or a bad timeout: the call
+ * does not arrive, so it neither completes a round nor breaks one).
  */
 WEFT_API int weft_barrier_wait(weft_barrier *b, int64_t timeout);
 
@@ -322,7 +330,8 @@ WEFT_API int weft_waitgroup_add(weft_waitgroup *wg, int delta);
 WEFT_API int weft_waitgroup_done(weft_waitgroup *wg);
 
 /* weft_waitgroup_wait — wait up to timeout ns for the counter to be zero.
- * Returns 0 (at once if it is), -ETIMEDOUT, -ECANCELED, -EINVAL. */
+ * Returns 0 (at once if it is), -ETIMEDOUT, -ECANCELED, -EINVAL (wg NULL, a
+ * bad timeout). */
 WEFT_API int weft_waitgroup_wait(weft_waitgroup *wg, int64_t timeout);
 
 /*
@@ -362,12 +371,14 @@ WEFT_API int weft_chan_init(weft_chan *c, void **storage, unsigned capacity);
 
 /* weft_chan_send — send value, waiting up to timeout ns for a receiver or
  * a free slot. Returns 0, or -EPIPE (the channel is or became closed: Go
- * panics; nothing was sent), -ETIMEDOUT, -ECANCELED, -EINVAL. */
+ * panics; nothing was sent), -ETIMEDOUT, -ECANCELED, -EINVAL (c NULL, or a
+ * bad timeout: nothing sent). */
 WEFT_API int weft_chan_send(weft_chan *c, void *value, int64_t timeout);
 
 /* weft_chan_recv — receive a value into *value (may be NULL), waiting up to
  * timeout ns. Returns 0, or -EPIPE (closed, and nothing left in it: Go's
- * ok == false), -ETIMEDOUT, -ECANCELED, -EINVAL. */
+ * ok == false), -ETIMEDOUT, -ECANCELED, -EINVAL (c NULL, or a bad timeout:
+ * nothing received). */
 WEFT_API int weft_chan_recv(weft_chan *c, void **value, int64_t timeout);
 
 /* weft_chan_close — close c: waiting receivers and senders get -EPIPE,
@@ -395,7 +406,8 @@ typedef struct weft_chan_op {
  * its rc says 0, or -EPIPE for a send on, or a receive from, a closed
  * channel (which can always run). When several can run, one is picked at
  * random. Returns -ETIMEDOUT, -ECANCELED, or -EINVAL (n out of range, a
- * NULL channel, an unknown dir) instead of an index.
+ * NULL channel, an unknown dir, a negative timeout other than WEFT_FOREVER:
+ * no case runs) instead of an index.
  */
 WEFT_API int weft_select(weft_chan_op *ops, int n, int64_t timeout);
 

@@ -77,7 +77,8 @@ WEFT_API int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
  * caller), -EBUSY (another task or thread waits in a join of t), -ECANCELED (a
  * cancelled task that would have to wait), -EINVAL (t invalid, joined
  * already where detectable, or a thread weft did not start, such as the
- * main thread). Blocks the calling task (its hub runs the others), or
+ * main thread; or a negative timeout other than WEFT_FOREVER: t is not
+ * released). Blocks the calling task (its hub runs the others), or
  * outside a task the thread.
  */
 WEFT_API int weft_thread_join(weft_thread *t, int64_t timeout, void **result);

@@ -803,3 +803,38 @@ TEST(bad_use_is_an_error_code) {
   CHECK_EQ(weft_run(NULL, NULL, NULL), -EINVAL);
   run_main(misuse, NULL);
 }
+
+/* --- bad timeouts -----------------------------------------------------------
+ * A negative timeout other than WEFT_FOREVER is -EINVAL, and the join does
+ * nothing: the task is neither waited for nor released, running or
+ * finished; WEFT_FOREVER then joins it. A sleep takes a duration, not a
+ * timeout: every negative, WEFT_FOREVER too, is -EINVAL. */
+
+static void *bad_timeouts(void *arg) {
+  (void)arg;
+  static const int64_t bad[] = {-2, -3, WEFT_MS(-1), INT64_MIN + 1, INT64_MIN};
+  weft_task *running, *finished;
+  CHECK_EQ(weft_task_spawn(&running, sleep_then, IV(20), NULL), 0);
+  CHECK_EQ(weft_task_spawn(&finished, answer, IV(41), NULL), 0);
+  CHECK_EQ(weft_yield(), 0); /* finished finishes, running sleeps */
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    void *r = IV(-1);
+    CHECK_EQ(weft_task_join(running, bad[i], &r), -EINVAL);
+    CHECK_EQ(weft_task_join(finished, bad[i], &r), -EINVAL);
+    CHECK_EQ(VI(r), -1);
+    CHECK(weft_task_name(finished) != NULL); /* not released */
+    CHECK_EQ(weft_task_join(NULL, bad[i], NULL), -EINVAL);
+    CHECK_EQ(weft_sleep(bad[i]), -EINVAL);
+  }
+  CHECK_EQ(weft_sleep(WEFT_FOREVER), -EINVAL);
+  void *r;
+  CHECK_EQ(weft_task_join(finished, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), 42);
+  CHECK_EQ(weft_task_join(running, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), 7);
+  return NULL;
+}
+
+TEST(a_bad_timeout_is_einval_and_changes_nothing) {
+  run_main(bad_timeouts, NULL);
+}

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -748,4 +749,94 @@ static void *guess_then_file(void *arg) {
 
 TEST(a_guess_left_on_a_number_does_not_refuse_a_file) {
   run(guess_then_file, NULL);
+}
+
+/* --- bad timeouts ------------------------------------------------------------
+ * A negative timeout other than WEFT_FOREVER is -EINVAL before the fd is
+ * touched: no byte read or written (each call could complete at once), no
+ * connection accepted or made, no file offset moved, and, in a task, no
+ * O_NONBLOCK set on the fd. WEFT_FOREVER then does each. In a task and
+ * outside one. */
+
+static bool nonblocking(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  CHECK(fl >= 0);
+  return fl & O_NONBLOCK;
+}
+
+static int readable_bytes(int fd) {
+  int n = -1;
+  CHECK_EQ(ioctl(fd, FIONREAD, &n), 0);
+  return n;
+}
+
+static void *bad_timeouts(void *arg) {
+  (void)arg;
+  static const int64_t bad[] = {-2, -3, WEFT_MS(-1), INT64_MIN + 1, INT64_MIN};
+  int p[2], sv[2];
+  CHECK_EQ(pipe(p), 0);
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CHECK_EQ(write(p[1], "a", 1), 1);
+  CHECK_EQ(write(sv[0], "b", 1), 1);
+  char path[] = "/tmp/weft-bad-timeout-XXXXXX";
+  int file = mkstemp(path);
+  CHECK(file >= 0);
+  unlink(path);
+  CHECK_EQ(write(file, "c", 1), 1);
+  uint16_t port;
+  int l = listen_loopback(4, &port);
+  struct sockaddr_in sa = loopback(port);
+  int pending = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK_EQ(connect(pending, (struct sockaddr *)&sa, sizeof sa), 0);
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK(s >= 0);
+  char c = 0;
+  struct iovec iov = {&c, 1};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int64_t t = bad[i];
+    CHECK_EQ(weft_io_read(p[0], &c, 1, t), -EINVAL);
+    CHECK_EQ(weft_io_readv(p[0], &iov, 1, t), -EINVAL);
+    CHECK_EQ(weft_io_write(p[1], "x", 1, t), -EINVAL);
+    CHECK_EQ(weft_io_writev(p[1], &iov, 1, t), -EINVAL);
+    off_t at = 0;
+    CHECK_EQ(weft_io_sendfile(p[1], file, &at, 1, t), -EINVAL);
+    CHECK_EQ(at, 0);
+    CHECK_EQ(readable_bytes(p[0]), 1); /* "a", nothing taken or added */
+    CHECK_EQ(weft_io_recv(sv[1], &c, 1, 0, t), -EINVAL);
+    CHECK_EQ(weft_io_send(sv[1], "x", 1, 0, t), -EINVAL);
+    CHECK_EQ(readable_bytes(sv[1]), 1);
+    CHECK_EQ(readable_bytes(sv[0]), 0);
+    CHECK_EQ(weft_io_accept(l, NULL, NULL, t), -EINVAL);
+    CHECK_EQ(weft_io_connect(s, (struct sockaddr *)&sa, sizeof sa, t), -EINVAL);
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    CHECK_EQ(getpeername(s, (struct sockaddr *)&peer, &len), -1);
+    CHECK_EQ(errno, ENOTCONN);
+    CHECK_EQ(c, 0);
+    int fds[] = {p[0], p[1], sv[1], l, s};
+    for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
+      CHECK(!nonblocking(fds[k]));
+  }
+  /* WEFT_FOREVER does what each would have done. */
+  CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_FOREVER), 1);
+  CHECK_EQ(c, 'a');
+  CHECK_EQ(weft_io_recv(sv[1], &c, 1, 0, WEFT_FOREVER), 1);
+  CHECK_EQ(c, 'b');
+  int conn = weft_io_accept(l, NULL, NULL, WEFT_FOREVER);
+  CHECK(conn >= 0);
+  CHECK_EQ(weft_io_connect(s, (struct sockaddr *)&sa, sizeof sa, WEFT_FOREVER),
+           0);
+  off_t at = 0;
+  CHECK_EQ(weft_io_sendfile(p[1], file, &at, 1, WEFT_FOREVER), 1);
+  CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_FOREVER), 1);
+  CHECK_EQ(c, 'c');
+  int all[] = {p[0], p[1], sv[0], sv[1], file, l, pending, s, conn};
+  for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+    CHECK_EQ(weft_io_close(all[k]), 0);
+  return NULL;
+}
+
+TEST(a_bad_timeout_is_einval_and_touches_no_fd) {
+  run(bad_timeouts, NULL);
+  bad_timeouts(NULL);
 }

@@ -258,3 +258,31 @@ TEST(bad_input_is_an_error_code) {
   CHECK_EQ(weft_io_close(-1), -EBADF);
   run(bad_input, NULL);
 }
+
+/* --- bad timeouts -----------------------------------------------------------
+ * A negative timeout other than WEFT_FOREVER is -EINVAL, even on an fd that
+ * is ready (the wait would return at once), and sets no O_NONBLOCK;
+ * WEFT_FOREVER then reports it ready. In a task and outside one. */
+
+static void *bad_timeouts(void *arg) {
+  (void)arg;
+  static const int64_t bad[] = {-2, -3, WEFT_MS(-1), INT64_MIN + 1, INT64_MIN};
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  CHECK_EQ(write(p[1], "x", 1), 1);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK_EQ(weft_io_wait(p[0], WEFT_IO_READ, bad[i]), -EINVAL);
+    CHECK_EQ(weft_io_wait(p[1], WEFT_IO_WRITE, bad[i]), -EINVAL);
+    CHECK_EQ(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
+  }
+  CHECK_EQ(weft_io_wait(p[0], WEFT_IO_READ, WEFT_FOREVER), WEFT_IO_READ);
+  CHECK_EQ(weft_io_wait(p[1], WEFT_IO_WRITE, WEFT_FOREVER), WEFT_IO_WRITE);
+  CHECK_EQ(weft_io_close(p[0]), 0);
+  CHECK_EQ(weft_io_close(p[1]), 0);
+  return NULL;
+}
+
+TEST(a_bad_timeout_is_einval) {
+  run(bad_timeouts, NULL);
+  bad_timeouts(NULL);
+}

@@ -309,3 +309,39 @@ TEST(a_deadlocked_run_lets_its_daemons_finish) {
     harness_fail(__FILE__, __LINE__, "status %d:\n%s", status, out);
   CHECK_STR_HAS(out, "task #");
 }
+
+/* --- bad timeouts -----------------------------------------------------------
+ * A negative timeout other than WEFT_FOREVER is -EINVAL before anything is
+ * done: the signals of the set are not blocked, and one pending is not
+ * taken; WEFT_FOREVER then takes it. In a task and outside one. */
+
+static bool blocked(int signo) {
+  sigset_t now;
+  CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &now), 0);
+  return sigismember(&now, signo);
+}
+
+static void *bad_timeouts(void *arg) {
+  (void)arg;
+  static const int64_t bad[] = {-2, -3, WEFT_MS(-1), INT64_MIN + 1, INT64_MIN};
+  sigset_t usr1 = just(SIGUSR1), usr2 = just(SIGUSR2);
+  CHECK(!blocked(SIGUSR1));
+  CHECK_EQ(pthread_sigmask(SIG_BLOCK, &usr2, NULL), 0);
+  CHECK_EQ(raise(SIGUSR2), 0); /* pending, as it is blocked */
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK_EQ(weft_signal_wait(&usr1, bad[i]), -EINVAL);
+    CHECK(!blocked(SIGUSR1));
+    CHECK_EQ(weft_signal_wait(&usr2, bad[i]), -EINVAL);
+    sigset_t pending;
+    CHECK_EQ(sigpending(&pending), 0);
+    CHECK(sigismember(&pending, SIGUSR2));
+    CHECK_EQ(weft_signal_wait(NULL, bad[i]), -EINVAL);
+  }
+  CHECK_EQ(weft_signal_wait(&usr2, WEFT_FOREVER), SIGUSR2);
+  return NULL;
+}
+
+TEST(a_bad_timeout_is_einval_and_blocks_no_signal) {
+  bad_timeouts(NULL);
+  CHECK_EQ(weft_run(bad_timeouts, NULL, NULL), 0);
+}

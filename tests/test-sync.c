@@ -1430,3 +1430,140 @@ TEST(tasks_crossing_rlocks_are_reported_as_a_deadlock) {
   run(wait_for_threads_rlock, NULL);
   pthread_join(th, NULL);
 }
+
+/* --- bad timeouts -----------------------------------------------------------
+ * A negative timeout other than WEFT_FOREVER is -EINVAL, and the call does
+ * nothing: each primitive is set up in a state where any other outcome
+ * would show (a free lock that would be taken, a unit or a value that would
+ * be taken, a barrier of one party that would complete its round), and
+ * looked at again after the call. WEFT_FOREVER still waits (or here, where
+ * nothing has to wait, succeeds at once). From a task and from a thread. */
+
+static const int64_t bad_timeout[] = {-2, -3, WEFT_MS(-1), INT64_MIN + 1,
+                                      INT64_MIN};
+enum { BAD_TIMEOUTS = sizeof bad_timeout / sizeof bad_timeout[0] };
+
+static int pred_calls, action_runs;
+
+static bool counted_true(void *arg) {
+  (void)arg;
+  pred_calls++;
+  return true;
+}
+
+static void count_round(void *arg) {
+  (void)arg;
+  action_runs++;
+}
+
+static void *bad_timeouts(void *arg) {
+  (void)arg;
+  for (int i = 0; i < BAD_TIMEOUTS; i++) {
+    int64_t t = bad_timeout[i];
+    /* A free lock stays free; a held one stays held, once. */
+    weft_lock l = WEFT_LOCK_INIT;
+    CHECK_EQ(weft_lock_acquire(&l, t), -EINVAL);
+    CHECK(!weft_lock_locked(&l));
+    CHECK_EQ(weft_lock_destroy(&l), 0);
+    CHECK_EQ(weft_lock_acquire(NULL, t), -EINVAL);
+    CHECK_EQ(weft_lock_acquire(&l, WEFT_FOREVER), 0);
+    CHECK_EQ(weft_lock_acquire(&l, t), -EINVAL);
+    CHECK(weft_lock_locked(&l));
+    CHECK_EQ(weft_lock_release(&l), 0);
+    CHECK_EQ(weft_lock_release(&l), -EPERM);
+
+    /* An RLock: not taken when free, not counted again when owned. */
+    weft_rlock r = WEFT_RLOCK_INIT;
+    CHECK_EQ(weft_rlock_acquire(&r, t), -EINVAL);
+    CHECK(!weft_rlock_owned(&r));
+    CHECK_EQ(weft_rlock_acquire(&r, WEFT_FOREVER), 0);
+    CHECK_EQ(weft_rlock_acquire(&r, t), -EINVAL);
+    CHECK_EQ(weft_rlock_release(&r), 0);
+    CHECK(!weft_rlock_owned(&r)); /* it was owned once, not twice */
+    CHECK_EQ(weft_rlock_destroy(&r), 0);
+
+    /* A condition: its lock is not taken, nor released by a wait; the
+     * predicate is not called. */
+    weft_cond c = WEFT_COND_INIT;
+    CHECK_EQ(weft_cond_acquire(&c, t), -EINVAL);
+    CHECK_EQ(weft_cond_release(&c), -EPERM);
+    CHECK_EQ(weft_cond_acquire(&c, WEFT_FOREVER), 0);
+    CHECK_EQ(weft_cond_wait(&c, t), -EINVAL);
+    pred_calls = 0;
+    CHECK_EQ(weft_cond_wait_for(&c, counted_true, NULL, t), -EINVAL);
+    CHECK_EQ(pred_calls, 0);
+    CHECK_EQ(weft_cond_wait_for(&c, counted_true, NULL, WEFT_FOREVER), 0);
+    CHECK_EQ(pred_calls, 1);
+    CHECK_EQ(weft_cond_release(&c), 0); /* held still, once */
+    CHECK_EQ(weft_cond_release(&c), -EPERM);
+
+    /* A semaphore keeps its units, free or none. */
+    weft_sem s = WEFT_SEM_INIT(2), empty = WEFT_SEM_INIT(0);
+    CHECK_EQ(weft_sem_acquire(&s, t), -EINVAL);
+    CHECK_EQ(weft_sem_value(&s), 2);
+    CHECK_EQ(weft_sem_acquire(&empty, t), -EINVAL);
+    CHECK_EQ(weft_sem_value(&empty), 0);
+    CHECK_EQ(weft_sem_destroy(&empty), 0); /* nobody queued */
+    CHECK_EQ(weft_sem_acquire(&s, WEFT_FOREVER), 0);
+    CHECK_EQ(weft_sem_value(&s), 1);
+
+    /* An event, set or not. */
+    weft_event e = WEFT_EVENT_INIT;
+    CHECK_EQ(weft_event_wait(&e, t), -EINVAL);
+    CHECK_EQ(weft_event_destroy(&e), 0);
+    CHECK_EQ(weft_event_set(&e), 0);
+    CHECK_EQ(weft_event_wait(&e, t), -EINVAL);
+    CHECK(weft_event_is_set(&e));
+    CHECK_EQ(weft_event_wait(&e, WEFT_FOREVER), 0);
+
+    /* A barrier of one party would release its round, and one of two
+     * would count an arrival: neither happens. */
+    weft_barrier b1, b2;
+    action_runs = 0;
+    CHECK_EQ(weft_barrier_init(&b1, 1, count_round, NULL), 0);
+    CHECK_EQ(weft_barrier_init(&b2, 2, NULL, NULL), 0);
+    CHECK_EQ(weft_barrier_wait(&b1, t), -EINVAL);
+    CHECK_EQ(action_runs, 0);
+    CHECK_EQ(weft_barrier_wait(&b2, t), -EINVAL);
+    CHECK_EQ(weft_barrier_waiting(&b2), 0);
+    CHECK(!weft_barrier_broken(&b2));
+    CHECK_EQ(weft_barrier_wait(&b1, WEFT_FOREVER), 0);
+    CHECK_EQ(action_runs, 1);
+
+    /* A wait group, at zero or not. */
+    weft_waitgroup wg = WEFT_WAITGROUP_INIT;
+    CHECK_EQ(weft_waitgroup_wait(&wg, t), -EINVAL);
+    CHECK_EQ(weft_waitgroup_add(&wg, 1), 0);
+    CHECK_EQ(weft_waitgroup_wait(&wg, t), -EINVAL);
+    CHECK_EQ(weft_waitgroup_done(&wg), 0);
+    CHECK_EQ(weft_waitgroup_wait(&wg, WEFT_FOREVER), 0);
+
+    /* A channel keeps its value: a receive does not take it, a send into
+     * the room left does not add one, a select runs no case. */
+    void *slots[2];
+    weft_chan ch = WEFT_CHAN_INIT(slots, 2);
+    CHECK_EQ(weft_chan_send(&ch, IV(7), WEFT_FOREVER), 0);
+    void *v = IV(-1);
+    CHECK_EQ(weft_chan_recv(&ch, &v, t), -EINVAL);
+    CHECK_EQ(VI(v), -1);
+    CHECK_EQ(weft_chan_send(&ch, IV(8), t), -EINVAL);
+    CHECK_EQ(weft_chan_len(&ch), 1);
+    weft_chan_op ops[2] = {
+        {.chan = &ch, .dir = WEFT_CHAN_RECV, .rc = 12345},
+        {.chan = &ch, .dir = WEFT_CHAN_SEND, .value = IV(9), .rc = 12345}};
+    CHECK_EQ(weft_select(ops, 2, t), -EINVAL);
+    CHECK_EQ(ops[0].rc, 12345);
+    CHECK_EQ(ops[1].rc, 12345);
+    CHECK_EQ(weft_chan_len(&ch), 1);
+    CHECK_EQ(weft_chan_recv(&ch, &v, WEFT_FOREVER), 0);
+    CHECK_EQ(VI(v), 7);
+    CHECK_EQ(weft_chan_len(&ch), 0);
+    CHECK_EQ(weft_chan_recv(NULL, &v, t), -EINVAL);
+  }
+  return NULL;
+}
+
+TEST(a_bad_timeout_is_einval_and_changes_nothing) {
+  run(bad_timeouts, NULL);
+  bad_timeouts(NULL);
+}

@@ -432,3 +432,37 @@ TEST(a_thread_that_calls_pthread_exit_is_joined) {
   CHECK_EQ(weft_thread_join(t, WEFT_SEC(10), &r), 0);
   CHECK_PTR_EQ(r, NULL); /* pthread_exit's value is not the function's */
 }
+
+/* --- bad timeouts -----------------------------------------------------------
+ * A negative timeout other than WEFT_FOREVER is -EINVAL, and the join does
+ * nothing: the thread, running or finished, is neither waited for nor
+ * released, and WEFT_FOREVER joins it after. From a thread and a task. */
+
+static void *bad_timeouts(void *arg) {
+  (void)arg;
+  static const int64_t bad[] = {-2, -3, WEFT_MS(-1), INT64_MIN + 1, INT64_MIN};
+  weft_thread *running, *finished;
+  CHECK_EQ(weft_thread_start(&running, sleep_then_return, IV(30), NULL), 0);
+  CHECK_EQ(weft_thread_start(&finished, add_one, IV(41), NULL), 0);
+  while (weft_thread_alive(finished))
+    nap_ms(1);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    void *r = IV(-1);
+    CHECK_EQ(weft_thread_join(running, bad[i], &r), -EINVAL);
+    CHECK_EQ(weft_thread_join(finished, bad[i], &r), -EINVAL);
+    CHECK_EQ(VI(r), -1);
+    CHECK(weft_thread_name(finished) != NULL); /* not released */
+    CHECK_EQ(weft_thread_join(NULL, bad[i], NULL), -EINVAL);
+  }
+  void *r;
+  CHECK_EQ(weft_thread_join(finished, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), 42);
+  CHECK_EQ(weft_thread_join(running, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), 7);
+  return NULL;
+}
+
+TEST(a_bad_timeout_is_einval_and_changes_nothing) {
+  bad_timeouts(NULL);
+  CHECK_EQ(weft_run(bad_timeouts, NULL, NULL), 0);
+}

@@ -1,0 +1,196 @@
+/*
+ * weft_shared_lock: a lock between processes that survives its holder's
+ * death. See include/weft/shm.h and struct weft__plock (shm-private.h).
+ *
+ * The mutex is glibc's robust process-shared mutex, whose word follows the
+ * kernel's robust futex ABI (Documentation/locking/robust-futex-ABI.rst):
+ * the holder's thread id, FUTEX_WAITERS when someone may sleep on it, and
+ * FUTEX_OWNER_DIED once the kernel found its holder dead. Every holder is
+ * on its thread's robust list, so the kernel marks the lock at the
+ * holder's death however it dies, and wakes one sleeper.
+ *
+ * A thread waits inside the mutex (pthread_mutex_clocklock). A task may
+ * not block its thread, so it only ever tries the mutex, and between tries
+ * it sets FUTEX_WAITERS (so that the release makes the futex wake, as for
+ * a sleeping thread) and parks on the word (shared-wait.h). A task that
+ * got the lock after waiting sets FUTEX_WAITERS again, as glibc does for
+ * a thread that slept: others may still sleep, whose bit the release that
+ * woke it cleared. A bit set needlessly costs one futex wake at the next
+ * release, never a lost one.
+ *
+ * The lock belongs to a thread for the kernel and glibc, and to a task or
+ * a thread for weft: owner_task tells a task of the holding thread from
+ * another task of it (which must wait) and from the thread itself.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/cpu.h"
+#include "../hub/hub-private.h"
+#include "../hub/timer.h"
+#include "shm-private.h"
+
+_Static_assert(sizeof(struct weft__plock) <= sizeof(weft_shared_lock),
+               "weft_shared_lock is too small for its insides");
+_Static_assert(_Alignof(struct weft__plock) <= 8,
+               "weft_shared_lock is aligned to 8");
+
+/* How many looks a thread takes at a held lock before it sleeps. */
+enum { SPIN_LOOKS = 200 };
+
+static __thread pid_t cached_tid;
+
+/* In the child of a fork, the forking thread has a new id. */
+static void forget_tid(void) { cached_tid = 0; }
+
+static void install_forget_tid(void) { pthread_atfork(NULL, NULL, forget_tid); }
+
+pid_t weft__tid(void) {
+  if (!cached_tid) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_forget_tid);
+    cached_tid = gettid();
+  }
+  return cached_tid;
+}
+
+static _Atomic uint32_t *word_of(struct weft__plock *l) {
+  return (_Atomic uint32_t *)&l->mutex.__data.__lock;
+}
+
+static uintptr_t self_task(void) { return (uintptr_t)weft__task_running(); }
+
+static bool held_by_caller(struct weft__plock *l) {
+  uint32_t v = atomic_load(word_of(l));
+  return (pid_t)(v & FUTEX_TID_MASK) == weft__tid() &&
+         l->owner_task == self_task();
+}
+
+void weft__plock_init(struct weft__plock *l) {
+  memset(l, 0, sizeof *l);
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  pthread_mutex_init(&l->mutex, &a);
+  pthread_mutexattr_destroy(&a);
+  atomic_store_explicit((_Atomic uint32_t *)&l->magic, SHARED_LOCK_MAGIC,
+                        memory_order_release);
+}
+
+/* The outcome of a pthread call that may have taken the lock. */
+static int taken(struct weft__plock *l, int r) {
+  if (r == 0) {
+    l->owner_task = self_task();
+    return 0;
+  }
+  if (r == EOWNERDEAD) {
+    pthread_mutex_consistent(&l->mutex);
+    l->owner_task = self_task();
+    return -EOWNERDEAD;
+  }
+  return -r;
+}
+
+static int task_acquire(struct weft__plock *l, int64_t deadline) {
+  _Atomic uint32_t *word = word_of(l);
+  bool waited = false;
+  for (;;) {
+    int r = pthread_mutex_trylock(&l->mutex);
+    if (r != EBUSY) {
+      if (waited && (r == 0 || r == EOWNERDEAD))
+        atomic_fetch_or(word, FUTEX_WAITERS);
+      return taken(l, r);
+    }
+    uint32_t v = atomic_load(word);
+    if ((v & FUTEX_TID_MASK) == 0)
+      continue; /* released, or its holder found dead: try again */
+    if (!(v & FUTEX_WAITERS) &&
+        !atomic_compare_exchange_strong(word, &v, v | FUTEX_WAITERS))
+      continue;
+    waited = true;
+    int rc = weft__shared_futex_wait(word, v | FUTEX_WAITERS, deadline);
+    if (rc < 0)
+      return rc;
+  }
+}
+
+static int thread_acquire(struct weft__plock *l, int64_t deadline) {
+  int r = pthread_mutex_trylock(&l->mutex);
+  if (r != EBUSY)
+    return taken(l, r);
+  if (weft__cpu_spinning_pays()) {
+    for (int i = 0; i < SPIN_LOOKS; i++) {
+      weft__cpu_relax();
+      if ((atomic_load_explicit(word_of(l), memory_order_relaxed) &
+           FUTEX_TID_MASK) == 0 &&
+          (r = pthread_mutex_trylock(&l->mutex)) != EBUSY)
+        return taken(l, r);
+    }
+  }
+  if (deadline == INT64_MAX)
+    return taken(l, pthread_mutex_lock(&l->mutex));
+  struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
+                        .tv_nsec = (long)(deadline % 1000000000)};
+  return taken(l, pthread_mutex_clocklock(&l->mutex, CLOCK_MONOTONIC, &ts));
+}
+
+int weft__plock_acquire(struct weft__plock *l, int64_t deadline) {
+  if (held_by_caller(l))
+    return -EDEADLK;
+  return weft__task_running() ? task_acquire(l, deadline)
+                              : thread_acquire(l, deadline);
+}
+
+int weft__plock_release(struct weft__plock *l) {
+  if (!held_by_caller(l))
+    return -EPERM;
+  l->owner_task = 0;
+  return -pthread_mutex_unlock(&l->mutex);
+}
+
+static struct weft__plock *valid(const weft_shared_lock *sl) {
+  struct weft__plock *l = (struct weft__plock *)sl;
+  if (!l || atomic_load_explicit((_Atomic uint32_t *)&l->magic,
+                                 memory_order_acquire) != SHARED_LOCK_MAGIC)
+    return NULL;
+  return l;
+}
+
+int weft_shared_lock_init(weft_shared_lock *sl) {
+  if (!sl || (uintptr_t)sl % 8)
+    return -EINVAL;
+  weft__plock_init((struct weft__plock *)sl);
+  return 0;
+}
+
+int weft_shared_lock_acquire(weft_shared_lock *sl, int64_t timeout) {
+  struct weft__plock *l = valid(sl);
+  if (!l || weft__timeout_bad(timeout))
+    return -EINVAL;
+  if (timeout == 0) {
+    if (held_by_caller(l))
+      return -EDEADLK;
+    int r = pthread_mutex_trylock(&l->mutex);
+    return r == EBUSY ? -ETIMEDOUT : taken(l, r);
+  }
+  weft_task *self = weft__task_running();
+  if (self && self->cancelled)
+    return -ECANCELED;
+  return weft__plock_acquire(l, weft__deadline_after(timeout));
+}
+
+int weft_shared_lock_release(weft_shared_lock *sl) {
+  struct weft__plock *l = valid(sl);
+  return l ? weft__plock_release(l) : -EINVAL;
+}
+
+bool weft_shared_lock_locked(const weft_shared_lock *sl) {
+  struct weft__plock *l = valid(sl);
+  return l && (atomic_load(word_of(l)) & FUTEX_TID_MASK) != 0;
+}

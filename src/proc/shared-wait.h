@@ -1,0 +1,52 @@
+/*
+ * Waiting on a word of shared memory, for the process-shared primitives
+ * (weft/shm.h): a plain thread sleeps on it (a futex, not private, so that
+ * any process mapping the word wakes it); a task parks only itself, and the
+ * process's watcher thread sleeps on the word for it (futex_waitv) and
+ * wakes it. Where the watcher cannot serve (no futex_waitv, or its set is
+ * full) a task looks at the word at growing intervals instead.
+ *
+ * The waiter model of src/hub/waiter.h cannot reach across processes: a
+ * waker in another process knows nothing of this one's waiters. So here a
+ * waker changes the word, then wakes the futex; every wait returns when
+ * the word differs from what the waiter saw, or on any wake, and the
+ * caller looks again. Spurious returns are the callers' to loop on.
+ */
+#ifndef WEFT_PROC_SHARED_WAIT_H
+#define WEFT_PROC_SHARED_WAIT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/*
+ * Waits while *word is `expected`, until a futex wake on word, the
+ * absolute CLOCK_MONOTONIC deadline (INT64_MAX: none), or, in a task, its
+ * cancellation. Returns 0 (look again), -ETIMEDOUT or -ECANCELED.
+ */
+int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
+                            int64_t deadline);
+
+/* Wakes up to n sleepers on word, in any process. */
+void weft__shared_futex_wake(_Atomic uint32_t *word, int n);
+
+/*
+ * A word with a count of those asleep on it, so that a waker makes the
+ * wake's system call only when someone sleeps. The two lie side by side
+ * in shared memory. A process killed while asleep leaves the count one too
+ * high for good: its only cost is a needless system call per wake.
+ */
+typedef struct weft__shared_word {
+  _Atomic uint32_t value;
+  _Atomic uint32_t sleepers;
+} weft__shared_word;
+
+/* Spins a moment (a thread, where spinning pays), then sleeps while
+ * w->value is `expected`, as weft__shared_futex_wait. */
+int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
+                           int64_t deadline);
+
+/* Call after changing w->value (sequentially consistent): wakes up to n
+ * sleepers, if any sleep. */
+void weft__shared_word_wake(weft__shared_word *w, int n);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * What the shared primitives and the queue share: the lock's insides
+ * (the queue embeds one), the magic numbers that tell an initialized
+ * primitive from stray memory, and the caller's thread id.
+ */
+#ifndef WEFT_PROC_SHM_PRIVATE_H
+#define WEFT_PROC_SHM_PRIVATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <weft/shm.h>
+
+#include "shared-wait.h"
+
+/* A region: its mapping in this process. */
+struct weft_shm {
+  uint32_t magic;
+  int fd;
+  void *addr;
+  size_t size;
+};
+
+enum {
+  SHARED_LOCK_MAGIC = 0x4c6b6677,  /* "wfkL" */
+  SHARED_SEM_MAGIC = 0x536b6677,   /* "wfkS" */
+  SHARED_EVENT_MAGIC = 0x456b6677, /* "wfkE" */
+};
+
+/*
+ * A shared lock: a process-shared robust pthread mutex, which gives the
+ * kernel's guarantee (a holder's death marks the mutex abandoned and wakes
+ * a waiter), and the task that holds it, which only the holder's process
+ * can read meaningfully. Threads wait in the mutex itself; a task sets
+ * the mutex word's waiters bit and parks, through shared-wait.h, on the
+ * word (the kernel's robust futex layout: the holder's thread id, a
+ * waiters bit, an owner-died bit; linux/futex.h).
+ */
+struct weft__plock {
+  uint32_t magic;
+  uint32_t reserved;
+  uintptr_t owner_task; /* the holding task, 0 for a thread; the holder's */
+  pthread_mutex_t mutex;
+};
+
+/* weft_shared_lock_init for the queue's lock. */
+void weft__plock_init(struct weft__plock *l);
+
+/* Acquires l until the absolute deadline: 0, -EOWNERDEAD (acquired from a
+ * dead holder), -ETIMEDOUT, -ECANCELED, -EDEADLK. l is valid. */
+int weft__plock_acquire(struct weft__plock *l, int64_t deadline);
+
+/* Releases l, held by the caller (checked: -EPERM). */
+int weft__plock_release(struct weft__plock *l);
+
+/* The calling thread's id, cached. */
+pid_t weft__tid(void);
+
+#endif

@@ -150,8 +150,7 @@ python_peer python_proc.py BenchmarkProcessStartJoin/python-mp
 # processes is there so that producers and consumers run at once on
 # different CPUs, and the wake-ups across CPUs are part of what it costs.
 # Pinned to one CPU, a row would time puts and gets taking turns on it
-# instead (on this VM, pinning the pipe rows to one CPU changed them by
-# up to twofold, in either direction, from run to run).
+# instead.
 weft_bench bench-queue BenchmarkQueue/producers={1,4}/{weft,pipe}
 python_peer python_queue.py BenchmarkQueue/producers={1,4}/python-mp
 

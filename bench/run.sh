@@ -144,6 +144,16 @@ weft_bench bench-proc BenchmarkProcessStartJoin/{weft,fork-waitpid} \
   BenchmarkProcessExec/{weft,posix-spawn}
 python_peer python_proc.py BenchmarkProcessStartJoin/python-mp
 
+# 64-byte messages from 1 producer process to 1 consumer, and from 4 to 4:
+# weft's process-safe queue, one plain pipe, Python's multiprocessing.Queue
+# (fork context). Not pinned, unlike the echo rows: a queue between
+# processes is there so that producers and consumers run at once on
+# different CPUs, and the wake-ups across CPUs are part of what it costs.
+# Pinned to one CPU, a row would time puts and gets taking turns on it
+# instead.
+weft_bench bench-queue BenchmarkQueue/producers={1,4}/{weft,pipe}
+python_peer python_queue.py BenchmarkQueue/producers={1,4}/python-mp
+
 # TCP echo over 127.0.0.1 on 1, 100 and 10,000 connections; each program
 # starts its server in a second process and stops it when done. Both
 # processes of every implementation are pinned to one CPU: in a virtual

@@ -717,10 +717,11 @@ TEST(a_queue_is_opened_by_fd_and_a_corrupted_one_is_refused) {
   int fd = weft_queue_fd(queue);
   uint64_t *words = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   CHECK(words != MAP_FAILED);
-  uint64_t saved[32];
+  uint64_t saved[64];
   memcpy(saved, words, sizeof saved);
-  words[10] = 0x7777777777777777u; /* the head and the tail */
-  words[11] = 0x7777777777777770u;
+  /* The tail and the head, at 128 and 320 in struct qshared (queue.c). */
+  words[16] = 0x7777777777777770u;
+  words[40] = 0x7777777777777777u;
   CHECK_EQ(weft_queue_put(queue, "x", 1, 0), -EUCLEAN);
   CHECK_EQ(weft_queue_get(queue, buf, sizeof buf, 0), -EUCLEAN);
   int dup_fd = dup(fd);

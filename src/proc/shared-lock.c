@@ -25,6 +25,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -41,7 +42,7 @@ _Static_assert(_Alignof(struct weft__plock) <= 8,
                "weft_shared_lock is aligned to 8");
 
 /* How many looks a thread takes at a held lock before it sleeps. */
-enum { SPIN_LOOKS = 200 };
+enum { SPIN_LOOKS = 200, YIELDS = 4 };
 
 static __thread pid_t cached_tid;
 
@@ -132,6 +133,13 @@ static int thread_acquire(struct weft__plock *l, int64_t deadline) {
           (r = pthread_mutex_trylock(&l->mutex)) != EBUSY)
         return taken(l, r);
     }
+  }
+  for (int i = 0; i < YIELDS; i++) {
+    sched_yield();
+    if ((atomic_load_explicit(word_of(l), memory_order_relaxed) &
+         FUTEX_TID_MASK) == 0 &&
+        (r = pthread_mutex_trylock(&l->mutex)) != EBUSY)
+      return taken(l, r);
   }
   if (deadline == INT64_MAX)
     return taken(l, pthread_mutex_lock(&l->mutex));

@@ -35,7 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/cpu.h"
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
@@ -51,9 +50,6 @@ enum { WATCH_MAX = 127 };
  * after POLL_FIRST, and doubles the interval up to POLL_MAX. */
 #define POLL_FIRST WEFT_US(20)
 #define POLL_MAX   WEFT_MS(1)
-
-/* A thread spins this long on a shared word before it sleeps. */
-#define SPIN_NS WEFT_US(5)
 
 struct entry {
   _Atomic uint32_t *word;
@@ -78,8 +74,9 @@ static void timespec_of(int64_t deadline, struct timespec *ts) {
   ts->tv_nsec = (long)(deadline % 1000000000);
 }
 
-void weft__shared_futex_wake(_Atomic uint32_t *word, int n) {
-  syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+int weft__shared_futex_wake(_Atomic uint32_t *word, int n) {
+  long woken = syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+  return woken > 0 ? (int)woken : 0;
 }
 
 /* Wakes every task of table[i] and drops the entry (the last one moves
@@ -262,16 +259,6 @@ int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
 
 int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
                            int64_t deadline) {
-  if (!weft__task_running() && weft__cpu_spinning_pays()) {
-    int64_t end = weft__now() + SPIN_NS;
-    for (int i = 1;; i++) {
-      if (atomic_load_explicit(&w->value, memory_order_acquire) != expected)
-        return 0;
-      weft__cpu_relax();
-      if (i % 16 == 0 && weft__now() >= end)
-        break;
-    }
-  }
   /* Sequentially consistent, against the waker's change then load of
    * sleepers (Dekker's pattern): either it sees this sleeper, or the
    * futex sees its change. */
@@ -281,7 +268,6 @@ int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
   return rc;
 }
 
-void weft__shared_word_wake(weft__shared_word *w, int n) {
-  if (atomic_load(&w->sleepers))
-    weft__shared_futex_wake(&w->value, n);
+int weft__shared_word_wake(weft__shared_word *w, int n) {
+  return atomic_load(&w->sleepers) ? weft__shared_futex_wake(&w->value, n) : 0;
 }

@@ -26,8 +26,9 @@
 int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
                             int64_t deadline);
 
-/* Wakes up to n sleepers on word, in any process. */
-void weft__shared_futex_wake(_Atomic uint32_t *word, int n);
+/* Wakes up to n sleepers on word, in any process; returns how many it
+ * woke (0 on an error). */
+int weft__shared_futex_wake(_Atomic uint32_t *word, int n);
 
 /*
  * A word with a count of those asleep on it, so that a waker makes the
@@ -40,13 +41,17 @@ typedef struct weft__shared_word {
   _Atomic uint32_t sleepers;
 } weft__shared_word;
 
-/* Spins a moment (a thread, where spinning pays), then sleeps while
- * w->value is `expected`, as weft__shared_futex_wait. */
+/* Sleeps while w->value is `expected`, as weft__shared_futex_wait,
+ * counted among the sleepers. It does not spin first: processes sharing
+ * words often outnumber the CPUs (a queue's producers and consumers), and
+ * a spin would take the CPU from the very process it waits for (measured:
+ * a queue of 4 producers and 4 consumers on 2 CPUs moved a message in
+ * 215-410 ns with a 5 us spin, 128-292 ns without). */
 int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
                            int64_t deadline);
 
 /* Call after changing w->value (sequentially consistent): wakes up to n
- * sleepers, if any sleep. */
-void weft__shared_word_wake(weft__shared_word *w, int n);
+ * sleepers, if any sleep. Returns how many it woke. */
+int weft__shared_word_wake(weft__shared_word *w, int n);
 
 #endif

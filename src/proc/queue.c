@@ -136,6 +136,8 @@ static bool sound(const struct qshared *s, uint64_t from, uint64_t to) {
 }
 
 static void ring_write(weft_queue *q, uint64_t pos, const void *src, size_t n) {
+  if (n == 0)
+    return; /* an empty message, whose bytes may be NULL */
   uint64_t cap = q->s->capacity, off = pos % cap;
   size_t first = n < cap - off ? n : (size_t)(cap - off);
   memcpy(q->ring + off, src, first);
@@ -143,6 +145,8 @@ static void ring_write(weft_queue *q, uint64_t pos, const void *src, size_t n) {
 }
 
 static void ring_read(weft_queue *q, uint64_t pos, void *dst, size_t n) {
+  if (n == 0)
+    return; /* an empty message, whose bytes may be NULL */
   uint64_t cap = q->s->capacity, off = pos % cap;
   size_t first = n < cap - off ? n : (size_t)(cap - off);
   memcpy(dst, q->ring + off, first);

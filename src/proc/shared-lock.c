@@ -9,14 +9,14 @@
  * on its thread's robust list, so the kernel marks the lock at the
  * holder's death however it dies, and wakes one sleeper.
  *
- * A thread waits inside the mutex (pthread_mutex_clocklock). A task may
- * not block its thread, so it only ever tries the mutex, and between tries
+ weft only ever tries the mutex (pthread_mutex_trylock), and between tries
  * it sets FUTEX_WAITERS (so that the release makes the futex wake, as for
- * a sleeping thread) and parks on the word (shared-wait.h). A task that
- * got the lock after waiting sets FUTEX_WAITERS again, as glibc does for
- * a thread that slept: others may still sleep, whose bit the release that
- * woke it cleared. A bit set needlessly costs one futex wake at the next
- * release, never a lost one.
+ * glibc's own sleepers) and waits on the word (shared-wait.h): a thread
+ * sleeps on it, a task parks. So a thread's deadline is on the monotonic
+ * clock, and a task never blocks its thread. A waiter that got the lock
+ * sets FUTEX_WAITERS again, as glibc does for a thread that slept: others
+ * may still sleep, whose bit the release that woke it cleared. A bit set
+ * needlessly costs one futex wake at the next release, never a lost one.
  *
  * The lock belongs to a thread for the kernel and glibc, and to a task or
  * a thread for weft: owner_task tells a task of the holding thread from
@@ -28,7 +28,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../core/cpu.h"
@@ -98,7 +97,10 @@ static int taken(struct weft__plock *l, int r) {
   return -r;
 }
 
-static int task_acquire(struct weft__plock *l, int64_t deadline) {
+/* Waits for the lock, trying it between waits: sets FUTEX_WAITERS so that
+ * the release wakes the word, as glibc's own waiters do, and sleeps on the
+ * word (a thread) or parks on it (a task). */
+static int wait_acquire(struct weft__plock *l, int64_t deadline) {
   _Atomic uint32_t *word = word_of(l);
   bool waited = false;
   for (;;) {
@@ -121,38 +123,36 @@ static int task_acquire(struct weft__plock *l, int64_t deadline) {
   }
 }
 
-static int thread_acquire(struct weft__plock *l, int64_t deadline) {
-  int r = pthread_mutex_trylock(&l->mutex);
-  if (r != EBUSY)
-    return taken(l, r);
-  if (weft__cpu_spinning_pays()) {
-    for (int i = 0; i < SPIN_LOOKS; i++) {
+/* A thread's try before it waits: a few looks, then a few yields of its
+ * CPU (processes sharing a lock often outnumber the CPUs, and the holder
+ * may be waiting for this one). Returns pthread's answer, EBUSY if still
+ * held. */
+static int thread_try_awhile(struct weft__plock *l) {
+  int r = EBUSY;
+  for (int i = 0; i < SPIN_LOOKS + YIELDS && r == EBUSY; i++) {
+    if (i < SPIN_LOOKS) {
+      if (!weft__cpu_spinning_pays()) {
+        i = SPIN_LOOKS - 1;
+        continue;
+      }
       weft__cpu_relax();
-      if ((atomic_load_explicit(word_of(l), memory_order_relaxed) &
-           FUTEX_TID_MASK) == 0 &&
-          (r = pthread_mutex_trylock(&l->mutex)) != EBUSY)
-        return taken(l, r);
+    } else {
+      sched_yield();
     }
-  }
-  for (int i = 0; i < YIELDS; i++) {
-    sched_yield();
     if ((atomic_load_explicit(word_of(l), memory_order_relaxed) &
-         FUTEX_TID_MASK) == 0 &&
-        (r = pthread_mutex_trylock(&l->mutex)) != EBUSY)
-      return taken(l, r);
+         FUTEX_TID_MASK) == 0)
+      r = pthread_mutex_trylock(&l->mutex);
   }
-  if (deadline == INT64_MAX)
-    return taken(l, pthread_mutex_lock(&l->mutex));
-  struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
-                        .tv_nsec = (long)(deadline % 1000000000)};
-  return taken(l, pthread_mutex_clocklock(&l->mutex, CLOCK_MONOTONIC, &ts));
+  return r;
 }
 
 int weft__plock_acquire(struct weft__plock *l, int64_t deadline) {
   if (held_by_caller(l))
     return -EDEADLK;
-  return weft__task_running() ? task_acquire(l, deadline)
-                              : thread_acquire(l, deadline);
+  int r = pthread_mutex_trylock(&l->mutex);
+  if (r == EBUSY && !weft__task_running())
+    r = thread_try_awhile(l);
+  return r != EBUSY ? taken(l, r) : wait_acquire(l, deadline);
 }
 
 int weft__plock_release(struct weft__plock *l) {

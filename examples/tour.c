@@ -309,6 +309,7 @@ int main(void) {
   tour_threads();
   tour_locks();
   tour_processes();
-  printf("\n(next: a queue in shared memory, futures and pools)\n");
+  tour_shared_memory();
+  printf("\n(next: futures and pools, and the cluster)\n");
   return 0;
 }

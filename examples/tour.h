@@ -9,5 +9,6 @@ void tour_section(const char *title);
 void tour_threads(void);
 void tour_locks(void);
 void tour_processes(void);
+void tour_shared_memory(void);
 
 #endif

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/cpu.h"
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
@@ -257,8 +258,43 @@ int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
               : thread_wait(word, expected, deadline);
 }
 
+/* A thread spins on a shared word before it sleeps, for a time that
+ * adapts to how its spins fare, between SPIN_MIN and SPIN_MAX: doubled
+ * when the word changed within it, halved when it did not. Where a
+ * process waits for another running on another CPU (a queue's producer
+ * and consumer, two CPUs), the spin catches the change and no side makes
+ * a system call; where the processes outnumber the CPUs, the one it waits
+ * for is seldom running meanwhile, and the spin shrinks to a few hundred
+ * nanoseconds (a fixed 5 us spin made a queue of 4 producers and 4
+ * consumers on 2 CPUs 1.5 to 2 times slower; no spin made one producer and
+ * one consumer 2 to 4 times slower). */
+#define SPIN_MIN   WEFT_NS(250)
+#define SPIN_START WEFT_US(2)
+#define SPIN_MAX   WEFT_US(20)
+
+static __thread int64_t spin_for = SPIN_START;
+
+/* Whether w->value moved from expected within the thread's spin. */
+static bool spin_on(weft__shared_word *w, uint32_t expected) {
+  int64_t end = weft__now() + spin_for;
+  for (int i = 1;; i++) {
+    if (atomic_load_explicit(&w->value, memory_order_acquire) != expected) {
+      spin_for = spin_for * 2 < SPIN_MAX ? spin_for * 2 : SPIN_MAX;
+      return true;
+    }
+    weft__cpu_relax();
+    if (i % 16 == 0 && weft__now() >= end) {
+      spin_for = spin_for / 2 > SPIN_MIN ? spin_for / 2 : SPIN_MIN;
+      return false;
+    }
+  }
+}
+
 int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
                            int64_t deadline) {
+  if (!weft__task_running() && weft__cpu_spinning_pays() &&
+      spin_on(w, expected))
+    return 0;
   /* Sequentially consistent, against the waker's change then load of
    * sleepers (Dekker's pattern): either it sees this sleeper, or the
    * futex sees its change. */

@@ -41,12 +41,9 @@ typedef struct weft__shared_word {
   _Atomic uint32_t sleepers;
 } weft__shared_word;
 
-/* Sleeps while w->value is `expected`, as weft__shared_futex_wait,
- * counted among the sleepers. It does not spin first: processes sharing
- * words often outnumber the CPUs (a queue's producers and consumers), and
- * a spin would take the CPU from the very process it waits for (measured:
- * a queue of 4 producers and 4 consumers on 2 CPUs moved a message in
- * 215-410 ns with a 5 us spin, 128-292 ns without). */
+/* A thread spins a moment (how long adapts to how its spins fare; see
+ * shared-wait.c), then sleeps while w->value is `expected`, counted among
+ * the sleepers, as weft__shared_futex_wait. */
 int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
                            int64_t deadline);
 

@@ -12,9 +12,10 @@
  * which records the exit code and sets `done`; unregistered; freed when
  * neither the user nor the reaper holds it any more.
  *
- * Watchers, one file each, behind weft__proc_watcher below: pidfds
- * (reaper.c). Which one is chosen once per process (weft__proc_watch),
- * and no other file asks which it is.
+ * Two watchers, one file each, behind weft__proc_watcher below: pidfds
+ * (reaper.c), and SIGCHLD with waitid where the kernel has no pidfds
+ * (reaper-sigchld.c). Which one is chosen once per process
+ * (weft__proc_watch), and no other file asks which it is.
  *
  * Lock order: the watcher's mutex, then a handle's guard, then the
  * registry's mutex. Nothing is signalled or reaped under the registry's
@@ -97,7 +98,8 @@ typedef struct weft__proc_watcher {
   void (*reset_in_child)(void);
 } weft__proc_watcher;
 
-extern const weft__proc_watcher weft__proc_pidfd_watcher; /* reaper.c */
+extern const weft__proc_watcher weft__proc_pidfd_watcher;   /* reaper.c */
+extern const weft__proc_watcher weft__proc_sigchld_watcher; /* ...-sigchld.c */
 
 /* Whether pidfd_open and pidfd_send_signal work here (reaper.c). */
 bool weft__proc_pidfd_usable(void);

@@ -50,8 +50,17 @@ static void parent_after_fork(void) {
 
 static void child_after_fork(void) { weft__proc_reset_in_child(); }
 
+/* WEFT_PROC_NO_PIDFD set (to anything but "" or "0") forces the SIGCHLD
+ * watcher, for tests and for debugging on a kernel that has pidfds. */
+static bool pidfds_refused(void) {
+  const char *e = getenv("WEFT_PROC_NO_PIDFD");
+  return e && *e && strcmp(e, "0") != 0;
+}
+
 static void install(void) {
-  watcher = &weft__proc_pidfd_watcher;
+  watcher = !pidfds_refused() && weft__proc_pidfd_usable()
+                ? &weft__proc_pidfd_watcher
+                : &weft__proc_sigchld_watcher;
   atexit(end_daemons_at_exit);
   pthread_atfork(before_fork, parent_after_fork, child_after_fork);
 }

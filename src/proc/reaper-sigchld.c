@@ -48,12 +48,14 @@
  *
  * Signals: kill(2) by pid, holding the handle's guard. weft reaps only
  * under that guard, so while it is held and the handle is not reaped, the
- * pid is this process's child's, a zombie at worst, and no other process
- * can have it. Unless the program reaped the child behind weft's back (its
- * own waitpid(-1), or SIGCHLD ignored): a waitid(WNOWAIT) first tells
- * that (ECHILD), and such a child is not signalled. Only a pid reused in
- * the moment between that look and the kill, after the program reaped the
- * child, could be signalled in error: pidfds alone rule that out.
+ * pid is still this process's child's, a zombie at worst, and no other
+ * process can have it, as long as weft alone reaps its children. A
+ * program that reaps them behind weft's back (its own waitpid(-1), or
+ * SIGCHLD ignored) breaks that: a waitid(WNOWAIT) first tells such a
+ * child gone (ECHILD), and it is not signalled. Only if its pid went to
+ * another child of this process before that look (the whole pid space
+ * must wrap around meanwhile) could a signal go astray: pidfds alone rule
+ * that out.
  *
  * It is a plain pthread, as the pidfd reaper is, and it blocks every
  * signal: SIGCHLD is handled on the program's threads.

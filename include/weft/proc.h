@@ -30,12 +30,12 @@
  * its own) keep their statuses for the program's waitpid.
  *
  * Without pidfds (Linux before 5.3, or a sandbox that refuses pidfd_open;
- * weft looks once per process, at its first child), weft watches its
- * children through SIGCHLD instead, and every call here behaves the same.
- * It then installs a SIGCHLD handler, with its first child and only in
- * that case, in front of the disposition the program had (a handler of
- * the program's, SIG_DFL or SIG_IGN), which it passes every signal on to;
- * the handler only wakes the reaper, which reaps weft's children by pid.
+ * weft looks once per process, at its first child or weft_proc_subreaper),
+ * weft watches its children through SIGCHLD instead, and every call here
+ * behaves the same. It then installs a SIGCHLD handler, at that first
+ * call and only in that case, in front of the disposition the program had (a
+ * handler of the program's, SIG_DFL or SIG_IGN), which it passes every signal
+ * on to; the handler only wakes the reaper, which reaps weft's children by pid.
  * A program that sets SIGCHLD's disposition later replaces weft's handler:
  * weft's children are then still reaped, by a look every 100 ms. As with
  * any SIGCHLD handler, a call that SA_RESTART does not restart (poll,

@@ -6,19 +6,19 @@
  *
  * The handler. SIGCHLD belongs to the program: weft installs a handler
  * only when this watcher is chosen, as it starts its reaper (with the
- * first child; once per process), in front of the disposition the program
- * has then, unless that is weft's handler already (inherited through a
- * fork, with what it was in front of). It writes to an eventfd that the reaper
- * polls, then does what that disposition said: it calls the program's handler
- * (with SA_SIGINFO's arguments if that handler takes them; once only, if it
- * asked for SA_RESETHAND), or nothing (SIGCHLD's default is to be ignored). It
- * takes the previous handler's mask and flags, so that the program's handler
- * runs as it did before. A program that ignored SIGCHLD (SIG_IGN) asked
- * the kernel to reap its children for it: the handler keeps that with
- * SA_NOCLDWAIT (Linux still sends SIGCHLD then), so that the program's own
- * children are still never zombies, and weft's children lose their exit
- * codes, as they do with pidfds. The handler makes one write(2), and keeps
- * errno.
+ * first child, or weft_proc_subreaper; once per process), in front of the
+ * disposition the program has then, unless that is weft's handler already
+ * (inherited through a fork, with what it was in front of). It writes to an
+ * eventfd that the reaper polls, then does what that disposition said: it calls
+ * the program's handler (with SA_SIGINFO's arguments if that handler takes
+ * them; once only, if it asked for SA_RESETHAND), or nothing (SIGCHLD's default
+ * is to be ignored). It takes the previous handler's mask and flags, so that
+ * the program's handler runs as it did before. A program that ignored SIGCHLD
+ * (SIG_IGN) asked the kernel to reap its children for it: the handler keeps
+ * that with SA_NOCLDWAIT (Linux still sends SIGCHLD then), so that the
+ * program's own children are still never zombies, and weft's children lose
+ * their exit codes, as they do with pidfds. The handler makes one write(2), and
+ * keeps errno.
  *
  * The reaper: one thread, started with the first child, that sleeps in
  * poll(2) on the eventfd and, woken, looks at each child in its table with

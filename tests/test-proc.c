@@ -6,18 +6,24 @@
  * no zombie is left, joined or not, freed or not (a storm of children with
  * random exits and crashes); daemon children die with their parent, even
  * one killed by SIGKILL; fork from a threaded program and from a task
- * leaves a working child; bad input.
+ * leaves a working child; the program's own children keep their statuses
+ * for it, and its SIGCHLD handler, or SIG_IGN, stays in force; bad input.
+ *
+ * The cases that matter run a second time without pidfds (the SIGCHLD
+ * watcher, forced by WEFT_PROC_NO_PIDFD=1): see the end of this file.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +81,20 @@ static int zombies(void) {
   }
   closedir(d);
   return n;
+}
+
+/* Whether this run forces the SIGCHLD watcher (see the end of the file). */
+static bool without_pidfds_forced(void) {
+  const char *e = getenv("WEFT_PROC_NO_PIDFD");
+  return e && *e && strcmp(e, "0") != 0;
+}
+
+/* Whether SIGCHLD has a handler that takes siginfo: weft's, when it
+ * watches without pidfds (or the program's, in the cases that install
+ * one). */
+static bool sigchld_has_siginfo_handler(void) {
+  struct sigaction sa;
+  return sigaction(SIGCHLD, NULL, &sa) == 0 && (sa.sa_flags & SA_SIGINFO);
 }
 
 /* Waits (generously) until no child of this process is a zombie. */
@@ -297,6 +317,36 @@ TEST(a_joiner_that_gives_up_does_not_strand_another) {
   CHECK_EQ(weft_run(two_joiners, NULL, NULL), 0);
 }
 
+/* A task joining a child is cancellable; the child is still reaped after,
+ * by a thread's join. */
+static void *join_until_cancelled(void *arg) {
+  return IV(weft_proc_join(arg, WEFT_FOREVER, NULL));
+}
+
+static void *cancel_a_join(void *arg) {
+  weft_proc *p = arg;
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, join_until_cancelled, p, NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(20)), 0);
+  CHECK_EQ(weft_task_cancel(t), 0);
+  void *r = NULL;
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(VI(r), -ECANCELED);
+  return NULL;
+}
+
+TEST(a_join_in_a_task_is_cancellable) {
+  weft_proc *p;
+  int code;
+  CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, NULL), 0);
+  CHECK_EQ(weft_run(cancel_a_join, p, NULL), 0);
+  CHECK(weft_proc_alive(p));
+  CHECK_EQ(weft_proc_kill(p), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_SEC(10), &code), 0);
+  CHECK_EQ(code, -SIGKILL);
+  weft_proc_free(p);
+}
+
 /* A child forked from inside a task runs outside any hub, and may start a
  * hub of its own. */
 static void *child_task(void *arg) {
@@ -401,9 +451,7 @@ static int random_end(void *arg) {
   }
 }
 
-TEST_TIMEOUT(a_storm_of_children_leaves_no_zombie, 300) {
-  /* Under an emulator or sanitizers each fork is slow: fewer children. */
-  int n = harness_timeout_multiplier() > 1 ? 1000 : 10000;
+static void storm(int n) {
   unsigned seed = 12345;
   int joined = 0;
   for (int i = 0; i < n; i++) {
@@ -426,6 +474,40 @@ TEST_TIMEOUT(a_storm_of_children_leaves_no_zombie, 300) {
   }
   CHECK(joined > n / 2);
   CHECK_EQ(zombies_after_a_while(), 0);
+}
+
+TEST_TIMEOUT(a_storm_of_children_leaves_no_zombie, 300) {
+  /* Under an emulator or sanitizers each fork is slow: fewer children. */
+  storm(harness_timeout_multiplier() > 1 ? 1000 : 10000);
+}
+
+/* A thread that takes the signals the others block, sleeping in a call
+ * that ThreadSanitizer intercepts. */
+static void *take_signals(void *arg) {
+  (void)arg;
+  for (;;) {
+    struct timespec ts = {1, 0};
+    nanosleep(&ts, NULL);
+  }
+  return NULL;
+}
+
+/* The storm without pidfds (see the end of the file). ThreadSanitizer
+ * holds a signal that comes during a raw futex wait (a thread's join)
+ * until the wait ends, so that weft's reaper would hear of each exit at
+ * its one-second backstop only: under it, SIGCHLD goes to a thread of its
+ * own, as in a program that handles signals on one thread. */
+static void test_a_storm_of_a_thousand_children_leaves_no_zombie(void) {
+  if (tsan) {
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, take_signals, NULL), 0);
+    pthread_detach(th);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, &chld, NULL), 0);
+  }
+  storm(1000);
 }
 
 TEST(a_child_that_nobody_joins_is_reaped_when_it_exits) {
@@ -501,12 +583,15 @@ static int report_pid_then_sleep(void *arg) {
  * through fd, then ends as `how` says. */
 static void parent_of_two(int fd, int how) {
   weft_proc *d, *plain;
+  bool forced = without_pidfds_forced();
   CHECK_EQ(weft_proc_start(&d, report_pid_then_sleep, IV(fd),
                            &(weft_proc_opts){.daemon = true}),
            0);
   CHECK_EQ(weft_proc_start(&plain, report_pid_then_sleep, IV(fd), NULL), 0);
   struct timespec ts = {0, 50 * 1000000};
   nanosleep(&ts, NULL);
+  if (forced && !sigchld_has_siginfo_handler())
+    abort(); /* the SIGCHLD watcher was not the one used */
   if (how == SIGKILL)
     raise(SIGKILL);
   exit(0);
@@ -536,6 +621,10 @@ static void daemons_end_with(int how) {
   close(fds[0]);
   int status;
   CHECK_EQ(waitpid(parent, &status, 0), parent);
+  if (how == SIGKILL)
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  else
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   /* Which is the daemon: the one that dies. The other lives on. */
   int live = 0;
   for (int i = 0; i < 200; i++) {
@@ -556,6 +645,227 @@ TEST(a_daemon_child_ends_with_its_parent_and_a_plain_one_does_not) {
 
 TEST(a_daemon_child_dies_even_when_its_parent_is_killed) {
   daemons_end_with(SIGKILL);
+}
+
+/* --- the program's own children, and its SIGCHLD -------------------------
+ * weft reaps only its own children: a child the program forked itself
+ * keeps its status for the program's waitpid, and system() gets its
+ * child's. The program's SIGCHLD handler still runs, and a program that
+ * ignores SIGCHLD still has its children reaped by the kernel. */
+
+/* Waits until pid, a child, has exited (and is a zombie, not reaped). */
+static void wait_until_zombie(pid_t pid) {
+  char name[16], state = '?';
+  int ppid;
+  snprintf(name, sizeof name, "%d", (int)pid);
+  for (int i = 0; i < 500 && state != 'Z'; i++) {
+    CHECK(stat_of(name, &state, &ppid));
+    struct timespec ts = {0, 2 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK_EQ(state, 'Z');
+}
+
+static atomic_int stop_churning;
+
+/* weft's children come and go meanwhile, joined and dropped, so that its
+ * reaper has every reason to look. */
+static void *churn(void *arg) {
+  (void)arg;
+  for (int i = 0; !atomic_load(&stop_churning); i++) {
+    weft_proc *p;
+    int code = -1;
+    CHECK_EQ(weft_proc_start(&p, exit_with, IV(i % 50), NULL), 0);
+    if (i % 2 == 0) {
+      CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+      CHECK_EQ(code, i % 50);
+    }
+    weft_proc_free(p);
+  }
+  return NULL;
+}
+
+TEST(the_programs_own_children_keep_their_statuses) {
+  pid_t own = fork();
+  CHECK(own >= 0);
+  if (own == 0)
+    _exit(42);
+  wait_until_zombie(own);
+  weft_thread *t;
+  CHECK_EQ(weft_thread_start(&t, churn, NULL, NULL), 0);
+  for (int i = 0; i < 5; i++) /* the program's own, while weft's come */
+    CHECK_EQ(system("exit 3"), 3 << 8);
+  struct timespec ts = {0, 50 * 1000000};
+  nanosleep(&ts, NULL);
+  atomic_store(&stop_churning, 1);
+  CHECK_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+  int status = 0;
+  CHECK_EQ(waitpid(own, &status, WNOHANG), own); /* still there: ours */
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 42);
+  CHECK_EQ(zombies_after_a_while(), 0);
+}
+
+static atomic_int program_handler_runs;
+
+static void programs_handler(int sig) {
+  (void)sig;
+  atomic_fetch_add(&program_handler_runs, 1);
+}
+
+TEST(the_programs_sigchld_handler_still_runs) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = programs_handler;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  CHECK_EQ(sigaction(SIGCHLD, &sa, NULL), 0);
+  for (int i = 0; i < 4; i++) {
+    weft_proc *p;
+    int code;
+    CHECK_EQ(weft_proc_start(&p, exit_with, IV(i), NULL), 0);
+    CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+    CHECK_EQ(code, i);
+    weft_proc_free(p);
+    /* Counted from the second child on: weft's handler, if it has one, is
+     * installed by then, and the signals go through it. */
+    if (i == 0)
+      atomic_store(&program_handler_runs, 0);
+  }
+  for (int i = 0; i < 500 && atomic_load(&program_handler_runs) == 0; i++) {
+    struct timespec ts = {0, 2 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK(atomic_load(&program_handler_runs) > 0);
+  struct sigaction now;
+  CHECK_EQ(sigaction(SIGCHLD, NULL, &now), 0);
+  if (without_pidfds_forced()) /* weft's, in front of the program's */
+    CHECK((now.sa_flags & SA_SIGINFO) && (now.sa_flags & SA_RESTART));
+  else /* the program's, untouched */
+    CHECK(!(now.sa_flags & SA_SIGINFO) && now.sa_handler == programs_handler);
+}
+
+/* A program whose handler reaps every child itself takes weft's exit
+ * codes too, but no join hangs, and no signal goes astray. */
+static void reap_everything(int sig) {
+  (void)sig;
+  int saved = errno;
+  while (waitpid(-1, NULL, WNOHANG) > 0) {
+  }
+  errno = saved;
+}
+
+TEST(a_program_that_reaps_every_child_hangs_no_join) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = reap_everything;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  CHECK_EQ(sigaction(SIGCHLD, &sa, NULL), 0);
+  for (int i = 0; i < 20; i++) {
+    weft_proc *p;
+    CHECK_EQ(weft_proc_start(&p, exit_with, IV(1), NULL), 0);
+    CHECK_EQ(weft_proc_join(p, WEFT_SEC(10), NULL), 0);
+    CHECK(!weft_proc_alive(p));
+    CHECK_EQ(weft_proc_kill(p), 0); /* gone: nothing is signalled */
+    weft_proc_free(p);
+  }
+  CHECK_EQ(zombies_after_a_while(), 0);
+}
+
+/* SIGCHLD ignored: the kernel reaps every child as it exits, the
+ * program's and weft's; weft's lose their exit codes, but joins, kills
+ * and the zombie count hold. */
+TEST(with_sigchld_ignored_no_child_is_a_zombie) {
+  CHECK(signal(SIGCHLD, SIG_IGN) != SIG_ERR);
+  weft_proc *p;
+  int code = 0;
+  CHECK_EQ(weft_proc_start(&p, exit_with, IV(5), NULL), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_SEC(10), &code), 0);
+  CHECK_EQ(code, -SIGKILL); /* the kernel kept no status: lost, as said */
+  weft_proc_free(p);
+  CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, NULL), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_MS(20), NULL), -ETIMEDOUT);
+  CHECK_EQ(weft_proc_kill(p), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_SEC(10), NULL), 0);
+  CHECK(!weft_proc_alive(p));
+  weft_proc_free(p);
+  pid_t own = fork();
+  CHECK(own >= 0);
+  if (own == 0)
+    _exit(0);
+  CHECK_EQ(zombies_after_a_while(), 0); /* the program's too */
+  struct sigaction now;
+  CHECK_EQ(sigaction(SIGCHLD, NULL, &now), 0);
+  if (without_pidfds_forced()) /* weft's, which keeps the kernel reaping */
+    CHECK((now.sa_flags & SA_SIGINFO) && (now.sa_flags & SA_NOCLDWAIT));
+  else
+    CHECK(now.sa_handler == SIG_IGN);
+}
+
+/* Forks a child of the program's own (it waits for a signal) at pid
+ * `want`, through ns_last_pid: returns its pid, or -1 where the next pid
+ * cannot be chosen (no CAP_SYS_ADMIN) or others keep taking it. */
+static pid_t fork_at(pid_t want) {
+  for (int tries = 0; tries < 20; tries++) {
+    int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+    if (fd < 0)
+      return -1;
+    char buf[16];
+    int n = snprintf(buf, sizeof buf, "%d", (int)want - 1);
+    bool set = write(fd, buf, (size_t)n) == n;
+    close(fd);
+    if (!set)
+      return -1;
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      pause();
+      _exit(0);
+    }
+    if (pid == want)
+      return pid;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  return -1;
+}
+
+/* Once weft reaped a child, its pid may be another process's: a signal
+ * to the handle must not reach that one. */
+TEST(a_pid_reused_after_the_reap_is_never_signalled) {
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, exit_with, IV(0), NULL), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, NULL), 0);
+  pid_t other = fork_at(weft_proc_pid(p));
+  if (other < 0) {
+    weft_proc_free(p);
+    harness_skip("the next pid cannot be chosen here (ns_last_pid)");
+  }
+  CHECK_EQ(weft_proc_kill(p), 0);
+  CHECK_EQ(weft_proc_terminate(p), 0);
+  struct timespec ts = {0, 20 * 1000000};
+  nanosleep(&ts, NULL);
+  int status = 0;
+  CHECK_EQ(waitpid(other, &status, WNOHANG), 0); /* alive */
+  kill(other, SIGKILL);
+  CHECK_EQ(waitpid(other, &status, 0), other);
+  CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  weft_proc_free(p);
+}
+
+TEST(with_pidfds_sigchld_is_left_alone) {
+  int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (fd < 0 || without_pidfds_forced())
+    harness_skip("no pidfds here: weft watches through SIGCHLD");
+  close(fd);
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, exit_with, IV(0), NULL), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, NULL), 0);
+  weft_proc_free(p);
+  struct sigaction now;
+  CHECK_EQ(sigaction(SIGCHLD, NULL, &now), 0);
+  CHECK(!(now.sa_flags & SA_SIGINFO) && now.sa_handler == SIG_DFL);
 }
 
 /* --- bad input --------------------------------------------------------- */
@@ -843,3 +1153,68 @@ TEST(daemonize_detaches_for_good) {
   CHECK_STR_HAS(in, "/dev/null");
   CHECK_EQ(open_extra, 0);
 }
+
+/* --- without pidfds -------------------------------------------------------
+ * The cases that matter once more, with the SIGCHLD watcher that kernels
+ * without pidfds get: each runs in a child process of its own, where weft
+ * has not yet chosen how to watch children, with WEFT_PROC_NO_PIDFD=1
+ * (even under WEFT_TEST_NOFORK). Where the case starts children itself,
+ * it must leave weft's SIGCHLD handler installed: the proof that the
+ * fallback, not the pidfds, was used. */
+
+struct forced_case {
+  void (*fn)(void);
+  bool in_process; /* weft starts children in this process */
+};
+
+static void run_forced(void *arg) {
+  const struct forced_case *c = arg;
+  c->fn();
+  if (c->in_process)
+    CHECK(sigchld_has_siginfo_handler());
+}
+
+static void without_pidfds(void (*fn)(void), bool in_process) {
+  static const char *const env[] = {"WEFT_PROC_NO_PIDFD=1", NULL};
+  struct forced_case c = {fn, in_process};
+  static char out[16384];
+  int status = harness_run_child(run_forced, &c, env, out, sizeof out);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+    harness_skip("without pidfds: as said above");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "without pidfds: %s %d:\n%s",
+                 WIFEXITED(status) ? "exit status" : "killed by signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+                 out);
+}
+
+#define WITHOUT_PIDFDS(name, seconds, in_process)                              \
+  TEST_TIMEOUT(name##_without_pidfds, seconds) {                               \
+    without_pidfds(test_##name, in_process);                                   \
+  }
+
+WITHOUT_PIDFDS(exit_codes_are_pythons, 30, true)
+WITHOUT_PIDFDS(join_times_out_then_terminate_and_kill_end_it, 30, true)
+WITHOUT_PIDFDS(exec_runs_a_program_with_its_arguments_environment_and_stdio, 30,
+               true)
+WITHOUT_PIDFDS(a_daemon_program_runs_and_is_joined, 30, true)
+WITHOUT_PIDFDS(a_stale_errno_does_not_make_a_live_child_dead, 30, true)
+WITHOUT_PIDFDS(a_task_joining_a_child_parks_only_itself, 30, true)
+WITHOUT_PIDFDS(a_joiner_that_gives_up_does_not_strand_another, 30, true)
+WITHOUT_PIDFDS(a_join_in_a_task_is_cancellable, 30, true)
+WITHOUT_PIDFDS(a_child_forked_in_a_task_runs_a_hub_of_its_own, 30, true)
+WITHOUT_PIDFDS(fork_from_a_threaded_program_leaves_a_working_child, 60, true)
+WITHOUT_PIDFDS(a_storm_of_a_thousand_children_leaves_no_zombie, 300, true)
+WITHOUT_PIDFDS(a_child_that_nobody_joins_is_reaped_when_it_exits, 30, true)
+WITHOUT_PIDFDS(a_subreaper_reaps_orphans_and_keeps_its_own_exit_codes, 120,
+               true)
+WITHOUT_PIDFDS(a_daemon_child_ends_with_its_parent_and_a_plain_one_does_not, 30,
+               false)
+WITHOUT_PIDFDS(a_daemon_child_dies_even_when_its_parent_is_killed, 30, false)
+WITHOUT_PIDFDS(the_programs_own_children_keep_their_statuses, 60, true)
+WITHOUT_PIDFDS(the_programs_sigchld_handler_still_runs, 30, true)
+WITHOUT_PIDFDS(a_program_that_reaps_every_child_hangs_no_join, 30, true)
+WITHOUT_PIDFDS(with_sigchld_ignored_no_child_is_a_zombie, 30, true)
+WITHOUT_PIDFDS(a_pid_reused_after_the_reap_is_never_signalled, 30, true)
+WITHOUT_PIDFDS(bad_input_changes_nothing, 30, true)
+WITHOUT_PIDFDS(messages_of_any_length_cross_to_a_child_and_back, 30, true)

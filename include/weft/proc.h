@@ -25,7 +25,30 @@
  * it exits, keeping its exit code for a join to come. A child whose handle
  * was freed without a join is collected all the same. A join waits on the
  * pidfd itself: a task that joins parks only itself (its hub polls the
- * pidfd as any fd), a thread sleeps in poll().
+ * pidfd as any fd), a thread sleeps in poll(). weft reaps its own children
+ * only, each by its pid: the program's own (system(), popen(), a fork of
+ * its own) keep their statuses for the program's waitpid.
+ *
+ * Without pidfds (Linux before 5.3, or a sandbox that refuses pidfd_open;
+ * weft looks once per process, at its first child or weft_proc_subreaper),
+ * weft watches its children through SIGCHLD instead, and every call here
+ * behaves the same. It then installs a SIGCHLD handler, at that first
+ * call and only in that case, in front of the disposition the program had (a
+ * handler of the program's, SIG_DFL or SIG_IGN), which it passes every signal
+ * on to; the handler only wakes the reaper, which reaps weft's children by pid.
+ * A program that sets SIGCHLD's disposition later replaces weft's handler:
+ * weft's children are then still reaped, by a look every 100 ms. As with
+ * any SIGCHLD handler, a call that SA_RESTART does not restart (poll,
+ * epoll_wait, nanosleep, ...) may fail with EINTR in the program's threads
+ * when a child exits. Setting WEFT_PROC_NO_PIDFD=1 in the environment
+ * (before weft starts its first child) makes weft work this way on any
+ * kernel: for tests, and for debugging.
+ *
+ * SIGCHLD ignored (SIG_IGN, or SA_NOCLDWAIT) tells the kernel to reap every
+ * child itself; a program whose SIGCHLD handler reaps every child
+ * (waitpid(-1)) does the same. weft's children are then still never
+ * zombies, and their joins return, but their exit codes are lost: they
+ * read as -SIGKILL.
  *
  * No unwanted orphans: a daemon child (opts.daemon) is terminated when the
  * process that started it exits normally (SIGTERM, then SIGKILL after a
@@ -100,9 +123,9 @@ typedef struct weft_proc_cmd {
  *
  * Returns 0 with the handle in *out; -EINVAL (out or fn NULL); -EAGAIN
  * (fork refused: too many processes, or no thread for the reaper);
- * -ENOMEM; -EMFILE or -ENFILE (no fd for the pidfd); -ENOSPC (the epoll
- * watch limit); -ENOSYS (a kernel without pidfds, before Linux 5.3: not
- * supported yet). Blocks only for the flush and the fork. Call from a task
+ * -ENOMEM; -EMFILE or -ENFILE (no fd for the pidfd, or, without pidfds,
+ * for the reaper's eventfd); -ENOSPC (the epoll watch limit). Blocks only
+ * for the flush and the fork. Call from a task
  * or a thread; what other threads are doing at the fork is their
  * business, as with any fork (the child must not rely on locks they
  * held; weft's own are reset).
@@ -152,8 +175,13 @@ WEFT_API const char *weft_proc_name(const weft_proc *p);
  * weft_proc_signal — send signo to p. weft_proc_terminate sends SIGTERM,
  * weft_proc_kill SIGKILL. Returns 0 (also when p has exited already: there
  * is nothing left to signal, as Python's terminate() does nothing then);
- * -EINVAL (p NULL, a bad signo). Never signals a process that merely
- * reuses p's pid: the signal goes through p's pidfd.
+ * -EINVAL (p NULL, a bad signo); -EPERM. Never signals a process that
+ * merely reuses p's pid: the signal goes through p's pidfd, or, without
+ * pidfds, is sent by pid only while weft holds p unreaped (and so its pid
+ * is nobody else's). A program that reaps weft's children itself (see
+ * above) lets their pids go early: without pidfds weft then checks that p
+ * is still its child first, which rules out any other process but one
+ * more child of the program that got the very same pid in the meantime.
  */
 WEFT_API int weft_proc_signal(weft_proc *p, int signo);
 WEFT_API int weft_proc_terminate(weft_proc *p);

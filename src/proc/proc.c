@@ -1,33 +1,23 @@
 /*
  * weft_proc: child processes. See include/weft/proc.h, and
- * proc-private.h for the lifetime of a handle.
+ * proc-private.h for the lifetime of a handle and the watchers.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <weft/io.h>
 
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../sync/guard.h"
 #include "../thread/thread-private.h"
 #include "proc-private.h"
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
 
 /* How long a daemon child has between SIGTERM and SIGKILL at exit. */
 #define DAEMON_GRACE WEFT_MS(500)
@@ -38,6 +28,9 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static weft_proc *registry;
 static atomic_uint next_number;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+/* Chosen once, in install; a child of fork keeps its parent's choice (the
+ * same kernel, the same environment as it was then). */
+static const weft__proc_watcher *watcher;
 
 static bool valid(const weft_proc *p) { return p && p->magic == PROC_MAGIC; }
 
@@ -46,20 +39,35 @@ static void end_daemons_at_exit(void);
 /* Around a fork: the registry (and the reaper's table) must not be in the
  * middle of a change as the child's copy is taken. */
 static void before_fork(void) {
-  weft__reaper_lock();
+  watcher->lock();
   pthread_mutex_lock(&registry_mu);
 }
 
 static void parent_after_fork(void) {
   pthread_mutex_unlock(&registry_mu);
-  weft__reaper_unlock();
+  watcher->unlock();
 }
 
 static void child_after_fork(void) { weft__proc_reset_in_child(); }
 
+/* WEFT_PROC_NO_PIDFD set (to anything but "" or "0") forces the SIGCHLD
+ * watcher, for tests and for debugging on a kernel that has pidfds. */
+static bool pidfds_refused(void) {
+  const char *e = getenv("WEFT_PROC_NO_PIDFD");
+  return e && *e && strcmp(e, "0") != 0;
+}
+
 static void install(void) {
+  watcher = !pidfds_refused() && weft__proc_pidfd_usable()
+                ? &weft__proc_pidfd_watcher
+                : &weft__proc_sigchld_watcher;
   atexit(end_daemons_at_exit);
   pthread_atfork(before_fork, parent_after_fork, child_after_fork);
+}
+
+const weft__proc_watcher *weft__proc_watch(void) {
+  pthread_once(&once, install);
+  return watcher;
 }
 
 static int exitcode_of(const siginfo_t *si) {
@@ -108,7 +116,7 @@ void weft__proc_unref(weft_proc *p) {
     return;
   unregister(p); /* reaped, or given up on: not a registry entry freed */
   p->magic = 0;
-  close(p->pidfd);
+  watcher->close(p);
   free(p);
 }
 
@@ -118,7 +126,7 @@ void weft__proc_unref(weft_proc *p) {
 static int starting;
 
 void weft__proc_start_begins(void) {
-  pthread_once(&once, install);
+  weft__proc_watch();
   pthread_mutex_lock(&registry_mu);
   starting++;
   pthread_mutex_unlock(&registry_mu);
@@ -142,7 +150,7 @@ void weft__proc_reap_strangers(void) {
     for (weft_proc *p = registry; p && !known; p = p->next)
       known = p->pid == si.si_pid;
     if (known)
-      break; /* its handle's; the pidfd path reaps it */
+      break; /* its handle's; the watcher reaps it */
     waitpid(si.si_pid, NULL, WNOHANG);
   }
   pthread_mutex_unlock(&registry_mu);
@@ -157,18 +165,21 @@ static void abandon(pid_t pid) {
 
 int weft__proc_adopt(weft_proc **out, pid_t pid, const weft_proc_opts *opts) {
   weft_proc *p = calloc(1, sizeof *p);
-  int pidfd = p ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
-  int err = !p ? ENOMEM : pidfd < 0 ? errno : 0;
-  if (err) {
+  int rc = -ENOMEM;
+  if (p) {
+    p->pid = pid;
+    p->pidfd = -1;
+    p->slot = -1;
+    rc = watcher->open(p);
+  }
+  if (rc < 0) {
     free(p);
     abandon(pid); /* still ours: no sweep reaps a child being started */
     weft__proc_start_failed();
-    return -err;
+    return rc;
   }
   p->magic = PROC_MAGIC;
   atomic_init(&p->refs, 1);
-  p->pid = pid;
-  p->pidfd = pidfd;
   p->daemon = opts && opts->daemon;
   weft_event_init(&p->done);
   if (opts && opts->name)
@@ -183,7 +194,7 @@ int weft__proc_adopt(weft_proc **out, pid_t pid, const weft_proc_opts *opts) {
   registry = p;
   starting--;
   pthread_mutex_unlock(&registry_mu);
-  int rc = weft__reaper_watch(p);
+  rc = watcher->watch(p);
   if (rc < 0) { /* end it here, and leave nothing behind */
     weft_proc_kill(p);
     while (!weft__proc_try_reap(p))
@@ -234,29 +245,6 @@ int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
   return weft__proc_adopt(out, pid, opts);
 }
 
-/* Waits until p, not reaped when looked at last, is reaped, or the
- * deadline; 0 or the wait's error. */
-static int wait_reaped(weft_proc *p, int64_t deadline) {
-  do {
-    int64_t left = WEFT_FOREVER;
-    if (deadline != INT64_MAX) {
-      left = deadline - weft__now();
-      if (left <= 0)
-        return -ETIMEDOUT;
-    }
-    /* Wait on the pidfd itself, which the kernel makes readable when the
-     * child exits: no hop through the reaper. A second task of one hub
-     * joining the same child waits for the reap instead. */
-    int rc = weft_io_wait(p->pidfd, POLLIN, left);
-    if (rc == -EBUSY) /* in slices: the other may leave before the exit */
-      rc = weft_event_wait(
-          &p->done, left >= 0 && left < WEFT_MS(10) ? left : WEFT_MS(10));
-    if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
-      return rc; /* -ECANCELED, or the poller's trouble */
-  } while (!weft__proc_try_reap(p));
-  return 0;
-}
-
 int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode) {
   if (!valid(p))
     return -EINVAL;
@@ -264,10 +252,7 @@ int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode) {
   if (!weft__proc_try_reap(p)) {
     if (timeout == 0) /* a look only: the reaper keeps watching */
       return -ETIMEDOUT;
-    int64_t deadline = weft__deadline_after(timeout);
-    weft__reaper_join_begins(p);
-    rc = wait_reaped(p, deadline);
-    weft__reaper_join_ends(p);
+    rc = watcher->wait(p, weft__deadline_after(timeout));
   }
   if (rc == 0 && exitcode)
     *exitcode = p->exitcode;
@@ -297,12 +282,7 @@ const char *weft_proc_name(const weft_proc *p) {
 int weft_proc_signal(weft_proc *p, int signo) {
   if (!valid(p) || signo <= 0 || signo >= NSIG)
     return -EINVAL;
-  /* Through the pidfd: once the child is reaped its pid may be another
-   * process's, but the pidfd still names the dead child (-ESRCH). */
-  if (syscall(SYS_pidfd_send_signal, p->pidfd, signo, NULL, 0) < 0 &&
-      errno != ESRCH)
-    return -errno;
-  return 0;
+  return watcher->signal(p, signo);
 }
 
 int weft_proc_terminate(weft_proc *p) { return weft_proc_signal(p, SIGTERM); }
@@ -318,8 +298,59 @@ void weft_proc_free(weft_proc *p) {
 int weft_proc_subreaper(void) {
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
     return -errno;
-  weft__reaper_sweep_strangers();
+  weft__proc_watch()->sweep_strangers();
   return 0;
+}
+
+/* Takes a reference to p unless its last one is being dropped (then p is
+ * about to leave the registry, and be freed). */
+static bool try_ref(weft_proc *p) {
+  int r = atomic_load(&p->refs);
+  while (r > 0)
+    if (atomic_compare_exchange_weak(&p->refs, &r, r + 1))
+      return true;
+  return false;
+}
+
+/* Sends signo to every daemon child still registered; returns how many.
+ * A signal may take a handle's guard, which comes before the registry's
+ * mutex: so each daemon is marked and held by a reference under the
+ * mutex, and signalled after it. */
+static int signal_daemons(int signo) {
+  int n = 0;
+  for (;;) {
+    weft_proc *d = NULL;
+    pthread_mutex_lock(&registry_mu);
+    for (weft_proc *p = registry; p && !d; p = p->next)
+      if (p->daemon && p->ended_by != signo) {
+        p->ended_by = signo;
+        if (try_ref(p))
+          d = p;
+      }
+    pthread_mutex_unlock(&registry_mu);
+    if (!d)
+      return n;
+    watcher->signal(d, signo);
+    weft__proc_unref(d);
+    n++;
+  }
+}
+
+/* How many daemon children have not exited yet (reaped or not). */
+static int daemons_left(void) {
+  int left = 0;
+  pthread_mutex_lock(&registry_mu);
+  for (weft_proc *p = registry; p; p = p->next) {
+    if (!p->daemon)
+      continue;
+    siginfo_t si = {0};
+    int r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
+    if ((r == 0 && si.si_pid == p->pid) || (r < 0 && errno == ECHILD))
+      continue; /* exited (and maybe reaped already) */
+    left++;
+  }
+  pthread_mutex_unlock(&registry_mu);
+  return left;
 }
 
 /* At exit, as Python's multiprocessing: terminate the daemon children,
@@ -329,34 +360,14 @@ static void end_daemons_at_exit(void) {
   /* After the non-daemon threads, which may still use the daemons (they
    * are waited for first, whichever layer installed its handler first). */
   weft__thread_wait_non_daemons();
-  pthread_mutex_lock(&registry_mu);
-  int n = 0;
-  for (weft_proc *p = registry; p; p = p->next)
-    if (p->daemon) {
-      syscall(SYS_pidfd_send_signal, p->pidfd, SIGTERM, NULL, 0);
-      n++;
-    }
-  pthread_mutex_unlock(&registry_mu);
-  if (n == 0)
+  if (signal_daemons(SIGTERM) == 0)
     return;
   int64_t deadline = weft__now() + DAEMON_GRACE;
-  for (;;) {
-    pthread_mutex_lock(&registry_mu);
-    int left = 0;
-    for (weft_proc *p = registry; p; p = p->next) {
-      if (!p->daemon)
-        continue;
-      siginfo_t si = {0};
-      int r = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT);
-      if ((r == 0 && si.si_pid == p->pid) || (r < 0 && errno == ECHILD))
-        continue; /* exited (and maybe reaped already) */
-      left++;
-      if (weft__now() >= deadline)
-        syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
-    }
-    pthread_mutex_unlock(&registry_mu);
-    if (left == 0 || weft__now() >= deadline)
+  while (daemons_left() > 0) {
+    if (weft__now() >= deadline) {
+      signal_daemons(SIGKILL);
       return;
+    }
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
   }
@@ -364,12 +375,14 @@ static void end_daemons_at_exit(void) {
 
 void weft__proc_reset_in_child(void) {
   pthread_mutex_init(&registry_mu, NULL);
-  weft__reaper_reset_in_child();
+  watcher->reset_in_child();
   /* The parent's children are not ours: their handles go dead here, and
-   * their pidfds are closed (the memory stays, for stray pointers). */
+   * what the watcher holds of them (pidfds) is let go (the memory stays,
+   * for stray pointers). */
   for (weft_proc *p = registry; p; p = p->next) {
     p->magic = 0;
-    close(p->pidfd);
+    watcher->close(p);
   }
   registry = NULL;
+  starting = 0; /* a start in another thread is not this process's */
 }

@@ -1,4 +1,10 @@
 /*
+ * The pidfd watcher (proc-private.h), the default: each child gets a
+ * pidfd, which the kernel makes readable when the child exits. A join
+ * waits on the pidfd itself: in a task, its hub polls it as any fd and
+ * only that task waits; a thread sleeps in poll(). A signal goes through
+ * the pidfd, which names the child even once its pid is another's.
+ *
  * The reaper: one thread, started with the first child, that watches the
  * pidfds of the children nobody is joining, in an epoll set, and reaps each
  * child the moment it exits (weft__proc_try_reap), so that no child stays a
@@ -31,17 +37,28 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <weft/io.h>
 
+#include "../hub/timer.h"
 #include "proc-private.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
 enum { STRANGER_SWEEP_MS = 100, EVENTS = 64, GRACE_NS = 1000000 };
 
@@ -161,14 +178,14 @@ static int put_in(weft_proc *p) {
   return 0;
 }
 
-int weft__reaper_watch(weft_proc *p) {
+static int watch(weft_proc *p) {
   pthread_mutex_lock(&mu);
   int rc = put_in(p);
   pthread_mutex_unlock(&mu);
   return rc;
 }
 
-void weft__reaper_join_begins(weft_proc *p) {
+static void join_begins(weft_proc *p) {
   pthread_mutex_lock(&mu);
   bool had = p->joiners++ == 0 && take_out(p);
   pthread_mutex_unlock(&mu);
@@ -176,7 +193,7 @@ void weft__reaper_join_begins(weft_proc *p) {
     weft__proc_unref(p); /* the joiner's caller holds the user's */
 }
 
-void weft__reaper_join_ends(weft_proc *p) {
+static void join_ends(weft_proc *p) {
   pthread_mutex_lock(&mu);
   /* The last joiner leaving a child it did not reap: the reaper watches
    * it again. Should that fail (no memory), the next join, or the
@@ -186,7 +203,72 @@ void weft__reaper_join_ends(weft_proc *p) {
   pthread_mutex_unlock(&mu);
 }
 
-void weft__reaper_sweep_strangers(void) {
+/* Waits until p, not reaped when looked at last, is reaped, or the
+ * deadline; 0 or the wait's error. */
+static int wait_reaped(weft_proc *p, int64_t deadline) {
+  do {
+    int64_t left = WEFT_FOREVER;
+    if (deadline != INT64_MAX) {
+      left = deadline - weft__now();
+      if (left <= 0)
+        return -ETIMEDOUT;
+    }
+    /* Wait on the pidfd itself, which the kernel makes readable when the
+     * child exits: no hop through the reaper. A second task of one hub
+     * joining the same child waits for the reap instead. */
+    int rc = weft_io_wait(p->pidfd, POLLIN, left);
+    if (rc == -EBUSY) /* in slices: the other may leave before the exit */
+      rc = weft_event_wait(
+          &p->done, left >= 0 && left < WEFT_MS(10) ? left : WEFT_MS(10));
+    if (rc < 0 && rc != -ETIMEDOUT && rc != -EINTR)
+      return rc; /* -ECANCELED, or the poller's trouble */
+  } while (!weft__proc_try_reap(p));
+  return 0;
+}
+
+/* A join: the reaper lets go of p while it waits (its joiner reaps it). */
+static int join_wait(weft_proc *p, int64_t deadline) {
+  join_begins(p);
+  int rc = wait_reaped(p, deadline);
+  join_ends(p);
+  return rc;
+}
+
+bool weft__proc_pidfd_usable(void) {
+  /* On this process itself, which always exists: a failure says what
+   * the kernel (or a sandbox's seccomp filter) thinks of the call. Any
+   * other errno (EMFILE, say) means that the call is there. */
+  int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (fd < 0)
+    return errno != ENOSYS && errno != EPERM && errno != EACCES;
+  /* Signal 0 checks the sending without sending anything. */
+  bool ok = syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) == 0 ||
+            (errno != ENOSYS && errno != EPERM && errno != EACCES);
+  close(fd);
+  return ok;
+}
+
+static int open_pidfd(weft_proc *p) {
+  p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+  return p->pidfd < 0 ? -errno : 0;
+}
+
+static void close_pidfd(weft_proc *p) {
+  if (p->pidfd >= 0)
+    close(p->pidfd);
+  p->pidfd = -1;
+}
+
+/* Through the pidfd: once the child is reaped its pid may be another
+ * process's, but the pidfd still names the dead child (-ESRCH). */
+static int send_signal(weft_proc *p, int signo) {
+  if (syscall(SYS_pidfd_send_signal, p->pidfd, signo, NULL, 0) < 0 &&
+      errno != ESRCH)
+    return -errno;
+  return 0;
+}
+
+static void sweep_strangers(void) {
   pthread_mutex_lock(&mu);
   atomic_store(&sweeping, true);
   if (start() == 0) { /* else the next child starts it */
@@ -198,11 +280,11 @@ void weft__reaper_sweep_strangers(void) {
   pthread_mutex_unlock(&mu);
 }
 
-void weft__reaper_lock(void) { pthread_mutex_lock(&mu); }
+static void lock(void) { pthread_mutex_lock(&mu); }
 
-void weft__reaper_unlock(void) { pthread_mutex_unlock(&mu); }
+static void unlock(void) { pthread_mutex_unlock(&mu); }
 
-void weft__reaper_reset_in_child(void) {
+static void reset_in_child(void) {
   pthread_mutex_init(&mu, NULL);
   if (epfd >= 0) { /* the parent's reaper watches the parent's children */
     close(epfd);
@@ -214,3 +296,16 @@ void weft__reaper_reset_in_child(void) {
   by_fd_cap = 0;
   atomic_store(&sweeping, false);
 }
+
+const weft__proc_watcher weft__proc_pidfd_watcher = {
+    .name = "pidfd",
+    .open = open_pidfd,
+    .close = close_pidfd,
+    .watch = watch,
+    .wait = join_wait,
+    .signal = send_signal,
+    .sweep_strangers = sweep_strangers,
+    .lock = lock,
+    .unlock = unlock,
+    .reset_in_child = reset_in_child,
+};

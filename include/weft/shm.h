@@ -117,7 +117,10 @@ typedef struct weft_shared_event {
 } weft_shared_event;
 
 /* weft_shared_lock_init — an unlocked lock. Returns 0; -EINVAL (NULL, not
- * 8-byte aligned). Not while any process uses it. */
+ * 8-byte aligned); -ENOTSUP (the C library cannot make a robust
+ * process-shared mutex here). Not while any process uses it. On an error
+ * *l is unchanged. Under qemu-user, which does not emulate the kernel's
+ * robust list, the lock works but is not robust. */
 WEFT_API int weft_shared_lock_init(weft_shared_lock *l);
 
 /*
@@ -125,7 +128,10 @@ WEFT_API int weft_shared_lock_init(weft_shared_lock *l);
  * 0; -EOWNERDEAD: taken, but its last holder died holding it, so what it
  * guards may be half-changed (put it right, then release as usual; the
  * lock itself is sound again); -ETIMEDOUT; -ECANCELED (a task); -EDEADLK
- * (the caller holds it already); -EINVAL (NULL, not a lock, a bad timeout).
+ * (the caller holds it already); -EINVAL (NULL, not a lock, a bad
+ * timeout); -EUCLEAN (its memory was overwritten: no holder, yet held).
+ * Blocks; a waiter whose holder died, or whose waker died before it acted,
+ * goes on within 100 ms. A task must release what it holds before it ends.
  */
 WEFT_API int weft_shared_lock_acquire(weft_shared_lock *l, int64_t timeout);
 
@@ -193,8 +199,8 @@ typedef struct weft_queue_opts {
 } weft_queue_opts;
 
 /* weft_queue_create — an empty queue; opts NULL gives the defaults.
- * Returns 0; -EINVAL (out NULL, a capacity out of range); -ENOMEM; -EMFILE,
- * -ENFILE. */
+ * Returns 0; -EINVAL (out NULL, a capacity out of range); -ENOTSUP (as
+ * weft_shared_lock_init); -ENOMEM; -EMFILE, -ENFILE. */
 WEFT_API int weft_queue_create(weft_queue **out, const weft_queue_opts *opts);
 
 /* weft_queue_open — the queue whose fd (weft_queue_fd) another process
@@ -211,17 +217,19 @@ WEFT_API size_t weft_queue_max_message(const weft_queue *q);
 
 /*
  * weft_queue_put — append a copy of msg's len bytes, waiting up to timeout
- * for room. Returns 0; -ETIMEDOUT; -ECANCELED (a task); -EMSGSIZE (over
- * weft_queue_max_message: it could never fit); -EINVAL (NULL q, msg NULL
- * with len > 0, a bad timeout); -EUCLEAN (the queue's memory is corrupted).
- * Nothing is put on an error.
+ * for room (and for the producers' lock, which another put holds only for
+ * a copy: a put of timeout 0 waits up to a millisecond for it). Returns 0;
+ * -ETIMEDOUT; -ECANCELED (a task); -EMSGSIZE (over weft_queue_max_message: it
+ * could never fit); -EINVAL (NULL q, msg NULL with len > 0, a bad timeout);
+ * -EUCLEAN (the queue's memory is corrupted). Nothing is put on an error.
  */
 WEFT_API int weft_queue_put(weft_queue *q, const void *msg, size_t len,
                             int64_t timeout);
 
 /*
  * weft_queue_get — take the oldest message, copying it into buf (size
- * bytes), waiting up to timeout for one. Returns its length; -EMSGSIZE
+ * bytes), waiting up to timeout for one (and for the consumers' lock, as
+ * weft_queue_put for the producers'). Returns its length; -EMSGSIZE
  * (it is longer than size: it stays first in the queue, and
  * weft_queue_max_message bounds every message); -ETIMEDOUT; -ECANCELED (a
  * task); -EINVAL (NULL q, buf NULL with size > 0, a bad timeout); -EUCLEAN.
@@ -229,7 +237,7 @@ WEFT_API int weft_queue_put(weft_queue *q, const void *msg, size_t len,
 WEFT_API ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size,
                                 int64_t timeout);
 
-/* weft_queue_qsize — messages in the queue now, or a negative errno. */
+/* weft_queue_qsize — messages in the queue now; -EINVAL; -EUCLEAN. */
 WEFT_API ssize_t weft_queue_qsize(weft_queue *q);
 
 /* weft_queue_free — let go of the queue in this process (unmap, close).

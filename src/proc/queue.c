@@ -58,6 +58,7 @@ enum {
   DATA_OFFSET = 512,
   CAPACITY_MIN = 64,
   CAPACITY_DEFAULT = 64 * 1024,
+  QSIZE_TRIES = 64,
 };
 #define CAPACITY_MAX ((size_t)1 << 30)
 
@@ -69,11 +70,6 @@ struct waitpoint {
   _Atomic uint32_t wake_out; /* a wake sent, its sleeper not yet back */
   weft__shared_word word;    /* bumped to wake */
 };
-
-/* How long a waiter sleeps at most before it looks again by itself: what
- * a message waits, at worst, when the waiter a wake went to was killed
- * before it could take it. */
-#define RELOOK WEFT_MS(100)
 
 struct qshared {
   uint32_t magic;
@@ -99,6 +95,10 @@ struct weft_queue {
   weft_shm *shm;
   struct qshared *s;
   unsigned char *ring;
+  /* The capacity, as checked against the mapping's size at create or
+   * open: every bound is taken from this copy, never from the shared one,
+   * which another process could overwrite (-EUCLEAN when they differ). */
+  uint64_t cap;
 };
 
 struct record {
@@ -114,31 +114,31 @@ static uint64_t record_size(uint64_t len) { return HEADER + (len + 7) / 8 * 8; }
 static uint32_t pos_of(uint64_t p) { return (uint32_t)p; }
 static uint32_t msgs_of(uint64_t p) { return (uint32_t)(p >> 32); }
 
-/* Bytes from position a to position b, which is not behind it. */
-static uint64_t span(const struct qshared *s, uint64_t a, uint64_t b) {
-  uint64_t wrap = 2 * s->capacity;
-  return (pos_of(b) + wrap - pos_of(a)) % wrap;
+/* Bytes from position a to position b, which is not behind it, in a ring
+ * of cap bytes. */
+static uint64_t span(uint64_t cap, uint64_t a, uint64_t b) {
+  return (pos_of(b) + 2 * cap - pos_of(a)) % (2 * cap);
 }
 
 /* Position p moved past a record of `size` bytes. */
-static uint64_t advance(const struct qshared *s, uint64_t p, uint64_t size) {
-  uint64_t pos = (pos_of(p) + size) % (2 * s->capacity);
+static uint64_t advance(uint64_t cap, uint64_t p, uint64_t size) {
+  uint64_t pos = (pos_of(p) + size) % (2 * cap);
   return (uint64_t)(msgs_of(p) + 1u) << 32 | pos;
 }
 
 /* Whether from (a head) to to (a tail) can be a queue's contents. */
-static bool sound(const struct qshared *s, uint64_t from, uint64_t to) {
-  uint64_t bytes = span(s, from, to);
+static bool sound(uint64_t cap, uint64_t from, uint64_t to) {
+  uint64_t bytes = span(cap, from, to);
   uint32_t msgs = msgs_of(to) - msgs_of(from);
-  return pos_of(from) < 2 * s->capacity && pos_of(to) < 2 * s->capacity &&
-         pos_of(from) % 8 == 0 && pos_of(to) % 8 == 0 && bytes <= s->capacity &&
+  return pos_of(from) < 2 * cap && pos_of(to) < 2 * cap &&
+         pos_of(from) % 8 == 0 && pos_of(to) % 8 == 0 && bytes <= cap &&
          (uint64_t)msgs * HEADER <= bytes && (msgs > 0) == (bytes > 0);
 }
 
 static void ring_write(weft_queue *q, uint64_t pos, const void *src, size_t n) {
   if (n == 0)
     return; /* an empty message, whose bytes may be NULL */
-  uint64_t cap = q->s->capacity, off = pos % cap;
+  uint64_t cap = q->cap, off = pos % cap;
   size_t first = n < cap - off ? n : (size_t)(cap - off);
   memcpy(q->ring + off, src, first);
   memcpy(q->ring, (const unsigned char *)src + first, n - first);
@@ -147,7 +147,7 @@ static void ring_write(weft_queue *q, uint64_t pos, const void *src, size_t n) {
 static void ring_read(weft_queue *q, uint64_t pos, void *dst, size_t n) {
   if (n == 0)
     return; /* an empty message, whose bytes may be NULL */
-  uint64_t cap = q->s->capacity, off = pos % cap;
+  uint64_t cap = q->cap, off = pos % cap;
   size_t first = n < cap - off ? n : (size_t)(cap - off);
   memcpy(dst, q->ring + off, first);
   memcpy((unsigned char *)dst + first, q->ring, n - first);
@@ -157,18 +157,19 @@ static void ring_read(weft_queue *q, uint64_t pos, void *dst, size_t n) {
  * header is not one or it runs past the tail. */
 static int64_t first_record(weft_queue *q, uint64_t head, uint64_t tail) {
   struct record r;
-  memcpy(&r, q->ring + pos_of(head) % q->s->capacity, sizeof r);
+  memcpy(&r, q->ring + pos_of(head) % q->cap, sizeof r);
   if ((r.check ^ RECORD_CHECK) != ~r.len ||
-      record_size(r.len) > span(q->s, head, tail))
+      record_size(r.len) > span(q->cap, head, tail))
     return -EUCLEAN;
   return r.len;
 }
 
-/* Takes a side's lock. After a holder's death there is nothing to put
- * right (see above); the side's view of the other is refreshed. */
-static int lock_side(weft_queue *q, bool put) {
+/* Takes a side's lock, until the deadline. After a holder's death there
+ * is nothing to put right (see above); the side's view of the other is
+ * refreshed. */
+static int lock_side(weft_queue *q, bool put, int64_t deadline) {
   struct qshared *s = q->s;
-  int rc = weft__plock_acquire(put ? &s->put_lock : &s->get_lock, INT64_MAX);
+  int rc = weft__plock_acquire(put ? &s->put_lock : &s->get_lock, deadline);
   if (rc == -EOWNERDEAD) {
     if (put)
       s->head_seen = atomic_load(&s->head);
@@ -209,6 +210,11 @@ static void wake(struct waitpoint *wp) {
  * again (Dekker's pattern, see above). */
 static uint32_t wait_begin(struct waitpoint *wp) {
   atomic_fetch_add(&wp->waiting, 1);
+  /* A wake out that no sleeper holds (the waker was killed before it
+   * woke; or it woke a watcher whose tasks had left) would keep every
+   * later notify quiet: with nobody asleep, none is out. */
+  if (atomic_load(&wp->wake_out) && !atomic_load(&wp->word.sleepers))
+    atomic_store(&wp->wake_out, 0);
   return atomic_load(&wp->word.value);
 }
 
@@ -216,31 +222,43 @@ static void wait_cancel(struct waitpoint *wp) {
   atomic_fetch_sub(&wp->waiting, 1);
 }
 
-/* Sleeps at wp (the side's lock let go) until a wake, the deadline, or
- * RELOOK. Returns 0, -ETIMEDOUT or -ECANCELED. */
+/* Sleeps at wp (the side's lock let go) until a wake or the deadline
+ * (weft__shared_word_wait also returns now and then to look again).
+ * Returns 0, -ETIMEDOUT or -ECANCELED. */
 static int wait_sleep(struct waitpoint *wp, uint32_t seen, int64_t deadline) {
-  int64_t relook = weft__deadline_after(RELOOK);
-  int rc = weft__shared_word_wait(&wp->word, seen,
-                                  relook < deadline ? relook : deadline);
-  if (rc == -ETIMEDOUT && relook < deadline)
-    rc = 0;
+  int rc = weft__shared_word_wait(&wp->word, seen, deadline);
   atomic_fetch_sub(&wp->waiting, 1);
   /* Back, for whatever reason: a wake out may have been this one's. */
   atomic_store(&wp->wake_out, 0);
+  if (rc < 0 && notify(wp))
+    wake(wp); /* leaving: what it may have been woken for goes to another */
   return rc;
 }
 
+/* A call that only looks (timeout 0) still waits this long for its
+ * side's lock, which is held only for a copy. */
+#define LOOK_LOCK_WAIT WEFT_MS(1)
+
+/* The deadline to take a side's lock again after a wait that ended at
+ * deadline: a last look, after a timeout, waits a moment for the lock. */
+static int64_t relock_deadline(int64_t deadline) {
+  int64_t look = weft__deadline_after(LOOK_LOCK_WAIT);
+  return deadline > look ? deadline : look;
+}
+
 /* The start of a put or a get: bad input, a cancelled task, the deadline,
- * and the side's lock. The lock is waited for even by a call that only
- * looks (timeout 0): it is held only for a copy. */
+ * and the side's lock. */
 static int begin(weft_queue *q, bool put, int64_t timeout, int64_t *deadline) {
   if (!valid(q) || weft__timeout_bad(timeout))
     return -EINVAL;
+  if (q->s->capacity != q->cap)
+    return -EUCLEAN;
   weft_task *self = weft__task_running();
   if (self && self->cancelled)
     return -ECANCELED;
   *deadline = weft__deadline_after(timeout);
-  return lock_side(q, put);
+  return lock_side(
+      q, put, timeout == 0 ? weft__deadline_after(LOOK_LOCK_WAIT) : *deadline);
 }
 
 int weft_queue_put(weft_queue *q, const void *msg, size_t len,
@@ -259,11 +277,11 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
   for (;;) {
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
     uint64_t head = s->head_seen;
-    if (!sound(s, head, tail)) {
+    if (!sound(q->cap, head, tail)) {
       unlock_side(q, true);
       return -EUCLEAN;
     }
-    bool fits = need <= s->capacity - span(s, head, tail) &&
+    bool fits = need <= q->cap - span(q->cap, head, tail) &&
                 (s->maxsize == 0 || msgs_of(tail) - msgs_of(head) < s->maxsize);
     if (!fits && !looked) {
       s->head_seen = atomic_load_explicit(&s->head, memory_order_acquire);
@@ -273,13 +291,18 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
     if (fits) {
       struct record r = {.len = (uint32_t)len,
                          .check = ~(uint32_t)len ^ RECORD_CHECK};
-      memcpy(q->ring + pos_of(tail) % s->capacity, &r, sizeof r);
+      memcpy(q->ring + pos_of(tail) % q->cap, &r, sizeof r);
       ring_write(q, pos_of(tail) + HEADER, msg, len);
-      uint64_t moved = advance(s, tail, need);
+      uint64_t moved = advance(q->cap, tail, need);
       atomic_store(&s->tail, moved); /* the commit */
       bool wake_getter = notify(&s->not_empty);
-      bool wake_putter = s->capacity - span(s, head, moved) >= HEADER + 8 &&
-                         notify(&s->not_full);
+      /* Room left for another putter waiting? By the head as it is now,
+       * if the one seen says no. */
+      bool wake_putter =
+          atomic_load(&s->not_full.waiting) &&
+          (q->cap - span(q->cap, head, moved) >= HEADER + 8 ||
+           q->cap - span(q->cap, atomic_load(&s->head), moved) >= HEADER + 8) &&
+          notify(&s->not_full);
       unlock_side(q, true);
       if (wake_getter)
         wake(&s->not_empty);
@@ -302,7 +325,7 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
     rc = wait_sleep(&s->not_full, seen, deadline);
     if (rc < 0 && rc != -ETIMEDOUT)
       return rc;
-    int lrc = lock_side(q, true);
+    int lrc = lock_side(q, true, relock_deadline(deadline));
     if (lrc < 0)
       return lrc;
     looked = false;
@@ -321,7 +344,7 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
   for (;;) {
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
     uint64_t tail = s->tail_seen;
-    if (!sound(s, head, tail)) {
+    if (!sound(q->cap, head, tail)) {
       unlock_side(q, false);
       return -EUCLEAN;
     }
@@ -333,14 +356,23 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
     if (head != tail) {
       int64_t len = first_record(q, head, tail);
       if (len < 0 || (uint64_t)len > size) {
+        /* The message stays, for another getter, which may be waiting:
+         * this one may have been woken for it. */
+        bool pass_on = len >= 0 && notify(&s->not_empty);
         unlock_side(q, false);
+        if (pass_on)
+          wake(&s->not_empty);
         return len < 0 ? len : -EMSGSIZE;
       }
       ring_read(q, pos_of(head) + HEADER, buf, (size_t)len);
-      uint64_t moved = advance(s, head, record_size((uint64_t)len));
+      uint64_t moved = advance(q->cap, head, record_size((uint64_t)len));
       atomic_store(&s->head, moved); /* the commit */
       bool wake_putter = notify(&s->not_full);
-      bool wake_getter = moved != tail && notify(&s->not_empty);
+      /* Messages left for another getter waiting? By the tail as it is
+       * now, if the one seen says no. */
+      bool wake_getter = atomic_load(&s->not_empty.waiting) &&
+                         (moved != tail || moved != atomic_load(&s->tail)) &&
+                         notify(&s->not_empty);
       unlock_side(q, false);
       if (wake_putter)
         wake(&s->not_full);
@@ -362,7 +394,7 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
     rc = wait_sleep(&s->not_empty, seen, deadline);
     if (rc < 0 && rc != -ETIMEDOUT)
       return rc;
-    int lrc = lock_side(q, false);
+    int lrc = lock_side(q, false, relock_deadline(deadline));
     if (lrc < 0)
       return lrc;
     looked = false;
@@ -372,15 +404,25 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
 ssize_t weft_queue_qsize(weft_queue *q) {
   if (!valid(q))
     return -EINVAL;
-  /* Under the consumers' lock, the head stays put while the tail is read,
-   * so the two make a queue's contents. */
-  int rc = lock_side(q, false);
-  if (rc < 0)
-    return rc;
-  uint64_t head = atomic_load(&q->s->head);
-  uint64_t tail = atomic_load(&q->s->tail);
-  unlock_side(q, false);
-  if (!sound(q->s, head, tail))
+  /* A tail read while the head stayed put makes, with that head, a
+   * queue's contents; without a lock, so that no stopped consumer holds
+   * this up. */
+  uint64_t head, tail;
+  int tries = 0;
+  do {
+    if (++tries == QSIZE_TRIES) { /* consumers that never pause */
+      int rc = lock_side(q, false, INT64_MAX);
+      if (rc < 0)
+        return rc;
+      head = atomic_load(&q->s->head);
+      tail = atomic_load(&q->s->tail);
+      unlock_side(q, false);
+      break;
+    }
+    head = atomic_load(&q->s->head);
+    tail = atomic_load(&q->s->tail);
+  } while (atomic_load(&q->s->head) != head);
+  if (!sound(q->cap, head, tail))
     return -EUCLEAN;
   return (ssize_t)(uint32_t)(msgs_of(tail) - msgs_of(head));
 }
@@ -388,7 +430,7 @@ ssize_t weft_queue_qsize(weft_queue *q) {
 size_t weft_queue_max_message(const weft_queue *q) {
   if (!valid(q))
     return 0;
-  uint64_t room = q->s->capacity - HEADER;
+  uint64_t room = q->cap - HEADER;
   return room < UINT32_MAX ? (size_t)room : UINT32_MAX;
 }
 
@@ -396,13 +438,14 @@ int weft_queue_fd(const weft_queue *q) {
   return valid(q) ? weft_shm_fd(q->shm) : -1;
 }
 
-static weft_queue *handle_of(weft_shm *shm) {
+static weft_queue *handle_of(weft_shm *shm, uint64_t cap) {
   weft_queue *q = malloc(sizeof *q);
   if (q)
     *q = (weft_queue){.magic = QUEUE_MAGIC,
                       .shm = shm,
                       .s = shm->addr,
-                      .ring = (unsigned char *)shm->addr + DATA_OFFSET};
+                      .ring = (unsigned char *)shm->addr + DATA_OFFSET,
+                      .cap = cap};
   return q;
 }
 
@@ -415,17 +458,19 @@ int weft_queue_create(weft_queue **out, const weft_queue_opts *opts) {
   int rc = weft_shm_create(&shm, DATA_OFFSET + capacity, "weft-queue");
   if (rc < 0)
     return rc;
-  weft_queue *q = handle_of(shm);
-  if (!q) {
+  weft_queue *q = handle_of(shm, capacity);
+  struct qshared *s = shm->addr; /* zero-filled */
+  rc = q ? weft__plock_init(&s->put_lock) : -ENOMEM;
+  if (rc == 0)
+    rc = weft__plock_init(&s->get_lock);
+  if (rc < 0) {
+    free(q);
     weft_shm_free(shm);
-    return -ENOMEM;
+    return rc;
   }
-  struct qshared *s = q->s; /* zero-filled */
   s->version = QUEUE_VERSION;
   s->capacity = capacity;
   s->maxsize = opts ? opts->maxsize : 0;
-  weft__plock_init(&s->put_lock);
-  weft__plock_init(&s->get_lock);
   atomic_store_explicit((_Atomic uint32_t *)&s->magic, QUEUE_MAGIC,
                         memory_order_release);
   *out = q;
@@ -439,17 +484,17 @@ int weft_queue_open(weft_queue **out, int fd) {
   int rc = weft_shm_open(&shm, fd);
   if (rc < 0)
     return rc;
-  const struct qshared *s = shm->addr;
+  struct qshared *s = shm->addr;
+  uint64_t cap = s->capacity; /* read once: then checked, then trusted */
   if (shm->size < DATA_OFFSET + CAPACITY_MIN ||
       atomic_load((_Atomic uint32_t *)&s->magic) != QUEUE_MAGIC)
     rc = -EINVAL;
-  else if (s->version != QUEUE_VERSION || s->capacity < CAPACITY_MIN ||
-           s->capacity % 8 || s->capacity > shm->size - DATA_OFFSET ||
-           s->put_lock.magic != SHARED_LOCK_MAGIC ||
-           s->get_lock.magic != SHARED_LOCK_MAGIC ||
-           !sound(s, atomic_load(&s->head), atomic_load(&s->tail)))
+  else if (s->version != QUEUE_VERSION || cap < CAPACITY_MIN || cap % 8 ||
+           cap > shm->size - DATA_OFFSET || !weft__plock_sound(&s->put_lock) ||
+           !weft__plock_sound(&s->get_lock) ||
+           !sound(cap, atomic_load(&s->head), atomic_load(&s->tail)))
     rc = -EUCLEAN;
-  weft_queue *q = rc == 0 ? handle_of(shm) : NULL;
+  weft_queue *q = rc == 0 ? handle_of(shm, cap) : NULL;
   if (!q) {
     /* Unmapped, but fd stays the caller's. */
     munmap(shm->addr, shm->size);

@@ -179,6 +179,10 @@ static int put_in(weft_proc *p) {
 }
 
 static int watch(weft_proc *p) {
+  if (p->pidfd < 0) { /* reaped before it had a pidfd (open_pidfd) */
+    weft__proc_try_reap(p);
+    return 0;
+  }
   pthread_mutex_lock(&mu);
   int rc = put_in(p);
   pthread_mutex_unlock(&mu);
@@ -250,6 +254,13 @@ bool weft__proc_pidfd_usable(void) {
 
 static int open_pidfd(weft_proc *p) {
   p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+  if (p->pidfd < 0 && errno == ESRCH) {
+    /* Exited and reaped already, by a SIGCHLD handler of the program's
+     * (or SIGCHLD ignored): a child all the same, whose code is lost. */
+    p->exitcode = -SIGKILL;
+    p->reaped = true;
+    return 0;
+  }
   return p->pidfd < 0 ? -errno : 0;
 }
 
@@ -262,6 +273,8 @@ static void close_pidfd(weft_proc *p) {
 /* Through the pidfd: once the child is reaped its pid may be another
  * process's, but the pidfd still names the dead child (-ESRCH). */
 static int send_signal(weft_proc *p, int signo) {
+  if (p->pidfd < 0) /* reaped before it had a pidfd: gone */
+    return 0;
   if (syscall(SYS_pidfd_send_signal, p->pidfd, signo, NULL, 0) < 0 &&
       errno != ESRCH)
     return -errno;

@@ -41,7 +41,7 @@ _Static_assert(_Alignof(struct weft__plock) <= 8,
                "weft_shared_lock is aligned to 8");
 
 /* How many looks a thread takes at a held lock before it sleeps. */
-enum { SPIN_LOOKS = 200, YIELDS = 4 };
+enum { SPIN_LOOKS = 200, YIELDS = 4, CORRUPT_LOOKS = 1000000 };
 
 static __thread pid_t cached_tid;
 
@@ -68,30 +68,64 @@ static uintptr_t self_task(void) { return (uintptr_t)weft__task_running(); }
 static bool held_by_caller(struct weft__plock *l) {
   uint32_t v = atomic_load(word_of(l));
   return (pid_t)(v & FUTEX_TID_MASK) == weft__tid() &&
-         l->owner_task == self_task();
+         atomic_load_explicit(&l->owner_task, memory_order_relaxed) ==
+             self_task();
 }
 
-void weft__plock_init(struct weft__plock *l) {
-  memset(l, 0, sizeof *l);
+/* A robust process-shared mutex, made in m. */
+static int make_mutex(pthread_mutex_t *m) {
   pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-  pthread_mutex_init(&l->mutex, &a);
+  int r = pthread_mutexattr_init(&a);
+  if (r == 0)
+    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+  if (r == 0)
+    r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+  if (r == 0)
+    r = pthread_mutex_init(m, &a);
   pthread_mutexattr_destroy(&a);
+  return -r;
+}
+
+/* The kind glibc gives such a mutex, for weft__plock_sound; -1 if none
+ * can be made here. */
+static int robust_kind = -1;
+
+static void find_robust_kind(void) {
+  pthread_mutex_t m;
+  if (make_mutex(&m) == 0)
+    robust_kind = m.__data.__kind;
+}
+
+int weft__plock_init(struct weft__plock *l) {
+  /* Made aside and copied in, so that a failure leaves l as it was: a
+   * process-shared mutex is plain memory, and none may use l meanwhile. */
+  struct weft__plock made;
+  memset(&made, 0, sizeof made);
+  int rc = make_mutex(&made.mutex);
+  if (rc < 0)
+    return rc == -EINVAL ? -ENOTSUP : rc;
+  memcpy(l, &made, sizeof made);
   atomic_store_explicit((_Atomic uint32_t *)&l->magic, SHARED_LOCK_MAGIC,
                         memory_order_release);
+  return 0;
+}
+
+bool weft__plock_sound(const struct weft__plock *l) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, find_robust_kind);
+  return atomic_load((_Atomic uint32_t *)&l->magic) == SHARED_LOCK_MAGIC &&
+         l->mutex.__data.__kind == robust_kind;
 }
 
 /* The outcome of a pthread call that may have taken the lock. */
 static int taken(struct weft__plock *l, int r) {
   if (r == 0) {
-    l->owner_task = self_task();
+    atomic_store_explicit(&l->owner_task, self_task(), memory_order_relaxed);
     return 0;
   }
   if (r == EOWNERDEAD) {
     pthread_mutex_consistent(&l->mutex);
-    l->owner_task = self_task();
+    atomic_store_explicit(&l->owner_task, self_task(), memory_order_relaxed);
     return -EOWNERDEAD;
   }
   return -r;
@@ -103,7 +137,7 @@ static int taken(struct weft__plock *l, int r) {
 static int wait_acquire(struct weft__plock *l, int64_t deadline) {
   _Atomic uint32_t *word = word_of(l);
   bool waited = false;
-  for (;;) {
+  for (int empty_looks = 0;;) {
     int r = pthread_mutex_trylock(&l->mutex);
     if (r != EBUSY) {
       if (waited && (r == 0 || r == EOWNERDEAD))
@@ -111,8 +145,14 @@ static int wait_acquire(struct weft__plock *l, int64_t deadline) {
       return taken(l, r);
     }
     uint32_t v = atomic_load(word);
-    if ((v & FUTEX_TID_MASK) == 0)
-      continue; /* released, or its holder found dead: try again */
+    if ((v & FUTEX_TID_MASK) == 0) {
+      /* Released, or its holder found dead, since the try: try again.
+       * A word that stays held by nobody, and that the try still finds
+       * busy, is not a lock's (memory overwritten). */
+      if (++empty_looks == CORRUPT_LOOKS)
+        return -EUCLEAN;
+      continue;
+    }
     if (!(v & FUTEX_WAITERS) &&
         !atomic_compare_exchange_strong(word, &v, v | FUTEX_WAITERS))
       continue;
@@ -158,7 +198,7 @@ int weft__plock_acquire(struct weft__plock *l, int64_t deadline) {
 int weft__plock_release(struct weft__plock *l) {
   if (!held_by_caller(l))
     return -EPERM;
-  l->owner_task = 0;
+  atomic_store_explicit(&l->owner_task, 0, memory_order_relaxed);
   return -pthread_mutex_unlock(&l->mutex);
 }
 
@@ -173,8 +213,7 @@ static struct weft__plock *valid(const weft_shared_lock *sl) {
 int weft_shared_lock_init(weft_shared_lock *sl) {
   if (!sl || (uintptr_t)sl % 8)
     return -EINVAL;
-  weft__plock_init((struct weft__plock *)sl);
-  return 0;
+  return weft__plock_init((struct weft__plock *)sl);
 }
 
 int weft_shared_lock_acquire(weft_shared_lock *sl, int64_t timeout) {

@@ -44,6 +44,13 @@
 #define SYS_futex_waitv 449
 #endif
 
+/* No sleep on a shared word lasts longer than RELOOK: the waiter then
+ * looks again by itself. A wake goes to one sleeper, which may be killed
+ * before it acts on it (takes the lock it was woken for, passes the wake
+ * on); the others would then sleep for good, with the lock free. So a
+ * sleeper's death delays the others by RELOOK at most. */
+#define RELOOK WEFT_MS(100)
+
 /* futex_waitv takes at most 128 words; one is the watcher's own. */
 enum { WATCH_MAX = 127 };
 
@@ -115,13 +122,19 @@ static void *watch(void *arg) {
     long woken = futex_waitv(v, (unsigned)n + 1);
 
     pthread_mutex_lock(&mu);
-    if (woken >= 1) {
-      _Atomic uint32_t *word = (_Atomic uint32_t *)(uintptr_t)v[woken].uaddr;
-      int i = find_entry(word, (uint32_t)v[woken].val);
-      if (i >= 0)
-        release_entry(i);
-      else /* its tasks left: the wake was another sleeper's */
+    /* futex_waitv names one word woken, but a wake on another word of the
+     * set may have reached it too (it is dequeued from all of them only
+     * after). A word whose tasks have all left meanwhile may so have
+     * taken a wake meant for another process's sleeper: pass one on, for
+     * each such word, whether it says so or not (a sleeper survives a
+     * spurious wake; a lost one would sleep for good). */
+    for (int k = 1; k <= n; k++) {
+      _Atomic uint32_t *word = (_Atomic uint32_t *)(uintptr_t)v[k].uaddr;
+      int i = find_entry(word, (uint32_t)v[k].val);
+      if (i < 0)
         weft__shared_futex_wake(word, 1);
+      else if (k == woken)
+        release_entry(i);
     }
     for (int i = 0; i < entries;) {
       if (atomic_load(table[i].word) != table[i].value)
@@ -253,9 +266,12 @@ int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
                             int64_t deadline) {
   if (atomic_load(word) != expected)
     return 0;
+  int64_t relook = weft__now() + RELOOK;
+  bool capped = relook < deadline;
   weft_task *self = weft__task_running();
-  return self ? task_wait(self, word, expected, deadline)
-              : thread_wait(word, expected, deadline);
+  int rc = self ? task_wait(self, word, expected, capped ? relook : deadline)
+                : thread_wait(word, expected, capped ? relook : deadline);
+  return rc == -ETIMEDOUT && capped ? 0 : rc;
 }
 
 /* A thread spins on a shared word before it sleeps, for a time that

@@ -21,7 +21,9 @@
 /*
  * Waits while *word is `expected`, until a futex wake on word, the
  * absolute CLOCK_MONOTONIC deadline (INT64_MAX: none), or, in a task, its
- * cancellation. Returns 0 (look again), -ETIMEDOUT or -ECANCELED.
+ * cancellation; and 100 ms at most, after which it returns to look again
+ * (the sleeper a wake went to may have been killed before it acted on it).
+ * Returns 0 (look again), -ETIMEDOUT or -ECANCELED.
  */
 int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
                             int64_t deadline);

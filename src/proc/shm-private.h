@@ -7,6 +7,7 @@
 #define WEFT_PROC_SHM_PRIVATE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,12 +42,18 @@ enum {
 struct weft__plock {
   uint32_t magic;
   uint32_t reserved;
-  uintptr_t owner_task; /* the holding task, 0 for a thread; the holder's */
+  _Atomic uintptr_t owner_task; /* the holding task, 0 for a thread */
   pthread_mutex_t mutex;
 };
 
-/* weft_shared_lock_init for the queue's lock. */
-void weft__plock_init(struct weft__plock *l);
+/* weft_shared_lock_init, for the queue's locks: 0, or -ENOTSUP where
+ * glibc cannot make a robust process-shared mutex. */
+int weft__plock_init(struct weft__plock *l);
+
+/* Whether l looks like a lock weft__plock_init made: its magic, and a
+ * robust process-shared mutex (a corrupted kind would make glibc treat it
+ * as another kind of mutex). */
+bool weft__plock_sound(const struct weft__plock *l);
 
 /* Acquires l until the absolute deadline: 0, -EOWNERDEAD (acquired from a
  * dead holder), -ETIMEDOUT, -ECANCELED, -EDEADLK. l is valid. */

@@ -895,6 +895,10 @@ TEST(bad_input_changes_nothing) {
   CHECK_EQ(weft_proc_start(&p, exit_with, IV(0), NULL), 0);
   CHECK_EQ(weft_proc_signal(p, 0), -EINVAL);
   CHECK_EQ(weft_proc_signal(p, 4096), -EINVAL);
+  code = 77;
+  CHECK_EQ(weft_proc_join(p, -2, &code), -EINVAL); /* a bad timeout */
+  CHECK_EQ(weft_proc_join(p, INT64_MIN, &code), -EINVAL);
+  CHECK_EQ(code, 77);
   CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
   CHECK_EQ(code, 0);
   weft_proc_free(p);
@@ -1085,6 +1089,8 @@ TEST(message_pipes_refuse_bad_input) {
   CHECK_EQ(weft_msgpipe_send(a, NULL, 1, 0), -EINVAL);
   CHECK_EQ(weft_msgpipe_send(a, "x", WEFT_MSGPIPE_MAX + 1, 0), -EMSGSIZE);
   CHECK_EQ(weft_msgpipe_recv(b, NULL, &len, 0), -EINVAL);
+  CHECK_EQ(weft_msgpipe_send(a, "x", 1, -2), -EINVAL); /* bad timeouts */
+  CHECK_EQ(weft_msgpipe_recv(b, &msg, &len, INT64_MIN), -EINVAL);
   CHECK_EQ(weft_msgpipe_recv(b, &msg, &len, 0), -ETIMEDOUT); /* nothing */
   weft_msgpipe_free(a);
   weft_msgpipe_free(b);

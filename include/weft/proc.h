@@ -154,7 +154,8 @@ WEFT_API int weft_proc_exec(weft_proc **out, const weft_proc_cmd *cmd,
  * a child may be joined many times, and by many joiners at once.
  *
  * Returns 0; -ETIMEDOUT (still running); -ECANCELED (a cancelled task);
- * -EINVAL (p NULL or freed). Blocks: a task parks only itself.
+ * -EINVAL (p NULL or freed, a negative timeout other than WEFT_FOREVER).
+ * Blocks: a task parks only itself.
  */
 WEFT_API int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode);
 
@@ -264,8 +265,8 @@ WEFT_API int weft_msgpipe_fd(const weft_msgpipe *m);
  * send cut short); -ETIMEDOUT or -ECANCELED (a task) — if part of the
  * message had gone out by then, the end is broken: the stream cannot be
  * framed any more, and the peer will see the message cut (-EPROTO);
- * -EMSGSIZE (over WEFT_MSGPIPE_MAX); -EINVAL. Blocks while the pipe is
- * full.
+ * -EMSGSIZE (over WEFT_MSGPIPE_MAX); -EINVAL (a bad timeout too: nothing is
+ * sent). Blocks while the pipe is full.
  */
 WEFT_API int weft_msgpipe_send(weft_msgpipe *m, const void *msg, size_t len,
                                int64_t timeout);
@@ -277,8 +278,8 @@ WEFT_API int weft_msgpipe_send(weft_msgpipe *m, const void *msg, size_t len,
  * come); -EPROTO (the writer closed or died in the middle of a message, or
  * what came is not a message of weft's); -ETIMEDOUT or -ECANCELED (a task:
  * what came of a message so far is kept, and the next receive goes on
- * from there); -ENOMEM (tried again by the next receive); -EINVAL. Blocks
- * until a whole message is in.
+ * from there); -ENOMEM (tried again by the next receive); -EINVAL (a bad
+ * timeout too). Blocks until a whole message is in.
  */
 WEFT_API int weft_msgpipe_recv(weft_msgpipe *m, void **msg, size_t *len,
                                int64_t timeout);

@@ -133,7 +133,7 @@ static ssize_t write_some(weft_msgpipe *m, struct iovec *iov, int *n,
 
 int weft_msgpipe_send(weft_msgpipe *m, const void *msg, size_t len,
                       int64_t timeout) {
-  if (!valid(m) || (!msg && len > 0))
+  if (!valid(m) || (!msg && len > 0) || weft__timeout_bad(timeout))
     return -EINVAL;
   if (len > WEFT_MSGPIPE_MAX)
     return -EMSGSIZE;
@@ -176,7 +176,7 @@ static ssize_t read_some(weft_msgpipe *m, void *buf, size_t len, int64_t left) {
 
 int weft_msgpipe_recv(weft_msgpipe *m, void **msg, size_t *len,
                       int64_t timeout) {
-  if (!valid(m) || !msg || !len)
+  if (!valid(m) || !msg || !len || weft__timeout_bad(timeout))
     return -EINVAL;
   int64_t deadline = weft__deadline_after(timeout);
   int rc = weft_lock_acquire(&m->recv_lock, timeout);

@@ -246,7 +246,7 @@ int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
 }
 
 int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode) {
-  if (!valid(p))
+  if (!valid(p) || weft__timeout_bad(timeout))
     return -EINVAL;
   int rc = 0;
   if (!weft__proc_try_reap(p)) {

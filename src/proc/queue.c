@@ -226,7 +226,7 @@ static void wait_cancel(struct waitpoint *wp) {
  * (weft__shared_word_wait also returns now and then to look again).
  * Returns 0, -ETIMEDOUT or -ECANCELED. */
 static int wait_sleep(struct waitpoint *wp, uint32_t seen, int64_t deadline) {
-  int rc = weft__shared_word_wait(&wp->word, seen, deadline);
+  int rc = weft__shared_word_sleep(&wp->word, seen, deadline);
   atomic_fetch_sub(&wp->waiting, 1);
   /* Back, for whatever reason: a wake out may have been this one's. */
   atomic_store(&wp->wake_out, 0);
@@ -274,6 +274,7 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
   struct qshared *s = q->s;
   uint64_t need = record_size(len);
   bool looked = false; /* at the head, since the last wait */
+  bool spun = false;   /* on the head, before counting in to wait */
   for (;;) {
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
     uint64_t head = s->head_seen;
@@ -315,6 +316,16 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
       return -ETIMEDOUT;
     }
     /* Count in, note the word, and look once more (see above). */
+    if (!spun) { /* as a get's, on the head */
+      spun = true;
+      unlock_side(q, true);
+      weft__shared_spin_while(&s->head, head);
+      int lrc = lock_side(q, true, relock_deadline(deadline));
+      if (lrc < 0)
+        return lrc;
+      looked = false;
+      continue;
+    }
     uint32_t seen = wait_begin(&s->not_full);
     if (atomic_load(&s->head) != head) {
       wait_cancel(&s->not_full);
@@ -341,6 +352,7 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
     return rc;
   struct qshared *s = q->s;
   bool looked = false; /* at the tail, since the last wait */
+  bool spun = false;   /* on the tail, before counting in to wait */
   for (;;) {
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
     uint64_t tail = s->tail_seen;
@@ -383,6 +395,18 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
     if (timeout == 0 || rc == -ETIMEDOUT) {
       unlock_side(q, false);
       return -ETIMEDOUT;
+    }
+    /* First a spin on the tail itself, with the lock let go: it writes
+     * nothing a putter reads, so a put meanwhile costs it nothing. */
+    if (!spun) {
+      spun = true;
+      unlock_side(q, false);
+      weft__shared_spin_while(&s->tail, tail);
+      int lrc = lock_side(q, false, relock_deadline(deadline));
+      if (lrc < 0)
+        return lrc;
+      looked = false;
+      continue;
     }
     uint32_t seen = wait_begin(&s->not_empty);
     if (atomic_load(&s->tail) != tail) {

@@ -290,11 +290,13 @@ int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
 
 static __thread int64_t spin_for = SPIN_START;
 
-/* Whether w->value moved from expected within the thread's spin. */
-static bool spin_on(weft__shared_word *w, uint32_t expected) {
+/* Spins while same(word, seen), for the thread's spin time; returns
+ * whether it stopped being the same, and adapts the spin time to it. */
+static bool spin_while(bool (*same)(const void *, uint64_t), const void *word,
+                       uint64_t seen) {
   int64_t end = weft__now() + spin_for;
   for (int i = 1;; i++) {
-    if (atomic_load_explicit(&w->value, memory_order_acquire) != expected) {
+    if (!same(word, seen)) {
       spin_for = spin_for * 2 < SPIN_MAX ? spin_for * 2 : SPIN_MAX;
       return true;
     }
@@ -306,11 +308,33 @@ static bool spin_on(weft__shared_word *w, uint32_t expected) {
   }
 }
 
+static bool same32(const void *word, uint64_t seen) {
+  return atomic_load_explicit((_Atomic uint32_t *)word, memory_order_acquire) ==
+         (uint32_t)seen;
+}
+
+static bool same64(const void *word, uint64_t seen) {
+  return atomic_load_explicit((_Atomic uint64_t *)word, memory_order_acquire) ==
+         seen;
+}
+
+static bool may_spin(void) {
+  return !weft__task_running() && weft__cpu_spinning_pays();
+}
+
+bool weft__shared_spin_while(_Atomic uint64_t *word, uint64_t seen) {
+  return may_spin() && spin_while(same64, word, seen);
+}
+
 int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
                            int64_t deadline) {
-  if (!weft__task_running() && weft__cpu_spinning_pays() &&
-      spin_on(w, expected))
+  if (may_spin() && spin_while(same32, &w->value, expected))
     return 0;
+  return weft__shared_word_sleep(w, expected, deadline);
+}
+
+int weft__shared_word_sleep(weft__shared_word *w, uint32_t expected,
+                            int64_t deadline) {
   /* Sequentially consistent, against the waker's change then load of
    * sleepers (Dekker's pattern): either it sees this sleeper, or the
    * futex sees its change. */

@@ -16,6 +16,7 @@
 #define WEFT_PROC_SHARED_WAIT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -48,6 +49,16 @@ typedef struct weft__shared_word {
  * the sleepers, as weft__shared_futex_wait. */
 int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
                            int64_t deadline);
+
+/* weft__shared_word_wait without the spin, for a caller that spun
+ * already (on what the word stands for). */
+int weft__shared_word_sleep(weft__shared_word *w, uint32_t expected,
+                            int64_t deadline);
+
+/* A thread (not a task), where spinning pays: spins while *word is seen,
+ * for the thread's spin time (adapted as weft__shared_word_wait's).
+ * Returns whether it changed; false at once in a task. */
+bool weft__shared_spin_while(_Atomic uint64_t *word, uint64_t seen);
 
 /* Call after changing w->value (sequentially consistent): wakes up to n
  * sleepers, if any sleep. Returns how many it woke. */

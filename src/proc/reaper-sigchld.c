@@ -76,6 +76,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../core/service-thread.h"
 #include "../hub/timer.h"
 #include "../sync/guard.h"
 #include "proc-private.h"
@@ -231,20 +232,10 @@ static int start(void) {
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0)
     return -errno;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  pthread_t th;
-  int err = pthread_create(&th, &attr, reap, (void *)(intptr_t)fd);
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (err) {
+  int rc = weft__service_thread_start(reap, (void *)(intptr_t)fd);
+  if (rc < 0) {
     close(fd);
-    return -err;
+    return rc;
   }
   atomic_store(&wake_fd, fd); /* before the handler, which reads it */
   running = true;

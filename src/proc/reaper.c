@@ -50,6 +50,7 @@
 #include <unistd.h>
 #include <weft/io.h>
 
+#include "../core/service-thread.h"
 #include "../hub/timer.h"
 #include "proc-private.h"
 
@@ -131,24 +132,14 @@ static int start(void) {
     close(fd);
     return -err;
   }
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
   epfd = fd; /* before the thread, which reads them */
   wake_fd = wfd;
-  pthread_t th;
-  int err = pthread_create(&th, &attr, reap, (void *)(intptr_t)fd);
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (err) {
+  int rc = weft__service_thread_start(reap, (void *)(intptr_t)fd);
+  if (rc < 0) {
     close(wfd);
     close(fd);
     epfd = wake_fd = -1;
-    return -err;
+    return rc;
   }
   return 0;
 }

@@ -24,12 +24,8 @@ struct shared_event {
 _Static_assert(sizeof(struct shared_event) <= sizeof(weft_shared_event),
                "weft_shared_event is too small for its insides");
 
-static struct shared_event *valid(const weft_shared_event *se) {
-  struct shared_event *e = (struct shared_event *)se;
-  if (!e || atomic_load_explicit((_Atomic uint32_t *)&e->magic,
-                                 memory_order_acquire) != SHARED_EVENT_MAGIC)
-    return NULL;
-  return e;
+static struct shared_event *valid(const weft_shared_event *p) {
+  return weft__shared_checked(p, SHARED_EVENT_MAGIC);
 }
 
 int weft_shared_event_init(weft_shared_event *se) {
@@ -39,8 +35,7 @@ int weft_shared_event_init(weft_shared_event *se) {
   atomic_init(&e->state.value, 0);
   atomic_init(&e->state.sleepers, 0);
   e->reserved = 0;
-  atomic_store_explicit((_Atomic uint32_t *)&e->magic, SHARED_EVENT_MAGIC,
-                        memory_order_release);
+  weft__shared_mark(e, SHARED_EVENT_MAGIC);
   return 0;
 }
 

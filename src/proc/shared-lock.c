@@ -105,15 +105,14 @@ int weft__plock_init(struct weft__plock *l) {
   if (rc < 0)
     return rc == -EINVAL ? -ENOTSUP : rc;
   memcpy(l, &made, sizeof made);
-  atomic_store_explicit((_Atomic uint32_t *)&l->magic, SHARED_LOCK_MAGIC,
-                        memory_order_release);
+  weft__shared_mark(l, SHARED_LOCK_MAGIC);
   return 0;
 }
 
 bool weft__plock_sound(const struct weft__plock *l) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, find_robust_kind);
-  return atomic_load((_Atomic uint32_t *)&l->magic) == SHARED_LOCK_MAGIC &&
+  return weft__shared_checked(l, SHARED_LOCK_MAGIC) &&
          l->mutex.__data.__kind == robust_kind;
 }
 
@@ -202,12 +201,8 @@ int weft__plock_release(struct weft__plock *l) {
   return -pthread_mutex_unlock(&l->mutex);
 }
 
-static struct weft__plock *valid(const weft_shared_lock *sl) {
-  struct weft__plock *l = (struct weft__plock *)sl;
-  if (!l || atomic_load_explicit((_Atomic uint32_t *)&l->magic,
-                                 memory_order_acquire) != SHARED_LOCK_MAGIC)
-    return NULL;
-  return l;
+static struct weft__plock *valid(const weft_shared_lock *p) {
+  return weft__shared_checked(p, SHARED_LOCK_MAGIC);
 }
 
 int weft_shared_lock_init(weft_shared_lock *sl) {

@@ -22,12 +22,8 @@ struct shared_sem {
 _Static_assert(sizeof(struct shared_sem) <= sizeof(weft_shared_sem),
                "weft_shared_sem is too small for its insides");
 
-static struct shared_sem *valid(const weft_shared_sem *ss) {
-  struct shared_sem *s = (struct shared_sem *)ss;
-  if (!s || atomic_load_explicit((_Atomic uint32_t *)&s->magic,
-                                 memory_order_acquire) != SHARED_SEM_MAGIC)
-    return NULL;
-  return s;
+static struct shared_sem *valid(const weft_shared_sem *p) {
+  return weft__shared_checked(p, SHARED_SEM_MAGIC);
 }
 
 int weft_shared_sem_init(weft_shared_sem *ss, unsigned value) {
@@ -37,8 +33,7 @@ int weft_shared_sem_init(weft_shared_sem *ss, unsigned value) {
   atomic_init(&s->count.value, value);
   atomic_init(&s->count.sleepers, 0);
   s->reserved = 0;
-  atomic_store_explicit((_Atomic uint32_t *)&s->magic, SHARED_SEM_MAGIC,
-                        memory_order_release);
+  weft__shared_mark(s, SHARED_SEM_MAGIC);
   return 0;
 }
 

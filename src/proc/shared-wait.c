@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "../core/cpu.h"
+#include "../core/service-thread.h"
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
@@ -163,22 +164,11 @@ static bool watcher_runs(void) {
   if (state == NOT_STARTED) {
     state = UNAVAILABLE;
     /* An empty set is -EINVAL where the call exists. */
-    if (futex_waitv(NULL, 0) < 0 && errno == EINVAL) {
-      sigset_t all, old;
-      sigfillset(&all);
-      pthread_sigmask(SIG_SETMASK, &all, &old);
-      pthread_attr_t attr;
-      pthread_attr_init(&attr);
-      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-      pthread_attr_setstacksize(&attr, 64 * 1024);
-      pthread_t th;
-      if (pthread_create(&th, &attr, watch, NULL) == 0) {
-        state = RUNNING;
-        static pthread_once_t once = PTHREAD_ONCE_INIT;
-        pthread_once(&once, install_reset);
-      }
-      pthread_attr_destroy(&attr);
-      pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (futex_waitv(NULL, 0) < 0 && errno == EINVAL &&
+        weft__service_thread_start(watch, NULL) == 0) {
+      state = RUNNING;
+      static pthread_once_t once = PTHREAD_ONCE_INIT;
+      pthread_once(&once, install_reset);
     }
   }
   return state == RUNNING;

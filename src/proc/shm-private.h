@@ -30,6 +30,22 @@ enum {
   SHARED_EVENT_MAGIC = 0x456b6677, /* "wfkE" */
 };
 
+/* Each primitive starts with its magic word, stored last by its init
+ * (release) and looked at first by every call (acquire), so that a call
+ * sees an initialized primitive whole, or none. */
+static inline void weft__shared_mark(void *p, uint32_t magic) {
+  atomic_store_explicit((_Atomic uint32_t *)p, magic, memory_order_release);
+}
+
+/* p, if it starts with magic; else NULL (NULL, never initialized, or
+ * overwritten). */
+static inline void *weft__shared_checked(const void *p, uint32_t magic) {
+  return p && atomic_load_explicit((_Atomic uint32_t *)p,
+                                   memory_order_acquire) == magic
+             ? (void *)p
+             : NULL;
+}
+
 /*
  * A shared lock: a process-shared robust pthread mutex, which gives the
  * kernel's guarantee (a holder's death marks the mutex abandoned and wakes

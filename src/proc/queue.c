@@ -495,8 +495,7 @@ int weft_queue_create(weft_queue **out, const weft_queue_opts *opts) {
   s->version = QUEUE_VERSION;
   s->capacity = capacity;
   s->maxsize = opts ? opts->maxsize : 0;
-  atomic_store_explicit((_Atomic uint32_t *)&s->magic, QUEUE_MAGIC,
-                        memory_order_release);
+  weft__shared_mark(s, QUEUE_MAGIC);
   *out = q;
   return 0;
 }
@@ -511,7 +510,7 @@ int weft_queue_open(weft_queue **out, int fd) {
   struct qshared *s = shm->addr;
   uint64_t cap = s->capacity; /* read once: then checked, then trusted */
   if (shm->size < DATA_OFFSET + CAPACITY_MIN ||
-      atomic_load((_Atomic uint32_t *)&s->magic) != QUEUE_MAGIC)
+      !weft__shared_checked(s, QUEUE_MAGIC))
     rc = -EINVAL;
   else if (s->version != QUEUE_VERSION || cap < CAPACITY_MIN || cap % 8 ||
            cap > shm->size - DATA_OFFSET || !weft__plock_sound(&s->put_lock) ||

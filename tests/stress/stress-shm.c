@@ -22,7 +22,17 @@
 #include <time.h>
 #include <weft.h>
 
-enum { PROCS = 2, THREADS = 2, TASKS = 6, SEM_START = 4, MAXLEN = 200 };
+/* ThreadSanitizer sees no synchronization made by another process: a
+ * consumer's read in this process, then a consumer's move of the head in a
+ * child, then a producer's write here over the same bytes looks to it like
+ * a race. Under it, every participant is in this process, where it sees
+ * all. */
+#ifdef __SANITIZE_THREAD__
+enum { PROCS = 0 };
+#else
+enum { PROCS = 2 };
+#endif
+enum { THREADS = 2, TASKS = 6, SEM_START = 4, MAXLEN = 200 };
 enum { SLOTS = PROCS + THREADS + 1 }; /* the hub's tasks share a slot */
 
 /* What one participant did, in shared memory; each writes its own. */
@@ -204,7 +214,7 @@ int main(void) {
   weft_shared_sem_init(&board->sem, SEM_START);
   stop_at = now_ns() + (int64_t)(seconds * 1e9);
 
-  weft_proc *p[PROCS];
+  weft_proc *p[PROCS + 1]; /* + 1: never of size 0 */
   for (int i = 0; i < PROCS; i++)
     if (weft_proc_start(&p[i], child, (void *)(intptr_t)i, NULL) < 0)
       return 2;

@@ -62,7 +62,8 @@ test-tsan:
 	$(call configure,tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=thread -DWEFT_TEST_TIMEOUT_MULTIPLIER=6)
 	$(call run_tests,tsan,TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 atexit_sleep_ms=0 suppressions=$(CURDIR)/tests/tsan.supp" setarch -R)
 
-# Valgrind's memcheck over the test programs, built without sanitizers.
+# Valgrind's memcheck over the test programs, built without sanitizers
+# (tests/valgrind.supp says what it is told to overlook, and why).
 # test-proc is left out: Valgrind 3.19 knows neither pidfd_open nor a true
 # vfork (weft falls back to SIGCHLD, and an exec's errno is not seen), and
 # test-shm's children and watcher make Valgrind warn of pidfd_open and
@@ -71,17 +72,17 @@ test-tsan:
 # timers, or thousands of threads spinning on short timeouts take Valgrind
 # minutes, so those are left out.
 test-valgrind: build
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-core -guard_faults
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-gen -overflow -hundred_thousand
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-timer -a_million
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-poller
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-hub -sleepers -ten_thousand
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-io
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-io-ops
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-signal
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-sync
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-thread -joins_race
-	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 build/default/tests/test-shm
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-core -guard_faults
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-gen -overflow -hundred_thousand
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-timer -a_million
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-poller
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-hub -sleepers -ten_thousand
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-io
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-io-ops
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-signal
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-sync
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-thread -joins_race
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-shm
 
 # The tests again with the stack guards of kernels without guard regions:
 # mprotect guard pages, then canaries only.

@@ -29,16 +29,20 @@
  * one, so a side may think the ring fuller or emptier than it is, never
  * the reverse.
  *
- * Waking: a getter that finds the queue empty counts itself in
- * getters_waiting, notes not_empty's value, and looks at the tail once
- * more before it sleeps; a putter moves the tail, then reads
- * getters_waiting, and if someone waits bumps not_empty and wakes one
- * sleeper. All sequentially consistent (Dekker's pattern): either the
- * putter sees the waiter, or the waiter's last look sees the message. A
- * getter that leaves messages behind wakes the next waiting getter the
- * same way, so no message waits while a getter sleeps. Putters waiting
- * for room mirror this on not_full. The counts are hints: a stale one (a
- * waiter killed) costs a bump, never a lost wake.
+ * Waiting: a getter that finds the queue empty first spins on the tail
+ * itself, its lock let go (a spin that writes nothing a putter reads costs
+ * the putters nothing); then it counts itself in at not_empty (`waiting`),
+ * notes the word's value, and looks at the tail once more before it
+ * sleeps on the word. A putter moves the tail, then reads `waiting`, and
+ * if someone waits bumps the word and wakes one sleeper. All sequentially
+ * consistent (Dekker's pattern): either the putter sees the waiter, or the
+ * waiter's last look sees the message. One wake is out at a time
+ * (`wake_out`): the getter it reaches takes a message and, if it leaves
+ * more, wakes the next waiting getter the same way, by the tail as it is.
+ * A waiter that leaves with an error passes a wake on. Putters waiting for
+ * room mirror all this on not_full. The counts are hints: a stale one (a
+ * waiter killed) costs a bump, never a lost wake, and no sleep lasts more
+ * than 100 ms (shared-wait.h).
  */
 #include <errno.h>
 #include <stdatomic.h>

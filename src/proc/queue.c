@@ -246,6 +246,8 @@ static int wait_sleep(struct waitpoint *wp, uint32_t seen, int64_t deadline) {
 /* The deadline to take a side's lock again after a wait that ended at
  * deadline: a last look, after a timeout, waits a moment for the lock. */
 static int64_t relock_deadline(int64_t deadline) {
+  if (deadline == INT64_MAX)
+    return deadline; /* no clock to read */
   int64_t look = weft__deadline_after(LOOK_LOCK_WAIT);
   return deadline > look ? deadline : look;
 }

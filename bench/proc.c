@@ -38,15 +38,19 @@ static bool exited_zero(pid_t pid) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+/* Joins p, frees it, and says whether it exited 0. */
+static bool joined_zero(weft_proc *p) {
+  int code = -1;
+  int rc = weft_proc_join(p, WEFT_FOREVER, &code);
+  weft_proc_free(p);
+  return rc == 0 && code == 0;
+}
+
 static bool weft_start_join(uint64_t n) {
   for (uint64_t i = 0; i < n; i++) {
     weft_proc *p;
-    int code = -1;
-    if (weft_proc_start(&p, returns_at_once, NULL, NULL) != 0)
-      return false;
-    int rc = weft_proc_join(p, WEFT_FOREVER, &code);
-    weft_proc_free(p);
-    if (rc != 0 || code != 0)
+    if (weft_proc_start(&p, returns_at_once, NULL, NULL) != 0 ||
+        !joined_zero(p))
       return false;
   }
   return true;
@@ -67,12 +71,7 @@ static bool weft_exec(uint64_t n) {
   weft_proc_cmd cmd = {.argv = true_argv};
   for (uint64_t i = 0; i < n; i++) {
     weft_proc *p;
-    int code = -1;
-    if (weft_proc_exec(&p, &cmd, NULL) != 0)
-      return false;
-    int rc = weft_proc_join(p, WEFT_FOREVER, &code);
-    weft_proc_free(p);
-    if (rc != 0 || code != 0)
+    if (weft_proc_exec(&p, &cmd, NULL) != 0 || !joined_zero(p))
       return false;
   }
   return true;

@@ -695,6 +695,34 @@ TEST(a_queue_is_bounded_and_refuses_bad_input) {
   weft_queue_free(queue);
 }
 
+/* A cancelled task: its calls that need not wait go through, the others
+ * are -ECANCELED (weft_task_cancel's rule), on each shared primitive. */
+static void *cancelled_self(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_task_cancel(weft_task_current()), 0);
+  char buf[8];
+  CHECK_EQ(weft_queue_put(queue, "x", 1, WEFT_FOREVER), 0);
+  CHECK_EQ(weft_queue_get(queue, buf, sizeof buf, WEFT_FOREVER), 1);
+  CHECK_EQ(weft_queue_get(queue, buf, sizeof buf, WEFT_FOREVER), -ECANCELED);
+  CHECK_EQ(weft_shared_sem_release(&board->sem), 0);
+  CHECK_EQ(weft_shared_sem_acquire(&board->sem, WEFT_FOREVER), 0);
+  CHECK_EQ(weft_shared_sem_acquire(&board->sem, WEFT_FOREVER), -ECANCELED);
+  CHECK_EQ(weft_shared_event_wait(&board->go, WEFT_FOREVER), -ECANCELED);
+  CHECK_EQ(weft_shared_lock_acquire(&board->lock, WEFT_FOREVER), 0);
+  CHECK_EQ(weft_shared_lock_release(&board->lock), 0);
+  return NULL;
+}
+
+TEST(a_cancelled_task_fails_only_the_calls_that_would_wait) {
+  make_board();
+  need_robust(weft_queue_create(&queue, NULL));
+  CHECK_EQ(weft_run(cancelled_self, NULL, NULL), 0);
+  CHECK_EQ(weft_queue_qsize(queue), 0);
+  CHECK_EQ(weft_shared_sem_value(&board->sem), 0);
+  weft_queue_free(queue);
+  weft_shm_free(region);
+}
+
 static int open_passed_queue(void *arg) {
   (void)arg;
   close(socks[0]);

@@ -252,19 +252,53 @@ static int64_t relock_deadline(int64_t deadline) {
   return deadline > look ? deadline : look;
 }
 
-/* The start of a put or a get: bad input, a cancelled task, the deadline,
- * and the side's lock. */
+/* The start of a put or a get: bad input, the deadline, and the side's
+ * lock. */
 static int begin(weft_queue *q, bool put, int64_t timeout, int64_t *deadline) {
   if (!valid(q) || weft__timeout_bad(timeout))
     return -EINVAL;
   if (q->s->capacity != q->cap)
     return -EUCLEAN;
-  weft_task *self = weft__task_running();
-  if (self && self->cancelled)
-    return -ECANCELED;
+  /* A cancelled task's call fails only where it would wait: in the
+   * waits below, which look at the cancellation themselves. */
   *deadline = weft__deadline_after(timeout);
   return lock_side(
       q, put, timeout == 0 ? weft__deadline_after(LOOK_LOCK_WAIT) : *deadline);
+}
+
+/*
+ * A put that found no room (put) or a get that found no message waits for
+ * the other side to move its position from seen (the caller holds its
+ * side's lock, and has looked at the other's position since it took it):
+ * first, once per call (*spun), a thread spins on that position with the
+ * lock let go, since a spin writes nothing the other side reads and so
+ * costs it nothing; then it counts itself in at its waitpoint, looks once
+ * more (see "Waiting" above), and sleeps. Returns 0 with the lock held
+ * (look again), -ETIMEDOUT with the lock held (look a last time), or
+ * another error with the lock let go.
+ */
+static int await_other_side(weft_queue *q, bool put, uint64_t seen,
+                            int64_t deadline, bool *spun) {
+  struct qshared *s = q->s;
+  _Atomic uint64_t *other = put ? &s->head : &s->tail;
+  struct waitpoint *wp = put ? &s->not_full : &s->not_empty;
+  if (!*spun && weft__shared_may_spin()) {
+    *spun = true;
+    unlock_side(q, put);
+    weft__shared_spin_while(other, seen);
+    return lock_side(q, put, relock_deadline(deadline));
+  }
+  uint32_t word = wait_begin(wp);
+  if (atomic_load(other) != seen) {
+    wait_cancel(wp);
+    return 0;
+  }
+  unlock_side(q, put);
+  int rc = wait_sleep(wp, word, deadline);
+  if (rc < 0 && rc != -ETIMEDOUT)
+    return rc;
+  int lrc = lock_side(q, put, relock_deadline(deadline));
+  return lrc < 0 ? lrc : rc;
 }
 
 int weft_queue_put(weft_queue *q, const void *msg, size_t len,
@@ -280,7 +314,7 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
   struct qshared *s = q->s;
   uint64_t need = record_size(len);
   bool looked = false; /* at the head, since the last wait */
-  bool spun = false;   /* on the head, before counting in to wait */
+  bool spun = false;   /* on the head (await_other_side) */
   for (;;) {
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
     uint64_t head = s->head_seen;
@@ -321,30 +355,9 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
       unlock_side(q, true);
       return -ETIMEDOUT;
     }
-    /* Count in, note the word, and look once more (see above). */
-    if (!spun) { /* as a get's, on the head */
-      spun = true;
-      unlock_side(q, true);
-      weft__shared_spin_while(&s->head, head);
-      int lrc = lock_side(q, true, relock_deadline(deadline));
-      if (lrc < 0)
-        return lrc;
-      looked = false;
-      continue;
-    }
-    uint32_t seen = wait_begin(&s->not_full);
-    if (atomic_load(&s->head) != head) {
-      wait_cancel(&s->not_full);
-      looked = false;
-      continue;
-    }
-    unlock_side(q, true);
-    rc = wait_sleep(&s->not_full, seen, deadline);
+    rc = await_other_side(q, true, head, deadline, &spun);
     if (rc < 0 && rc != -ETIMEDOUT)
       return rc;
-    int lrc = lock_side(q, true, relock_deadline(deadline));
-    if (lrc < 0)
-      return lrc;
     looked = false;
   }
 }
@@ -358,7 +371,7 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
     return rc;
   struct qshared *s = q->s;
   bool looked = false; /* at the tail, since the last wait */
-  bool spun = false;   /* on the tail, before counting in to wait */
+  bool spun = false;   /* on the tail (await_other_side) */
   for (;;) {
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
     uint64_t tail = s->tail_seen;
@@ -402,31 +415,9 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
       unlock_side(q, false);
       return -ETIMEDOUT;
     }
-    /* First a spin on the tail itself, with the lock let go: it writes
-     * nothing a putter reads, so a put meanwhile costs it nothing. */
-    if (!spun) {
-      spun = true;
-      unlock_side(q, false);
-      weft__shared_spin_while(&s->tail, tail);
-      int lrc = lock_side(q, false, relock_deadline(deadline));
-      if (lrc < 0)
-        return lrc;
-      looked = false;
-      continue;
-    }
-    uint32_t seen = wait_begin(&s->not_empty);
-    if (atomic_load(&s->tail) != tail) {
-      wait_cancel(&s->not_empty);
-      looked = false;
-      continue;
-    }
-    unlock_side(q, false);
-    rc = wait_sleep(&s->not_empty, seen, deadline);
+    rc = await_other_side(q, false, tail, deadline, &spun);
     if (rc < 0 && rc != -ETIMEDOUT)
       return rc;
-    int lrc = lock_side(q, false, relock_deadline(deadline));
-    if (lrc < 0)
-      return lrc;
     looked = false;
   }
 }

@@ -74,9 +74,6 @@ int weft_shared_event_wait(weft_shared_event *se, int64_t timeout) {
     return 0;
   if (timeout == 0)
     return -ETIMEDOUT;
-  weft_task *self = weft__task_running();
-  if (self && self->cancelled)
-    return -ECANCELED;
   int64_t deadline = weft__deadline_after(timeout);
   for (;;) {
     int rc = weft__shared_word_wait(&e->state, seen, deadline);

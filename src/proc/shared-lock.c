@@ -221,9 +221,6 @@ int weft_shared_lock_acquire(weft_shared_lock *sl, int64_t timeout) {
     int r = pthread_mutex_trylock(&l->mutex);
     return r == EBUSY ? -ETIMEDOUT : taken(l, r);
   }
-  weft_task *self = weft__task_running();
-  if (self && self->cancelled)
-    return -ECANCELED;
   return weft__plock_acquire(l, weft__deadline_after(timeout));
 }
 

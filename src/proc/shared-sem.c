@@ -55,9 +55,6 @@ int weft_shared_sem_acquire(weft_shared_sem *ss, int64_t timeout) {
     return 0;
   if (timeout == 0)
     return -ETIMEDOUT;
-  weft_task *self = weft__task_running();
-  if (self && self->cancelled)
-    return -ECANCELED;
   int64_t deadline = weft__deadline_after(timeout);
   for (;;) {
     int rc = weft__shared_word_wait(&s->count, 0, deadline);

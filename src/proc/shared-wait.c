@@ -308,17 +308,17 @@ static bool same64(const void *word, uint64_t seen) {
          seen;
 }
 
-static bool may_spin(void) {
+bool weft__shared_may_spin(void) {
   return !weft__task_running() && weft__cpu_spinning_pays();
 }
 
 bool weft__shared_spin_while(_Atomic uint64_t *word, uint64_t seen) {
-  return may_spin() && spin_while(same64, word, seen);
+  return weft__shared_may_spin() && spin_while(same64, word, seen);
 }
 
 int weft__shared_word_wait(weft__shared_word *w, uint32_t expected,
                            int64_t deadline) {
-  if (may_spin() && spin_while(same32, &w->value, expected))
+  if (weft__shared_may_spin() && spin_while(same32, &w->value, expected))
     return 0;
   return weft__shared_word_sleep(w, expected, deadline);
 }

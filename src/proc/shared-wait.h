@@ -60,6 +60,10 @@ int weft__shared_word_sleep(weft__shared_word *w, uint32_t expected,
  * Returns whether it changed; false at once in a task. */
 bool weft__shared_spin_while(_Atomic uint64_t *word, uint64_t seen);
 
+/* Whether the caller would spin at all: a thread (a task never spins), on
+ * a process that may run on more than one CPU. */
+bool weft__shared_may_spin(void);
+
 /* Call after changing w->value (sequentially consistent): wakes up to n
  * sleepers, if any sleep. Returns how many it woke. */
 int weft__shared_word_wake(weft__shared_word *w, int n);

@@ -273,12 +273,13 @@ static int begin(weft_queue *q, bool put, int64_t timeout, int64_t *deadline) {
  * first, once per call (*spun), a thread spins on that position with the
  * lock let go, since a spin writes nothing the other side reads and so
  * costs it nothing; then it counts itself in at its waitpoint, looks once
- * more (see "Waiting" above), and sleeps. Returns 0 with the lock held
- * (look again), -ETIMEDOUT with the lock held (look a last time), or
- * another error with the lock let go.
+ * more (see "Waiting" above), and sleeps. Returns 0 with the lock held,
+ * having set *timed_out if the deadline passed (then the caller looks a
+ * last time), or an error with the lock let go (-ECANCELED, or the lock
+ * not taken back in time).
  */
 static int await_other_side(weft_queue *q, bool put, uint64_t seen,
-                            int64_t deadline, bool *spun) {
+                            int64_t deadline, bool *spun, bool *timed_out) {
   struct qshared *s = q->s;
   _Atomic uint64_t *other = put ? &s->head : &s->tail;
   struct waitpoint *wp = put ? &s->not_full : &s->not_empty;
@@ -297,8 +298,8 @@ static int await_other_side(weft_queue *q, bool put, uint64_t seen,
   int rc = wait_sleep(wp, word, deadline);
   if (rc < 0 && rc != -ETIMEDOUT)
     return rc;
-  int lrc = lock_side(q, put, relock_deadline(deadline));
-  return lrc < 0 ? lrc : rc;
+  *timed_out = rc == -ETIMEDOUT;
+  return lock_side(q, put, relock_deadline(deadline));
 }
 
 int weft_queue_put(weft_queue *q, const void *msg, size_t len,
@@ -315,6 +316,7 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
   uint64_t need = record_size(len);
   bool looked = false; /* at the head, since the last wait */
   bool spun = false;   /* on the head (await_other_side) */
+  bool timed_out = false;
   for (;;) {
     uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
     uint64_t head = s->head_seen;
@@ -351,12 +353,12 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
         wake(&s->not_full);
       return 0;
     }
-    if (timeout == 0 || rc == -ETIMEDOUT) {
+    if (timeout == 0 || timed_out) {
       unlock_side(q, true);
       return -ETIMEDOUT;
     }
-    rc = await_other_side(q, true, head, deadline, &spun);
-    if (rc < 0 && rc != -ETIMEDOUT)
+    rc = await_other_side(q, true, head, deadline, &spun, &timed_out);
+    if (rc < 0)
       return rc;
     looked = false;
   }
@@ -372,6 +374,7 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
   struct qshared *s = q->s;
   bool looked = false; /* at the tail, since the last wait */
   bool spun = false;   /* on the tail (await_other_side) */
+  bool timed_out = false;
   for (;;) {
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
     uint64_t tail = s->tail_seen;
@@ -411,12 +414,12 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
         wake(&s->not_empty);
       return len;
     }
-    if (timeout == 0 || rc == -ETIMEDOUT) {
+    if (timeout == 0 || timed_out) {
       unlock_side(q, false);
       return -ETIMEDOUT;
     }
-    rc = await_other_side(q, false, tail, deadline, &spun);
-    if (rc < 0 && rc != -ETIMEDOUT)
+    rc = await_other_side(q, false, tail, deadline, &spun, &timed_out);
+    if (rc < 0)
       return rc;
     looked = false;
   }

@@ -192,7 +192,8 @@ typedef struct weft_queue weft_queue;
 
 typedef struct weft_queue_opts {
   /* Bytes for messages in the queue (each takes its length rounded up to
-   * 8, plus 8): default 64 KiB, at least 64, at most 1 GiB. */
+   * 8, plus 8, and 8 bytes always stay free): default 64 KiB, at least
+   * 64, at most 1 GiB. */
   size_t capacity;
   /* Messages at most in the queue, 0: as many as fit (the default). */
   size_t maxsize;
@@ -212,7 +213,8 @@ WEFT_API int weft_queue_open(weft_queue **out, int fd);
 /* weft_queue_fd — the queue's region's fd (closed on exec), or -1. */
 WEFT_API int weft_queue_fd(const weft_queue *q);
 
-/* weft_queue_max_message — the longest message the queue can take. */
+/* weft_queue_max_message — the longest message the queue can take: its
+ * capacity less 16 bytes; 0 for a NULL or freed handle. */
 WEFT_API size_t weft_queue_max_message(const weft_queue *q);
 
 /*

@@ -3,46 +3,59 @@
  * of its own. See include/weft/shm.h.
  *
  * The region starts with struct qshared, then the ring of `capacity`
- * bytes at DATA_OFFSET. A message is a record: an 8-byte header (its
- * length, and the length's complement as a check) then its bytes, padded
- * to 8, so a header never wraps round the ring's end; the bytes may.
+ * bytes at DATA_OFFSET. A message is a record: an 8-byte header then its
+ * bytes, padded to 8, so a header never wraps round the ring's end; the
+ * bytes may. The header is the commit: one 64-bit word, its message's
+ * number (modulo 2^32), a bit that is never 0 in a header, and its length.
  *
  * Two locks, as in a two-lock queue: producers take put_lock and move the
  * tail, consumers take get_lock and move the head, so a producer and a
  * consumer never wait for each other's lock. Each position is one 64-bit
  * word: the byte position, modulo twice the capacity (so that a full ring
  * is told from an empty one), in its low half, and the count of messages
- * that passed it, modulo 2^32, in its high half. The ring holds the
- * records from head to tail; their number is the difference of the
- * counts.
+ * that passed it, modulo 2^32, in its high half.
  *
- * Consistency at a holder's death: a put writes the whole record past the
- * tail, then moves the tail in one store; a get copies the record out,
- * then moves the head in one store. So a holder killed anywhere leaves
- * each position before or after its change, never a half-written message
- * between them, and nothing to repair: the next holder, told by its lock
- * that the last one died, only looks afresh.
+ * The header at the tail is always 0: a put writes its bytes, then a 0
+ * where the next header will go (the ring keeps 8 bytes free for it),
+ * then its header, then moves the tail. So a getter needs no tail: the
+ * header at the head is either 0 (nothing to get) or the next message's,
+ * with the head's number; any other word there is corruption. A getter
+ * thus touches the record's cache lines and not the producers' (one cache
+ * miss a message where there were two; docs/shm.md has what it saved).
+ * The tail is the producers', and a header past it (a put that stored its
+ * header, then died before it moved the tail) counts as moved
+ * (effective_tail).
  *
- * Each side keeps what it last saw of the other's position (head_seen,
- * tail_seen, under its own lock), and looks at the other's cache line only
- * when that says full or empty. A position seen is never ahead of the real
- * one, so a side may think the ring fuller or emptier than it is, never
- * the reverse.
+ * Consistency at a holder's death: a put writes the whole record before
+ * its header, in one store; a get copies the record out, then moves the
+ * head in one store. So a holder killed anywhere leaves no half-written
+ * message, and at most a tail one record behind its header, which the
+ * next producer, told by its lock that the last one died, moves on.
  *
- * Waiting: a getter that finds the queue empty first spins on the tail
- * itself, its lock let go (a spin that writes nothing a putter reads costs
- * the putters nothing); then it counts itself in at not_empty (`waiting`),
- * notes the word's value, and looks at the tail once more before it
- * sleeps on the word. A putter moves the tail, then reads `waiting`, and
- * if someone waits bumps the word and wakes one sleeper. All sequentially
- * consistent (Dekker's pattern): either the putter sees the waiter, or the
- * waiter's last look sees the message. One wake is out at a time
- * (`wake_out`): the getter it reaches takes a message and, if it leaves
- * more, wakes the next waiting getter the same way, by the tail as it is.
- * A waiter that leaves with an error passes a wake on. Putters waiting for
- * room mirror all this on not_full. The counts are hints: a stale one (a
- * waiter killed) costs a bump, never a lost wake, and no sleep lasts more
- * than 100 ms (shared-wait.h).
+ * Producers keep what they last saw of the head (head_seen, under their
+ * lock), and look at the consumers' cache line only when that says full.
+ * A head seen is never ahead of the real one, so a producer may think the
+ * ring fuller than it is, never the reverse.
+ *
+ * Waiting: a getter that finds the queue empty first spins on the header
+ * at the head, holding its lock. The head then stays, so that word is
+ * written only by the put that commits there; were the lock let go, the
+ * head could move on and a put copy a message's bytes over the word under
+ * the spin (a data race, if a harmless one), and other getters would find
+ * nothing to take meanwhile anyway. A putter that finds no room spins on
+ * the head with its lock let go: a spin that writes nothing the getters
+ * read costs them nothing. Then a waiter counts itself in at its
+ * waitpoint (`waiting`; getters at not_empty), notes the word's value,
+ * and looks once more before it sleeps on the word. A putter stores its
+ * header, then reads `waiting`, and if someone waits bumps the word and
+ * wakes one sleeper. All sequentially consistent (Dekker's pattern):
+ * either the putter sees the waiter, or the waiter's last look sees the
+ * message. One wake is out at a time (`wake_out`): the getter it reaches
+ * takes a message and, if it leaves more, wakes the next waiting getter
+ * the same way. A waiter that leaves with an error passes a wake on.
+ * Putters waiting for room mirror all this on not_full. The counts are
+ * hints: a stale one (a waiter killed) costs a bump, never a lost wake,
+ * and no sleep lasts more than 100 ms (shared-wait.h).
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -56,8 +69,7 @@
 
 enum {
   QUEUE_MAGIC = 0x51746677, /* "wftQ" */
-  QUEUE_VERSION = 2,
-  RECORD_CHECK = 0x5752u,
+  QUEUE_VERSION = 3,
   HEADER = 8,
   DATA_OFFSET = 512,
   CAPACITY_MIN = 64,
@@ -65,10 +77,12 @@ enum {
   QSIZE_TRIES = 64,
 };
 #define CAPACITY_MAX ((size_t)1 << 30)
+/* In every header, so that none is 0; lengths are below it. */
+#define HEADER_MARK ((uint64_t)1 << 31)
 
 #define LINE _Alignas(64)
 
-/* Where one side waits for the other (see "Waking" above). */
+/* Where one side waits for the other (see "Waiting" above). */
 struct waitpoint {
   _Atomic uint32_t waiting;  /* counted in, under the side's lock */
   _Atomic uint32_t wake_out; /* a wake sent, its sleeper not yet back */
@@ -88,7 +102,6 @@ struct qshared {
 
   LINE struct weft__plock get_lock;
   LINE _Atomic uint64_t head;      /* moved under get_lock */
-  uint64_t tail_seen;              /* under get_lock */
   LINE struct waitpoint not_empty; /* getters wait for a message */
 };
 
@@ -103,11 +116,6 @@ struct weft_queue {
    * open: every bound is taken from this copy, never from the shared one,
    * which another process could overwrite (-EUCLEAN when they differ). */
   uint64_t cap;
-};
-
-struct record {
-  uint32_t len;
-  uint32_t check;
 };
 
 static bool valid(const weft_queue *q) { return q && q->magic == QUEUE_MAGIC; }
@@ -130,13 +138,54 @@ static uint64_t advance(uint64_t cap, uint64_t p, uint64_t size) {
   return (uint64_t)(msgs_of(p) + 1u) << 32 | pos;
 }
 
+/* Whether a position can be one in a ring of cap bytes. */
+static bool sound_pos(uint64_t cap, uint64_t p) {
+  return pos_of(p) < 2 * cap && pos_of(p) % 8 == 0;
+}
+
 /* Whether from (a head) to to (a tail) can be a queue's contents. */
 static bool sound(uint64_t cap, uint64_t from, uint64_t to) {
   uint64_t bytes = span(cap, from, to);
   uint32_t msgs = msgs_of(to) - msgs_of(from);
-  return pos_of(from) < 2 * cap && pos_of(to) < 2 * cap &&
-         pos_of(from) % 8 == 0 && pos_of(to) % 8 == 0 && bytes <= cap &&
+  return sound_pos(cap, from) && sound_pos(cap, to) && bytes <= cap &&
          (uint64_t)msgs * HEADER <= bytes && (msgs > 0) == (bytes > 0);
+}
+
+/* Whether a put of a record of `size` bytes fits between head and tail:
+ * the ring keeps 8 bytes free for the 0 after the last record. */
+static bool room_for(uint64_t cap, uint64_t head, uint64_t tail,
+                     uint64_t size) {
+  return size + HEADER <= cap - span(cap, head, tail);
+}
+
+/* The header of the record at position p (sound_pos). */
+static _Atomic uint64_t *header_at(const weft_queue *q, uint64_t p) {
+  return (_Atomic uint64_t *)(q->ring + pos_of(p) % q->cap);
+}
+
+static uint64_t header_of(uint64_t p, size_t len) {
+  return (uint64_t)msgs_of(p) << 32 | HEADER_MARK | len;
+}
+
+/* The length in header h of the record at position p; -EAGAIN if h is 0
+ * (no record yet); -EUCLEAN if h is not a header for p. */
+static int64_t length_in(const weft_queue *q, uint64_t h, uint64_t p) {
+  if (h == 0)
+    return -EAGAIN;
+  uint64_t len = h & (HEADER_MARK - 1);
+  if ((h >> 32) != msgs_of(p) || !(h & HEADER_MARK) ||
+      record_size(len) + HEADER > q->cap)
+    return -EUCLEAN;
+  return (int64_t)len;
+}
+
+/* The tail as the headers have it: past a record whose put stored its
+ * header but died before it moved the tail (see above). */
+static uint64_t effective_tail(const weft_queue *q, uint64_t tail) {
+  if (!sound_pos(q->cap, tail))
+    return tail; /* for sound() to refuse */
+  int64_t len = length_in(q, atomic_load(header_at(q, tail)), tail);
+  return len < 0 ? tail : advance(q->cap, tail, record_size((uint64_t)len));
 }
 
 static void ring_write(weft_queue *q, uint64_t pos, const void *src, size_t n) {
@@ -157,28 +206,17 @@ static void ring_read(weft_queue *q, uint64_t pos, void *dst, size_t n) {
   memcpy((unsigned char *)dst + first, q->ring, n - first);
 }
 
-/* The length of the first record from head to tail, or -EUCLEAN if its
- * header is not one or it runs past the tail. */
-static int64_t first_record(weft_queue *q, uint64_t head, uint64_t tail) {
-  struct record r;
-  memcpy(&r, q->ring + pos_of(head) % q->cap, sizeof r);
-  if ((r.check ^ RECORD_CHECK) != ~r.len ||
-      record_size(r.len) > span(q->cap, head, tail))
-    return -EUCLEAN;
-  return r.len;
-}
-
-/* Takes a side's lock, until the deadline. After a holder's death there
- * is nothing to put right (see above); the side's view of the other is
- * refreshed. */
+/* Takes a side's lock, until the deadline. After a producer's death the
+ * tail is moved past a header it stored (see above), and head_seen
+ * refreshed; after a consumer's, there is nothing to put right. */
 static int lock_side(weft_queue *q, bool put, int64_t deadline) {
   struct qshared *s = q->s;
   int rc = weft__plock_acquire(put ? &s->put_lock : &s->get_lock, deadline);
   if (rc == -EOWNERDEAD) {
-    if (put)
+    if (put) {
+      atomic_store(&s->tail, effective_tail(q, atomic_load(&s->tail)));
       s->head_seen = atomic_load(&s->head);
-    else
-      s->tail_seen = atomic_load(&s->tail);
+    }
     rc = 0;
   }
   return rc;
@@ -268,26 +306,25 @@ static int begin(weft_queue *q, bool put, int64_t timeout, int64_t *deadline) {
 
 /*
  * A put that found no room (put) or a get that found no message waits for
- * the other side to move its position from seen (the caller holds its
- * side's lock, and has looked at the other's position since it took it):
- * first, once per call (*spun), a thread spins on that position with the
- * lock let go, since a spin writes nothing the other side reads and so
- * costs it nothing; then it counts itself in at its waitpoint, looks once
- * more (see "Waiting" above), and sleeps. Returns 0 with the lock held,
- * having set *timed_out if the deadline passed (then the caller looks a
- * last time), or an error with the lock let go (-ECANCELED, or the lock
- * not taken back in time).
+ * the word `other` (the head, or the header at the head) to change from
+ * seen; the caller holds its side's lock, and has looked at that word
+ * since it took it. First, once per call (*spun), a thread spins on the
+ * word (see "Waiting" above for which lock it holds meanwhile); then it
+ * counts itself in at its waitpoint, looks once more, and sleeps. Returns
+ * 0 with the lock held, having set *timed_out if the deadline passed
+ * (then the caller looks a last time), or an error with the lock let go
+ * (-ECANCELED, or the lock not taken back in time).
  */
-static int await_other_side(weft_queue *q, bool put, uint64_t seen,
-                            int64_t deadline, bool *spun, bool *timed_out) {
-  struct qshared *s = q->s;
-  _Atomic uint64_t *other = put ? &s->head : &s->tail;
-  struct waitpoint *wp = put ? &s->not_full : &s->not_empty;
+static int await_other_side(weft_queue *q, bool put, _Atomic uint64_t *other,
+                            uint64_t seen, int64_t deadline, bool *spun,
+                            bool *timed_out) {
+  struct waitpoint *wp = put ? &q->s->not_full : &q->s->not_empty;
   if (!*spun && weft__shared_may_spin()) {
     *spun = true;
-    unlock_side(q, put);
+    if (put)
+      unlock_side(q, put);
     weft__shared_spin_while(other, seen);
-    return lock_side(q, put, relock_deadline(deadline));
+    return put ? lock_side(q, put, relock_deadline(deadline)) : 0;
   }
   uint32_t word = wait_begin(wp);
   if (atomic_load(other) != seen) {
@@ -324,7 +361,7 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
       unlock_side(q, true);
       return -EUCLEAN;
     }
-    bool fits = need <= q->cap - span(q->cap, head, tail) &&
+    bool fits = room_for(q->cap, head, tail, need) &&
                 (s->maxsize == 0 || msgs_of(tail) - msgs_of(head) < s->maxsize);
     if (!fits && !looked) {
       s->head_seen = atomic_load_explicit(&s->head, memory_order_acquire);
@@ -332,19 +369,20 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
       continue;
     }
     if (fits) {
-      struct record r = {.len = (uint32_t)len,
-                         .check = ~(uint32_t)len ^ RECORD_CHECK};
-      memcpy(q->ring + pos_of(tail) % q->cap, &r, sizeof r);
       ring_write(q, pos_of(tail) + HEADER, msg, len);
       uint64_t moved = advance(q->cap, tail, need);
-      atomic_store(&s->tail, moved); /* the commit */
+      atomic_store_explicit(header_at(q, moved), 0, memory_order_relaxed);
+      /* The commit, sequentially consistent against a getter's count in
+       * at not_empty (Dekker's pattern). */
+      atomic_store(header_at(q, tail), header_of(tail, len));
+      atomic_store_explicit(&s->tail, moved, memory_order_release);
       bool wake_getter = notify(&s->not_empty);
       /* Room left for another putter waiting? By the head as it is now,
        * if the one seen says no. */
       bool wake_putter =
           atomic_load(&s->not_full.waiting) &&
-          (q->cap - span(q->cap, head, moved) >= HEADER + 8 ||
-           q->cap - span(q->cap, atomic_load(&s->head), moved) >= HEADER + 8) &&
+          (room_for(q->cap, head, moved, HEADER) ||
+           room_for(q->cap, atomic_load(&s->head), moved, HEADER)) &&
           notify(&s->not_full);
       unlock_side(q, true);
       if (wake_getter)
@@ -357,11 +395,26 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
       unlock_side(q, true);
       return -ETIMEDOUT;
     }
-    rc = await_other_side(q, true, head, deadline, &spun, &timed_out);
+    rc = await_other_side(q, true, &s->head, head, deadline, &spun, &timed_out);
     if (rc < 0)
       return rc;
     looked = false;
   }
+}
+
+/* For a get that found no header at the head: 0 if the queue is empty
+ * indeed by its tail, -EAGAIN if a message came meanwhile, -EUCLEAN if
+ * the tail says there is one where there is none. Looked at only before a
+ * wait or a timeout, not on every look, to keep off the producers' line. */
+static int empty_by_tail(weft_queue *q, uint64_t head) {
+  uint64_t tail = effective_tail(
+      q, atomic_load_explicit(&q->s->tail, memory_order_acquire));
+  if (tail == head)
+    return 0;
+  if (!sound(q->cap, head, tail))
+    return -EUCLEAN;
+  /* Moved by a put that stored its header first: it is there now. */
+  return atomic_load(header_at(q, head)) != 0 ? -EAGAIN : -EUCLEAN;
 }
 
 ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
@@ -372,40 +425,34 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
   if (rc < 0)
     return rc;
   struct qshared *s = q->s;
-  bool looked = false; /* at the tail, since the last wait */
-  bool spun = false;   /* on the tail (await_other_side) */
+  bool spun = false; /* on the header (await_other_side) */
   bool timed_out = false;
   for (;;) {
     uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed);
-    uint64_t tail = s->tail_seen;
-    if (!sound(q->cap, head, tail)) {
+    if (!sound_pos(q->cap, head)) {
       unlock_side(q, false);
       return -EUCLEAN;
     }
-    if (head == tail && !looked) {
-      s->tail_seen = atomic_load_explicit(&s->tail, memory_order_acquire);
-      looked = true;
-      continue;
+    _Atomic uint64_t *at = header_at(q, head);
+    uint64_t header = atomic_load_explicit(at, memory_order_acquire);
+    int64_t len = length_in(q, header, head);
+    if (len >= 0 && (uint64_t)len > size) {
+      /* The message stays, for another getter, which may be waiting: this
+       * one may have been woken for it. */
+      bool pass_on = notify(&s->not_empty);
+      unlock_side(q, false);
+      if (pass_on)
+        wake(&s->not_empty);
+      return -EMSGSIZE;
     }
-    if (head != tail) {
-      int64_t len = first_record(q, head, tail);
-      if (len < 0 || (uint64_t)len > size) {
-        /* The message stays, for another getter, which may be waiting:
-         * this one may have been woken for it. */
-        bool pass_on = len >= 0 && notify(&s->not_empty);
-        unlock_side(q, false);
-        if (pass_on)
-          wake(&s->not_empty);
-        return len < 0 ? len : -EMSGSIZE;
-      }
+    if (len >= 0) {
       ring_read(q, pos_of(head) + HEADER, buf, (size_t)len);
       uint64_t moved = advance(q->cap, head, record_size((uint64_t)len));
       atomic_store(&s->head, moved); /* the commit */
       bool wake_putter = notify(&s->not_full);
-      /* Messages left for another getter waiting? By the tail as it is
-       * now, if the one seen says no. */
+      /* A message left for another getter waiting? */
       bool wake_getter = atomic_load(&s->not_empty.waiting) &&
-                         (moved != tail || moved != atomic_load(&s->tail)) &&
+                         atomic_load(header_at(q, moved)) != 0 &&
                          notify(&s->not_empty);
       unlock_side(q, false);
       if (wake_putter)
@@ -414,14 +461,25 @@ ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
         wake(&s->not_empty);
       return len;
     }
-    if (timeout == 0 || timed_out) {
+    if (len == -EUCLEAN) {
       unlock_side(q, false);
-      return -ETIMEDOUT;
+      return len;
     }
-    rc = await_other_side(q, false, tail, deadline, &spun, &timed_out);
+    /* No message. Before a last look or a sleep (not before a spin, which
+     * ends at the header), the tail must agree. */
+    bool waits = timeout != 0 && !timed_out;
+    if (!waits || spun || !weft__shared_may_spin()) {
+      rc = empty_by_tail(q, head);
+      if (rc == -EAGAIN)
+        continue;
+      if (rc < 0 || !waits) {
+        unlock_side(q, false);
+        return rc < 0 ? rc : -ETIMEDOUT;
+      }
+    }
+    rc = await_other_side(q, false, at, header, deadline, &spun, &timed_out);
     if (rc < 0)
       return rc;
-    looked = false;
   }
 }
 
@@ -439,12 +497,12 @@ ssize_t weft_queue_qsize(weft_queue *q) {
       if (rc < 0)
         return rc;
       head = atomic_load(&q->s->head);
-      tail = atomic_load(&q->s->tail);
+      tail = effective_tail(q, atomic_load(&q->s->tail));
       unlock_side(q, false);
       break;
     }
     head = atomic_load(&q->s->head);
-    tail = atomic_load(&q->s->tail);
+    tail = effective_tail(q, atomic_load(&q->s->tail));
   } while (atomic_load(&q->s->head) != head);
   if (!sound(q->cap, head, tail))
     return -EUCLEAN;
@@ -454,7 +512,7 @@ ssize_t weft_queue_qsize(weft_queue *q) {
 size_t weft_queue_max_message(const weft_queue *q) {
   if (!valid(q))
     return 0;
-  uint64_t room = q->cap - HEADER;
+  uint64_t room = q->cap - 2 * HEADER; /* its header, and the 0 after */
   return room < UINT32_MAX ? (size_t)room : UINT32_MAX;
 }
 
@@ -514,10 +572,15 @@ int weft_queue_open(weft_queue **out, int fd) {
     rc = -EINVAL;
   else if (s->version != QUEUE_VERSION || cap < CAPACITY_MIN || cap % 8 ||
            cap > shm->size - DATA_OFFSET || !weft__plock_sound(&s->put_lock) ||
-           !weft__plock_sound(&s->get_lock) ||
-           !sound(cap, atomic_load(&s->head), atomic_load(&s->tail)))
+           !weft__plock_sound(&s->get_lock))
     rc = -EUCLEAN;
   weft_queue *q = rc == 0 ? handle_of(shm, cap) : NULL;
+  if (q && !sound(cap, atomic_load(&s->head),
+                  effective_tail(q, atomic_load(&s->tail)))) {
+    free(q);
+    q = NULL;
+    rc = -EUCLEAN;
+  }
   if (!q) {
     /* Unmapped, but fd stays the caller's. */
     munmap(shm->addr, shm->size);

@@ -239,7 +239,12 @@ WEFT_API int weft_queue_put(weft_queue *q, const void *msg, size_t len,
 WEFT_API ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size,
                                 int64_t timeout);
 
-/* weft_queue_qsize — messages in the queue now; -EINVAL; -EUCLEAN. */
+/* weft_queue_qsize — messages in the queue now: a snapshot, which puts and
+ * gets may change at once (as Python's). A message whose producer was
+ * killed in the middle of its put, after the message was stored, can be
+ * got at once but is counted only from the next put on. Never waits for a
+ * put; waits for the consumers' lock only if gets never pause. Returns the
+ * count; -EINVAL; -EUCLEAN. */
 WEFT_API ssize_t weft_queue_qsize(weft_queue *q);
 
 /* weft_queue_free — let go of the queue in this process (unmap, close).

@@ -15,22 +15,26 @@
  * is told from an empty one), in its low half, and the count of messages
  * that passed it, modulo 2^32, in its high half.
  *
- * The header at the tail is always 0: a put writes its bytes, then a 0
- * where the next header will go (the ring keeps 8 bytes free for it),
- * then its header, then moves the tail. So a getter needs no tail: the
- * header at the head is either 0 (nothing to get) or the next message's,
- * with the head's number; any other word there is corruption. A getter
- * thus touches the record's cache lines and not the producers' (one cache
- * miss a message where there were two; docs/shm.md has what it saved).
- * The tail is the producers', and a header past it (a put that stored its
- * header, then died before it moved the tail) counts as moved
- * (effective_tail).
+ * A put writes its bytes, then a 0 where the next header will go (the
+ * ring keeps 8 bytes free for it), then its header, then moves the tail.
+ * So the header at the tail is 0, but while a put is between its header
+ * and its tail (or died there), and a getter needs no tail: the header at
+ * the head is either 0 (nothing to get) or the next message's, with the
+ * head's number; any other word there is corruption. A getter thus
+ * touches the record's cache lines and not the producers' (one cache miss
+ * a message where there were two; docs/shm.md has what it saved).
  *
- * Consistency at a holder's death: a put writes the whole record before
- * its header, in one store; a get copies the record out, then moves the
+ * The tail may so be one record behind the head: its message stored and
+ * got, its put not yet at the tail. Only a producer, under its lock,
+ * reads the ring at the tail (where, once the head is past, another lap's
+ * bytes may be going); anyone else counts such a tail as the head
+ * (one_behind).
+ *
+ * Consistency at a holder's death: a put writes the whole record, then
+ * its header in one store; a get copies the record out, then moves the
  * head in one store. So a holder killed anywhere leaves no half-written
- * message, and at most a tail one record behind its header, which the
- * next producer, told by its lock that the last one died, moves on.
+ * message, and at most a tail one record behind a header, which the next
+ * producer, told by its lock that the last one died, moves on.
  *
  * Producers keep what they last saw of the head (head_seen, under their
  * lock), and look at the consumers' cache line only when that says full.
@@ -179,9 +183,27 @@ static int64_t length_in(const weft_queue *q, uint64_t h, uint64_t p) {
   return (int64_t)len;
 }
 
-/* The tail as the headers have it: past a record whose put stored its
- * header but died before it moved the tail (see above). */
-static uint64_t effective_tail(const weft_queue *q, uint64_t tail) {
+/* Whether the tail is one record behind the head (see above). */
+static bool one_behind(uint64_t cap, uint64_t head, uint64_t tail) {
+  uint64_t bytes = span(cap, tail, head);
+  return sound_pos(cap, head) && sound_pos(cap, tail) &&
+         msgs_of(head) - msgs_of(tail) == 1 && bytes >= HEADER &&
+         bytes <= cap - HEADER;
+}
+
+/* The number of messages from head to tail, read as a snapshot; -EUCLEAN
+ * if the two cannot be a queue's. */
+static ssize_t count(uint64_t cap, uint64_t head, uint64_t tail) {
+  if (one_behind(cap, head, tail))
+    return 0;
+  if (!sound(cap, head, tail))
+    return -EUCLEAN;
+  return (ssize_t)(uint32_t)(msgs_of(tail) - msgs_of(head));
+}
+
+/* The tail after a producer's death, under the producers' lock: past the
+ * record whose header the dead put stored (see above). */
+static uint64_t tail_after_death(const weft_queue *q, uint64_t tail) {
   if (!sound_pos(q->cap, tail))
     return tail; /* for sound() to refuse */
   int64_t len = length_in(q, atomic_load(header_at(q, tail)), tail);
@@ -214,7 +236,7 @@ static int lock_side(weft_queue *q, bool put, int64_t deadline) {
   int rc = weft__plock_acquire(put ? &s->put_lock : &s->get_lock, deadline);
   if (rc == -EOWNERDEAD) {
     if (put) {
-      atomic_store(&s->tail, effective_tail(q, atomic_load(&s->tail)));
+      atomic_store(&s->tail, tail_after_death(q, atomic_load(&s->tail)));
       s->head_seen = atomic_load(&s->head);
     }
     rc = 0;
@@ -226,12 +248,12 @@ static void unlock_side(weft_queue *q, bool put) {
   weft__plock_release(put ? &q->s->put_lock : &q->s->get_lock);
 }
 
-/* After the caller moved its position (sequentially consistent), under
- * its lock: whether someone waits at wp and no wake is out already; if so
- * bumps its word, and the caller wakes it (wake) once its lock is let go.
- * One wake out at a time: the waiter it reaches takes what there is, and
- * wakes the next if it leaves more (so a stream of puts to sleeping
- * getters costs a wake per getter's turn, not one per message). */
+/* After the caller's commit (a sequentially consistent store: a put's
+ * header, a get's head), under its lock: whether someone waits at wp and no
+ * wake is out already; if so bumps its word, and the caller wakes it (wake)
+ * once its lock is let go. One wake out at a time: the waiter it reaches takes
+ * what there is, and wakes the next if it leaves more (so a stream of puts to
+ * sleeping getters costs a wake per getter's turn, not one per message). */
 static bool notify(struct waitpoint *wp) {
   if (!atomic_load(&wp->waiting) || atomic_load(&wp->wake_out) ||
       atomic_exchange(&wp->wake_out, 1))
@@ -407,14 +429,15 @@ int weft_queue_put(weft_queue *q, const void *msg, size_t len,
  * the tail says there is one where there is none. Looked at only before a
  * wait or a timeout, not on every look, to keep off the producers' line. */
 static int empty_by_tail(weft_queue *q, uint64_t head) {
-  uint64_t tail = effective_tail(
-      q, atomic_load_explicit(&q->s->tail, memory_order_acquire));
-  if (tail == head)
-    return 0;
-  if (!sound(q->cap, head, tail))
-    return -EUCLEAN;
-  /* Moved by a put that stored its header first: it is there now. */
-  return atomic_load(header_at(q, head)) != 0 ? -EAGAIN : -EUCLEAN;
+  ssize_t n = count(q->cap, head,
+                    atomic_load_explicit(&q->s->tail, memory_order_acquire));
+  if (n < 0)
+    return (int)n;
+  /* A message put meanwhile, or before the tail was read (its header
+   * comes first): it is there now. */
+  if (atomic_load(header_at(q, head)) != 0)
+    return -EAGAIN;
+  return n == 0 ? 0 : -EUCLEAN;
 }
 
 ssize_t weft_queue_get(weft_queue *q, void *buf, size_t size, int64_t timeout) {
@@ -488,7 +511,8 @@ ssize_t weft_queue_qsize(weft_queue *q) {
     return -EINVAL;
   /* A tail read while the head stayed put makes, with that head, a
    * queue's contents; without a lock, so that no stopped consumer holds
-   * this up. */
+   * this up. From the positions only: a put between its header and its
+   * tail, or dead there, is not counted yet (see above). */
   uint64_t head, tail;
   int tries = 0;
   do {
@@ -497,16 +521,14 @@ ssize_t weft_queue_qsize(weft_queue *q) {
       if (rc < 0)
         return rc;
       head = atomic_load(&q->s->head);
-      tail = effective_tail(q, atomic_load(&q->s->tail));
+      tail = atomic_load(&q->s->tail);
       unlock_side(q, false);
       break;
     }
     head = atomic_load(&q->s->head);
-    tail = effective_tail(q, atomic_load(&q->s->tail));
+    tail = atomic_load(&q->s->tail);
   } while (atomic_load(&q->s->head) != head);
-  if (!sound(q->cap, head, tail))
-    return -EUCLEAN;
-  return (ssize_t)(uint32_t)(msgs_of(tail) - msgs_of(head));
+  return count(q->cap, head, tail);
 }
 
 size_t weft_queue_max_message(const weft_queue *q) {
@@ -575,8 +597,7 @@ int weft_queue_open(weft_queue **out, int fd) {
            !weft__plock_sound(&s->get_lock))
     rc = -EUCLEAN;
   weft_queue *q = rc == 0 ? handle_of(shm, cap) : NULL;
-  if (q && !sound(cap, atomic_load(&s->head),
-                  effective_tail(q, atomic_load(&s->tail)))) {
+  if (q && weft_queue_qsize(q) < 0) { /* its positions, as qsize reads them */
     free(q);
     q = NULL;
     rc = -EUCLEAN;

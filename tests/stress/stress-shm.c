@@ -32,7 +32,13 @@ enum { PROCS = 0 };
 #else
 enum { PROCS = 2 };
 #endif
-enum { THREADS = 2, TASKS = 6, SEM_START = 4, MAXLEN = 200 };
+enum {
+  THREADS = 2,
+  TASKS = 6,
+  SEM_START = 4,
+  MAXLEN = 200,
+  QUEUE_CAPACITY = 2048
+};
 enum { SLOTS = PROCS + THREADS + 1 }; /* the hub's tasks share a slot */
 
 /* What one participant did, in shared memory; each writes its own. */
@@ -104,6 +110,11 @@ static int one_op(struct tally *t, unsigned *seed, long *seq) {
     break;
   }
   case 1: {
+    /* A count taken while others put and get is a snapshot, never an
+     * error (white-box: a tail behind the head is a put under way). */
+    ssize_t n = weft_queue_qsize(queue);
+    if (n < 0 || n > QUEUE_CAPACITY / 8)
+      t->bad++;
     ssize_t len = weft_queue_get(queue, buf, sizeof buf, timeout);
     rc = len < 0 ? (int)len : 0;
     if (len >= (ssize_t)sizeof(long)) {
@@ -207,7 +218,8 @@ int main(void) {
   seconds = env && *env ? strtod(env, NULL) : 1.0;
   weft_shm *region;
   if (weft_shm_create(&region, sizeof *board, "stress-shm") < 0 ||
-      weft_queue_create(&queue, &(weft_queue_opts){.capacity = 2048}) < 0)
+      weft_queue_create(&queue,
+                        &(weft_queue_opts){.capacity = QUEUE_CAPACITY}) < 0)
     return 2;
   board = weft_shm_addr(region);
   weft_shared_lock_init(&board->lock);

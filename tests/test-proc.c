@@ -476,6 +476,29 @@ static void storm(int n) {
   CHECK_EQ(zombies_after_a_while(), 0);
 }
 
+/* The reaper looks at new children every 10 ms while children are being
+ * started, then sleeps after a fifth of a second without a start, and the
+ * next start wakes it (reaper.c): a child dropped then is reaped all the
+ * same. */
+TEST(a_child_dropped_after_a_quiet_spell_is_reaped) {
+  for (int round = 0; round < 2; round++) {
+    struct timespec quiet = {1, 300 * 1000000};
+    nanosleep(&quiet, NULL);
+    weft_proc *p;
+    CHECK_EQ(weft_proc_start(&p, exit_with, IV(3), NULL), 0);
+    pid_t pid = weft_proc_pid(p);
+    weft_proc_free(p);
+    /* Gone: exited, and reaped (a zombie still takes signal 0). */
+    int looks = 0;
+    while (kill(pid, 0) == 0 && ++looks < 500) {
+      struct timespec ts = {0, 10 * 1000000};
+      nanosleep(&ts, NULL);
+    }
+    CHECK_EQ(errno, ESRCH);
+    CHECK(looks < 500);
+  }
+}
+
 TEST_TIMEOUT(a_storm_of_children_leaves_no_zombie, 300) {
   /* Under an emulator or sanitizers each fork is slow: fewer children. */
   storm(harness_timeout_multiplier() > 1 ? 1000 : 10000);

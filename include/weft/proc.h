@@ -190,7 +190,8 @@ WEFT_API int weft_proc_kill(weft_proc *p);
 
 /*
  * weft_proc_free — let go of p. A child still running goes on (a daemon
- * is still terminated at exit) and is reaped when it exits. Not while
+ * is still terminated at exit) and is reaped when it exits (within about
+ * 10 ms). Not while
  * another task or thread joins p. NULL is ignored.
  */
 WEFT_API void weft_proc_free(weft_proc *p);

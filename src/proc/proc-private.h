@@ -48,7 +48,11 @@ struct weft_proc {
   struct weft_proc *next, *prev; /* in the registry while not reaped */
   int ended_by; /* the signal end_daemons_at_exit sent last; registry's */
   int joiners;  /* joins under way; under the pidfd reaper's mutex */
-  int slot;     /* in the SIGCHLD reaper's table, or -1; under its mutex */
+  /* In the pidfd reaper's list of children it has not looked at yet;
+   * under its mutex. */
+  bool unseen;
+  struct weft_proc *unseen_next, *unseen_prev;
+  int slot; /* in the SIGCHLD reaper's table, or -1; under its mutex */
   char name[32];
 };
 

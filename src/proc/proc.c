@@ -232,7 +232,7 @@ int weft_proc_start(weft_proc **out, weft_proc_fn fn, void *arg,
   /* What stdio holds is the parent's to write: flushed now, it cannot be
    * written a second time by the child's own flush at its end. */
   fflush(NULL);
-  pid_t parent = getpid();
+  pid_t parent = opts && opts->daemon ? getpid() : 0; /* for its check */
   weft__proc_start_begins();
   pid_t pid = fork();
   if (pid < 0) {

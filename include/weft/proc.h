@@ -21,10 +21,10 @@
  * minus the number of the signal that killed it (-9 for SIGKILL).
  *
  * No zombies: weft watches every child it starts through a pidfd, and a
- * reaper thread (started with the first child) collects each one the moment
- * it exits, keeping its exit code for a join to come. A child whose handle
- * was freed without a join is collected all the same. A join waits on the
- * pidfd itself: a task that joins parks only itself (its hub polls the
+ * reaper thread (started with the first child) collects each one as it
+ * exits (within about 10 ms), keeping its exit code for a join to come. A child
+ * whose handle was freed without a join is collected all the same. A join waits
+ * on the pidfd itself: a task that joins parks only itself (its hub polls the
  * pidfd as any fd), a thread sleeps in poll(). weft reaps its own children
  * only, each by its pid: the program's own (system(), popen(), a fork of
  * its own) keep their statuses for the program's waitpid.

@@ -7,7 +7,7 @@
  *
  * The reaper: one thread, started with the first child, that watches the
  * pidfds of the children nobody is joining, in an epoll set, and reaps each
- * child the moment it exits (weft__proc_try_reap), so that no child stays a
+ * child as it exits (weft__proc_try_reap), so that no child stays a
  * zombie, joined or not, its handle freed or not. Then it lets go of the
  * child (the epoll entry, its reference).
  *
@@ -25,9 +25,11 @@
  * child joined soon after its start (most are) costs no epoll_ctl in and
  * out (about 2% of a fork and waitpid, measured). For that the reaper looks
  * every TICK_MS while children are started, and for LINGER_TICKS looks
- * after the last start (a fifth of a second); then it sleeps until an event,
- * and the next start wakes it (`asleep`, the eventfd). So a child dropped
- * unjoined is reaped within TICK_MS and the grace of its exit.
+ * after the last start (up to a fifth of a second); then it sleeps until
+ * an event or a sweep's timeout, and the next start wakes it (`asleep`,
+ * the eventfd). A child that the last joiner leaves unreaped goes back the
+ * same way. So a child dropped unjoined is reaped within TICK_MS and the
+ * grace of its exit.
  *
  * The set knows a child by its pidfd's number, and the table `by_fd` maps
  * the number to the handle, under `mu`: an event that comes after the
@@ -146,14 +148,43 @@ static void wake_reaper(void) {
   }
 }
 
-/* The reaper's look at the children started since its last: each goes
- * into the set (an exited one is then ready at once), its reference with
- * it; one that cannot (no memory) waits for the next look. Then the
- * timeout of the reaper's next wait. Takes mu. */
+/* Puts p in `unseen`, with the reaper's reference, for its next look,
+ * and wakes it if it would not look soon. Called with mu held, the reaper
+ * started. */
+static void add_unseen(weft_proc *p) {
+  atomic_fetch_add(&p->refs, 1);
+  p->unseen = true;
+  p->unseen_prev = NULL;
+  p->unseen_next = unseen;
+  if (unseen)
+    unseen->unseen_prev = p;
+  unseen = p;
+  unseen_count++;
+  if (asleep) {
+    asleep = false;
+    wake_reaper();
+  }
+}
+
+/* The reaper's look at the children put in `unseen` since its last: one
+ * reaped already (joined after it exited, say) leaves, its reference let
+ * go; the others go into the set (an exited one is then ready at once),
+ * their references with them, or, if that fails (no memory), wait for the
+ * next look, which reaps them if they exited. Then the timeout of the
+ * reaper's next wait. Takes mu. */
 static int look_at_unseen(unsigned long *seen_count, int *idle_ticks) {
+  weft_proc *reaped = NULL; /* chained by unseen_next, to unref unlocked */
   pthread_mutex_lock(&mu);
-  while (unseen && enter_set(unseen) == 0)
-    leave_unseen(unseen);
+  for (weft_proc *p = unseen, *next; p; p = next) {
+    next = p->unseen_next;
+    if (weft__proc_try_reap(p)) {
+      leave_unseen(p);
+      p->unseen_next = reaped;
+      reaped = p;
+    } else if (enter_set(p) == 0) {
+      leave_unseen(p);
+    }
+  }
   if (unseen_count != *seen_count) {
     *seen_count = unseen_count;
     *idle_ticks = 0;
@@ -165,8 +196,13 @@ static int look_at_unseen(unsigned long *seen_count, int *idle_ticks) {
     timeout = TICK_MS;
   else if (atomic_load(&sweeping))
     timeout = STRANGER_SWEEP_MS;
-  asleep = timeout < 0;
+  asleep = timeout < 0 || timeout > TICK_MS; /* the next start wakes it */
   pthread_mutex_unlock(&mu);
+  while (reaped) {
+    weft_proc *p = reaped;
+    reaped = p->unseen_next;
+    weft__proc_unref(p);
+  }
   return timeout;
 }
 
@@ -236,16 +272,6 @@ static int start(void) {
   return 0;
 }
 
-/* Puts p in the set, with the reaper's reference. Called with mu held. */
-static int put_in(weft_proc *p) {
-  int rc = start();
-  if (rc == 0)
-    rc = enter_set(p);
-  if (rc == 0)
-    atomic_fetch_add(&p->refs, 1);
-  return rc;
-}
-
 /* A new child: into `unseen`, with the reaper's reference, for its next
  * look (see above). */
 static int watch(weft_proc *p) {
@@ -255,20 +281,8 @@ static int watch(weft_proc *p) {
   }
   pthread_mutex_lock(&mu);
   int rc = start();
-  if (rc == 0) {
-    atomic_fetch_add(&p->refs, 1);
-    p->unseen = true;
-    p->unseen_prev = NULL;
-    p->unseen_next = unseen;
-    if (unseen)
-      unseen->unseen_prev = p;
-    unseen = p;
-    unseen_count++;
-    if (asleep) {
-      asleep = false;
-      wake_reaper();
-    }
-  }
+  if (rc == 0)
+    add_unseen(p);
   pthread_mutex_unlock(&mu);
   return rc;
 }
@@ -284,10 +298,9 @@ static void join_begins(weft_proc *p) {
 static void join_ends(weft_proc *p) {
   pthread_mutex_lock(&mu);
   /* The last joiner leaving a child it did not reap: the reaper watches
-   * it again. Should that fail (no memory), the next join, or the
-   * subreaper's sweep, is left to reap it. */
+   * it again, from its next look. */
   if (--p->joiners == 0 && !weft__proc_try_reap(p))
-    put_in(p);
+    add_unseen(p);
   pthread_mutex_unlock(&mu);
 }
 

@@ -476,13 +476,24 @@ static void storm(int n) {
   CHECK_EQ(zombies_after_a_while(), 0);
 }
 
+/* Waits (generously) until pid, a child handed to the reaper, is gone:
+ * exited, and reaped (a zombie still takes signal 0). */
+static void reaped_after_a_while(pid_t pid) {
+  int max_looks = (int)(500 * harness_timeout_multiplier()), looks = 0;
+  while (kill(pid, 0) == 0 && ++looks < max_looks) {
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK_EQ(errno, ESRCH);
+  CHECK(looks < max_looks);
+}
+
 /* The reaper looks at new children every 10 ms while children are being
  * started, then sleeps after at most a fifth of a second without a start
  * (LINGER_TICKS, reaper.c), and the next start wakes it: a child dropped
  * then is reaped all the same. Round 0 starts the reaper (this test runs
  * in a process of its own); round 1, after the quiet spell, wakes it. */
 TEST(a_child_dropped_after_a_quiet_spell_is_reaped) {
-  int max_looks = (int)(500 * harness_timeout_multiplier());
   for (int round = 0; round < 2; round++) {
     struct timespec quiet = {1, 300 * 1000000};
     nanosleep(&quiet, NULL);
@@ -490,14 +501,7 @@ TEST(a_child_dropped_after_a_quiet_spell_is_reaped) {
     CHECK_EQ(weft_proc_start(&p, exit_with, IV(3), NULL), 0);
     pid_t pid = weft_proc_pid(p);
     weft_proc_free(p);
-    /* Gone: exited, and reaped (a zombie still takes signal 0). */
-    int looks = 0;
-    while (kill(pid, 0) == 0 && ++looks < max_looks) {
-      struct timespec ts = {0, 10 * 1000000};
-      nanosleep(&ts, NULL);
-    }
-    CHECK_EQ(errno, ESRCH);
-    CHECK(looks < max_looks);
+    reaped_after_a_while(pid);
   }
 }
 
@@ -515,13 +519,7 @@ TEST(a_child_left_by_a_timed_out_join_is_reaped) {
   pid_t pid = weft_proc_pid(p);
   CHECK_EQ(weft_proc_join(p, WEFT_MS(1), NULL), -ETIMEDOUT);
   weft_proc_free(p);
-  int max_looks = (int)(500 * harness_timeout_multiplier()), looks = 0;
-  while (kill(pid, 0) == 0 && ++looks < max_looks) {
-    struct timespec ts = {0, 10 * 1000000};
-    nanosleep(&ts, NULL);
-  }
-  CHECK_EQ(errno, ESRCH);
-  CHECK(looks < max_looks);
+  reaped_after_a_while(pid);
 }
 
 TEST_TIMEOUT(a_storm_of_children_leaves_no_zombie, 300) {

@@ -836,10 +836,20 @@ static void kill_and_join(weft_proc *p) {
   weft_proc_free(p);
 }
 
-/* White-box (queue.c, shm-private.h): the words of struct qshared's
- * producers' and consumers' locks, at 64 and 256, each 16 bytes into the
- * lock; and the queue's region mapped to read them. */
-enum { PUT_LOCK_WORD = 64 + 16, GET_LOCK_WORD = 256 + 16 };
+/* White-box (queue.c, shm-private.h, shared-sem.c, on every architecture
+ * weft builds for): in struct qshared, the producers' lock at 64, the
+ * consumers' at 256, the tail at 128 (word 16), the ring at 512 (word
+ * 64); in a lock, its word at 16; in a semaphore, its count at 8 and its
+ * sleepers at 12. And the queue's region mapped to read them. */
+enum {
+  PUT_LOCK = 64,
+  GET_LOCK = 256,
+  TAIL_WORD = 16,
+  RING_WORD = 64,
+  LOCK_WORD = 16,
+  SEM_COUNT = 8,
+  SEM_SLEEPERS = 12,
+};
 
 static void *map_queue(void) {
   void *words = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -913,9 +923,9 @@ TEST_TIMEOUT(a_queue_holder_killed_mid_put_leaves_no_half_message, 120) {
     int64_t until = harness_now_ns() + WEFT_MS(1 + rand() % 5);
     while (harness_now_ns() < until)
       take_one();
-    wait_until_holding(p, words, PUT_LOCK_WORD, take_one);
+    wait_until_holding(p, words, PUT_LOCK + LOCK_WORD, take_one);
     kill_and_join(p);
-    died_in_put += died_holding(words, PUT_LOCK_WORD);
+    died_in_put += died_holding(words, PUT_LOCK + LOCK_WORD);
     while (weft_queue_qsize(queue) > 0)
       take_one();
     CHECK_EQ(weft_queue_get(queue, big_buf, BIG, 0), -ETIMEDOUT);
@@ -984,9 +994,9 @@ TEST_TIMEOUT(a_consumer_killed_mid_get_loses_no_message, 120) {
       nap_ms(1);
     }
     nap_ms(rand() % 3);
-    wait_until_holding(p, words, GET_LOCK_WORD, NULL);
+    wait_until_holding(p, words, GET_LOCK + LOCK_WORD, NULL);
     kill_and_join(p);
-    died_in_get += died_holding(words, GET_LOCK_WORD);
+    died_in_get += died_holding(words, GET_LOCK + LOCK_WORD);
     uint32_t next = atomic_load(&board->got_last) + 1;
     ssize_t len = weft_queue_get(queue, buf, BIG, WEFT_SEC(30));
     uint32_t n;
@@ -1005,10 +1015,6 @@ TEST_TIMEOUT(a_consumer_killed_mid_get_loses_no_message, 120) {
   weft_queue_free(queue);
   weft_shm_free(region);
 }
-
-/* White-box (queue.c): struct qshared's producers' lock, at 64, its tail,
- * at 128, and the ring, at 512. */
-enum { PUT_LOCK = 64, TAIL_WORD = 16, RING_WORD = 64 };
 
 /* arg: the queue's region, mapped. */
 static int take_put_lock_and_die(void *arg) {
@@ -1075,11 +1081,8 @@ TEST(a_producer_dead_between_its_header_and_its_tail_is_moved_on) {
 /* -------------------------------------- a waiter killed as it is woken */
 
 /* What a waiter does just before it would act on a wake, and then dies
- * there: sleeps on a word of the primitive's insides (white-box: the
- * offsets are those of shm-private.h and shared-sem.c, on every
- * architecture weft builds for), and exits when woken. */
-enum { LOCK_WORD = 16, SEM_COUNT = 8, SEM_SLEEPERS = 12 };
-
+ * there: sleeps on a word of the primitive's insides (white-box, see
+ * above), and exits when woken. */
 static int sleep_then_die(void *arg) {
   _Atomic uint32_t *word = arg;
   uint32_t v = atomic_load(word);

@@ -15,7 +15,8 @@ static bool weft_start_join(uint64_t n) {
   for (uint64_t i = 0; i < n; i++) {
     weft_thread *t;
     if (weft_thread_start(&t, nothing, NULL, NULL) != 0 ||
-        weft_thread_join(t, WEFT_FOREVER, NULL) != 0)
+        weft_thread_join(t, WEFT_FOREVER, NULL) != 0 ||
+        weft_thread_detach(t) != 0)
       return false;
   }
   return true;

@@ -408,7 +408,8 @@ static int use_weft_in_child(void *arg) {
   weft_thread *t;
   void *r = NULL;
   if (weft_thread_start(&t, return_3, NULL, NULL) != 0 ||
-      weft_thread_join(t, WEFT_FOREVER, &r) != 0 || VI(r) != 3)
+      weft_thread_join(t, WEFT_FOREVER, &r) != 0 || VI(r) != 3 ||
+      weft_thread_detach(t) != 0)
     return 1;
   weft_proc *p;
   int code = -1;
@@ -432,8 +433,10 @@ TEST(fork_from_a_threaded_program_leaves_a_working_child) {
     weft_proc_free(p);
   }
   atomic_store(&stop_spinning, 1);
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 2; i++) {
     CHECK_EQ(weft_thread_join(t[i], WEFT_FOREVER, NULL), 0);
+    CHECK_EQ(weft_thread_detach(t[i]), 0);
+  }
 }
 
 /* --- no zombies -------------------------------------------------------- */
@@ -609,8 +612,10 @@ TEST_TIMEOUT(a_subreaper_reaps_orphans_and_keeps_its_own_exit_codes, 120) {
   weft_thread *t[4];
   for (int i = 0; i < 4; i++)
     CHECK_EQ(weft_thread_start(&t[i], start_many, NULL, NULL), 0);
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 4; i++) {
     CHECK_EQ(weft_thread_join(t[i], WEFT_FOREVER, NULL), 0);
+    CHECK_EQ(weft_thread_detach(t[i]), 0);
+  }
   CHECK_EQ(zombies_after_a_while(), 0); /* the grandchild too */
 }
 
@@ -745,6 +750,7 @@ TEST(the_programs_own_children_keep_their_statuses) {
   nanosleep(&ts, NULL);
   atomic_store(&stop_churning, 1);
   CHECK_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(t), 0);
   int status = 0;
   CHECK_EQ(waitpid(own, &status, WNOHANG), own); /* still there: ours */
   CHECK(WIFEXITED(status));

@@ -268,6 +268,7 @@ TEST(a_shared_lock_excludes_across_processes_threads_and_tasks) {
   CHECK_EQ(weft_thread_start(&hub, run_count_in_tasks, NULL, NULL), 0);
   CHECK_EQ(count_under_lock(NULL), 0);
   CHECK_EQ(weft_thread_join(hub, WEFT_SEC(60), NULL), 0);
+  CHECK_EQ(weft_thread_detach(hub), 0);
   for (int i = 0; i < 2; i++)
     join_ok(p[i]);
   CHECK_EQ(board->counter, ROUNDS * (2 + 1 + 2));
@@ -319,9 +320,10 @@ TEST(a_lock_holder_killed_by_sigkill_does_not_wedge_the_others) {
     CHECK_EQ(weft_proc_join(p, WEFT_SEC(30), &code), 0);
     CHECK_EQ(code, -SIGKILL);
     weft_proc_free(p);
-    if (round == 0)
+    if (round == 0) {
       CHECK_EQ(weft_thread_join(t, WEFT_SEC(30), NULL), 0);
-    else
+      CHECK_EQ(weft_thread_detach(t), 0);
+    } else
       CHECK_EQ(weft_run(acquire_from_dead_holder, NULL, NULL), 0);
     CHECK_EQ(board->counter, 0);
     CHECK_EQ(weft_shared_lock_acquire(&board->lock, 0), 0);
@@ -516,6 +518,7 @@ TEST(a_shared_event_wakes_every_waiter_of_every_process) {
   CHECK_EQ(weft_shared_event_set(&board->go), 0);
   CHECK_EQ(weft_shared_event_clear(&board->go), 0);
   CHECK_EQ(weft_thread_join(hub, WEFT_SEC(30), NULL), 0);
+  CHECK_EQ(weft_thread_detach(hub), 0);
   for (int i = 0; i < 2; i++)
     join_ok(p[i]);
   CHECK(!weft_shared_event_is_set(&board->go));
@@ -1136,6 +1139,7 @@ TEST(a_waiter_killed_as_it_is_woken_strands_no_other) {
     else
       CHECK_EQ(weft_shared_sem_release(&board->sem), 0);
     CHECK_EQ(weft_thread_join(t, WEFT_SEC(10), NULL), 0);
+    CHECK_EQ(weft_thread_detach(t), 0);
     CHECK(harness_now_ns() - start_ns < WEFT_SEC(5));
     join_ok(dying);
   }

@@ -36,6 +36,7 @@ TEST(start_and_join_give_the_result) {
   CHECK_EQ(weft_thread_start(&t, add_one, IV(41), NULL), 0);
   void *r = NULL;
   CHECK_EQ(weft_thread_join(t, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(weft_thread_detach(t), 0);
   CHECK_EQ(VI(r), 42);
 }
 
@@ -49,6 +50,7 @@ TEST(join_times_out_and_can_be_tried_again) {
   CHECK(harness_now_ns() - t0 >= WEFT_MS(20));
   void *r;
   CHECK_EQ(weft_thread_join(t, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(weft_thread_detach(t), 0);
   CHECK_EQ(VI(r), 7);
 }
 
@@ -78,8 +80,10 @@ TEST(names_ids_and_the_current_thread) {
   CHECK(weft_thread_id(t) != weft_thread_id(u));
   CHECK(weft_thread_id(t) != 0);
   CHECK_EQ(weft_thread_join(t, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(t), 0);
   CHECK_PTR_EQ(seen, t); /* its own handle, seen from inside */
   CHECK_EQ(weft_thread_join(u, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(u), 0);
   weft_thread *main_thread = weft_thread_current();
   CHECK(main_thread != NULL);
   CHECK_PTR_EQ(weft_thread_current(), main_thread);
@@ -124,14 +128,23 @@ TEST(bad_use_is_an_error_code) {
   CHECK_EQ(weft_thread_start(&t, join_self, NULL, NULL), 0);
   CHECK_EQ(weft_thread_join(t, WEFT_FOREVER, &r), 0);
   CHECK_EQ(VI(r), -EDEADLK);
-  /* Two joiners: the second is refused while the first waits. */
+  CHECK_EQ(weft_thread_detach(t), 0);
+  CHECK_EQ(weft_thread_detach(NULL), -EINVAL);
+  CHECK_EQ(weft_thread_detach(weft_thread_current()), -EINVAL); /* foreign */
+  /* Two joiners at once both get the result; a detach while one waits is
+   * refused, and one after the joins lets the handle go. */
   CHECK_EQ(weft_thread_start(&slow, sleep_then_return, IV(100), NULL), 0);
   pthread_t pt;
   CHECK_EQ(pthread_create(&pt, NULL, joiner, NULL), 0);
   nap_ms(20);
-  CHECK_EQ(weft_thread_join(slow, WEFT_SEC(1), NULL), -EBUSY);
+  CHECK_EQ(weft_thread_detach(slow), -EBUSY);
+  CHECK_EQ(weft_thread_join(slow, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(VI(r), 7);
   pthread_join(pt, &r);
   CHECK_EQ(VI(r), 0);
+  CHECK_EQ(weft_thread_join(slow, 0, &r), 0); /* and again */
+  CHECK_EQ(VI(r), 7);
+  CHECK_EQ(weft_thread_detach(slow), 0);
 }
 
 /* --- joins from tasks ------------------------------------------------------
@@ -159,6 +172,7 @@ static void *join_from_a_task(void *arg) {
   CHECK_EQ(weft_thread_start(&t, sleep_then_return, IV(50), NULL), 0);
   void *r;
   CHECK_EQ(weft_thread_join(t, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(weft_thread_detach(t), 0);
   CHECK_EQ(VI(r), 7);
   CHECK(atomic_load(&ticks) >= 5); /* the ticker ran while this waited */
   CHECK_EQ(weft_task_join(tick, WEFT_FOREVER, NULL), 0);
@@ -188,6 +202,7 @@ static void *cancel_a_joining_task(void *arg) {
   CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &r), 0);
   CHECK_EQ(VI(r), -ECANCELED);
   CHECK_EQ(weft_thread_join(joined_by_task, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(weft_thread_detach(joined_by_task), 0);
   CHECK_EQ(VI(r), 7);
   return NULL;
 }
@@ -305,6 +320,7 @@ TEST(each_thread_has_its_own_locals) {
   for (int i = 0; i < 4; i++) {
     void *r;
     CHECK_EQ(weft_thread_join(t[i], WEFT_FOREVER, &r), 0);
+    CHECK_EQ(weft_thread_detach(t[i]), 0);
     CHECK_EQ(VI(r), 1);
   }
   /* Destructors run as each pthread ends, which may be just after its
@@ -318,8 +334,8 @@ static void *hub_thread_main(void *arg);
 
 /* --- joins racing the end of the thread ------------------------------------
  * Short timeouts, tried again and again, from tasks and from threads,
- * while the threads end: every thread is joined exactly once, and no join
- * waits for a wake-up that was lost. */
+ * while the threads end: every thread is joined, and no join waits for a
+ * wake-up that was lost. */
 
 static void *brief(void *arg) {
   for (volatile int i = 0; i < (int)VI(arg) * 100; i++)
@@ -334,6 +350,7 @@ static void join_patiently(weft_thread *t, intptr_t want) {
     ;
   CHECK_EQ(rc, 0);
   CHECK_EQ(VI(r), want);
+  CHECK_EQ(weft_thread_detach(t), 0);
 }
 
 static void *task_racer(void *arg) {
@@ -430,6 +447,7 @@ TEST(a_thread_that_calls_pthread_exit_is_joined) {
   CHECK_EQ(weft_thread_start(&t, leave_early, NULL, NULL), 0);
   void *r = IV(1);
   CHECK_EQ(weft_thread_join(t, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(weft_thread_detach(t), 0);
   CHECK_PTR_EQ(r, NULL); /* pthread_exit's value is not the function's */
 }
 
@@ -456,8 +474,10 @@ static void *bad_timeouts(void *arg) {
   }
   void *r;
   CHECK_EQ(weft_thread_join(finished, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(weft_thread_detach(finished), 0);
   CHECK_EQ(VI(r), 42);
   CHECK_EQ(weft_thread_join(running, WEFT_FOREVER, &r), 0);
+  CHECK_EQ(weft_thread_detach(running), 0);
   CHECK_EQ(VI(r), 7);
   return NULL;
 }

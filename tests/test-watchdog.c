@@ -125,7 +125,9 @@ TEST(two_threads_crossing_locks_are_reported_once) {
   CHECK_EQ(weft_lock_release(&x), 0);
   void *ra, *rb;
   CHECK_EQ(weft_thread_join(a, WEFT_FOREVER, &ra), 0);
+  CHECK_EQ(weft_thread_detach(a), 0);
   CHECK_EQ(weft_thread_join(b, WEFT_FOREVER, &rb), 0);
+  CHECK_EQ(weft_thread_detach(b), 0);
   CHECK_EQ(VI(rb), 0);
   CHECK_EQ(VI(ra), -EPERM);
   stop_watchdog();
@@ -185,6 +187,7 @@ TEST(a_task_and_a_thread_crossing_an_rlock_and_a_lock_are_reported) {
   CHECK_STR_HAS(reader_saw, "task 'main' waits for lock 'x' (at ");
   CHECK_STR_HAS(reader_saw, "), held by thread 'MainThread'\n");
   CHECK_EQ(weft_thread_join(hub, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(hub), 0);
   stop_watchdog();
 }
 
@@ -209,8 +212,10 @@ TEST(three_threads_round_a_cycle_are_reported) {
   CHECK_STR_HAS(out, "waits for lock 'z'");
   CHECK_EQ(count(out, "held by thread 'Thread-"), 3);
   CHECK_EQ(weft_lock_release(&x), 0); /* ends it */
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++) {
     CHECK_EQ(weft_thread_join(t[i], WEFT_FOREVER, NULL), 0);
+    CHECK_EQ(weft_thread_detach(t[i]), 0);
+  }
   stop_watchdog();
 }
 
@@ -255,10 +260,14 @@ TEST(contention_and_a_slow_holder_are_not_reported) {
   CHECK_EQ(weft_thread_start(&slow, slow_holder, NULL, NULL), 0);
   CHECK_EQ(weft_thread_start(&waiter, waits_for_z, NULL, NULL), 0);
   CHECK_EQ(weft_thread_join(slow, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(slow), 0);
   CHECK_EQ(weft_thread_join(waiter, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(waiter), 0);
   atomic_store(&stop_busy, 1);
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 4; i++) {
     CHECK_EQ(weft_thread_join(busy[i], WEFT_FOREVER, NULL), 0);
+    CHECK_EQ(weft_thread_detach(busy[i]), 0);
+  }
   char out[4096] = "";
   read_reports(out, sizeof out, 3 * (int)(SCAN / 1000000), NULL);
   CHECK_EQ(strlen(out), 0u);

@@ -11,7 +11,9 @@
  *     Python (gevent)                 weft
  *     gevent.spawn(f, arg)            weft_task_spawn(&t, f, arg, NULL)
  *     t.join(timeout)                 weft_task_join(t, timeout, &result)
+ *     t.dead (not)                    weft_task_alive(t)
  *     t.kill()                        weft_task_cancel(t)
+ *     (garbage collection)            weft_task_detach(t)
  *     gevent.sleep(s)                 weft_sleep(WEFT_SEC(s))
  *     gevent.sleep(0)                 weft_yield()
  *     gevent.getcurrent()             weft_task_current()
@@ -23,7 +25,12 @@
  * -ECANCELED at once. A call that need not wait still completes (a join of
  * a finished task, a read of data already there, a free lock), so that the
  * task can clean up; so does a call whose wait had already completed when
- * the cancellation came (a sleep whose time was up).
+ * the cancellation came (a sleep whose time was up). Cleanup that must
+ * wait (give a child 5 s to exit, flush a buffer to a peer) goes inside
+ * weft_task_shield and weft_task_unshield: between them a cancellation is
+ * held back, every wait runs to its own timeout, and the cancellation takes
+ * effect when the shield ends (asyncio's cleanup after CancelledError,
+ * trio's shielded cancel scope).
  *
  * Deadlock: when no task can run, no timer is armed and nothing else can
  * wake a task, yet tasks are blocked, the hub prints every blocked task and
@@ -36,10 +43,20 @@
  * blocked, and a cancellation of the task reaches it there. Meanwhile the
  * generator counts as running: another resume gets -EBUSY.
  *
- * Threads: the calls here act on the calling thread's hub, and a task
- * handle may only be used by tasks of the hub that spawned it (from
- * elsewhere: -EPERM). Joining across hubs and threads comes with the waiter
- * (the sync layer).
+ * Threads: the calls here act on the calling thread's hub. Any task of any
+ * hub, and any plain thread, may join a task, see whether it is alive and
+ * read its name and id; detaching and cancelling it are for the tasks of
+ * the hub that spawned it (from elsewhere: -EPERM).
+ *
+ * Handles, as every handle of weft (docs/README.md, "Handles"): a task's
+ * handle is valid from weft_task_spawn until it is let go — by
+ * weft_task_detach, or for a handle nobody detached, by weft_run as it
+ * returns. Joining lets go of nothing: any number of tasks and threads may
+ * join one task, as in Python. A handle let go must not be used again:
+ * weft cannot tell (its memory may already hold a new task, and the call
+ * would act on that one), and AddressSanitizer builds report it. The handle
+ * weft_task_current() gives a detached task is the task's own, valid for
+ * as long as it runs: cancelling it through that handle is allowed.
  */
 #ifndef WEFT_HUB_H
 #define WEFT_HUB_H
@@ -109,30 +126,47 @@ WEFT_API int weft_run(weft_task_fn fn, void *arg, void **result);
  * behind the tasks already runnable and first runs when the caller blocks
  * or yields.
  *
- * *out receives the handle, which must be joined or detached; out may be
- * NULL to start the task detached. Errors: -EPERM (not called from a task),
- * -EINVAL (fn NULL, stack_size too large), -ENOMEM. Does not block.
+ * *out receives the handle, valid until weft_task_detach lets it go (or
+ * weft_run returns); out may be NULL to start the task detached. A handle
+ * that is joined but never detached keeps the task's stack until weft_run
+ * returns: a program that spawns many tasks detaches each one it has
+ * joined. Errors: -EPERM (not called from a task), -EINVAL (fn NULL,
+ * stack_size too large), -ENOMEM. Does not block.
  */
 WEFT_API int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
                              const weft_task_opts *opts);
 
 /*
- * weft_task_join — wait up to timeout ns for t to finish; then release it
- * and give its result.
+ * weft_task_join — wait up to timeout ns for t to finish, and give its
+ * result. Lets go of nothing: t may be joined again, by any number of
+ * tasks and threads at once, each with its own timeout; each gets the
+ * result. Joining a finished task returns at once, even when the caller
+ * is cancelled.
  *
- * Returns 0 with the result in *result (may be NULL); t is then gone.
- * Errors: -ETIMEDOUT (t still runs; join again later), -ECANCELED (the
- * caller was cancelled), -ENOMEM (no memory to arm the timeout), -EDEADLK (t is
- * the caller), -EINVAL (t invalid or detached, or a negative timeout other
- * than WEFT_FOREVER), -EBUSY (another task is joining t), -EPERM (not called
- * from a task of t's hub). Blocks the calling task, not its thread.
+ * Returns 0 with the result in *result (may be NULL). Errors: -ETIMEDOUT
+ * (t still runs; join again later), -ECANCELED (the calling task was
+ * cancelled), -ENOMEM (no memory to arm the timeout), -EDEADLK (t is the
+ * caller; or t's hub gave up its run on a deadlock, so t will never
+ * finish), -EINVAL (t NULL, detached as far as the caller's hub can tell,
+ * or a negative timeout other than WEFT_FOREVER). Blocks the calling task
+ * (its hub runs the others), or a plain thread. Any task of any hub, any
+ * thread.
  */
 WEFT_API int weft_task_join(weft_task *t, int64_t timeout, void **result);
 
 /*
- * weft_task_detach — let t release itself when it finishes; the handle is
- * gone after this call. Errors: -EINVAL (invalid, already detached),
- * -EBUSY (a task is joining it), -EPERM (not from a task of t's hub).
+ * weft_task_alive — whether t has not finished yet (Python's is_alive());
+ * false for NULL. Never blocks; any task or thread.
+ */
+WEFT_API bool weft_task_alive(const weft_task *t);
+
+/*
+ * weft_task_detach — let go of t's handle: a finished t is released now,
+ * a running one releases itself when it finishes. The handle must not be
+ * used after this call (nor its name: weft_task_name's string goes with
+ * it). Errors: -EINVAL (t NULL, or detached already as far as can be
+ * told), -EBUSY (a join of t is under way: nothing changes), -EPERM (not
+ * from a task of t's hub). Does not block.
  */
 WEFT_API int weft_task_detach(weft_task *t);
 
@@ -141,11 +175,39 @@ WEFT_API int weft_task_detach(weft_task *t);
  * of t that would have to wait, return -ECANCELED, so that it cleans up and
  * finishes (see above). Cancelling a task that is blocked wakes it at once;
  * cancelling oneself takes effect at the next wait; cancelling twice is
- * harmless. Returns 0, or
- * -ESRCH (t has finished), -EINVAL (t invalid), -EPERM (not from a task of
- * t's hub).
+ * harmless; a cancellation of a shielded task waits for the shield to end.
+ * Returns 0, or -ESRCH (t has finished), -EINVAL (t NULL), -EPERM (not
+ * from a task of t's hub). Does not block.
  */
 WEFT_API int weft_task_cancel(weft_task *t);
+
+/*
+ * weft_task_shield, weft_task_unshield — hold back cancellations of the
+ * calling task between the two calls, so that it can make bounded cleanup
+ * waits after it was cancelled:
+ *
+ *     weft_task_shield();                   // cancelled or not
+ *     int rc = weft_proc_join(child, WEFT_SEC(5), &code);   // waits 5 s
+ *     weft_proc_kill(child);
+ *     if (weft_task_unshield() == -ECANCELED)
+ *       return NULL;                        // the cancellation goes on
+ *
+ * Inside a shield, waits end only by their own means (a wake, a timeout):
+ * a cancellation that came before the shield, or comes during it, is held
+ * back, and takes effect when the outermost shield ends (shields nest).
+ * Give every wait in a shield a timeout: a shielded task that waits
+ * forever cannot be cancelled. A hub that gives up its run on a deadlock
+ * cancels its tasks through their shields.
+ *
+ * weft_task_shield returns 0 (-EOVERFLOW past UINT_MAX levels).
+ * weft_task_unshield returns -ECANCELED when the task is cancelled (before
+ * or during the shield: its cancellation is in force again once the
+ * outermost shield ends), 0 when it is not, -EINVAL with no shield up.
+ * From a plain thread, which nothing cancels, both return 0 and do
+ * nothing. Neither blocks.
+ */
+WEFT_API int weft_task_shield(void);
+WEFT_API int weft_task_unshield(void);
 
 /*
  * weft_yield — let every other runnable task run once, then go on: the
@@ -208,12 +270,12 @@ WEFT_API int weft_task_local_set(weft_task_key key, void *value);
 /* weft_task_current — the running task, or NULL outside any task. */
 WEFT_API weft_task *weft_task_current(void);
 
-/* weft_task_name — t's name ("" when it has none), or NULL when t is
- * invalid. Lives as long as t. */
+/* weft_task_name — t's name ("" when it has none), or NULL for NULL.
+ * Lives as long as t's handle. Any task or thread. */
 WEFT_API const char *weft_task_name(const weft_task *t);
 
-/* weft_task_id — t's id, unique in the process and never 0; 0 when t is
- * invalid. */
+/* weft_task_id — t's id, unique in the process and never 0; 0 for NULL.
+ * Any task or thread. */
 WEFT_API uint64_t weft_task_id(const weft_task *t);
 
 #ifdef __cplusplus

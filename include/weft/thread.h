@@ -8,6 +8,7 @@
  *                                           .daemon = WEFT_THREAD_DAEMON}
  *     t.join(timeout)                   weft_thread_join(t, timeout, &result)
  *     t.is_alive()                      weft_thread_alive(t)
+ *     (garbage collection)              weft_thread_detach(t)
  *     threading.current_thread()        weft_thread_current()
  *     t.name, t.ident                   weft_thread_name(t), weft_thread_id(t)
  *
@@ -23,6 +24,14 @@
  * it, wherever they are. A thread is a daemon if its options say so, else
  * if the thread that started it is one (the main thread is not): a program
  * that never mentions daemons waits for all its threads, as Python's does.
+ *
+ * Handles, as every handle of weft (docs/README.md, "Handles"): a thread's
+ * handle is valid from weft_thread_start until weft_thread_detach lets it
+ * go. Joining lets go of nothing: any number of tasks and threads may join
+ * one thread, at once or one after another, as in Python. A handle let go
+ * must not be used again: weft cannot tell (its memory may already hold a
+ * new thread's handle, and the call would act on that one), and
+ * AddressSanitizer builds report it.
  */
 #ifndef WEFT_THREAD_H
 #define WEFT_THREAD_H
@@ -58,33 +67,42 @@ typedef struct weft_thread_opts {
 /*
  * weft_thread_start — start fn(arg) on a new OS thread.
  *
- * *out receives the handle, to be joined once; out may be NULL for a
- * thread nobody will join. Errors: -EINVAL (fn NULL, a stack_size too
- * small, an unknown daemon value), -EAGAIN (the system's thread limit),
- * -ENOMEM. Does not block. Any thread or task.
+ * *out receives the handle, valid until weft_thread_detach; out may be
+ * NULL for a thread nobody will join. Errors: -EINVAL (fn NULL, a
+ * stack_size too small, an unknown daemon value), -EAGAIN (the system's
+ * thread limit), -ENOMEM. Does not block. Any thread or task.
  */
 WEFT_API int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
                                const weft_thread_opts *opts);
 
 /*
- * weft_thread_join — wait up to timeout ns for t to finish, then release
- * it and give its result.
+ * weft_thread_join — wait up to timeout ns for t to finish, and give its
+ * result. Lets go of nothing: t may be joined again, by any number of
+ * tasks and threads at once, each with its own timeout; each gets the
+ * result.
  *
- * Returns 0 with the result in *result (may be NULL); t is then gone, so
- * one task or thread should own the joining of t, as with pthread_join: a
- * join that races a successful one uses a handle that no longer exists.
- * Errors: -ETIMEDOUT (t still runs; join again later), -EDEADLK (t is the
- * caller), -EBUSY (another task or thread waits in a join of t), -ECANCELED (a
- * cancelled task that would have to wait), -EINVAL (t invalid, joined
- * already where detectable, or a thread weft did not start, such as the
- * main thread; or a negative timeout other than WEFT_FOREVER: t is not
- * released). Blocks the calling task (its hub runs the others), or
- * outside a task the thread.
+ * Returns 0 with the result in *result (may be NULL). Errors: -ETIMEDOUT
+ * (t still runs; join again later), -EDEADLK (t is the caller), -ECANCELED
+ * (a cancelled task that would have to wait), -EINVAL (t NULL, detached as
+ * far as can be told, or a thread weft did not start, such as the main
+ * thread; or a negative timeout other than WEFT_FOREVER). Blocks the
+ * calling task (its hub runs the others), or outside a task the thread.
+ * Any task or thread.
  */
 WEFT_API int weft_thread_join(weft_thread *t, int64_t timeout, void **result);
 
+/*
+ * weft_thread_detach — let go of t's handle (pthread_detach): the thread
+ * goes on, and what weft keeps of it is freed when it ends (at once if it
+ * has). The handle must not be used after this call. Errors: -EINVAL (t
+ * NULL, a thread weft did not start, or detached already as far as can be
+ * told), -EBUSY (a task or thread waits in a join of t: nothing changes).
+ * Does not block. Any task or thread.
+ */
+WEFT_API int weft_thread_detach(weft_thread *t);
+
 /* weft_thread_alive — whether t runs still (false once its function has
- * returned, or for an invalid t). */
+ * returned, or for NULL). */
 WEFT_API bool weft_thread_alive(const weft_thread *t);
 
 /* weft_thread_current — the calling thread's handle: the one
@@ -94,12 +112,12 @@ WEFT_API bool weft_thread_alive(const weft_thread *t);
  * the thread. NULL only when out of memory. */
 WEFT_API weft_thread *weft_thread_current(void);
 
-/* weft_thread_name — t's name, or NULL for an invalid t. Lives as long as
- * t. */
+/* weft_thread_name — t's name, or NULL for NULL. Lives as long as t's
+ * handle. */
 WEFT_API const char *weft_thread_name(const weft_thread *t);
 
-/* weft_thread_id — t's id, unique in the process and never 0; 0 for an
- * invalid t. */
+/* weft_thread_id — t's id, unique in the process and never 0; 0 for
+ * NULL. */
 WEFT_API uint64_t weft_thread_id(const weft_thread *t);
 
 /* weft_thread_daemon — whether t is a daemon thread. */

@@ -12,7 +12,15 @@
  *   RUNNABLE  in the run queue
  *   RUNNING   the one running now (h->current)
  *   PARKED    blocked: in a sleep, a join; woken by weft__task_wake
- *   FINISHED  returned; kept for its joiner, or released if detached
+ *   FINISHED  returned; kept for its joiners until detached, or released
+ *             at once if detached already
+ *
+ * Joins are the exception to "only the hub's thread": any task of any hub,
+ * and any plain thread, may join a task. What a join reads (done, result)
+ * and the queue of joiners are guarded by the task's join_guard; the task
+ * writes them under it as it finishes and wakes every joiner there. The
+ * handle is released only on the hub's thread (detach, the scheduler, the
+ * end of weft_run), never while a join is under way (joining counts them).
  */
 #ifndef WEFT_HUB_PRIVATE_H
 #define WEFT_HUB_PRIVATE_H
@@ -48,17 +56,28 @@ struct weft_task {
   int state;
   int wake_code; /* what the parked call returns when woken */
   bool detached;
-  bool cancelled;
-  bool daemon;          /* does not keep weft_run going; cancelled at the end */
-  bool shielded;        /* parked in a wait a cancellation must not end (a
-                           condition taking its lock back) */
-  weft_task *joiner;    /* the task in weft_task_join on this one */
-  const char *waits_on; /* what a parked task waits in, for reports */
-  const weft_task *waits_for;       /* the task it joins, for reports */
-  int64_t parked_at;                /* about when it parked (see stamp) */
-  bool unstamped;                   /* parked, not yet stamped: in the */
-  weft_task *unstamped_next;        /* hub's list of such tasks */
-  weft__timer timer;                /* its deadline while parked with one */
+  bool cancelled; /* waits fail with -ECANCELED (unless shielded) */
+  bool daemon;    /* does not keep weft_run going; cancelled at the end */
+  bool shielded;  /* parked in a wait a cancellation must not end (a
+                     condition taking its lock back) */
+  /* weft_task_shield's scopes: while shield_depth > 0 a cancellation is
+   * held back in cancel_held (cancelled stays false), and it takes effect
+   * when the outermost shield ends. */
+  unsigned shield_depth;
+  bool cancel_held;
+  /* Joins, from any thread: done and result are written, and every joiner
+   * woken, under join_guard; joining counts the joins under way. */
+  uint32_t join_guard;
+  bool done;      /* finished or abandoned (atomic: read without the guard) */
+  bool abandoned; /* released unfinished by a hub that gave up */
+  unsigned joining;
+  struct weft__waitq joiners;
+  const char *waits_on;       /* what a parked task waits in, for reports */
+  const weft_task *waits_for; /* the task it joins, for reports */
+  int64_t parked_at;          /* about when it parked (see stamp) */
+  bool unstamped;             /* parked, not yet stamped: in the */
+  weft_task *unstamped_next;  /* hub's list of such tasks */
+  weft__timer timer;          /* its deadline while parked with one */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
   unsigned ready; /* what the poller reported while it waited on an fd */
   struct weft__waiter *waiter;    /* the waiter it is parked on, if any */

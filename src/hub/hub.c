@@ -191,7 +191,7 @@ static const char *state_name(const weft_task *t) {
   case WEFT__TASK_PARKED:
     return "blocked";
   default:
-    return t->detached ? "finished" : "finished, not joined";
+    return "finished";
   }
 }
 
@@ -224,6 +224,8 @@ static void describe_task(const weft_task *t, int64_t now, char *line,
           ? (const weft_task *)t->waiter->holder(t->waiter->object)
           : NULL;
   char held[80] = "";
+  if (owner == t->waits_for) /* a join: named already */
+    owner = NULL;
   for (const weft_task *o = t->hub->all; o && owner; o = o->all_next)
     if (o == owner) { /* a task of this hub: name it */
       char name[64];
@@ -237,14 +239,13 @@ static void describe_task(const weft_task *t, int64_t now, char *line,
 }
 
 /* Whether every task parked on a waiter waits for one that only a task of
- * this hub can end (an RLock that task owns). With nothing runnable, no
+ * this hub can end (an RLock that task owns, a task it joins), and every
+ * such owner is itself parked on a waiter. With nothing runnable, no
  * timer and no fd to wake anyone, those owners are parked too, and none of
- * them can run: a deadlock, though no thread or other hub is involved. */
+ * them can run: a deadlock, though no thread or other hub is involved. An
+ * owner parked otherwise waits on an fd (a daemon watching one, which
+ * alone does not rule out a report), and its fd may yet wake it. */
 static bool waits_only_on_own_tasks(const weft__hub *h) {
-  /* A task waiting on an fd (a daemon, say, which alone does not rule out
-   * a report) may be the owner, and its fd may yet wake it. */
-  if (h->fd_waiters > 0)
-    return false;
   for (const weft_task *t = h->all; t; t = t->all_next) {
     if (t->state != WEFT__TASK_PARKED || !t->waiter)
       continue;
@@ -253,7 +254,7 @@ static bool waits_only_on_own_tasks(const weft__hub *h) {
         w->holder ? (const weft_task *)w->holder(w->object) : NULL;
     bool own = false;
     for (const weft_task *o = h->all; o && owner && !own; o = o->all_next)
-      own = o == owner;
+      own = o == owner && (o->state != WEFT__TASK_PARKED || o->waiter);
     if (!own)
       return false;
   }

@@ -3,15 +3,20 @@
  * and hub-private.h.
  *
  * Lifetime: a task lives at the top of its own stack, from spawn until it is
- * released: by its joiner once it finished, by the scheduler once it
- * finished if it was detached, or by weft_run when it gives up on a
- * deadlock.
+ * released: by weft_task_detach once it finished, by the scheduler once it
+ * finished if it was detached before, or by weft_run as it returns (the
+ * finished tasks nobody detached, and those it gave up on a deadlock).
+ * Joining releases nothing: any number of tasks and threads may join.
  */
 #include <errno.h>
+#include <limits.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "../core/guard.h"
 #include "hub-private.h"
+#include "waiter.h"
 
 static const char TASK_KIND[] = "task";
 
@@ -88,6 +93,18 @@ static void destroy_locals(weft_task *t) {
   }
 }
 
+/* Marks t done — finished, or abandoned by a hub that gave up on it —
+ * and wakes every joiner. */
+static void wake_joiners(weft_task *t, bool abandoned) {
+  weft__guard_lock(&t->join_guard);
+  t->abandoned = abandoned;
+  __atomic_store_n(&t->done, true, __ATOMIC_RELEASE);
+  weft__waiter *w;
+  while ((w = weft__waitq_pop(&t->joiners)) != NULL)
+    weft__waiter_wake(w, 0);
+  weft__guard_unlock(&t->join_guard);
+}
+
 static void task_main(weft__coro *co, int code) {
   weft_task *t = (weft_task *)co;
   (void)code;
@@ -98,12 +115,11 @@ static void task_main(weft__coro *co, int code) {
   t->state = WEFT__TASK_FINISHED;
   t->hub->unfinished--;
   t->hub->daemons -= t->daemon;
-  if (t->joiner)
-    weft__task_wake(t->joiner, 0);
+  wake_joiners(t, false);
   weft__coro_check_stack(&t->coro);
   weft__coro_leaving = &t->coro;
   /* A detached task goes back to the scheduler, which releases it; a
-   * joinable one stays for its joiner and may hand on directly. */
+   * joinable one stays for its joiners and may hand on directly. */
   weft_task *next = t->detached ? NULL : weft__task_next_direct(t->hub);
   weft__ctx_exit(&t->coro.ctx, next ? &next->active->ctx : &t->hub->ctx, 0);
 }
@@ -141,8 +157,26 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   return 0;
 }
 
+/* Waits until no join of t is under way: at the end of weft_run, a
+ * thread or another hub may still be in one (woken, or joining a task that
+ * had finished). They leave without waiting for anything of this hub. */
+static void await_joins_left(weft_task *t) {
+  weft__guard_lock(&t->join_guard);
+  while (t->joining > 0) {
+    weft__guard_unlock(&t->join_guard);
+    sched_yield();
+    weft__guard_lock(&t->join_guard);
+  }
+  weft__guard_unlock(&t->join_guard);
+}
+
 void weft__task_release(weft_task *t) {
   weft__hub *h = t->hub;
+  if (!t->detached) { /* its handle is out: joins may be under way */
+    if (t->state != WEFT__TASK_FINISHED)
+      wake_joiners(t, true); /* abandoned (a deadlock): joiners are told */
+    await_joins_left(t);
+  }
   /* A thread woke it and queued it for the hub (its wait ended another
    * way meanwhile): the entry must go before the task does. */
   if (atomic_load(&t->remote_pending))
@@ -174,35 +208,55 @@ int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
   return weft__task_spawn_on(self->hub, out, fn, arg, opts);
 }
 
-int weft_task_join(weft_task *t, int64_t timeout, void **result) {
-  if (weft__timeout_bad(timeout))
-    return -EINVAL;
-  weft_task *self;
-  int rc = check_handle(t, &self);
-  if (rc < 0)
+/* Who alone can end a join's wait: the joined task, by finishing (for
+ * the deadlock check: a join of a task of the same hub is such a wait). */
+static const void *join_holder(const void *task) { return task; }
+
+/* The join proper; the caller counted itself in t->joining and holds
+ * t->join_guard, which it holds again when this returns. */
+static int join_locked(weft_task *t, weft_task *self, int64_t timeout) {
+  if (__atomic_load_n(&t->done, __ATOMIC_RELAXED))
+    return t->abandoned ? -EDEADLK : 0;
+  if (timeout == 0)
+    return -ETIMEDOUT; /* 0 polls */
+  weft__waiter w;
+  weft__waiter_init(&w, "join", t);
+  w.holder = join_holder;
+  weft__waitq_push_back(&t->joiners, &w);
+  weft__guard_unlock(&t->join_guard);
+  if (self)
+    self->waits_for = t;
+  int rc = weft__waiter_wait(&w, weft__deadline_after(timeout));
+  weft__guard_lock(&t->join_guard);
+  if (w.queued) { /* timed out or cancelled, and no wake came */
+    weft__waitq_remove(&t->joiners, &w);
     return rc;
+  }
+  /* Woken: the task finished, or its hub gave up on it. A timeout or a
+   * cancellation that came in the same moment loses to that. */
+  return t->abandoned ? -EDEADLK : 0;
+}
+
+int weft_task_join(weft_task *t, int64_t timeout, void **result) {
+  if (weft__timeout_bad(timeout) || !valid(t))
+    return -EINVAL;
+  weft_task *self = weft__task_running();
   if (t == self)
     return -EDEADLK;
-  if (t->detached)
-    return -EINVAL;
-  if (t->joiner)
-    return -EBUSY;
-  if (t->state != WEFT__TASK_FINISHED) {
-    if (timeout == 0)
-      return -ETIMEDOUT; /* 0 polls */
-    t->joiner = self;
-    self->waits_for = t;
-    rc = weft__task_park(self, "join", weft__deadline_after(timeout));
-    t->joiner = NULL;
-    /* The timer may have fired in the same turn as t finished: t's wake
-     * then found the joiner already woken. Finished is finished. */
-    if (rc < 0 && !(rc == -ETIMEDOUT && t->state == WEFT__TASK_FINISHED))
-      return rc;
-  }
-  if (result)
+  if (self && self->hub == t->hub && t->detached)
+    return -EINVAL; /* best effort: a detached handle is gone */
+  weft__guard_lock(&t->join_guard);
+  t->joining++;
+  int rc = join_locked(t, self, timeout);
+  if (rc == 0 && result)
     *result = t->result;
-  weft__task_release(t);
-  return 0;
+  t->joining--;
+  weft__guard_unlock(&t->join_guard);
+  return rc;
+}
+
+bool weft_task_alive(const weft_task *t) {
+  return valid(t) && !__atomic_load_n(&t->done, __ATOMIC_ACQUIRE);
 }
 
 int weft_task_detach(weft_task *t) {
@@ -212,13 +266,14 @@ int weft_task_detach(weft_task *t) {
     return rc;
   if (t->detached)
     return -EINVAL;
-  if (t->joiner)
+  weft__guard_lock(&t->join_guard);
+  bool busy = t->joining > 0;
+  weft__guard_unlock(&t->join_guard);
+  if (busy)
     return -EBUSY;
-  if (t->state == WEFT__TASK_FINISHED) {
-    weft__task_release(t);
-    return 0;
-  }
   t->detached = true;
+  if (t->state == WEFT__TASK_FINISHED)
+    weft__task_release(t);
   return 0;
 }
 
@@ -234,9 +289,41 @@ int weft_task_cancel(weft_task *t) {
 }
 
 void weft__task_cancel_wake(weft_task *t) {
+  /* A shield holds a cancellation back, but for a hub that gives up: its
+   * tasks must leave every wait now. */
+  if (t->shield_depth > 0 && !t->hub->giving_up) {
+    t->cancel_held = true;
+    return;
+  }
   t->cancelled = true;
   if (!t->shielded || t->hub->giving_up)
     weft__task_wake(t, -ECANCELED);
+}
+
+int weft_task_shield(void) {
+  weft_task *self = weft__task_running();
+  if (!self)
+    return 0; /* nobody cancels a plain thread: nothing to hold back */
+  if (self->shield_depth == UINT_MAX)
+    return -EOVERFLOW;
+  if (self->shield_depth++ == 0 && !self->hub->giving_up) {
+    self->cancel_held = self->cancelled;
+    self->cancelled = false;
+  }
+  return 0;
+}
+
+int weft_task_unshield(void) {
+  weft_task *self = weft__task_running();
+  if (!self)
+    return 0;
+  if (self->shield_depth == 0)
+    return -EINVAL;
+  if (--self->shield_depth == 0 && self->cancel_held) {
+    self->cancel_held = false;
+    self->cancelled = true;
+  }
+  return self->cancelled || self->cancel_held ? -ECANCELED : 0;
 }
 
 int weft_yield(void) {

@@ -38,7 +38,7 @@ struct weft_proc {
   pid_t pid;
   int pidfd; /* the pidfd watcher's; -1 with the SIGCHLD watcher */
   bool daemon;
-  /* Guards reaped and exitcode (sync/guard.h). A reap happens under it,
+  /* Guards reaped and exitcode (core/guard.h). A reap happens under it,
    * so that while it is held and reaped is false, p's pid is still this
    * process's child's (a zombie at worst), free for no other process. */
   uint32_t guard;

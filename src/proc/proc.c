@@ -13,9 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../core/guard.h"
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
-#include "../sync/guard.h"
 #include "../thread/thread-private.h"
 #include "proc-private.h"
 

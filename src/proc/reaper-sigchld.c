@@ -76,9 +76,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../core/guard.h"
 #include "../core/service-thread.h"
 #include "../hub/timer.h"
-#include "../sync/guard.h"
 #include "proc-private.h"
 
 enum { BACKSTOP_MS = 1000, LOST_HANDLER_MS = 100, STRANGER_SWEEP_MS = 100 };

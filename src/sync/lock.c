@@ -28,11 +28,11 @@
 #include <weft/sync.h>
 
 #include "../core/cpu.h"
+#include "../core/guard.h"
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
 #include "debug.h"
-#include "guard.h"
 #include "lockcheck.h"
 #include "sync-private.h"
 #include "watchdog.h"

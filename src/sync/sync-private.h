@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <weft/sync.h>
 
+#include "../core/guard.h"
 #include "../hub/hub-private.h"
 #include "../hub/waiter.h"
-#include "guard.h"
 
 extern __thread char weft__thread_token;
 

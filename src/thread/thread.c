@@ -3,11 +3,12 @@
  *
  * A weft thread is a detached pthread running trampoline(), which runs the
  * user's function and then says it finished: under the handle's guard it
- * sets finished and wakes the joiner, if one waits (a task or a thread,
- * through the waiter of the hub layer). The handle is shared by the thread
- * and the program (refs: 2, or 1 when nobody will join) and freed by
- * whichever lets go last: the thread when it ends, the program when its
- * join succeeds.
+ * sets finished and wakes every joiner (tasks or threads, through the
+ * waiter of the hub layer). The handle is shared by the thread and the
+ * program (refs: 2, or 1 when nobody will join) and freed by whichever
+ * lets go last: the thread when it ends, the program by
+ * weft_thread_detach. A join holds a reference of its own while it runs,
+ * so that a detach racing the end of a join frees nothing under it.
  *
  * Daemons: every non-daemon thread is counted in live_nondaemon from its
  * start until its function has returned. An atexit handler, installed at
@@ -31,10 +32,10 @@
 #include <unistd.h>
 #include <weft/thread.h>
 
+#include "../core/guard.h"
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
-#include "../sync/guard.h"
 #include "../sync/watchdog.h"
 #include "thread-private.h"
 
@@ -43,17 +44,17 @@
 
 struct weft_thread {
   uint32_t magic;
-  uint32_t guard;  /* guards finished, joinable and joiners */
-  atomic_int refs; /* the thread's, and the handle's if joinable */
+  uint32_t guard;  /* guards finished, result, joinable and joiners */
+  atomic_int refs; /* the thread's, the handle's if joinable, each join's */
   bool finished;   /* its function returned; read atomically outside */
-  bool joinable;   /* a handle is out, not joined yet */
+  bool joinable;   /* a handle is out, not detached yet */
   bool daemon;
   bool foreign; /* not started by weft: the main thread, or another */
   weft_thread_fn fn;
   void *arg;
   void *result;
   uint64_t id;
-  weft__waitq joiners; /* at most one */
+  weft__waitq joiners;
   char name[NAME_MAX_];
 };
 
@@ -103,13 +104,14 @@ static void one_fewer_non_daemon(void) {
 
 /* The thread's function has returned (or the thread leaves through
  * pthread_exit or a cancellation, which run this as a cleanup handler):
- * give the result to the joiner, and count the thread out. */
+ * keep the result for the joiners, wake every one, and count the thread
+ * out. */
 static void finish(weft_thread *t, void *result) {
   weft__guard_lock(&t->guard);
   t->result = result;
   __atomic_store_n(&t->finished, true, __ATOMIC_RELEASE);
-  weft__waiter *w = weft__waitq_pop(&t->joiners);
-  if (w)
+  weft__waiter *w;
+  while ((w = weft__waitq_pop(&t->joiners)) != NULL)
     weft__waiter_wake(w, 0);
   weft__guard_unlock(&t->guard);
   if (!t->daemon)
@@ -225,10 +227,9 @@ static int join(weft_thread *t, int64_t timeout, void **result) {
   }
   if (!t->finished) {
     weft_task *task = weft__task_running();
-    int busy = !weft__waitq_empty(&t->joiners) ? -EBUSY
-               : timeout == 0                  ? -ETIMEDOUT
-               : task && task->cancelled       ? -ECANCELED
-                                               : 0;
+    int busy = timeout == 0              ? -ETIMEDOUT
+               : task && task->cancelled ? -ECANCELED
+                                         : 0;
     if (busy) {
       weft__guard_unlock(&t->guard);
       return busy;
@@ -245,13 +246,26 @@ static int join(weft_thread *t, int64_t timeout, void **result) {
       return rc;
     }
   }
-  /* Finished: the result is the joiner's, and the handle is gone. */
-  t->joinable = false;
+  /* Finished: every joiner gets the result; the handle stays. */
   if (result)
     *result = t->result;
   weft__guard_unlock(&t->guard);
-  put_ref(t); /* the handle's reference */
   return 0;
+}
+
+int weft_thread_detach(weft_thread *t) {
+  if (!valid(t) || t->foreign)
+    return -EINVAL;
+  weft__guard_lock(&t->guard);
+  int rc = !t->joinable                      ? -EINVAL
+           : !weft__waitq_empty(&t->joiners) ? -EBUSY
+                                             : 0;
+  if (rc == 0)
+    t->joinable = false;
+  weft__guard_unlock(&t->guard);
+  if (rc == 0)
+    put_ref(t); /* the handle's reference */
+  return rc;
 }
 
 bool weft_thread_alive(const weft_thread *t) {

@@ -4,7 +4,7 @@
 #define _GNU_SOURCE
 #include "guard.h"
 
-#include "../core/cpu.h"
+#include "cpu.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>

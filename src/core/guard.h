@@ -1,6 +1,7 @@
 /*
- * The guard: the small lock inside every primitive of the sync layer that
- * guards its waiter queue (never the user's critical section). A futex
+ * The guard: the small lock inside every primitive of the sync layer, and
+ * inside each task and thread handle for its joins, that guards a waiter
+ * queue (never the user's critical section). A futex
  * mutex of three states (Drepper, "Futexes are tricky"): 0 free, 1 held,
  * 2 held with sleepers. Held for a few dozen instructions, and at most one
  * system call (a wake) inside; a task that finds it held blocks its thread
@@ -13,8 +14,8 @@
  * (weft__guard_pass, or a lock and unlock after a wait): the writer's
  * unlock is then its last touch of the primitive.
  */
-#ifndef WEFT_SYNC_GUARD_H
-#define WEFT_SYNC_GUARD_H
+#ifndef WEFT_CORE_GUARD_H
+#define WEFT_CORE_GUARD_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -245,6 +245,248 @@ static void *cancel_finished(void *arg) {
 
 TEST(cancelling_a_finished_task_is_esrch) { run_main(cancel_finished, NULL); }
 
+/* --- shields: bounded cleanup after a cancellation ---------------------------
+ * Inside weft_task_shield, a cancelled task's waits run to their own end;
+ * a cancellation that comes during the shield takes effect when it ends. */
+
+static void *cleans_up_after_cancel(void *arg) {
+  (void)arg;
+  int rc = weft_sleep(INT64_MAX); /* until cancelled */
+  CHECK_EQ(rc, -ECANCELED);
+  CHECK_EQ(weft_sleep(WEFT_MS(1)), -ECANCELED); /* unshielded: at once */
+  CHECK_EQ(weft_task_shield(), 0);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_sleep(WEFT_MS(30)), 0); /* the cleanup's own wait */
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(30));
+  CHECK_EQ(weft_yield(), 0);
+  CHECK_EQ(weft_task_shield(), 0);            /* nested */
+  CHECK_EQ(weft_task_unshield(), -ECANCELED); /* cancelled, though held */
+  CHECK_EQ(weft_sleep(WEFT_MS(1)), 0); /* still shielded by the outer one */
+  CHECK_EQ(weft_task_unshield(), -ECANCELED);
+  CHECK_EQ(weft_sleep(WEFT_MS(1)), -ECANCELED); /* in force again */
+  return IV(1);
+}
+
+static void *cancelled_during_a_shield(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_task_shield(), 0);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_sleep(WEFT_MS(60)), 0); /* cancelled meanwhile: held back */
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(60));
+  CHECK_EQ(weft_task_unshield(), -ECANCELED);
+  CHECK_EQ(weft_yield(), -ECANCELED);
+  return IV(2);
+}
+
+static void *shields(void *arg) {
+  (void)arg;
+  weft_task *a, *b;
+  CHECK_EQ(weft_task_spawn(&a, cleans_up_after_cancel, NULL, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&b, cancelled_during_a_shield, NULL, NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(10)), 0); /* both parked */
+  CHECK_EQ(weft_task_cancel(a), 0);
+  CHECK_EQ(weft_task_cancel(b), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(b, WEFT_SEC(5), &r), 0);
+  CHECK_EQ(VI(r), 2);
+  CHECK_EQ(weft_task_join(a, WEFT_SEC(5), &r), 0);
+  CHECK_EQ(VI(r), 1);
+  return NULL;
+}
+
+TEST(a_shield_lets_a_cancelled_task_wait_to_clean_up) {
+  run_main(shields, NULL);
+}
+
+/* A joiner in a shield waits its own timeout, not -ECANCELED. */
+static void *shielded_join(void *arg) {
+  weft_task *t = arg;
+  CHECK_EQ(weft_sleep(INT64_MAX), -ECANCELED);
+  CHECK_EQ(weft_task_shield(), 0);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_task_join(t, WEFT_MS(20), NULL), -ETIMEDOUT);
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(20));
+  void *r;
+  CHECK_EQ(weft_task_join(t, WEFT_SEC(5), &r), 0);
+  CHECK_EQ(VI(r), 7);
+  return IV(weft_task_unshield());
+}
+
+static void *shielded_joins(void *arg) {
+  (void)arg;
+  weft_task *slow, *j;
+  CHECK_EQ(weft_task_spawn(&slow, sleep_then, IV(80), NULL), 0);
+  CHECK_EQ(weft_task_spawn(&j, shielded_join, slow, NULL), 0);
+  CHECK_EQ(weft_yield(), 0);
+  CHECK_EQ(weft_task_cancel(j), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(j, WEFT_SEC(5), &r), 0);
+  CHECK_EQ(VI(r), -ECANCELED);
+  return NULL;
+}
+
+TEST(a_shielded_join_ends_by_its_own_timeout_or_the_finish) {
+  run_main(shielded_joins, NULL);
+}
+
+/* A detached task may cancel itself through weft_task_current(), and
+ * another task of its hub may cancel it through the handle it got from
+ * the task itself, for as long as it runs. */
+static weft_task *detached_self;
+
+static void *detached_sleeper(void *arg) {
+  (void)arg;
+  detached_self = weft_task_current();
+  return IV(weft_sleep(INT64_MAX));
+}
+
+static void *cancels_a_detached_task(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_task_spawn(NULL, detached_sleeper, NULL, NULL), 0);
+  CHECK_EQ(weft_yield(), 0);
+  CHECK(detached_self != NULL);
+  CHECK(weft_task_alive(detached_self));
+  CHECK_EQ(weft_task_cancel(detached_self), 0);
+  return NULL; /* weft_run returns once it has finished and gone */
+}
+
+TEST(a_running_detached_task_may_be_cancelled_through_its_own_handle) {
+  run_main(cancels_a_detached_task, NULL);
+}
+
+/* --- joins from anywhere -----------------------------------------------------
+ * Tasks of the task's own hub, tasks of another hub and plain threads join
+ * one task at once; every one gets the result. */
+
+static atomic_int joined_ok;
+static _Atomic(weft_task *) shared_target;
+
+static void *joins_shared_target(void *arg) {
+  (void)arg;
+  weft_task *t;
+  while ((t = atomic_load(&shared_target)) == NULL)
+    weft_sleep(WEFT_MS(1));
+  void *r;
+  int rc = weft_task_join(t, WEFT_SEC(10), &r);
+  if (rc == 0 && VI(r) == 7)
+    atomic_fetch_add(&joined_ok, 1);
+  return NULL;
+}
+
+static void *other_hub(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 5; i++)
+    CHECK_EQ(weft_task_spawn(NULL, joins_shared_target, NULL, NULL), 0);
+  return NULL;
+}
+
+static void *other_hub_thread(void *arg) {
+  CHECK_EQ(weft_run(other_hub, arg, NULL), 0);
+  return NULL;
+}
+
+static void *plain_joiner(void *arg) {
+  (void)arg;
+  weft_task *t;
+  while ((t = atomic_load(&shared_target)) == NULL)
+    usleep(1000);
+  void *r;
+  if (weft_task_join(t, WEFT_SEC(10), &r) == 0 && VI(r) == 7)
+    atomic_fetch_add(&joined_ok, 1);
+  CHECK(!weft_task_alive(t));
+  return NULL;
+}
+
+static void *joined_from_everywhere(void *arg) {
+  (void)arg;
+  pthread_t hub, plain[3];
+  CHECK_EQ(pthread_create(&hub, NULL, other_hub_thread, NULL), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(pthread_create(&plain[i], NULL, plain_joiner, NULL), 0);
+  weft_task *target, *own[4];
+  CHECK_EQ(weft_task_spawn(&target, sleep_then, IV(100), NULL), 0);
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_task_spawn(&own[i], joins_shared_target, NULL, NULL), 0);
+  atomic_store(&shared_target, target);
+  CHECK(weft_task_alive(target));
+  void *r;
+  CHECK_EQ(weft_task_join(target, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(VI(r), 7);
+  for (int i = 0; i < 4; i++) {
+    CHECK_EQ(weft_task_join(own[i], WEFT_SEC(10), NULL), 0);
+    CHECK_EQ(weft_task_detach(own[i]), 0);
+  }
+  /* The other hub's tasks and the threads: every join has returned once
+   * their threads are joined; only then may the handle go. */
+  for (int i = 0; i < 3; i++)
+    pthread_join(plain[i], NULL);
+  pthread_join(hub, NULL);
+  CHECK_EQ(atomic_load(&joined_ok), 4 + 5 + 3);
+  CHECK_EQ(weft_task_detach(target), 0);
+  return NULL;
+}
+
+TEST(tasks_of_two_hubs_and_threads_join_one_task) {
+  run_main(joined_from_everywhere, NULL);
+}
+
+/* A plain thread joining a task whose hub gives up on a deadlock is not
+ * left waiting: the hub cancels the tasks parked in joins, which finish
+ * (whichever is cancelled first sees -ECANCELED, the other that finish),
+ * and the thread's join of one succeeds. */
+static _Atomic(weft_task *) doomed;
+static atomic_int doomed_rc = 1;
+static atomic_bool about_to_join;
+
+static void *joins_doomed(void *arg) {
+  (void)arg;
+  weft_task *t;
+  while ((t = atomic_load(&doomed)) == NULL)
+    usleep(1000);
+  atomic_store(&about_to_join, true);
+  atomic_store(&doomed_rc, weft_task_join(t, WEFT_SEC(20), NULL));
+  return NULL;
+}
+
+static void *joins_arg(void *arg) {
+  return IV(weft_task_join(*(weft_task **)arg, WEFT_FOREVER, NULL));
+}
+
+static void *deadlocks_with_a_remote_joiner(void *arg) {
+  (void)arg;
+  static weft_task *a, *b;
+  CHECK_EQ(weft_task_spawn(&a, joins_arg, &b, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&b, joins_arg, &a, NULL), 0);
+  atomic_store(&doomed, a);
+  while (!atomic_load(&about_to_join))
+    weft_sleep(WEFT_MS(1));
+  /* Let the thread get into its join (a join begun after weft_run has
+   * returned would use a handle that is gone). */
+  weft_sleep(WEFT_MS(100) * (int64_t)harness_timeout_multiplier());
+  return NULL; /* a and b join each other for ever */
+}
+
+static void remote_joiner_child(void *arg) {
+  (void)arg;
+  pthread_t pt;
+  if (pthread_create(&pt, NULL, joins_doomed, NULL) != 0)
+    exit(3);
+  int rc = weft_run(deadlocks_with_a_remote_joiner, NULL, NULL);
+  pthread_join(pt, NULL);
+  fprintf(stderr, "run %d, join %d\n", rc, atomic_load(&doomed_rc));
+  exit(rc == -EDEADLK && atomic_load(&doomed_rc) == 0 ? 0 : 1);
+}
+
+TEST(a_thread_joining_a_task_its_hub_gives_up_on_is_not_left_waiting) {
+  char out[4096];
+  int status =
+      harness_run_child(remote_joiner_child, NULL, NULL, out, sizeof out);
+  CHECK_STR_HAS(out, "weft: deadlock");
+  CHECK_STR_HAS(out, "run -35, join 0\n");
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 static void *yield_once(void *arg) {
   (void)arg;
   return IV(weft_yield());

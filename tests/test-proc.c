@@ -347,6 +347,50 @@ TEST(a_join_in_a_task_is_cancellable) {
   weft_proc_free(p);
 }
 
+/* A supervisor task cancelled at shutdown still gives its child time to
+ * exit: inside a shield its join waits (up to its own timeout) and reports
+ * the child's true exit code; unshielded, the join would fail at once. */
+static int exit_5_after_150ms(void *arg) {
+  (void)arg;
+  struct timespec ts = {0, 150 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  return 5;
+}
+
+static void *supervise(void *arg) {
+  weft_proc *p = arg;
+  CHECK_EQ(weft_sleep(INT64_MAX), -ECANCELED); /* shutdown */
+  int code = -1;
+  CHECK_EQ(weft_proc_join(p, WEFT_SEC(5), &code), -ECANCELED); /* at once */
+  CHECK(weft_proc_alive(p));
+  CHECK_EQ(weft_task_shield(), 0);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_proc_join(p, WEFT_MS(10), &code), -ETIMEDOUT); /* its own */
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(10));
+  CHECK_EQ(weft_proc_join(p, WEFT_SEC(5), &code), 0);
+  CHECK_EQ(code, 5);
+  CHECK_EQ(weft_task_unshield(), -ECANCELED);
+  return IV(code);
+}
+
+static void *shut_down_a_supervisor(void *arg) {
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, supervise, arg, NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(20)), 0);
+  CHECK_EQ(weft_task_cancel(t), 0);
+  void *r = NULL;
+  CHECK_EQ(weft_task_join(t, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(VI(r), 5);
+  return NULL;
+}
+
+TEST(a_cancelled_supervisor_waits_for_its_child_in_a_shield) {
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, exit_5_after_150ms, NULL, NULL), 0);
+  CHECK_EQ(weft_run(shut_down_a_supervisor, p, NULL), 0);
+  weft_proc_free(p);
+}
+
 /* A child forked from inside a task runs outside any hub, and may start a
  * hub of its own. */
 static void *child_task(void *arg) {
@@ -1263,6 +1307,7 @@ WITHOUT_PIDFDS(a_stale_errno_does_not_make_a_live_child_dead, 30, true)
 WITHOUT_PIDFDS(a_task_joining_a_child_parks_only_itself, 30, true)
 WITHOUT_PIDFDS(a_joiner_that_gives_up_does_not_strand_another, 30, true)
 WITHOUT_PIDFDS(a_join_in_a_task_is_cancellable, 30, true)
+WITHOUT_PIDFDS(a_cancelled_supervisor_waits_for_its_child_in_a_shield, 30, true)
 WITHOUT_PIDFDS(a_child_forked_in_a_task_runs_a_hub_of_its_own, 30, true)
 WITHOUT_PIDFDS(fork_from_a_threaded_program_leaves_a_working_child, 60, true)
 WITHOUT_PIDFDS(a_storm_of_a_thousand_children_leaves_no_zombie, 300, true)

@@ -385,6 +385,65 @@ static void *hub_thread_main(void *arg) {
   return NULL;
 }
 
+/* --- many joiners -----------------------------------------------------------
+ * Tasks of two hubs and plain threads join one thread at once, each with
+ * its own timeout; every one gets the result, and the handle stays until
+ * it is detached. */
+
+static weft_thread *many_target;
+static atomic_int many_ok, many_timeouts;
+
+static void join_many_target(void) {
+  void *r;
+  if (weft_thread_join(many_target, WEFT_MS(5), &r) == -ETIMEDOUT)
+    atomic_fetch_add(&many_timeouts, 1);
+  if (weft_thread_join(many_target, WEFT_SEC(10), &r) == 0 && VI(r) == 7)
+    atomic_fetch_add(&many_ok, 1);
+}
+
+static void *joining_task(void *arg) {
+  (void)arg;
+  join_many_target();
+  return NULL;
+}
+
+static void *hub_of_joiners(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 10; i++)
+    CHECK_EQ(weft_task_spawn(NULL, joining_task, NULL, NULL), 0);
+  return NULL;
+}
+
+static void *run_hub_of_joiners(void *arg) {
+  CHECK_EQ(weft_run(hub_of_joiners, arg, NULL), 0);
+  return NULL;
+}
+
+static void *joining_thread(void *arg) {
+  (void)arg;
+  join_many_target();
+  return NULL;
+}
+
+TEST(tasks_of_two_hubs_and_threads_join_one_thread) {
+  CHECK_EQ(weft_thread_start(&many_target, sleep_then_return, IV(100), NULL),
+           0);
+  pthread_t pt[6];
+  for (int i = 0; i < 6; i++)
+    CHECK_EQ(pthread_create(&pt[i], NULL,
+                            i < 2 ? run_hub_of_joiners : joining_thread, NULL),
+             0);
+  for (int i = 0; i < 6; i++)
+    pthread_join(pt[i], NULL);
+  CHECK_EQ(atomic_load(&many_ok), 2 * 10 + 4);
+  CHECK_EQ(atomic_load(&many_timeouts), 2 * 10 + 4);
+  CHECK(!weft_thread_alive(many_target));
+  void *r;
+  CHECK_EQ(weft_thread_join(many_target, 0, &r), 0); /* still there */
+  CHECK_EQ(VI(r), 7);
+  CHECK_EQ(weft_thread_detach(many_target), 0);
+}
+
 /* --- exits from elsewhere ---------------------------------------------------
  * A non-daemon thread that calls exit() waits for the other non-daemon
  * threads, not for itself; a child of fork() does not wait for its

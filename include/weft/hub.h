@@ -146,8 +146,10 @@ WEFT_API int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
  * Returns 0 with the result in *result (may be NULL). Errors: -ETIMEDOUT
  * (t still runs; join again later), -ECANCELED (the calling task was
  * cancelled), -ENOMEM (no memory to arm the timeout), -EDEADLK (t is the
- * caller; or t's hub gave up its run on a deadlock, so t will never
- * finish), -EINVAL (t NULL, detached as far as the caller's hub can tell,
+ * caller; or t's hub gave up its run — its poller failed — and released t
+ * unfinished: t will never finish. On a deadlock the hub cancels the tasks
+ * blocked on a primitive or a join first, so those finish and their joins
+ * succeed), -EINVAL (t NULL, detached as far as the caller's hub can tell,
  * or a negative timeout other than WEFT_FOREVER). Blocks the calling task
  * (its hub runs the others), or a plain thread. Any task of any hub, any
  * thread.

@@ -599,6 +599,47 @@ static void *bad_input(void *arg) {
   return NULL;
 }
 
+/* recv and send take the MSG_* flags their man pages name; any other bit
+ * (which the kernel would ignore) is -EINVAL, with nothing moved. */
+static void *unknown_flags(void *arg) {
+  (void)arg;
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  CHECK_EQ(send(s[1], "ab", 2, 0), 2);
+  char c[2];
+  int bad[] = {0x40000000, MSG_SYN, MSG_RST, MSG_FIN, -1};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK_EQ(weft_io_recv(s[0], c, 1, bad[i], WEFT_SEC(1)), -EINVAL);
+    CHECK_EQ(weft_io_recv(s[0], c, 1, MSG_PEEK | bad[i], WEFT_SEC(1)), -EINVAL);
+    CHECK_EQ(weft_io_send(s[0], "x", 1, bad[i], WEFT_SEC(1)), -EINVAL);
+  }
+  /* recv-only flags are not send's, nor the reverse. */
+  CHECK_EQ(weft_io_send(s[0], "x", 1, MSG_PEEK, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_send(s[0], "x", 1, MSG_WAITALL, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_recv(s[0], c, 1, MSG_MORE, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_recv(s[0], c, 1, MSG_NOSIGNAL, WEFT_SEC(1)), -EINVAL);
+  /* Nothing moved: both bytes are still there, nothing went the other
+   * way; known flags work. */
+  CHECK_EQ(weft_io_recv(s[1], c, 1, 0, 0), -ETIMEDOUT);
+  CHECK_EQ(weft_io_recv(s[0], c, 2, MSG_PEEK | MSG_WAITALL, WEFT_SEC(1)), 2);
+  CHECK_EQ(weft_io_recv(s[0], c, 2, MSG_TRUNC | MSG_DONTWAIT, WEFT_SEC(1)), 2);
+  CHECK_EQ(weft_io_send(s[0], "x", 1, MSG_NOSIGNAL | MSG_MORE | MSG_EOR,
+                        WEFT_SEC(1)),
+           1);
+  CHECK_EQ(weft_io_recv(s[1], c, 1, 0, WEFT_SEC(1)), 1);
+  /* weft_io_wait: only WEFT_IO_READ and WEFT_IO_WRITE. */
+  CHECK_EQ(weft_io_wait(s[0], WEFT_IO_READ | 4, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_wait(s[0], 0x80000000u, WEFT_SEC(1)), -EINVAL);
+  close(s[0]);
+  close(s[1]);
+  return NULL;
+}
+
+TEST(unknown_flags_are_einval_and_move_nothing) {
+  run(unknown_flags, NULL);
+  unknown_flags(NULL); /* and outside a task */
+}
+
 TEST(bad_input_is_an_error_code) {
   run(bad_input, NULL);
   bad_input(NULL); /* and outside a task */

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1207,6 +1208,32 @@ TEST(daemonize_detaches_for_good) {
   CHECK_EQ(strlen(cwd), 1u);
   CHECK_STR_HAS(in, "/dev/null");
   CHECK_EQ(open_extra, 0);
+}
+
+/* Unknown flag bits are refused before anything is done: the process
+ * stays itself (same pid, parent, session, directory). */
+TEST(daemonize_refuses_unknown_flags_and_does_nothing) {
+  pid_t child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    pid_t pid = getpid(), ppid = getppid(), sid = getsid(0);
+    char before[256], after[256];
+    if (!getcwd(before, sizeof before))
+      _exit(3);
+    int bad[] = {4, 8, 1 << 30, -1, WEFT_DAEMON_KEEP_CWD | 16, INT_MIN};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+      if (weft_proc_daemonize(bad[i]) != -EINVAL)
+        _exit(2);
+    if (!getcwd(after, sizeof after) || strcmp(before, after) != 0 ||
+        getpid() != pid || getppid() != ppid || getsid(0) != sid ||
+        fcntl(STDERR_FILENO, F_GETFD) < 0)
+      _exit(4);
+    _exit(42);
+  }
+  int status;
+  CHECK_EQ(waitpid(child, &status, 0), child);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 42);
 }
 
 /* --- without pidfds -------------------------------------------------------

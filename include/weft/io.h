@@ -112,9 +112,14 @@ WEFT_API ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
  * fd's flags (MSG_DONTWAIT makes each call non-blocking), which also makes
  * them one system call cheaper than weft_io_read and weft_io_write in a
  * task: prefer them for sockets. weft_io_send adds MSG_NOSIGNAL: a peer
- * that closed gives -EPIPE, never SIGPIPE. Returns a count, or the errors
- * above (-EINVAL for a bad timeout) and those of recv(2) and send(2)
- * (-ENOTSOCK on other fds).
+ * that closed gives -EPIPE, never SIGPIPE. The flags are those the man
+ * pages name: for recv MSG_DONTWAIT, MSG_ERRQUEUE, MSG_OOB, MSG_PEEK,
+ * MSG_TRUNC, MSG_WAITALL; for send MSG_CONFIRM, MSG_DONTROUTE,
+ * MSG_DONTWAIT, MSG_EOR, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_ZEROCOPY. Any
+ * other bit is -EINVAL before the fd is touched (the kernel would ignore
+ * it silently). Returns a count, or the errors above (-EINVAL for a bad
+ * timeout or an unknown flag) and those of recv(2) and send(2) (-ENOTSOCK
+ * on other fds).
  */
 WEFT_API ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
                               int64_t timeout);

@@ -223,8 +223,11 @@ WEFT_API int weft_proc_subreaper(void);
  * (the daemon is no longer their parent).
  *
  * Returns 0 in the daemon; never returns in the original process. Returns
- * -EAGAIN, -ENOMEM (a fork refused) or -EPERM (setsid refused) in the
- * original process, which is then unchanged.
+ * -EINVAL (a flag bit other than WEFT_DAEMON_KEEP_CWD and
+ * WEFT_DAEMON_KEEP_FDS: nothing is done), -EAGAIN, -ENOMEM (a fork refused)
+ * or -EPERM (setsid refused) in the original process, which is then
+ * unchanged. Blocks until the daemon has started. Call it from the main
+ * thread, outside any task.
  */
 WEFT_API int weft_proc_daemonize(int flags);
 

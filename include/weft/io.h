@@ -45,6 +45,12 @@
  *    call does: a write until the kernel took all of it, a read if another
  *    thread took what was ready. weft does not switch the fd to
  *    non-blocking for the call, which would race other threads using it.
+ *  - SIGPIPE: weft_io_write, weft_io_writev and weft_io_sendfile are the
+ *    caller's write(2), writev(2) and sendfile(2), and raise SIGPIPE on a
+ *    pipe or socket whose reader is gone as those do (ignore SIGPIPE, or
+ *    use weft_io_send, which never raises it). The writes weft makes on its
+ *    own to a caller's fd (weft_hub_dump, weft_hub_dump_on_signal, the
+ *    watchdog's reports, messages of weft_msgpipe) never raise SIGPIPE.
  *  - Threads: any thread may call them, on its own fds or shared ones; the
  *    per-fd limit of one waiting reader and one waiting writer is per hub.
  *    From a signal handler: no.
@@ -193,8 +199,10 @@ WEFT_API int weft_signal_wait(const sigset_t *set, int64_t timeout);
  * fd each time signo arrives, e.g. SIGUSR1 and 2 (stderr), as Go's SIGQUIT
  * dumps goroutines. It spawns a daemon task (see weft_task_opts) that waits
  * for the signal, so it neither keeps weft_run going nor counts as a
- * deadlocked task, and ends with the hub. Returns 0, -EINVAL (not a signal
- * that can be caught), -EBADF (fd negative), -EPERM (not from a task),
+ * deadlocked task, and ends with the hub. A dump that fails (fd closed, a
+ * pipe whose reader is gone: never a SIGPIPE, as weft_hub_dump) is
+ * dropped, and the task waits for the next signal. Returns 0, -EINVAL (not a
+ * signal that can be caught), -EBADF (fd negative), -EPERM (not from a task),
  * -ENOMEM. The signal is blocked in the hub's thread as weft_signal_wait
  * does.
  */

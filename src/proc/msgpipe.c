@@ -13,7 +13,8 @@
  *
  * On a socket, writes go through send(MSG_NOSIGNAL); on a pipe, the
  * calling thread blocks SIGPIPE around the write and takes back a SIGPIPE
- * it caused, so that a reader gone away is -EPIPE, never a dead process.
+ * it caused (not one pending before: src/core/sigpipe.h), so that a reader
+ * gone away is -EPIPE, never a dead process.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +31,7 @@
 #include <weft/proc.h>
 #include <weft/sync.h>
 
+#include "../core/sigpipe.h"
 #include "../hub/timer.h"
 
 #define MSGPIPE_MAGIC 0x6d736770u /* "msgp" */
@@ -105,16 +107,10 @@ static ssize_t write_some(weft_msgpipe *m, struct iovec *iov, int *n,
     struct iovec *v = &iov[0];
     w = weft_io_send(m->fd, v->iov_base, v->iov_len, 0, left);
   } else {
-    sigset_t pipe_sig, old;
-    sigemptyset(&pipe_sig);
-    sigaddset(&pipe_sig, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
+    weft__sigpipe_guard g;
+    weft__sigpipe_block(&g);
     w = weft_io_writev(m->fd, iov, *n, left);
-    if (w == -EPIPE) { /* take back the SIGPIPE this write raised */
-      struct timespec zero = {0, 0};
-      sigtimedwait(&pipe_sig, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    weft__sigpipe_unblock(&g, w == -EPIPE);
   }
   if (w < 0)
     return w;

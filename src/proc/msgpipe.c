@@ -204,12 +204,16 @@ int weft_msgpipe_recv(weft_msgpipe *m, void **msg, size_t *len,
                                     sizeof m->want - m->head_got, left)
                         : read_some(m, m->body + m->body_got,
                                     m->want - m->body_got, left);
-    if (r == 0) { /* the end: between messages, or in the middle of one */
+    /* The end, or a reset (a writer that died with data it had not read
+     * still in its socket: the kernel then reports ECONNRESET once what
+     * came is read): between messages the writer is gone (-EPIPE); in the
+     * middle of one, what was read of it can never be whole (-EPROTO). */
+    if (r == 0 || r == -ECONNRESET) {
       rc = m->head_got == 0 ? -EPIPE : -EPROTO;
       break;
     }
     if (r < 0) {
-      rc = r == -ECONNRESET ? -EPIPE : (int)r;
+      rc = (int)r;
       break;
     }
     if (in_head)

@@ -45,6 +45,16 @@
  *    call does: a write until the kernel took all of it, a read if another
  *    thread took what was ready. weft does not switch the fd to
  *    non-blocking for the call, which would race other threads using it.
+ *  - A call that fails at once (a socket that does not listen, a pipe's
+ *    wrong end, a bad fd, a peer gone, ...) returns its errno at once, in a
+ *    task or not, never after the timeout: a call waits only when the
+ *    system call would block. On a blocking fd outside a task the call is
+ *    first tried without blocking (preadv2/pwritev2 with RWF_NOWAIT, which
+ *    sockets and pipes take; an accept on a socket that does not listen,
+ *    which never blocks), and a wrong access mode is refused from the
+ *    fd's flags. The one exception: sendfile(2)'s refusal of an in_fd that
+ *    is open for reading but cannot be sent from (-EINVAL) comes once
+ *    out_fd is ready.
  *  - SIGPIPE: weft_io_write, weft_io_writev and weft_io_sendfile are the
  *    caller's write(2), writev(2) and sendfile(2), and raise SIGPIPE on a
  *    pipe or socket whose reader is gone as those do (ignore SIGPIPE, or

@@ -2,6 +2,7 @@
  * The core: error strings, the version, and the stack cache (internal).
  */
 #define _GNU_SOURCE
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,20 @@ TEST(strerror_names_every_code) {
   CHECK(strcmp(weft_strerror(-EPROTO), "Protocol error") == 0);
   CHECK(strcmp(weft_strerror(-100000), "Unknown error") == 0);
   CHECK(strcmp(weft_strerror(-2147483647), "Unknown error") == 0);
+}
+
+/* Every int has a text, the extremes too: INT_MIN has no positive
+ * counterpart, so negating it would be undefined (UBSan reports it in
+ * make test-asan). */
+TEST(strerror_gives_a_text_for_every_int) {
+  CHECK(strcmp(weft_strerror(INT_MIN), "Unknown error") == 0);
+  CHECK(strcmp(weft_strerror(INT_MIN + 1), "Unknown error") == 0);
+  CHECK(strcmp(weft_strerror(INT_MAX), "Unknown error") == 0);
+  CHECK(strcmp(weft_strerror(0), "Success") == 0);
+  CHECK(strcmp(weft_strerror(EPIPE), "Broken pipe") == 0);
+  CHECK(strcmp(weft_strerror(-EPIPE), "Broken pipe") == 0);
+  CHECK(strcmp(weft_strerror(1), weft_strerror(-1)) == 0);
+  CHECK(strcmp(weft_strerror(4096), "Unknown error") == 0);
 }
 
 TEST(version_matches_the_header) {

@@ -1090,3 +1090,40 @@ static void *bad_timeouts(void *arg) {
 TEST(a_bad_timeout_is_einval_and_changes_nothing) {
   run_main(bad_timeouts, NULL);
 }
+
+/* --- a dump to a reader gone --------------------------------------------
+ * weft_hub_dump to a pipe whose read end is closed: -EPIPE, and the
+ * process lives (no SIGPIPE). A SIGPIPE that was pending before the dump
+ * stays pending; one the dump caused does not. */
+
+static void *dump_to_a_closed_pipe(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  close(p[0]);
+  CHECK_EQ(weft_hub_dump(p[1]), -EPIPE);
+  CHECK_EQ(weft_hub_dump(p[1]), -EPIPE); /* and again: still alive */
+  /* With SIGPIPE blocked by the caller: what the dump caused is taken
+   * back, what was pending before is left. */
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  CHECK_EQ(pthread_sigmask(SIG_BLOCK, &pipe_set, &old), 0);
+  CHECK_EQ(weft_hub_dump(p[1]), -EPIPE);
+  CHECK_EQ(sigpending(&pending), 0);
+  CHECK(!sigismember(&pending, SIGPIPE));
+  CHECK_EQ(pthread_kill(pthread_self(), SIGPIPE), 0);
+  CHECK_EQ(weft_hub_dump(p[1]), -EPIPE);
+  CHECK_EQ(sigpending(&pending), 0);
+  CHECK(sigismember(&pending, SIGPIPE)); /* the caller's, still there */
+  struct timespec zero = {0, 0};
+  CHECK_EQ(sigtimedwait(&pipe_set, NULL, &zero), SIGPIPE);
+  CHECK_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(a_dump_to_a_pipe_without_reader_is_epipe_not_a_signal) {
+  signal(SIGPIPE, SIG_DFL);
+  run_main(dump_to_a_closed_pipe, NULL);
+}

@@ -583,20 +583,148 @@ static void *bad_input(void *arg) {
   CHECK_EQ(weft_io_readv(p[0], &iov, -1, WEFT_SEC(1)), -EINVAL);
   CHECK_EQ(weft_io_writev(p[1], &iov, 100000, WEFT_SEC(1)), -EINVAL);
   CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, WEFT_SEC(1)), -ENOTSOCK);
-  if (weft_task_current()) {
-    /* Outside a task a blocking fd is first waited on: these would time
-     * out before the system call could say what is wrong. */
-    CHECK_EQ(weft_io_accept(p[0], NULL, NULL, WEFT_SEC(1)), -ENOTSOCK);
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK_EQ(weft_io_accept(s, NULL, NULL, WEFT_SEC(1)), -EINVAL);
-    close(s);
-  }
+  /* In a task and outside (a_call_that_fails_at_once_... has more). */
+  CHECK_EQ(weft_io_accept(p[0], NULL, NULL, WEFT_SEC(1)), -ENOTSOCK);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(weft_io_accept(s, NULL, NULL, WEFT_SEC(1)), -EINVAL);
+  close(s);
   close(p[0]);
   close(p[1]);
   /* A closed fd. */
   CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_SEC(1)), -EBADF);
   CHECK_EQ(weft_io_recv(p[0], &c, 1, 0, WEFT_SEC(1)), -EBADF);
   return NULL;
+}
+
+/* An fd on which the call fails at once gives libc's errno at once, from a
+ * plain thread (where a blocking fd is otherwise waited on before the
+ * call) and from a task (where a guess that the fd blocks would otherwise
+ * wait first), never after the timeout. */
+#define AT_ONCE(call, want)                                                    \
+  do {                                                                         \
+    int64_t t0_ = harness_now_ns();                                            \
+    CHECK_EQ((call), (want));                                                  \
+    if (harness_now_ns() - t0_ > WEFT_MS(1000))                                \
+      harness_fail(__FILE__, __LINE__, "%s took %.3f s", #call,                \
+                   (double)(harness_now_ns() - t0_) / 1e9);                    \
+  } while (0)
+
+static void *immediate_errors(void *arg) {
+  (void)arg;
+  const int64_t t = WEFT_SEC(5);
+  char c = 'x';
+  struct iovec iov = {&c, 1};
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  /* accept on what does not listen. */
+  int tcp = socket(AF_INET, SOCK_STREAM, 0);
+  int udp = socket(AF_INET, SOCK_DGRAM, 0);
+  AT_ONCE(weft_io_accept(tcp, NULL, NULL, t), -EINVAL);
+  AT_ONCE(weft_io_accept(udp, NULL, NULL, t), -EOPNOTSUPP);
+  AT_ONCE(weft_io_accept(p[0], NULL, NULL, t), -ENOTSOCK);
+  /* The wrong end of a pipe. */
+  AT_ONCE(weft_io_read(p[1], &c, 1, t), -EBADF);
+  AT_ONCE(weft_io_readv(p[1], &iov, 1, t), -EBADF);
+  AT_ONCE(weft_io_write(p[0], &c, 1, t), -EBADF);
+  AT_ONCE(weft_io_writev(p[0], &iov, 1, t), -EBADF);
+  AT_ONCE(weft_io_sendfile(p[0], p[0], NULL, 1, t), -EBADF);
+  /* A listening socket is neither read nor written. */
+  uint16_t port;
+  int l = listen_loopback(4, &port);
+  AT_ONCE(weft_io_read(l, &c, 1, t), -ENOTCONN);
+  AT_ONCE(weft_io_readv(l, &iov, 1, t), -ENOTCONN);
+  AT_ONCE(weft_io_recv(l, &c, 1, 0, t), -ENOTCONN);
+  AT_ONCE(weft_io_write(l, &c, 1, t), -EPIPE);
+  AT_ONCE(weft_io_send(l, &c, 1, 0, t), -EPIPE);
+  /* A connected socket, then its peer gone. */
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  if (weft_task_current()) /* a read that blocks: the guess says wait */
+    CHECK_EQ(weft_io_read(s[0], &c, 1, WEFT_MS(1)), -ETIMEDOUT);
+  AT_ONCE(weft_io_accept(s[0], NULL, NULL, t), -EINVAL);
+  AT_ONCE(weft_io_accept(s[0], NULL, NULL, t), -EINVAL);
+  close(s[1]);
+  AT_ONCE(weft_io_read(s[0], &c, 1, t), 0);
+  AT_ONCE(weft_io_write(s[0], &c, 1, t), -EPIPE);
+  AT_ONCE(weft_io_send(s[0], &c, 1, 0, t), -EPIPE);
+  close(s[0]);
+  /* sendfile from a bad fd to a full pipe: the in_fd is wrong at once. */
+  CHECK_EQ(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+  char fill[4096] = {0};
+  while (write(p[1], fill, sizeof fill) > 0)
+    ;
+  CHECK_EQ(fcntl(p[1], F_SETFL, 0), 0);
+  if (weft_task_current()) /* a write that blocks: the guess says wait */
+    CHECK_EQ(weft_io_write(p[1], &c, 1, WEFT_MS(1)), -ETIMEDOUT);
+  AT_ONCE(weft_io_sendfile(p[1], -1, NULL, 1, t), -EBADF);
+  AT_ONCE(weft_io_sendfile(p[1], p[1], NULL, 1, t), -EBADF);
+  /* Bad fds: closed numbers. */
+  int bad = dup(p[0]);
+  close(bad);
+  AT_ONCE(weft_io_read(bad, &c, 1, t), -EBADF);
+  AT_ONCE(weft_io_write(bad, &c, 1, t), -EBADF);
+  AT_ONCE(weft_io_accept(bad, NULL, NULL, t), -EBADF);
+  AT_ONCE(weft_io_recv(bad, &c, 1, 0, t), -EBADF);
+  AT_ONCE(weft_io_send(bad, &c, 1, 0, t), -EBADF);
+  AT_ONCE(weft_io_sendfile(bad, p[0], NULL, 1, t), -EBADF);
+  AT_ONCE(weft_io_wait(bad, WEFT_IO_READ, t), -EBADF);
+  struct sockaddr_in sa = loopback(port);
+  AT_ONCE(weft_io_connect(bad, (struct sockaddr *)&sa, sizeof sa, t), -EBADF);
+  AT_ONCE(weft_io_connect(p[0], (struct sockaddr *)&sa, sizeof sa, t),
+          -ENOTSOCK);
+  close(l);
+  close(tcp);
+  close(udp);
+  close(p[0]);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(a_call_that_fails_at_once_never_waits_for_its_timeout) {
+  signal(SIGPIPE, SIG_IGN); /* weft_io_write raises it as write(2) does */
+  immediate_errors(NULL);   /* a plain thread, blocking fds */
+  run(immediate_errors, NULL);
+}
+
+/* recv and send take the MSG_* flags their man pages name; any other bit
+ * (which the kernel would ignore) is -EINVAL, with nothing moved. */
+static void *unknown_flags(void *arg) {
+  (void)arg;
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  CHECK_EQ(send(s[1], "ab", 2, 0), 2);
+  char c[2];
+  int bad[] = {0x40000000, MSG_SYN, MSG_RST, MSG_FIN, -1};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    CHECK_EQ(weft_io_recv(s[0], c, 1, bad[i], WEFT_SEC(1)), -EINVAL);
+    CHECK_EQ(weft_io_recv(s[0], c, 1, MSG_PEEK | bad[i], WEFT_SEC(1)), -EINVAL);
+    CHECK_EQ(weft_io_send(s[0], "x", 1, bad[i], WEFT_SEC(1)), -EINVAL);
+  }
+  /* recv-only flags are not send's, nor the reverse. */
+  CHECK_EQ(weft_io_send(s[0], "x", 1, MSG_PEEK, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_send(s[0], "x", 1, MSG_WAITALL, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_recv(s[0], c, 1, MSG_MORE, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_recv(s[0], c, 1, MSG_NOSIGNAL, WEFT_SEC(1)), -EINVAL);
+  /* Nothing moved: both bytes are still there, nothing went the other
+   * way; known flags work. */
+  CHECK_EQ(weft_io_recv(s[1], c, 1, 0, 0), -ETIMEDOUT);
+  CHECK_EQ(weft_io_recv(s[0], c, 2, MSG_PEEK | MSG_WAITALL, WEFT_SEC(1)), 2);
+  CHECK_EQ(weft_io_recv(s[0], c, 2, MSG_TRUNC | MSG_DONTWAIT, WEFT_SEC(1)), 2);
+  CHECK_EQ(weft_io_send(s[0], "x", 1, MSG_NOSIGNAL | MSG_MORE | MSG_EOR,
+                        WEFT_SEC(1)),
+           1);
+  CHECK_EQ(weft_io_recv(s[1], c, 1, 0, WEFT_SEC(1)), 1);
+  /* weft_io_wait: only WEFT_IO_READ and WEFT_IO_WRITE. */
+  CHECK_EQ(weft_io_wait(s[0], WEFT_IO_READ | 4, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_wait(s[0], 0x80000000u, WEFT_SEC(1)), -EINVAL);
+  close(s[0]);
+  close(s[1]);
+  return NULL;
+}
+
+TEST(unknown_flags_are_einval_and_move_nothing) {
+  run(unknown_flags, NULL);
+  unknown_flags(NULL); /* and outside a task */
 }
 
 TEST(bad_input_is_an_error_code) {

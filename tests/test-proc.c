@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1102,6 +1103,61 @@ TEST(a_dead_peer_is_an_error_not_a_hang_nor_a_sigpipe) {
   weft_msgpipe_free(w);
 }
 
+/* A sender killed in the middle of a message while its socket still held
+ * data it had not read: the kernel reports the death to the receiver as a
+ * reset (ECONNRESET) once the bytes that came are read. After part of a
+ * message that is -EPROTO, as an end there is; between messages, -EPIPE. */
+static weft_msgpipe *killed_end;
+
+#define CHILD_CHECK(cond)                                                      \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      _exit(3);                                                                \
+  } while (0)
+
+static int send_part_then_die(void *arg) {
+  int fd = weft_msgpipe_fd(killed_end);
+  if ((intptr_t)arg) {
+    CHILD_CHECK(weft_msgpipe_send(killed_end, "whole", 5, WEFT_SEC(5)) == 0);
+    uint64_t head = 100;
+    CHILD_CHECK(write(fd, &head, sizeof head) == sizeof head);
+    CHILD_CHECK(write(fd, "part", 4) == 4);
+  }
+  raise(SIGKILL);
+  return 0;
+}
+
+static void killed_mid_message(bool part) {
+  weft_msgpipe *mine;
+  CHECK_EQ(weft_msgpipe_pair(&mine, &killed_end), 0);
+  /* Data the child will never read, left in its socket. */
+  CHECK_EQ(weft_msgpipe_send(mine, "unread", 6, WEFT_SEC(5)), 0);
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, send_part_then_die, IV(part), NULL), 0);
+  weft_msgpipe_free(killed_end);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, NULL), 0);
+  weft_proc_free(p);
+  void *msg;
+  size_t len;
+  if (part) {
+    CHECK_EQ(weft_msgpipe_recv(mine, &msg, &len, WEFT_SEC(5)), 0);
+    CHECK_EQ(len, 5u);
+    free(msg);
+    CHECK_EQ(weft_msgpipe_recv(mine, &msg, &len, WEFT_SEC(5)), -EPROTO);
+  } else {
+    CHECK_EQ(weft_msgpipe_recv(mine, &msg, &len, WEFT_SEC(5)), -EPIPE);
+  }
+  weft_msgpipe_free(mine);
+}
+
+TEST(a_sender_killed_mid_message_with_unread_data_is_eproto) {
+  killed_mid_message(true);
+}
+
+TEST(a_sender_killed_between_messages_with_unread_data_is_epipe) {
+  killed_mid_message(false);
+}
+
 TEST(a_message_cut_short_is_eproto_and_a_slow_one_is_waited_for) {
   int fds[2];
   CHECK_EQ(pipe(fds), 0);
@@ -1257,6 +1313,32 @@ TEST(daemonize_detaches_for_good) {
   CHECK_EQ(strlen(cwd), 1u);
   CHECK_STR_HAS(in, "/dev/null");
   CHECK_EQ(open_extra, 0);
+}
+
+/* Unknown flag bits are refused before anything is done: the process
+ * stays itself (same pid, parent, session, directory). */
+TEST(daemonize_refuses_unknown_flags_and_does_nothing) {
+  pid_t child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    pid_t pid = getpid(), ppid = getppid(), sid = getsid(0);
+    char before[256], after[256];
+    if (!getcwd(before, sizeof before))
+      _exit(3);
+    int bad[] = {4, 8, 1 << 30, -1, WEFT_DAEMON_KEEP_CWD | 16, INT_MIN};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+      if (weft_proc_daemonize(bad[i]) != -EINVAL)
+        _exit(2);
+    if (!getcwd(after, sizeof after) || strcmp(before, after) != 0 ||
+        getpid() != pid || getppid() != ppid || getsid(0) != sid ||
+        fcntl(STDERR_FILENO, F_GETFD) < 0)
+      _exit(4);
+    _exit(42);
+  }
+  int status;
+  CHECK_EQ(waitpid(child, &status, 0), child);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 42);
 }
 
 /* --- without pidfds -------------------------------------------------------

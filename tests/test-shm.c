@@ -216,6 +216,33 @@ TEST(regions_refuse_bad_input) {
   close(fd);
 }
 
+/* A region's name is only for /proc's maps: a long one is cut, as weft's
+ * other names are, never a reason to refuse the region (memfd_create
+ * takes 249 bytes at most). */
+TEST(a_region_with_a_long_name_is_made_and_its_name_cut) {
+  char name[301];
+  memset(name, 'n', 300);
+  name[300] = 0;
+  weft_shm *s = NULL;
+  CHECK_EQ(weft_shm_create(&s, 4096, name), 0);
+  char link[64], target[256];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", weft_shm_fd(s));
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  CHECK(n > 0);
+  target[n] = 0;
+  /* "/memfd:" then the name cut to 31 bytes, then " (deleted)". */
+  char want[64];
+  snprintf(want, sizeof want, "/memfd:%.31s (deleted)", name);
+  CHECK(strcmp(target, want) == 0);
+  weft_shm_free(s);
+  /* Exactly 31 bytes: kept whole; an empty name is a name too. */
+  name[31] = 0;
+  CHECK_EQ(weft_shm_create(&s, 4096, name), 0);
+  weft_shm_free(s);
+  CHECK_EQ(weft_shm_create(&s, 4096, ""), 0);
+  weft_shm_free(s);
+}
+
 /* ---------------------------------------------------------------- lock */
 
 enum { ROUNDS = 5000 };

@@ -155,6 +155,40 @@ TEST(a_signal_dumps_the_hub_and_the_dumper_ends_with_it) {
   close(dump_pipe[1]);
 }
 
+/* The dump's fd is a pipe whose reader is gone when the signal comes: the
+ * process lives (no SIGPIPE), and the dumper goes on: once the fd number
+ * holds a pipe with a reader, the next signal's dump arrives. */
+static void *dump_to_a_reader_gone(void *arg) {
+  (void)arg;
+  int gone[2], good[2];
+  CHECK_EQ(pipe(gone), 0);
+  CHECK_EQ(pipe(good), 0);
+  close(gone[0]);
+  int fd = gone[1];
+  CHECK_EQ(weft_hub_dump_on_signal(SIGUSR1, fd), 0);
+  CHECK_EQ(weft_yield(), 0);
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(kill(getpid(), SIGUSR1), 0);
+    CHECK_EQ(weft_sleep(WEFT_MS(50)), 0); /* the dumper writes, and fails */
+  }
+  CHECK_EQ(dup2(good[1], fd), fd);
+  CHECK_EQ(kill(getpid(), SIGUSR1), 0);
+  char buf[4096];
+  ssize_t n = weft_io_read(good[0], buf, sizeof buf - 1, WEFT_SEC(10));
+  CHECK(n > 0);
+  buf[n] = 0;
+  CHECK_STR_HAS(buf, "weft: hub: ");
+  CHECK_STR_HAS(buf, "task 'weft-dump-on-signal'");
+  close(good[0]);
+  close(good[1]);
+  return NULL;
+}
+
+TEST(a_signal_dump_to_a_reader_gone_neither_kills_nor_stops_the_dumper) {
+  signal(SIGPIPE, SIG_DFL);
+  CHECK_EQ(weft_run(dump_to_a_reader_gone, NULL, NULL), 0);
+}
+
 static void *joins(void *arg) {
   weft_task_join(*(weft_task **)arg, WEFT_FOREVER, NULL);
   return NULL;

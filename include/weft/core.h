@@ -43,7 +43,8 @@ extern "C" {
  * weft_strerror — the message for a code weft returned.
  *
  * Takes a negative errno as weft returns it (a positive one is accepted too)
- * and returns a static, immutable string; unknown codes give
+ * and returns a static, immutable string, for every int: 0 gives "Success",
+ * codes that are no errno (INT_MIN and INT_MAX among them) give
  * "Unknown error". Never fails, never blocks; callable from any thread, any
  * task, a signal handler, and after fork.
  */

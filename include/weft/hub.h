@@ -232,7 +232,10 @@ WEFT_API int weft_sleep(int64_t ns);
  * long, e.g.
  *     task 'worker' #4: blocked in join of task 'fetch' #7, for 1.250 s
  * Returns 0, -EPERM (the thread runs no hub), or the errno of a failed
- * write (-EBADF, -EPIPE, …; the dump may then be partial). Blocks the
+ * write (-EBADF, -EPIPE, …; the dump may then be partial). It never raises
+ * SIGPIPE: a pipe whose reader is gone is -EPIPE (SIGPIPE is blocked in
+ * the thread for the write, and a SIGPIPE the write raised is taken back;
+ * one pending before is left as it was). Blocks the
  * thread, not only the task, for as long as the writes take: meant for
  * diagnostics. Call from a task.
  */

@@ -45,6 +45,22 @@
  *    call does: a write until the kernel took all of it, a read if another
  *    thread took what was ready. weft does not switch the fd to
  *    non-blocking for the call, which would race other threads using it.
+ *  - A call that fails at once (a socket that does not listen, a pipe's
+ *    wrong end, a bad fd, a peer gone, ...) returns its errno at once, in a
+ *    task or not, never after the timeout: a call waits only when the
+ *    system call would block. On a blocking fd outside a task the call is
+ *    first tried without blocking (preadv2/pwritev2 with RWF_NOWAIT, which
+ *    sockets and pipes take; an accept on a socket that does not listen,
+ *    which never blocks), and a wrong access mode is refused from the
+ *    fd's flags. The one exception: sendfile(2)'s refusal of an in_fd that
+ *    is open for reading but cannot be sent from (-EINVAL) comes once
+ *    out_fd is ready.
+ *  - SIGPIPE: weft_io_write, weft_io_writev and weft_io_sendfile are the
+ *    caller's write(2), writev(2) and sendfile(2), and raise SIGPIPE on a
+ *    pipe or socket whose reader is gone as those do (ignore SIGPIPE, or
+ *    use weft_io_send, which never raises it). The writes weft makes on its
+ *    own to a caller's fd (weft_hub_dump, weft_hub_dump_on_signal, the
+ *    watchdog's reports, messages of weft_msgpipe) never raise SIGPIPE.
  *  - Threads: any thread may call them, on its own fds or shared ones; the
  *    per-fd limit of one waiting reader and one waiting writer is per hub.
  *    From a signal handler: no.
@@ -112,9 +128,14 @@ WEFT_API ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
  * fd's flags (MSG_DONTWAIT makes each call non-blocking), which also makes
  * them one system call cheaper than weft_io_read and weft_io_write in a
  * task: prefer them for sockets. weft_io_send adds MSG_NOSIGNAL: a peer
- * that closed gives -EPIPE, never SIGPIPE. Returns a count, or the errors
- * above (-EINVAL for a bad timeout) and those of recv(2) and send(2)
- * (-ENOTSOCK on other fds).
+ * that closed gives -EPIPE, never SIGPIPE. The flags are those the man
+ * pages name: for recv MSG_DONTWAIT, MSG_ERRQUEUE, MSG_OOB, MSG_PEEK,
+ * MSG_TRUNC, MSG_WAITALL; for send MSG_CONFIRM, MSG_DONTROUTE,
+ * MSG_DONTWAIT, MSG_EOR, MSG_MORE, MSG_NOSIGNAL, MSG_OOB, MSG_ZEROCOPY. Any
+ * other bit is -EINVAL before the fd is touched (the kernel would ignore
+ * it silently). Returns a count, or the errors above (-EINVAL for a bad
+ * timeout or an unknown flag) and those of recv(2) and send(2) (-ENOTSOCK
+ * on other fds).
  */
 WEFT_API ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
                               int64_t timeout);
@@ -188,8 +209,10 @@ WEFT_API int weft_signal_wait(const sigset_t *set, int64_t timeout);
  * fd each time signo arrives, e.g. SIGUSR1 and 2 (stderr), as Go's SIGQUIT
  * dumps goroutines. It spawns a daemon task (see weft_task_opts) that waits
  * for the signal, so it neither keeps weft_run going nor counts as a
- * deadlocked task, and ends with the hub. Returns 0, -EINVAL (not a signal
- * that can be caught), -EBADF (fd negative), -EPERM (not from a task),
+ * deadlocked task, and ends with the hub. A dump that fails (fd closed, a
+ * pipe whose reader is gone: never a SIGPIPE, as weft_hub_dump) is
+ * dropped, and the task waits for the next signal. Returns 0, -EINVAL (not a
+ * signal that can be caught), -EBADF (fd negative), -EPERM (not from a task),
  * -ENOMEM. The signal is blocked in the hub's thread as weft_signal_wait
  * does.
  */

@@ -223,8 +223,11 @@ WEFT_API int weft_proc_subreaper(void);
  * (the daemon is no longer their parent).
  *
  * Returns 0 in the daemon; never returns in the original process. Returns
- * -EAGAIN, -ENOMEM (a fork refused) or -EPERM (setsid refused) in the
- * original process, which is then unchanged.
+ * -EINVAL (a flag bit other than WEFT_DAEMON_KEEP_CWD and
+ * WEFT_DAEMON_KEEP_FDS: nothing is done), -EAGAIN, -ENOMEM (a fork refused)
+ * or -EPERM (setsid refused) in the original process, which is then
+ * unchanged. Blocks until the daemon has started. Call it from the main
+ * thread, outside any task.
  */
 WEFT_API int weft_proc_daemonize(int flags);
 
@@ -275,10 +278,11 @@ WEFT_API int weft_msgpipe_send(weft_msgpipe *m, const void *msg, size_t len,
 /*
  * weft_msgpipe_recv — receive the next message whole: *msg (malloc'd, the
  * caller frees it; never NULL, even for an empty message) and *len.
- * Returns 0; -EPIPE (the writer closed, between messages: no more will
- * come); -EPROTO (the writer closed or died in the middle of a message, or
- * what came is not a message of weft's); -ETIMEDOUT or -ECANCELED (a task:
- * what came of a message so far is kept, and the next receive goes on
+ * Returns 0; -EPIPE (the writer closed or died between messages, whether
+ * the kernel reports an end or a reset: no more will come); -EPROTO (the
+ * writer closed or died, or its socket was reset, after part of a message
+ * was read; or what came is not a message of weft's); -ETIMEDOUT or -ECANCELED
+ * (a task: what came of a message so far is kept, and the next receive goes on
  * from there); -ENOMEM (tried again by the next receive); -EINVAL (a bad
  * timeout too). Blocks until a whole message is in.
  */

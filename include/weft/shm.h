@@ -66,12 +66,17 @@ extern "C" {
 
 typedef struct weft_shm weft_shm;
 
+/* The bytes of a region's name that are kept; a longer one is cut. */
+#define WEFT_SHM_NAME_MAX 31
+
 /*
  * weft_shm_create — a new region of size bytes (rounded up to whole
  * pages), zero-filled, mapped shared; its fd is closed on exec (dup it
  * without FD_CLOEXEC to hand it to a program). name is for /proc's maps
- * (NULL: "weft-shm"). Returns 0; -EINVAL (out NULL, size 0 or over
- * PTRDIFF_MAX); -ENOMEM; -EMFILE, -ENFILE.
+ * and fd links ("/memfd:<name>"), copied and cut to WEFT_SHM_NAME_MAX (31)
+ * bytes as weft's other names are; NULL gives "weft-shm". Returns 0;
+ * -EINVAL (out NULL, size 0 or over PTRDIFF_MAX); -ENOMEM; -EMFILE,
+ * -ENFILE. Does not block; callable from any thread or task.
  */
 WEFT_API int weft_shm_create(weft_shm **out, size_t size, const char *name);
 
@@ -199,8 +204,9 @@ typedef struct weft_queue_opts {
   size_t maxsize;
 } weft_queue_opts;
 
-/* weft_queue_create — an empty queue; opts NULL gives the defaults.
- * Returns 0; -EINVAL (out NULL, a capacity out of range); -ENOTSUP (as
+/* weft_queue_create — an empty queue; opts NULL gives the defaults. Its
+ * region is named "weft-queue" in /proc (a queue takes no name). Returns 0;
+ * -EINVAL (out NULL, a capacity out of range); -ENOTSUP (as
  * weft_shared_lock_init); -ENOMEM; -EMFILE, -ENFILE. */
 WEFT_API int weft_queue_create(weft_queue **out, const weft_queue_opts *opts);
 

@@ -445,7 +445,8 @@ WEFT_API int weft_select(weft_chan_op *ops, int n, int64_t timeout);
  */
 
 /* weft_watchdog_start — start the watchdog, scanning every interval ns and
- * writing reports to fd (which must stay open while it runs). Does not
+ * writing reports to fd (which must stay open while it runs; a write that
+ * fails is dropped, and never raises SIGPIPE). Does not
  * block. Returns 0; -EINVAL (interval <= 0, fd < 0); -EALREADY (one runs:
  * nothing changed); -EAGAIN (no thread could be made). */
 WEFT_API int weft_watchdog_start(int64_t interval, int fd);

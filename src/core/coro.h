@@ -87,7 +87,9 @@ static inline void weft__coro_check_stack(const weft__coro *co) {
 void weft__say(const char *s, size_t n);
 
 /* Writes n bytes of buf to fd whole, retrying short writes and EINTR,
- * async-signal-safely. Returns 0 or a negative errno. */
+ * async-signal-safely, never raising SIGPIPE (sigpipe.h): the helper for
+ * every write weft makes on its own to an fd it does not own (dumps,
+ * reports). Returns 0 or a negative errno (-EPIPE for a reader gone). */
 int weft__write_all(int fd, const void *buf, size_t n);
 
 /* Writes "<kind> '<name>'" or "<kind> #<id>" into buf, async-signal-safely.

@@ -2,6 +2,7 @@
  * weft_strerror and weft_version.
  */
 #define _GNU_SOURCE
+#include <limits.h>
 #include <string.h>
 #include <weft/core.h>
 
@@ -14,6 +15,8 @@ const char *weft_strerror(int code) {
   /* strerrordesc_np returns a static string and never touches locale or
    * errno: safe from any thread and from a signal handler, unlike
    * strerror. */
+  if (code == INT_MIN)
+    return "Unknown error"; /* -INT_MIN does not exist; no errno is that */
   const char *s = strerrordesc_np(code < 0 ? -code : code);
   return s ? s : "Unknown error";
 }

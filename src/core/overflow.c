@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "coro.h"
+#include "sigpipe.h"
 
 WEFT__TLS bool weft__thread_ready;
 
@@ -27,18 +28,28 @@ static pthread_key_t altstack_key;
 
 int weft__write_all(int fd, const void *buf, size_t n) {
   const char *s = buf;
+  int rc = 0;
+  int saved = errno; /* a fault handler's caller must not see it move */
+  weft__sigpipe_guard g;
+  weft__sigpipe_block(&g);
   while (n) {
     ssize_t w = write(fd, s, n);
     if (w < 0 && errno == EINTR)
       continue;
-    if (w < 0)
-      return -errno;
-    if (w == 0)
-      return -EIO;
+    if (w < 0) {
+      rc = -errno;
+      break;
+    }
+    if (w == 0) {
+      rc = -EIO;
+      break;
+    }
     s += w;
     n -= (size_t)w;
   }
-  return 0;
+  weft__sigpipe_unblock(&g, rc == -EPIPE);
+  errno = saved;
+  return rc;
 }
 
 void weft__say(const char *s, size_t n) {

@@ -123,19 +123,25 @@ void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got) {
 
 enum { WAIT_FIRST_RUN = 7 };
 
-bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir) {
+bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir,
+                             unsigned kind) {
   weft__fd_waiters *w = fd >= 0 ? waiters_of(h, fd, false) : NULL;
-  uint8_t *g = w ? &w->wait_first[dir == WEFT__POLL_OUT] : NULL;
-  if (!g || *g == 0)
+  int d = dir == WEFT__POLL_OUT;
+  uint8_t *g = w ? &w->wait_first[d] : NULL;
+  if (!g || *g == 0 || w->wait_first_kind[d] != kind)
     return false;
   (*g)--;
   return true;
 }
 
-void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, bool blocked) {
+void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, unsigned kind,
+                        bool blocked) {
   weft__fd_waiters *w = waiters_of(h, fd, blocked);
-  if (w)
-    w->wait_first[dir == WEFT__POLL_OUT] = blocked ? WAIT_FIRST_RUN : 0;
+  int d = dir == WEFT__POLL_OUT;
+  if (w) {
+    w->wait_first[d] = blocked ? WAIT_FIRST_RUN : 0;
+    w->wait_first_kind[d] = blocked ? (uint8_t)kind : 0;
+  }
 }
 
 /* Makes t's wait on a closed fd return -EBADF, whether t is still parked

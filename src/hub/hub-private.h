@@ -96,6 +96,9 @@ typedef struct weft__fd_waiters {
    * block: how many more calls should wait before they try. See
    * weft__hub_fd_wait_first. */
   uint8_t wait_first[2];
+  /* The kind of call whose try blocked (the caller's number, never 0): a
+   * guess holds only for calls of that kind. */
+  uint8_t wait_first_kind[2];
 } weft__fd_waiters;
 
 struct weft__hub {
@@ -198,18 +201,24 @@ int weft__task_switch_out(weft_task *t);
  * -EBADF when fd cannot be watched. */
 int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline);
 
-/* Whether a call on fd in direction dir (WEFT__POLL_IN or _OUT) should
- * wait for readiness before it tries the system call, because the calls
- * before it would have blocked: in a ping-pong the read after a write
- * nearly always does, and waiting first saves a system call that would
- * only say EAGAIN. Only a guess: a wrong one costs a wait that returns at
- * once, or a try that blocks, never a lost wake-up, so the guess may
- * outlive the fd (a plain close and a reused number). After a try that
- * would have blocked, the next 7 calls wait first, then one tries again. */
-bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir);
+/* Whether a call of kind (the caller's number for a kind of call: read,
+ * accept, ...; never 0) on fd in direction dir (WEFT__POLL_IN or _OUT)
+ * should wait for readiness before it tries the system call, because the
+ * calls of that kind before it would have blocked: in a ping-pong the read
+ * after a write nearly always does, and waiting first saves a system call
+ * that would only say EAGAIN. Only a guess: a wrong one costs a wait that
+ * returns at once, or a try that blocks, never a lost wake-up. It must
+ * never turn an error the call would report at once into a wait, so it
+ * holds only for the kind of call that blocked (a read that blocked says
+ * nothing of an accept on the same fd, which may fail at once), and the
+ * caller drops it for a file weft has not used in a task before
+ * (weft__hub_fd_tried with blocked false). After a try that would have
+ * blocked, the next 7 calls wait first, then one tries again. */
+bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir, unsigned kind);
 
-/* Tells the guess how the first try of a call on fd went. */
-void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, bool blocked);
+/* Tells the guess how the first try of a call of kind on fd went. */
+void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, unsigned kind,
+                        bool blocked);
 
 /* Wakes the tasks waiting on fd for what got (WEFT__POLL_*) reports. */
 void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got);

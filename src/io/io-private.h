@@ -21,7 +21,8 @@ int weft__io_wait_thread(int fd, unsigned events, int64_t deadline);
 int weft__io_wait_until(weft_task *self, int fd, unsigned events,
                         int64_t deadline);
 
-/* Sets O_NONBLOCK on fd if it is not set. Returns 0 or fcntl's negative
+/* Sets O_NONBLOCK on fd if it is not set. Returns 0 (it was set), 1 (it
+ * was not: weft had not used this file in a task), or fcntl's negative
  * errno. */
 int weft__io_make_nonblocking(int fd);
 

@@ -54,9 +54,11 @@ int weft__io_make_nonblocking(int fd) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0)
     return -errno;
-  if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+  if (fl & O_NONBLOCK)
+    return 0;
+  if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
     return -errno;
-  return 0;
+  return 1;
 }
 
 int weft__io_wait_until(weft_task *self, int fd, unsigned events,

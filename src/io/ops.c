@@ -48,6 +48,28 @@ static bool per_call_nonblocking(enum op_kind k) {
   return k == RECV || k == SEND;
 }
 
+/* The kind of call a guess that the fd blocks is kept for (see
+ * weft__hub_fd_wait_first): the data calls of one direction are one kind,
+ * accept another; sendfile takes no guess, as a wait on out_fd cannot see
+ * that in_fd is wrong. */
+static unsigned guess_kind(enum op_kind k) {
+  switch (k) {
+  case READ:
+  case READV:
+  case RECV:
+    return 1;
+  case WRITE:
+  case WRITEV:
+  case SEND:
+    return 2;
+  case ACCEPT:
+    return 3;
+  case SENDFILE:
+    return 0;
+  }
+  return 0;
+}
+
 static unsigned direction(enum op_kind k) {
   return k == READ || k == READV || k == RECV || k == ACCEPT ? WEFT_IO_READ
                                                              : WEFT_IO_WRITE;
@@ -78,11 +100,75 @@ static ssize_t attempt(int fd, const struct op *o) {
   return -1;
 }
 
-/* Whether fd blocks in plain system calls; false when it cannot be told
- * (the call itself will then report what is wrong). */
-static bool blocks(int fd) {
-  int fl = fcntl(fd, F_GETFL);
-  return fl >= 0 && !(fl & O_NONBLOCK);
+/* Whether an fd open with access mode acc (O_RDONLY, ...) can be read, or
+ * written. */
+static bool can_read(int acc) { return acc == O_RDONLY || acc == O_RDWR; }
+static bool can_write(int acc) { return acc == O_WRONLY || acc == O_RDWR; }
+
+/* Outside a task, on a blocking fd that a timeout bounds: the call cannot
+ * simply be made first (it would block past the timeout), yet a wait for
+ * readiness must not hide an error the call would report at once (poll
+ * never reports a pipe's write end readable, nor a socket that does not
+ * listen as having a connection). So the call is tried without blocking
+ * where the kernel allows it per call (preadv2/pwritev2 with RWF_NOWAIT;
+ * an accept on a socket that does not listen never blocks), and fails at
+ * once on what the fd's flags already say (a wrong access mode).
+ * fl: the fd's F_GETFL flags. Returns the call's result, or -EAGAIN: wait
+ * for readiness, then make the plain call. */
+static ssize_t try_blocking_fd(int fd, int fl, const struct op *o) {
+  int acc = fl & O_ACCMODE;
+  struct iovec one;
+  const struct iovec *iov = o->iov;
+  int iovcnt = o->iovcnt;
+  switch (o->kind) {
+  case READ:
+  case WRITE:
+    one = (struct iovec){o->kind == READ ? o->buf : (void *)o->cbuf, o->len};
+    iov = &one;
+    iovcnt = 1;
+    break;
+  case READV:
+  case WRITEV:
+    break;
+  case ACCEPT: {
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+      return errno == ENOPROTOOPT ? -EAGAIN : -errno; /* -ENOTSOCK, ... */
+    if (listening)
+      return -EAGAIN;
+    ssize_t r; /* refused at once: -EINVAL, -EOPNOTSUPP */
+    while ((r = attempt(fd, o)) < 0 && errno == EINTR)
+      ;
+    return r < 0 ? -errno : r;
+  }
+  case SENDFILE: {
+    int in_fl = fcntl(o->in_fd, F_GETFL);
+    if (!can_write(acc) || in_fl < 0 || !can_read(in_fl & O_ACCMODE))
+      return -EBADF;
+    return -EAGAIN;
+  }
+  default:
+    return -EAGAIN;
+  }
+  bool rd = o->kind == READ || o->kind == READV;
+  if (rd ? !can_read(acc) : !can_write(acc))
+    return -EBADF; /* as read(2) or write(2) would say */
+  for (;;) {
+    ssize_t r = rd ? preadv2(fd, iov, iovcnt, -1, RWF_NOWAIT)
+                   : pwritev2(fd, iov, iovcnt, -1, RWF_NOWAIT);
+    if (r >= 0)
+      return r;
+    /* EOPNOTSUPP: the file cannot say "would block" per call (a tty);
+     * ENOSYS: a kernel without preadv2; EINVAL: one without RWF_NOWAIT, or
+     * an fd it refuses: the plain call after the wait will tell. */
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EOPNOTSUPP || errno == ENOSYS ||
+        errno == EINVAL)
+      return -EAGAIN;
+    return -errno;
+  }
 }
 
 static ssize_t run(int fd, int64_t timeout, struct op *o) {
@@ -93,25 +179,38 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
   weft_task *self = weft__task_running();
   int64_t deadline = timeout == 0 ? 0 : weft__deadline_after(timeout);
   unsigned dir = direction(o->kind);
+  bool new_file = false; /* weft had not made it non-blocking */
   if (!per_call_nonblocking(o->kind)) {
     if (self) {
       int rc = weft__io_make_nonblocking(fd);
       if (rc < 0)
         return rc;
-    } else if (timeout != WEFT_FOREVER && blocks(fd)) {
-      /* A blocking fd in a thread: the timeout bounds the wait for
-       * readiness; the call then blocks only if another reader or writer
-       * took what was ready. */
-      int rc = weft__io_wait_thread(fd, dir, deadline);
-      if (rc < 0)
-        return rc;
+      new_file = rc == 1;
+    } else if (timeout != WEFT_FOREVER) {
+      int fl = fcntl(fd, F_GETFL);
+      if (fl < 0)
+        return -errno; /* -EBADF */
+      if (!(fl & O_NONBLOCK)) {
+        /* A blocking fd in a thread: a try that cannot block, then the
+         * timeout bounds the wait for readiness; the call then blocks only
+         * if another reader or writer took what was ready. */
+        ssize_t r = try_blocking_fd(fd, fl, o);
+        if (r != -EAGAIN)
+          return r;
+        int rc = weft__io_wait_thread(fd, dir, deadline);
+        if (rc < 0)
+          return rc;
+      }
     }
   }
   /* In a task, whether to wait before the first try: see
    * weft__hub_fd_wait_first. A poll (0) always tries. */
   unsigned pdir = weft__io_poller_events(dir);
-  bool wait_first = self && timeout != 0 && !self->cancelled &&
-                    weft__hub_fd_wait_first(self->hub, fd, pdir);
+  unsigned kind = guess_kind(o->kind);
+  if (self && new_file)
+    weft__hub_fd_tried(self->hub, fd, pdir, kind, false);
+  bool wait_first = self && timeout != 0 && !self->cancelled && kind &&
+                    weft__hub_fd_wait_first(self->hub, fd, pdir, kind);
   bool first_try = !wait_first;
   for (;;) {
     if (!wait_first) {
@@ -122,8 +221,8 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (err == EINTR || (o->kind == ACCEPT && err == ECONNABORTED))
         continue;
       bool blocked = err == EAGAIN || err == EWOULDBLOCK;
-      if (self && first_try)
-        weft__hub_fd_tried(self->hub, fd, pdir, blocked);
+      if (self && first_try && kind)
+        weft__hub_fd_tried(self->hub, fd, pdir, kind, blocked);
       first_try = false;
       if (!blocked)
         return r >= 0 ? r : -err;
@@ -135,7 +234,7 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       /* A guess left on a number now held by a file epoll cannot watch (a
        * regular file, after a plain close and reuse): such a file never
        * blocks, so try it. */
-      weft__hub_fd_tried(self->hub, fd, pdir, false);
+      weft__hub_fd_tried(self->hub, fd, pdir, kind, false);
       wait_first = false;
       continue;
     }
@@ -169,8 +268,21 @@ ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
              &(struct op){.kind = WRITEV, .iov = iov, .iovcnt = iovcnt});
 }
 
+/* The MSG_* flags recv(2) and send(2) document. The kernel ignores bits it
+ * does not know, so a mistyped flag would pass silently; weft refuses it. */
+#ifndef MSG_ZEROCOPY
+#define MSG_ZEROCOPY 0x4000000
+#endif
+#define RECV_FLAGS                                                             \
+  (MSG_DONTWAIT | MSG_ERRQUEUE | MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_WAITALL)
+#define SEND_FLAGS                                                             \
+  (MSG_CONFIRM | MSG_DONTROUTE | MSG_DONTWAIT | MSG_EOR | MSG_MORE |           \
+   MSG_NOSIGNAL | MSG_OOB | MSG_ZEROCOPY)
+
 ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
                      int64_t timeout) {
+  if (flags & ~RECV_FLAGS)
+    return -EINVAL;
   return run(
       fd, timeout,
       &(struct op){.kind = RECV, .buf = buf, .len = len, .flags = flags});
@@ -178,6 +290,8 @@ ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
 
 ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags,
                      int64_t timeout) {
+  if (flags & ~SEND_FLAGS)
+    return -EINVAL;
   return run(
       fd, timeout,
       &(struct op){.kind = SEND, .cbuf = buf, .len = len, .flags = flags});

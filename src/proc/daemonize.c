@@ -45,6 +45,8 @@ static void tell(int fd, int err) {
 }
 
 int weft_proc_daemonize(int flags) {
+  if (flags & ~(WEFT_DAEMON_KEEP_CWD | WEFT_DAEMON_KEEP_FDS))
+    return -EINVAL; /* before anything is done */
   int word[2];
   if (pipe2(word, O_CLOEXEC) < 0)
     return -errno;

@@ -13,7 +13,8 @@
  *
  * On a socket, writes go through send(MSG_NOSIGNAL); on a pipe, the
  * calling thread blocks SIGPIPE around the write and takes back a SIGPIPE
- * it caused, so that a reader gone away is -EPIPE, never a dead process.
+ * it caused (not one pending before: src/core/sigpipe.h), so that a reader
+ * gone away is -EPIPE, never a dead process.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +31,7 @@
 #include <weft/proc.h>
 #include <weft/sync.h>
 
+#include "../core/sigpipe.h"
 #include "../hub/timer.h"
 
 #define MSGPIPE_MAGIC 0x6d736770u /* "msgp" */
@@ -105,16 +107,10 @@ static ssize_t write_some(weft_msgpipe *m, struct iovec *iov, int *n,
     struct iovec *v = &iov[0];
     w = weft_io_send(m->fd, v->iov_base, v->iov_len, 0, left);
   } else {
-    sigset_t pipe_sig, old;
-    sigemptyset(&pipe_sig);
-    sigaddset(&pipe_sig, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
+    weft__sigpipe_guard g;
+    weft__sigpipe_block(&g);
     w = weft_io_writev(m->fd, iov, *n, left);
-    if (w == -EPIPE) { /* take back the SIGPIPE this write raised */
-      struct timespec zero = {0, 0};
-      sigtimedwait(&pipe_sig, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    weft__sigpipe_unblock(&g, w == -EPIPE);
   }
   if (w < 0)
     return w;
@@ -208,12 +204,16 @@ int weft_msgpipe_recv(weft_msgpipe *m, void **msg, size_t *len,
                                     sizeof m->want - m->head_got, left)
                         : read_some(m, m->body + m->body_got,
                                     m->want - m->body_got, left);
-    if (r == 0) { /* the end: between messages, or in the middle of one */
+    /* The end, or a reset (a writer that died with data it had not read
+     * still in its socket: the kernel then reports ECONNRESET once what
+     * came is read): between messages the writer is gone (-EPIPE); in the
+     * middle of one, what was read of it can never be whole (-EPROTO). */
+    if (r == 0 || r == -ECONNRESET) {
       rc = m->head_got == 0 ? -EPIPE : -EPROTO;
       break;
     }
     if (r < 0) {
-      rc = r == -ECONNRESET ? -EPIPE : (int)r;
+      rc = (int)r;
       break;
     }
     if (in_head)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -46,8 +47,11 @@ int weft_shm_create(weft_shm **out, size_t size, const char *name) {
   if (!out || size == 0 || size > (size_t)PTRDIFF_MAX - page)
     return -EINVAL;
   size = (size + page - 1) / page * page;
-  int fd =
-      memfd_create(name ? name : "weft-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  /* The name is only for /proc: cut it as weft's other names are (the
+   * kernel would refuse one over 249 bytes). */
+  char cut[WEFT_SHM_NAME_MAX + 1];
+  snprintf(cut, sizeof cut, "%s", name ? name : "weft-shm");
+  int fd = memfd_create(cut, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0)
     return -errno;
   int rc = 0;

@@ -18,10 +18,12 @@
  *
  * Threads: a suspended generator may be resumed from any thread, one resume
  * at a time; a resume, throw or close that races another gets -EBUSY and
- * changes nothing. weft_gen_free claims the generator the same way: a call
- * racing it gets -EBUSY (or, once it has returned, -EINVAL while the memory
- * is not reused), or wins, and the free gets -EBUSY. A freed handle is dead:
- * using it is a bug weft reports as far as it can see.
+ * changes nothing. weft_gen_free claims the generator the same way: while
+ * a resume runs it, the free gets -EBUSY and changes nothing. Handles, as
+ * every handle of weft (docs/README.md, "Handles"): once weft_gen_free has
+ * returned 0 or -EPROTO the handle must not be used again, by any thread:
+ * weft cannot tell (its memory may already hold a new generator, and the
+ * call would act on that one), and AddressSanitizer builds report it.
  * A generator resumed from another thread continues on that thread, so what
  * it knew of its thread before a yield may be stale after it: compilers keep
  * pthread_self() (declared const by glibc) and addresses of thread-locals
@@ -95,7 +97,7 @@ WEFT_API int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
  * Returns WEFT_GEN_YIELDED with the yielded value in *out, or
  * WEFT_GEN_RETURNED with the generator's result in *out (the generator is
  * then finished). out may be NULL to discard the value.
- * Errors (nothing changed): -EINVAL (g is NULL or not a live generator; or
+ * Errors (nothing changed): -EINVAL (g NULL; or
  * `in` is not NULL on the first resume — as Python, a just-started generator
  * has no yield to receive it), -EBUSY (g is running: on another thread, or it
  * is the caller itself or one of the generators that resumed the caller),
@@ -118,7 +120,7 @@ static inline int weft_gen_next(weft_gen *g, void **out) {
  * A generator that was never started cannot catch anything: it becomes
  * finished without running, and weft_gen_throw returns `err` itself, as
  * Python propagates the exception to the thrower.
- * Errors (nothing changed): -EINVAL (g invalid, or err is not negative),
+ * Errors (nothing changed): -EINVAL (g NULL, or err is not negative),
  * -EBUSY, -ENODATA as weft_gen_resume.
  */
 WEFT_API int weft_gen_throw(weft_gen *g, int err, void **out);
@@ -132,7 +134,7 @@ WEFT_API int weft_gen_throw(weft_gen *g, int err, void **out);
  * just marks it finished and returns 0.
  * Errors: -EPROTO when the generator yielded again instead of finishing
  * (Python: "generator ignored GeneratorExit"); it is then suspended at that
- * yield. -EINVAL (g invalid), -EBUSY (g is running; nothing changed).
+ * yield. -EINVAL (g NULL), -EBUSY (g is running; nothing changed).
  * Blocks for as long as the generator runs its cleanup.
  */
 WEFT_API int weft_gen_close(weft_gen *g);
@@ -143,22 +145,21 @@ WEFT_API int weft_gen_close(weft_gen *g);
  *
  * Returns 0, or -EPROTO when the generator ignored the close (the generator
  * is freed all the same: its stack is reclaimed without running the rest of
- * its function, so what it holds is lost). After this call g is invalid;
- * weft detects most later uses of it (-EINVAL) but not all.
- * Errors (nothing changed): -EINVAL (g is NULL or not a live generator),
+ * its function, so what it holds is lost). After this call g must not be
+ * used again (see above). Errors (nothing changed): -EINVAL (g NULL),
  * -EBUSY (g is running).
  */
 WEFT_API int weft_gen_free(weft_gen *g);
 
 /*
  * weft_gen_state — the generator's enum weft_gen_state, or -EINVAL when g is
- * NULL or not a live generator. A racing resume on another thread may change
+ * NULL. A racing resume on another thread may change
  * the state right after the call returns.
  */
 WEFT_API int weft_gen_state(const weft_gen *g);
 
-/* weft_gen_name — the generator's name ("" when it has none), or NULL when g
- * is invalid. The string lives as long as the generator. */
+/* weft_gen_name — the generator's name ("" when it has none), or NULL for
+ * NULL. The string lives as long as the generator. */
 WEFT_API const char *weft_gen_name(const weft_gen *g);
 
 /*
@@ -184,7 +185,7 @@ WEFT_API int weft_gen_yield(void *out, void **in);
  * the error that ended the delegation otherwise (-ECANCELED when the
  * delegating generator is being closed, a thrown error sub let propagate,
  * or sub's resume error: -EBUSY, -ENODATA).
- * Errors: -EPERM outside a generator, -EINVAL (sub invalid or the caller
+ * Errors: -EPERM outside a generator, -EINVAL (sub NULL or the caller
  * itself). sub is not freed.
  */
 WEFT_API int weft_gen_yield_from(weft_gen *sub, void **result);

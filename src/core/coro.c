@@ -4,8 +4,10 @@
 #include "coro.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 
 WEFT__TLS weft__coro *weft__coro_running;
@@ -33,6 +35,7 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
   size_t obj = (obj_size + 63) & ~(size_t)63;
   char *top = st.lo + st.size;
   weft__coro *co = (weft__coro *)(void *)(top - obj);
+  weft__tools_object_made(co, obj);
   memset(co, 0, obj_size);
   co->stack = st;
   co->entry = entry;
@@ -56,10 +59,46 @@ void weft__ctx_wait_saved_slow(weft__ctx *ctx) {
       sched_yield();
 }
 
+/* Under AddressSanitizer, the stacks of destroyed coroutines wait in a
+ * ring of WEFT__TOOLS_QUARANTINE before they go back to the cache, so that
+ * a coroutine's object, poisoned as it is let go, stays poisoned for a
+ * while: a stale handle is then reported, not taken for a new coroutine's
+ * at the same address. */
+static struct {
+  pthread_mutex_t lock;
+  size_t next, n;
+  weft__stack ring[WEFT__TOOLS_QUARANTINE ? WEFT__TOOLS_QUARANTINE : 1];
+} quarantine = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void put_after_quarantine(const weft__stack *st) {
+  if (!WEFT__TOOLS_QUARANTINE) {
+    weft__stack_put(st);
+    return;
+  }
+  weft__stack out;
+  pthread_mutex_lock(&quarantine.lock);
+  bool full = quarantine.n == WEFT__TOOLS_QUARANTINE;
+  if (full)
+    out = quarantine.ring[quarantine.next];
+  else
+    quarantine.n++;
+  quarantine.ring[quarantine.next] = *st;
+  if (++quarantine.next == WEFT__TOOLS_QUARANTINE)
+    quarantine.next = 0;
+  pthread_mutex_unlock(&quarantine.lock);
+  if (full)
+    weft__stack_put(&out);
+}
+
 void weft__coro_destroy(weft__coro *co) {
   weft__stack st = co->stack;
   weft__tools_coro_fini(&co->ctx.tools);
-  weft__stack_put(&st);
+  /* The stack cache keeps its node in the top bytes (stack.h): those stay
+   * the cache's to write. */
+  char *top = st.lo + st.size;
+  weft__tools_object_gone(co,
+                          (size_t)(top - WEFT__STACK_NODE_BYTES - (char *)co));
+  put_after_quarantine(&st);
 }
 
 static size_t put_str(char *buf, size_t cap, size_t at, const char *s) {

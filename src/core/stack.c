@@ -70,6 +70,8 @@ struct warm_node {
   struct warm_node *next;
   uint8_t kind;
 };
+_Static_assert(sizeof(struct warm_node) <= WEFT__STACK_NODE_BYTES,
+               "the node must fit where stack.h says");
 
 enum { TRIM_BATCH = 64 };
 

@@ -45,8 +45,10 @@ typedef struct weft__stack {
  * contents are unspecified. */
 int weft__stack_get(weft__stack *st, size_t size);
 
-/* Gives a stack back to the cache. It must not be in use. */
+/* Gives a stack back to the cache. It must not be in use. The cache may
+ * write the top WEFT__STACK_NODE_BYTES of it. */
 void weft__stack_put(const weft__stack *st);
+#define WEFT__STACK_NODE_BYTES 16
 
 /* The usable size weft__stack_get(…, 0) gives. */
 size_t weft__stack_default_size(void);

@@ -10,10 +10,13 @@
  * generator must see exactly one -ECANCELED, and every call after the close
  * must find it finished.
  *
- * Last, frees race resumes: one thread resumes a generator until its handle
- * is dead (weft detects that while the memory is not reused, and no
- * generator is created meanwhile), the main thread frees it, retrying on
- * -EBUSY. The free must close the generator exactly once, whoever wins.
+ * Last, frees race a running generator: one thread resumes a generator,
+ * which runs a random while, and the main thread, once the generator runs,
+ * tries to free it, retrying on -EBUSY, while the resume returns. The free
+ * must close the generator exactly once, and the resume must not touch the
+ * generator after it let go of it (ASan and TSan runs would report it). No
+ * call is made through the handle once a free has returned 0: a freed
+ * handle must not be used (weft/gen.h).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +27,9 @@
 #include <stdlib.h>
 #include <time.h>
 #include <weft.h>
+
+#define IV(x) ((void *)(intptr_t)(x))
+#define VI(p) ((intptr_t)(p))
 
 enum { GENS = 6, THREADS = 4 };
 
@@ -164,42 +170,56 @@ static int close_races(double seconds) {
   return failed;
 }
 
-/* --- frees racing resumes ------------------------------------------------- */
+/* --- frees racing a running generator ------------------------------------ */
 
-static void *resume_until_dead(void *arg) {
-  weft_gen *g = arg;
-  int rc;
-  while ((rc = weft_gen_next(g, NULL)) == WEFT_GEN_YIELDED || rc == -EBUSY)
-    ;
-  return NULL; /* -EINVAL: freed */
+static atomic_bool entered;
+
+static void *spins_then_yields(void *arg) {
+  (void)arg;
+  void *in;
+  for (;;) {
+    atomic_store(&entered, true);
+    for (volatile int spin = 0; spin < (int)(random() % 4000); spin++)
+      ;
+    if (weft_gen_yield(NULL, &in) == -ECANCELED) {
+      atomic_fetch_add(&cancels_seen, 1);
+      return NULL;
+    }
+  }
 }
 
+static void *resume_once(void *arg) { return IV(weft_gen_next(arg, NULL)); }
+
 static int free_races(double seconds) {
-  long rounds = 0;
+  long rounds = 0, busy = 0;
   int failed = 0;
   double end = (double)time(NULL) + seconds;
   while ((double)time(NULL) < end) {
     weft_gen *g;
     atomic_store(&cancels_seen, 0);
-    if (weft_gen_new(&g, until_closed, NULL, NULL) != 0 ||
+    if (weft_gen_new(&g, spins_then_yields, NULL, NULL) != 0 ||
         weft_gen_next(g, NULL) != WEFT_GEN_YIELDED)
       return 1;
+    atomic_store(&entered, false);
     pthread_t t;
-    pthread_create(&t, NULL, resume_until_dead, g);
-    for (volatile int spin = 0; spin < (int)(rounds % 4000); spin++)
+    pthread_create(&t, NULL, resume_once, g);
+    while (!atomic_load(&entered))
       ;
     int rc;
     while ((rc = weft_gen_free(g)) == -EBUSY)
-      ;
-    pthread_join(t, NULL);
-    if (rc != 0 || atomic_load(&cancels_seen) != 1) {
-      fprintf(stderr, "round %ld: free returned %d, %d cancels seen\n", rounds,
-              rc, atomic_load(&cancels_seen));
+      busy++;
+    void *resumed;
+    pthread_join(t, &resumed);
+    if (rc != 0 || atomic_load(&cancels_seen) != 1 ||
+        VI(resumed) != WEFT_GEN_YIELDED) {
+      fprintf(stderr, "round %ld: free %d, resume %d, %d cancels seen\n",
+              rounds, rc, (int)VI(resumed), atomic_load(&cancels_seen));
       failed++;
     }
     rounds++;
   }
-  printf("stress-gen: %ld free rounds: %s\n", rounds, failed ? "FAILED" : "ok");
+  printf("stress-gen: %ld free rounds, %ld refused busy: %s\n", rounds, busy,
+         failed ? "FAILED" : "ok");
   return failed;
 }
 

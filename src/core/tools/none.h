@@ -32,4 +32,17 @@ static inline void weft__tools_after_switch(weft__tools_local *local) {
 }
 static inline void weft__tools_saved_seen(weft__tools_ctx *t) { (void)t; }
 
+/* A coroutine's object (a task, a generator: the handle) at the top of its
+ * stack is made, or let go. Under AddressSanitizer a let-go object is
+ * poisoned, and its stack kept from reuse for a while (QUARANTINE stacks),
+ * so that a handle used after it was let go is reported rather than acting
+ * on a new object at the same address. */
+enum { WEFT__TOOLS_QUARANTINE = 0 };
+static inline void weft__tools_object_made(void *obj, size_t size) {
+  (void)obj, (void)size;
+}
+static inline void weft__tools_object_gone(void *obj, size_t size) {
+  (void)obj, (void)size;
+}
+
 #endif

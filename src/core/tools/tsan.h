@@ -57,4 +57,13 @@ static inline void weft__tools_saved_seen(weft__tools_ctx *t) {
   __tsan_acquire(t);
 }
 
+/* See none.h: only AddressSanitizer poisons. */
+enum { WEFT__TOOLS_QUARANTINE = 0 };
+static inline void weft__tools_object_made(void *obj, size_t size) {
+  (void)obj, (void)size;
+}
+static inline void weft__tools_object_gone(void *obj, size_t size) {
+  (void)obj, (void)size;
+}
+
 #endif

@@ -69,6 +69,14 @@
  * Calls are safe from any thread and any task, not from signal handlers;
  * none of them is safe in a child between fork() and exec() (use the fork
  * weft_proc_start makes).
+ *
+ * Handles, as every handle of weft (docs/README.md, "Handles"): a child's
+ * handle, and a message pipe's end, is valid until weft_proc_free
+ * (weft_msgpipe_free) lets it go, and must not be used after: weft cannot
+ * always tell (the memory may already hold a new handle, and the call would
+ * act on that one), and AddressSanitizer builds report it. (While the child
+ * of a freed handle still runs, weft keeps the memory, and calls through the
+ * handle return -EINVAL, false or -1.)
  */
 #ifndef WEFT_PROC_H
 #define WEFT_PROC_H
@@ -154,7 +162,7 @@ WEFT_API int weft_proc_exec(weft_proc **out, const weft_proc_cmd *cmd,
  * a child may be joined many times, and by many joiners at once.
  *
  * Returns 0; -ETIMEDOUT (still running); -ECANCELED (a cancelled task);
- * -EINVAL (p NULL or freed, a negative timeout other than WEFT_FOREVER).
+ * -EINVAL (p NULL, a negative timeout other than WEFT_FOREVER).
  * Blocks: a task parks only itself.
  */
 WEFT_API int weft_proc_join(weft_proc *p, int64_t timeout, int *exitcode);

@@ -14,6 +14,12 @@
  *     q.put(m, timeout=t)                 weft_queue_put(q, m, len, t)
  *     m = q.get(timeout=t)                n = weft_queue_get(q, buf, size, t)
  *
+ * Handles, as every handle of weft (docs/README.md, "Handles"): a region's
+ * or a queue's handle is valid until weft_shm_free (weft_queue_free) lets
+ * it go, and must not be used after: weft cannot tell (the memory may
+ * already hold a new handle, and the call would act on that one), and
+ * AddressSanitizer builds report it.
+ *
  * A region is a memfd mapped shared: a child made by weft_proc_start (or
  * fork) inherits the mapping at the same address, and another process can
  * map it from its fd (passed over a unix socket, or left open across an
@@ -220,7 +226,7 @@ WEFT_API int weft_queue_open(weft_queue **out, int fd);
 WEFT_API int weft_queue_fd(const weft_queue *q);
 
 /* weft_queue_max_message — the longest message the queue can take: its
- * capacity less 16 bytes; 0 for a NULL or freed handle. */
+ * capacity less 16 bytes; 0 for NULL. */
 WEFT_API size_t weft_queue_max_message(const weft_queue *q);
 
 /*

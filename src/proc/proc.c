@@ -292,6 +292,9 @@ int weft_proc_kill(weft_proc *p) { return weft_proc_signal(p, SIGKILL); }
 void weft_proc_free(weft_proc *p) {
   if (!valid(p))
     return;
+  /* The reaper may keep the memory until the child exits; the handle is
+   * dead from now on all the same, and says so while the memory lasts. */
+  p->magic = 0;
   weft__proc_unref(p);
 }
 

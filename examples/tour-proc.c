@@ -93,6 +93,52 @@ static void talk(void) {
          code);
 }
 
+/* A supervisor cancelled at shutdown still gives its child time to exit:
+ * the join in its shield waits, where an unshielded one would fail at
+ * once. */
+static int exit_after_200ms(void *arg) {
+  (void)arg;
+  nap_ms(200);
+  return 3;
+}
+
+static void *supervisor(void *arg) {
+  weft_proc *child = arg;
+  weft_sleep(INT64_MAX); /* until the shutdown cancels it */
+  int code = 0;
+  int rc = weft_proc_join(child, WEFT_SEC(5), &code);
+  printf("    cancelled; a plain join(5 s) returns at once: %s\n",
+         weft_strerror(rc));
+  weft_task_shield();
+  rc = weft_proc_join(child, WEFT_SEC(5), &code);
+  printf("    inside weft_task_shield, join(5 s) waits: %s, exit code %d\n",
+         weft_strerror(rc), code);
+  rc = weft_task_unshield();
+  printf("    weft_task_unshield: %s (the cancellation goes on)\n",
+         weft_strerror(rc));
+  return NULL;
+}
+
+static void *shut_down(void *arg) {
+  weft_task *t;
+  weft_task_spawn(&t, supervisor, arg, &(weft_task_opts){.name = "sup"});
+  weft_sleep(WEFT_MS(20));
+  printf("  shutdown: cancel the supervisor task\n");
+  weft_task_cancel(t);
+  weft_task_join(t, WEFT_FOREVER, NULL);
+  weft_task_detach(t);
+  return NULL;
+}
+
+static void cleanup_after_cancel(void) {
+  tour_section("processes: a cancelled supervisor gives its child 5 s");
+  weft_proc *child;
+  if (weft_proc_start(&child, exit_after_200ms, NULL, NULL) != 0)
+    return;
+  weft_run(shut_down, child, NULL);
+  weft_proc_free(child);
+}
+
 void tour_processes(void) {
   tour_section("processes: a zombie, the careless way and weft's");
   fflush(stdout);
@@ -145,4 +191,5 @@ void tour_processes(void) {
          state == '-' || state == 'Z' ? "dead too (PR_SET_PDEATHSIG)"
                                       : "still running");
   talk();
+  cleanup_after_cancel();
 }

@@ -49,6 +49,52 @@ static void exit_demo(int daemon) {
   wait(NULL);
 }
 
+/* Python lets any number of threads join one thread; so does weft, and
+ * tasks of any hub too. */
+static weft_thread *joined;
+
+static void *answer_later(void *arg) {
+  nap_ms(100);
+  return arg;
+}
+
+static void *join_and_say(void *arg) {
+  void *r = NULL;
+  int rc = weft_thread_join(joined, WEFT_SEC(5), &r);
+  printf("    %s joined: %s, result %d\n", (const char *)arg, weft_strerror(rc),
+         (int)(intptr_t)r);
+  fflush(stdout);
+  return NULL;
+}
+
+static void *hub_main(void *arg) {
+  (void)arg;
+  weft_task *t[2];
+  weft_task_spawn(&t[0], join_and_say, "task 1 of a hub", NULL);
+  weft_task_spawn(&t[1], join_and_say, "task 2 of a hub", NULL);
+  for (int i = 0; i < 2; i++)
+    weft_task_join(t[i], WEFT_FOREVER, NULL);
+  return NULL;
+}
+
+static void *run_hub(void *arg) {
+  return (void *)(intptr_t)weft_run(hub_main, arg, NULL);
+}
+
+static void many_joiners(void) {
+  printf("  four joiners of one thread at once, two of them tasks:\n");
+  weft_thread_start(&joined, answer_later, (void *)(intptr_t)42, NULL);
+  weft_thread *j[3];
+  weft_thread_start(&j[0], join_and_say, "thread A", NULL);
+  weft_thread_start(&j[1], join_and_say, "thread B", NULL);
+  weft_thread_start(&j[2], run_hub, NULL, NULL);
+  for (int i = 0; i < 3; i++) {
+    weft_thread_join(j[i], WEFT_FOREVER, NULL);
+    weft_thread_detach(j[i]);
+  }
+  weft_thread_detach(joined); /* joins let go of nothing: this does */
+}
+
 void tour_threads(void) {
   tour_section("threads: join(timeout), and daemon threads at exit");
   weft_thread *t;
@@ -61,6 +107,8 @@ void tour_threads(void) {
   fflush(stdout);
   rc = weft_thread_join(t, WEFT_FOREVER, NULL);
   printf("  join(): %d\n", rc);
+  weft_thread_detach(t);
+  many_joiners();
   printf("  a process whose main returns while a non-daemon thread runs:\n");
   exit_demo(WEFT_THREAD_NOT_DAEMON);
   printf("  the same with a daemon thread (it never says done):\n");
@@ -125,8 +173,10 @@ static void watchdog_demo(void) {
                     &(weft_thread_opts){.name = "kant"});
   nap_ms(200);
   weft_lock_release(&forks[0]);
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 2; i++) {
     weft_thread_join(t[i], WEFT_FOREVER, NULL);
+    weft_thread_detach(t[i]);
+  }
   weft_watchdog_stop();
   printf("  the tour freed the left fork from outside, and both finished\n");
 }
@@ -203,8 +253,10 @@ void tour_locks(void) {
     weft_thread_start(&t[i], offering_thread, (void *)(intptr_t)(i * 2500),
                       NULL);
   weft_thread_start(&t[4], hub_thread, NULL, NULL);
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < 5; i++) {
     weft_thread_join(t[i], WEFT_FOREVER, NULL);
+    weft_thread_detach(t[i]);
+  }
   int once = 0;
   for (int i = 0; i < ITEMS; i++)
     once += processed[i] == 1;

@@ -228,12 +228,15 @@ static int join_locked(weft_task *t, weft_task *self, int64_t timeout) {
     self->waits_for = t;
   int rc = weft__waiter_wait(&w, weft__deadline_after(timeout));
   weft__guard_lock(&t->join_guard);
-  if (w.queued) { /* timed out or cancelled, and no wake came */
+  bool woken = !w.queued;
+  if (!woken) /* timed out or cancelled, and no wake came */
     weft__waitq_remove(&t->joiners, &w);
+  /* A cancellation wins even over a finish that woke the waiter before the
+   * joiner ran again: the finish wakes every joiner, so nothing is to be
+   * passed on, and the caller asked to stop. A timeout loses to a finish:
+   * finished is finished. */
+  if (!woken || rc == -ECANCELED)
     return rc;
-  }
-  /* Woken: the task finished, or its hub gave up on it. A timeout or a
-   * cancellation that came in the same moment loses to that. */
   return t->abandoned ? -EDEADLK : 0;
 }
 

@@ -44,7 +44,7 @@
 
 struct weft_thread {
   uint32_t magic;
-  uint32_t guard;  /* guards finished, result, joinable and joiners */
+  uint32_t guard;  /* guards finished, result, joinable, joining, joiners */
   atomic_int refs; /* the thread's, the handle's if joinable, each join's */
   bool finished;   /* its function returned; read atomically outside */
   bool joinable;   /* a handle is out, not detached yet */
@@ -55,6 +55,7 @@ struct weft_thread {
   void *result;
   uint64_t id;
   weft__waitq joiners;
+  unsigned joining; /* joins under way: a detach meanwhile is -EBUSY */
   char name[NAME_MAX_];
 };
 
@@ -219,47 +220,49 @@ int weft_thread_join(weft_thread *t, int64_t timeout, void **result) {
   return rc;
 }
 
+/* The join proper, under t's guard (held again when it returns). */
+static int join_locked(weft_thread *t, int64_t timeout) {
+  if (t->finished)
+    return 0;
+  weft_task *task = weft__task_running();
+  if (timeout == 0)
+    return -ETIMEDOUT;
+  if (task && task->cancelled)
+    return -ECANCELED;
+  weft__waiter w;
+  weft__waiter_init(&w, "thread join", t);
+  weft__waitq_push_back(&t->joiners, &w);
+  weft__guard_unlock(&t->guard);
+  int rc = weft__waiter_wait(&w, weft__deadline_after(timeout));
+  weft__guard_lock(&t->guard);
+  bool woken = !w.queued;
+  if (!woken) /* timed out or cancelled, and no wake came */
+    weft__waitq_remove(&t->joiners, &w);
+  /* As a task's join (hub/task.c): a cancellation wins over a finish that
+   * woke the waiter meanwhile, a timeout does not. */
+  return !woken || rc == -ECANCELED ? rc : 0;
+}
+
 static int join(weft_thread *t, int64_t timeout, void **result) {
   weft__guard_lock(&t->guard);
   if (!t->joinable) {
     weft__guard_unlock(&t->guard);
     return -EINVAL;
   }
-  if (!t->finished) {
-    weft_task *task = weft__task_running();
-    int busy = timeout == 0              ? -ETIMEDOUT
-               : task && task->cancelled ? -ECANCELED
-                                         : 0;
-    if (busy) {
-      weft__guard_unlock(&t->guard);
-      return busy;
-    }
-    weft__waiter w;
-    weft__waiter_init(&w, "thread join", t);
-    weft__waitq_push_back(&t->joiners, &w);
-    weft__guard_unlock(&t->guard);
-    int rc = weft__waiter_wait(&w, weft__deadline_after(timeout));
-    weft__guard_lock(&t->guard);
-    if (w.queued) { /* timed out or cancelled, and no wake came */
-      weft__waitq_remove(&t->joiners, &w);
-      weft__guard_unlock(&t->guard);
-      return rc;
-    }
-  }
-  /* Finished: every joiner gets the result; the handle stays. */
-  if (result)
+  t->joining++;
+  int rc = join_locked(t, timeout);
+  if (rc == 0 && result) /* every joiner gets the result; the handle stays */
     *result = t->result;
+  t->joining--;
   weft__guard_unlock(&t->guard);
-  return 0;
+  return rc;
 }
 
 int weft_thread_detach(weft_thread *t) {
   if (!valid(t) || t->foreign)
     return -EINVAL;
   weft__guard_lock(&t->guard);
-  int rc = !t->joinable                      ? -EINVAL
-           : !weft__waitq_empty(&t->joiners) ? -EBUSY
-                                             : 0;
+  int rc = !t->joinable ? -EINVAL : t->joining > 0 ? -EBUSY : 0;
   if (rc == 0)
     t->joinable = false;
   weft__guard_unlock(&t->guard);

@@ -30,6 +30,12 @@
  *    not absurdly more (LATE_MAX), and never had WEFT_FOREVER;
  *  - -ECANCELED comes only to a task the chaos cancelled, and a join that
  *    started after the cancellation does not time out (but for a poll);
+ *    a join of hub A without a timeout, cancelled while its target could
+ *    not have finished (hub A's own task not done, a thread held at its
+ *    gate), is counted: when the target then finishes before the task
+ *    runs again, the finish's wake stands and the join gives 0 (the
+ *    waiter's rule, docs/sync.md), though hub.h promises -ECANCELED;
+ *    WEFT_STRESS_STRICT_CANCEL=1 makes that a failure;
  *  - the target is alive until it was let finish;
  *  - a detach while a join of hub A is under way returns -EBUSY (then the
  *    handle must still serve the later joins and the final detach), and
@@ -99,7 +105,13 @@ static struct round R = {.go = WEFT_EVENT_INIT, .gate = WEFT_EVENT_INIT};
 static weft_waitgroup wg = WEFT_WAITGROUP_INIT;
 
 /* Hub A's own: read and written by its tasks only. */
-static int a_in_join;  /* tasks of hub A inside a join of the target */
+static int a_in_join;      /* tasks of hub A inside a join of the target */
+static long n_must_cancel; /* cancels of a join nothing else could end */
+static long n_cancel_lost; /* of those, joins that gave 0 all the same */
+static bool strict_cancel; /* WEFT_STRESS_STRICT_CANCEL: that is a failure */
+/* Steps of hub A, to tell in which order things happened on it: the
+ * target task's finish, the gate's opening, a cancel, a join's return. */
+static long a_step, finish_step, gate_step;
 static bool gate_open; /* the racer opened the gate of this round */
 
 struct pool;
@@ -108,6 +120,12 @@ struct slot {
   weft_task *self;
   bool joining;   /* in a join of the target now */
   bool cancelled; /* by the chaos, since it joined */
+  /* Cancelled in a join that nothing else could end by then: a join
+   * without a timeout, of a target that could not have finished (hub A
+   * knows this of its own task, and of a thread held at the gate). */
+  bool must_cancel;
+  long cancel_step; /* a_step at the cancel */
+  int64_t timeout;  /* of the join under way */
   uint64_t seed;
 };
 
@@ -209,6 +227,7 @@ static void *target_task(void *arg) {
     else if (weft_sleep(r->run_ns) != 0)
       FAIL("the target task's sleep failed");
   }
+  finish_step = ++a_step;
   return r->expect;
 }
 
@@ -279,8 +298,10 @@ static void join_job(struct round *r, enum kind k, struct slot *s,
     void *result = &result; /* no round's result */
     if (k == ON_A)
       a_in_join++;
-    if (s)
+    if (s) {
       s->joining = true;
+      s->timeout = timeout;
+    }
     atomic_fetch_add(&r->in_join[k], 1);
     int64_t t0 = now_ns();
     int rc = join_target(r, timeout, &result);
@@ -296,6 +317,22 @@ static void join_job(struct round *r, enum kind k, struct slot *s,
       atomic_fetch_add(&r->joins_returned, 1);
       if (!was_alive)
         atomic_fetch_add(&n_found_done, 1);
+      if (s && s->must_cancel) {
+        /* Cancelled while parked, then the target finished before the
+         * task ran again: its waiter was taken off the queue by the
+         * finish, whose wake stands (docs/sync.md), so the join gives 0.
+         * hub.h says the call returns -ECANCELED: strict mode holds weft
+         * to that. */
+        n_cancel_lost++;
+        if (strict_cancel)
+          FAIL("a %s's join without a timeout, cancelled while its target "
+               "could not have finished (hub A's step %ld), returned 0, not "
+               "-ECANCELED; the target %s at step %ld, the join returned at "
+               "step %ld",
+               kind_name[k], s->cancel_step,
+               r->is_thread ? "was let through its gate" : "finished",
+               r->is_thread ? gate_step : finish_step, ++a_step);
+      }
       if (result != r->expect)
         FAIL("a %s's join gave %p, not the round's %p", kind_name[k], result,
              r->expect);
@@ -351,6 +388,7 @@ static void *worker(void *arg) {
   s->self = weft_task_current();
   s->joining = false;
   s->cancelled = false;
+  s->must_cancel = false;
   for (;;) {
     int rc = weft_sem_acquire(&p->sem, WEFT_FOREVER);
     if (rc != 0) {
@@ -404,6 +442,12 @@ static void chaos_round(struct pool *p) {
       if (!s->joining || s->cancelled)
         continue;
       s->cancelled = true;
+      /* On hub A, nothing runs between this look and the cancel. */
+      s->must_cancel =
+          p == &pool_a && s->timeout == WEFT_FOREVER &&
+          (R.is_thread ? R.gated && !gate_open : weft_task_alive(R.task));
+      n_must_cancel += s->must_cancel;
+      s->cancel_step = p == &pool_a ? ++a_step : 0;
       int rc = weft_task_cancel(s->self);
       if (rc != 0)
         FAIL("the cancel of a joiner task in its join returned %d (%s)", rc,
@@ -464,6 +508,7 @@ static void *racer(void *arg) {
   }
   if (r->is_thread && r->gated) {
     gate_open = true;
+    gate_step = ++a_step;
     atomic_store(&r->let_go, true);
     weft_event_set(&r->gate);
   }
@@ -666,6 +711,8 @@ int main(void) {
   const char *env = getenv("WEFT_STRESS_SECONDS");
   if (env && *env)
     seconds = strtod(env, NULL);
+  env = getenv("WEFT_STRESS_STRICT_CANCEL");
+  strict_cancel = env && *env && *env != '0';
   env = getenv("WEFT_STRESS_SEED");
   base_seed = env && *env ? strtoull(env, NULL, 0) : (uint64_t)now_ns();
   init_pool(&pool_a, 0xa);
@@ -685,7 +732,8 @@ int main(void) {
   long rounds = atomic_load(&n_rounds[0]) + atomic_load(&n_rounds[1]);
   printf("stress-join: %.1f s: %ld rounds (%ld tasks, %ld threads), %ld "
          "joins (%ld hub A, %ld hub B, %ld threads; %ld found it finished), "
-         "%ld timeouts (latest %.3f ms late), %ld cancels (%ld sent), %ld "
+         "%ld timeouts (latest %.3f ms late), %ld cancels (%ld sent; %ld "
+         "certain, of which %ld lost to a later finish), %ld "
          "busy detaches (%ld skipped), final detach by the last %ld / by the "
          "owner %ld: %s\n",
          seconds, rounds, atomic_load(&n_rounds[0]), atomic_load(&n_rounds[1]),
@@ -693,9 +741,10 @@ int main(void) {
          atomic_load(&n_joins_kind[ON_B]), atomic_load(&n_joins_kind[PLAIN]),
          atomic_load(&n_found_done), atomic_load(&n_timeouts),
          (double)atomic_load(&max_late) / 1e6, atomic_load(&n_cancels),
-         atomic_load(&n_cancels_sent), atomic_load(&n_busy),
-         atomic_load(&n_busy_skipped), atomic_load(&n_last_detach),
-         atomic_load(&n_coord_detach), failed ? "FAILED" : "ok");
+         atomic_load(&n_cancels_sent), n_must_cancel, n_cancel_lost,
+         atomic_load(&n_busy), atomic_load(&n_busy_skipped),
+         atomic_load(&n_last_detach), atomic_load(&n_coord_detach),
+         failed ? "FAILED" : "ok");
   if (failed)
     printf("stress-join: %d failures (seed %llu)\n", failed,
            (unsigned long long)base_seed);

@@ -446,7 +446,8 @@ static void chaos_round(struct pool *p) {
       s->must_cancel =
           p == &pool_a && s->timeout == WEFT_FOREVER &&
           (R.is_thread ? R.gated && !gate_open : weft_task_alive(R.task));
-      n_must_cancel += s->must_cancel;
+      if (s->must_cancel) /* hub A only: its own counter */
+        n_must_cancel++;
       s->cancel_step = p == &pool_a ? ++a_step : 0;
       int rc = weft_task_cancel(s->self);
       if (rc != 0)
@@ -499,12 +500,18 @@ static void *racer(void *arg) {
       atomic_fetch_add(&n_busy_skipped, 1);
       continue;
     }
+    bool alive = target_alive(r);
     int rc = detach_target(r);
     if (rc != -EBUSY)
       FATAL("a detach while %d tasks of hub A were in a join returned %d "
             "(%s), not -EBUSY",
             a_in_join, rc, weft_strerror(rc));
     atomic_fetch_add(&n_busy, 1);
+    /* Nothing changed: the target cannot have finished meanwhile (it is
+     * hub A's task, or held at the gate), and it stays joinable (the
+     * joins still under way, the final detach). */
+    if (target_alive(r) != alive)
+      FAIL("a refused detach changed whether the target is alive");
   }
   if (r->is_thread && r->gated) {
     gate_open = true;

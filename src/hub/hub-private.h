@@ -16,11 +16,18 @@
  *             at once if detached already
  *
  * Joins are the exception to "only the hub's thread": any task of any hub,
- * and any plain thread, may join a task. What a join reads (done, result)
- * and the queue of joiners are guarded by the task's join_guard; the task
- * writes them under it as it finishes and wakes every joiner there. The
- * handle is released only on the hub's thread (detach, the scheduler, the
- * end of weft_run), never while a join is under way (joining counts them).
+ * and any plain thread, may join a task. Joins from the task's own hub
+ * (local) take no lock: their joiners park in local_joiners, and the task
+ * wakes them as it finishes, all on the hub's thread. A join from another
+ * thread (remote) first counts itself in `remote`, then reads `done`; the
+ * finishing task first sets `done`, then reads `remote`, and only when a
+ * remote join is under way takes join_guard to wake the remote_joiners
+ * (Dekker's pattern, sequentially consistent on both sides: either the
+ * join sees done, or the finish sees the join). So a task that only its
+ * own hub joins pays one atomic exchange for its joins. The handle is
+ * released only on the hub's thread (detach, the scheduler, the end of
+ * weft_run), never while a join is under way (local_joining and remote
+ * count them).
  */
 #ifndef WEFT_HUB_PRIVATE_H
 #define WEFT_HUB_PRIVATE_H
@@ -65,13 +72,14 @@ struct weft_task {
    * when the outermost shield ends. */
   unsigned shield_depth;
   bool cancel_held;
-  /* Joins, from any thread: done and result are written, and every joiner
-   * woken, under join_guard; joining counts the joins under way. */
-  uint32_t join_guard;
-  bool done;      /* finished or abandoned (atomic: read without the guard) */
-  bool abandoned; /* released unfinished by a hub that gave up */
-  unsigned joining;
-  struct weft__waitq joiners;
+  /* Joins (see above). result and abandoned are written before done. */
+  _Atomic bool done;      /* finished, or abandoned */
+  bool abandoned;         /* released unfinished by a hub that gave up */
+  unsigned local_joining; /* joins from its hub under way */
+  struct weft__waitq local_joiners;  /* parked in them; the hub's thread */
+  _Atomic unsigned remote;           /* joins from elsewhere under way */
+  uint32_t join_guard;               /* guards remote_joiners */
+  struct weft__waitq remote_joiners; /* waiting in them */
   const char *waits_on;       /* what a parked task waits in, for reports */
   const weft_task *waits_for; /* the task it joins, for reports */
   int64_t parked_at;          /* about when it parked (see stamp) */

@@ -325,11 +325,13 @@ static void cancel_daemons(weft__hub *h) {
 /* The run gives up (a deadlock, a failed poller). Tasks parked on a
  * waiter must not be released as they are: their waiter sits in a
  * primitive's queue that outlives the run, where a thread would wake it
- * later. So from now on no wait on a waiter may begin, shielded or not,
- * and the tasks parked on one are cancelled and run until none is left (a
- * cancelled task's waits fail at once, so this ends), with the daemons,
- * which hold resources of weft's own (the dump's signalfd), and any task
- * they wake. The other blocked tasks are released as they are. */
+ * later; nor may tasks parked in a join of a task of this hub, whose node
+ * sits in that task's list of joiners. So from now on no wait on a waiter
+ * may begin, shielded or not, and the tasks parked on one or in a join are
+ * cancelled and run until none is left (a cancelled task's waits fail at
+ * once, so this ends), with the daemons, which hold resources of weft's
+ * own (the dump's signalfd), and any task they wake. The other blocked
+ * tasks are released as they are. */
 static void give_up(weft__hub *h) {
   h->giving_up = true;
   if (!h->daemons_cancelled)
@@ -337,7 +339,7 @@ static void give_up(weft__hub *h) {
   for (;;) {
     weft__hub_drain_remote(h);
     for (weft_task *t = h->all; t; t = t->all_next)
-      if (t->state == WEFT__TASK_PARKED && t->waiter)
+      if (t->state == WEFT__TASK_PARKED && (t->waiter || t->waits_for))
         weft__task_cancel_wake(t);
     if (!h->runq_len)
       break;

@@ -94,13 +94,17 @@ static void destroy_locals(weft_task *t) {
 }
 
 /* Marks t done — finished, or abandoned by a hub that gave up on it —
- * and wakes every joiner. */
+ * and wakes every joiner. On t's hub's thread. */
 static void wake_joiners(weft_task *t, bool abandoned) {
-  weft__guard_lock(&t->join_guard);
   t->abandoned = abandoned;
-  __atomic_store_n(&t->done, true, __ATOMIC_RELEASE);
+  atomic_store(&t->done, true); /* then read remote: see hub-private.h */
   weft__waiter *w;
-  while ((w = weft__waitq_pop(&t->joiners)) != NULL)
+  while ((w = weft__waitq_pop(&t->local_joiners)) != NULL)
+    weft__task_wake(w->task, 0);
+  if (atomic_load(&t->remote) == 0)
+    return;
+  weft__guard_lock(&t->join_guard);
+  while ((w = weft__waitq_pop(&t->remote_joiners)) != NULL)
     weft__waiter_wake(w, 0);
   weft__guard_unlock(&t->join_guard);
 }
@@ -157,17 +161,14 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   return 0;
 }
 
-/* Waits until no join of t is under way: at the end of weft_run, a
- * thread or another hub may still be in one (woken, or joining a task that
- * had finished). They leave without waiting for anything of this hub. */
-static void await_joins_left(weft_task *t) {
-  weft__guard_lock(&t->join_guard);
-  while (t->joining > 0) {
-    weft__guard_unlock(&t->join_guard);
+/* Waits until no remote join of t is under way: at the end of weft_run, a
+ * thread or another hub may still be in one (woken, or joining a task
+ * that had finished). They leave without waiting for anything of this
+ * hub. (Local joins cannot be: this is the hub's thread, and none of its
+ * tasks is left in one when a task is released.) */
+static void await_remote_joins_left(weft_task *t) {
+  while (atomic_load(&t->remote) > 0)
     sched_yield();
-    weft__guard_lock(&t->join_guard);
-  }
-  weft__guard_unlock(&t->join_guard);
 }
 
 void weft__task_release(weft_task *t) {
@@ -175,7 +176,7 @@ void weft__task_release(weft_task *t) {
   if (!t->detached) { /* its handle is out: joins may be under way */
     if (t->state != WEFT__TASK_FINISHED)
       wake_joiners(t, true); /* abandoned (a deadlock): joiners are told */
-    await_joins_left(t);
+    await_remote_joins_left(t);
   }
   /* A thread woke it and queued it for the hub (its wait ended another
    * way meanwhile): the entry must go before the task does. */
@@ -208,33 +209,61 @@ int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
   return weft__task_spawn_on(self->hub, out, fn, arg, opts);
 }
 
-/* Who alone can end a join's wait: the joined task, by finishing (for
- * the deadlock check: a join of a task of the same hub is such a wait). */
+/* Who alone can end a remote join's wait: the joined task, by finishing
+ * (not of the joiner's hub: the deadlock check looks no further). */
 static const void *join_holder(const void *task) { return task; }
 
-/* The join proper; the caller counted itself in t->joining and holds
- * t->join_guard, which it holds again when this returns. */
-static int join_locked(weft_task *t, weft_task *self, int64_t timeout) {
-  if (__atomic_load_n(&t->done, __ATOMIC_RELAXED))
+/* A join from a task of t's own hub: all on the hub's thread, no lock. */
+static int join_local(weft_task *t, weft_task *self, int64_t timeout) {
+  if (atomic_load_explicit(&t->done, memory_order_relaxed))
     return t->abandoned ? -EDEADLK : 0;
   if (timeout == 0)
     return -ETIMEDOUT; /* 0 polls */
+  weft__waiter w;      /* only a node of local_joiners: parked directly */
+  w.task = self;
+  weft__waitq_push_back(&t->local_joiners, &w);
+  t->local_joining++;
+  self->waits_for = t;
+  int rc = weft__task_park(self, "join", weft__deadline_after(timeout));
+  t->local_joining--;
+  bool woken = !w.queued;
+  if (!woken) /* timed out or cancelled, and no wake came */
+    weft__waitq_remove(&t->local_joiners, &w);
+  /* A cancellation wins even over a finish that woke the joiner before it
+   * ran again: the finish wakes every joiner, so nothing is to be passed
+   * on, and the caller asked to stop. A timeout loses to a finish:
+   * finished is finished. */
+  if (!woken || rc == -ECANCELED)
+    return rc;
+  return t->abandoned ? -EDEADLK : 0;
+}
+
+/* A join from a plain thread or a task of another hub; the caller counted
+ * itself in t->remote before. */
+static int join_remote(weft_task *t, int64_t timeout) {
+  if (atomic_load(&t->done)) /* after the count: see hub-private.h */
+    return t->abandoned ? -EDEADLK : 0;
+  if (timeout == 0)
+    return -ETIMEDOUT;
+  weft__guard_lock(&t->join_guard);
+  /* Acquire: the finish may have set done without the guard (it takes
+   * the guard only after, to wake), so the guard alone orders nothing. */
+  if (atomic_load_explicit(&t->done, memory_order_acquire)) {
+    weft__guard_unlock(&t->join_guard);
+    return t->abandoned ? -EDEADLK : 0;
+  }
   weft__waiter w;
   weft__waiter_init(&w, "join", t);
   w.holder = join_holder;
-  weft__waitq_push_back(&t->joiners, &w);
+  weft__waitq_push_back(&t->remote_joiners, &w);
   weft__guard_unlock(&t->join_guard);
-  if (self)
-    self->waits_for = t;
   int rc = weft__waiter_wait(&w, weft__deadline_after(timeout));
   weft__guard_lock(&t->join_guard);
   bool woken = !w.queued;
-  if (!woken) /* timed out or cancelled, and no wake came */
-    weft__waitq_remove(&t->joiners, &w);
-  /* A cancellation wins even over a finish that woke the waiter before the
-   * joiner ran again: the finish wakes every joiner, so nothing is to be
-   * passed on, and the caller asked to stop. A timeout loses to a finish:
-   * finished is finished. */
+  if (!woken)
+    weft__waitq_remove(&t->remote_joiners, &w);
+  weft__guard_unlock(&t->join_guard);
+  /* As a local join: a cancellation wins, a timeout does not. */
   if (!woken || rc == -ECANCELED)
     return rc;
   return t->abandoned ? -EDEADLK : 0;
@@ -246,20 +275,26 @@ int weft_task_join(weft_task *t, int64_t timeout, void **result) {
   weft_task *self = weft__task_running();
   if (t == self)
     return -EDEADLK;
-  if (self && self->hub == t->hub && t->detached)
-    return -EINVAL; /* best effort: a detached handle is gone */
-  weft__guard_lock(&t->join_guard);
-  t->joining++;
-  int rc = join_locked(t, self, timeout);
+  int rc;
+  if (self && self->hub == t->hub) {
+    if (t->detached)
+      return -EINVAL; /* best effort: a detached handle is gone */
+    rc = join_local(t, self, timeout);
+    if (rc == 0 && result)
+      *result = t->result;
+    return rc;
+  }
+  atomic_fetch_add(&t->remote, 1);
+  rc = join_remote(t, timeout);
   if (rc == 0 && result)
     *result = t->result;
-  t->joining--;
-  weft__guard_unlock(&t->join_guard);
+  atomic_fetch_sub(&t->remote, 1); /* the last touch of t */
   return rc;
 }
 
 bool weft_task_alive(const weft_task *t) {
-  return valid(t) && !__atomic_load_n(&t->done, __ATOMIC_ACQUIRE);
+  return valid(t) &&
+         !atomic_load_explicit(&((weft_task *)t)->done, memory_order_acquire);
 }
 
 int weft_task_detach(weft_task *t) {
@@ -269,10 +304,7 @@ int weft_task_detach(weft_task *t) {
     return rc;
   if (t->detached)
     return -EINVAL;
-  weft__guard_lock(&t->join_guard);
-  bool busy = t->joining > 0;
-  weft__guard_unlock(&t->join_guard);
-  if (busy)
+  if (t->local_joining > 0 || atomic_load(&t->remote) > 0)
     return -EBUSY;
   t->detached = true;
   if (t->state == WEFT__TASK_FINISHED)

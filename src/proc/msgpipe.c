@@ -30,6 +30,7 @@
 #include <weft/proc.h>
 #include <weft/sync.h>
 
+#include "../core/sigmask.h"
 #include "../hub/timer.h"
 
 #define MSGPIPE_MAGIC 0x6d736770u /* "msgp" */
@@ -108,13 +109,13 @@ static ssize_t write_some(weft_msgpipe *m, struct iovec *iov, int *n,
     sigset_t pipe_sig, old;
     sigemptyset(&pipe_sig);
     sigaddset(&pipe_sig, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
+    weft__sigmask_block(&pipe_sig, &old); /* a child must not inherit it */
     w = weft_io_writev(m->fd, iov, *n, left);
     if (w == -EPIPE) { /* take back the SIGPIPE this write raised */
       struct timespec zero = {0, 0};
       sigtimedwait(&pipe_sig, NULL, &zero);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    weft__sigmask_restore(&old);
   }
   if (w < 0)
     return w;

@@ -167,6 +167,9 @@ WEFT_API int weft_sleep(int64_t ns);
  * line each: name, id, state, what a blocked task waits on and for how
  * long, e.g.
  *     task 'worker' #4: blocked in join of task 'fetch' #7, for 1.250 s
+ * The time never exceeds the truth, and falls short of it by at most the
+ * coarse clock's tick (a few ms) plus 16 turns of the hub's run queue
+ * (parking does not read the clock; the hub stamps parked tasks).
  * Returns 0, -EPERM (the thread runs no hub), or the errno of a failed
  * write (-EBADF, -EPIPE, …; the dump may then be partial). Blocks the
  * thread, not only the task, for as long as the writes take: meant for

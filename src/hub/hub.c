@@ -349,12 +349,15 @@ static void give_up(weft__hub *h) {
 
 static int loop(weft__hub *h) {
   while (h->unfinished > 0) {
-    weft__hub_stamp_parked(h);
     h->turns++;
     for (h->turn_left = h->runq_len; h->turn_left > 0;) {
       h->turn_left--;
       run_task(h, runq_pop(h));
     }
+    /* After the turn, before the poller may wait: a task that parked in
+     * it is stamped with a time before the wait, not after (stamped at the
+     * next turn's start, a task parked for the whole wait read "0 s"). */
+    weft__hub_stamp_parked(h);
     fire_timers(h);
     if (atomic_load_explicit(&h->remote, memory_order_relaxed))
       weft__hub_drain_remote(h);

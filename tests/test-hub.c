@@ -384,6 +384,60 @@ TEST(a_join_cycle_is_reported_as_a_deadlock) {
   CHECK_STR_HAS(out, "weft_run returned -35"); /* -EDEADLK */
 }
 
+/* The report goes where the program says: a pipe, or a function given
+ * its text; stderr stays quiet. A closed pipe raises no SIGPIPE. */
+static char got_report[4096];
+static int reports_got;
+
+static void keep_report(const char *report, void *arg) {
+  CHECK_EQ(VI(arg), 42);
+  snprintf(got_report, sizeof got_report, "%s", report);
+  reports_got++;
+}
+
+static void report_elsewhere_child(void *arg) {
+  int *fds = arg;
+  CHECK_EQ(weft_hub_report_to(-2), -EBADF);
+  CHECK_EQ(weft_hub_report_to(fds[1]), 0);
+  CHECK_EQ(weft_run(make_a_cycle, NULL, NULL), -EDEADLK);
+  CHECK_EQ(weft_hub_on_report(keep_report, IV(42)), 0);
+  CHECK_EQ(weft_run(make_a_cycle, NULL, NULL), -EDEADLK);
+  CHECK_EQ(reports_got, 1);
+  CHECK_STR_HAS(got_report, "weft: deadlock: every task is blocked");
+  CHECK_STR_HAS(got_report, ": blocked in join of task 'bob' #");
+  CHECK_STR_HAS(got_report, ": blocked in join of task 'alice' #");
+  /* A pipe nobody reads: the report is lost, the program lives on. */
+  int dead[2];
+  CHECK_EQ(pipe(dead), 0);
+  close(dead[0]);
+  CHECK_EQ(weft_hub_report_to(dead[1]), 0);
+  CHECK_EQ(weft_run(make_a_cycle, NULL, NULL), -EDEADLK);
+  CHECK_EQ(weft_hub_report_to(2), 0);
+  fprintf(stderr, "child done\n");
+  _exit(0);
+}
+
+TEST(a_deadlock_report_goes_to_the_fd_or_function_chosen) {
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  char err[4096];
+  int status =
+      harness_run_child(report_elsewhere_child, fds, NULL, err, sizeof err);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "status %d:\n%s", status, err);
+  CHECK_STR_HAS(err, "child done");
+  CHECK(strstr(err, "weft: deadlock") == NULL); /* stderr was left alone */
+  close(fds[1]);
+  char out[4096];
+  ssize_t n = read(fds[0], out, sizeof out - 1);
+  CHECK(n > 0);
+  out[n] = '\0';
+  close(fds[0]);
+  CHECK_STR_HAS(out, "weft: deadlock: every task is blocked");
+  CHECK_STR_HAS(out, ": blocked in join of task 'bob' #");
+  CHECK_STR_HAS(out, ": blocked in join of task 'alice' #");
+}
+
 /* --- a task's stack overflow --------------------------------------------- */
 
 static intptr_t __attribute__((noinline)) deep(intptr_t n) {

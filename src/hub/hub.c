@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "hub-private.h"
+#include "report.h"
 #include "waiter.h"
 
 WEFT__TLS weft__hub *weft__hub_current;
@@ -180,8 +181,6 @@ static void fire_timers(weft__hub *h) {
   }
 }
 
-static void say(const char *s) { weft__say(s, strlen(s)); }
-
 static const char *state_name(const weft_task *t) {
   switch (t->state) {
   case WEFT__TASK_RUNNABLE:
@@ -264,14 +263,18 @@ static bool waits_only_on_own_tasks(const weft__hub *h) {
 static void report_deadlock(weft__hub *h) {
   weft__hub_stamp_parked(h);
   char line[256];
-  say("weft: deadlock: every task is blocked and nothing can wake one\n");
+  struct weft__report_text text = {0};
+  weft__report_add(
+      &text,
+      "weft: deadlock: every task is blocked and nothing can wake one\n");
   int64_t now = weft__now_coarse();
   for (weft_task *t = h->all; t; t = t->all_next) {
     if (t->state != WEFT__TASK_PARKED)
       continue;
     describe_task(t, now, line, sizeof line);
-    say(line);
+    weft__report_add(&text, line);
   }
+  weft__report_send(&text);
 }
 
 static int write_whole(int fd, const char *s) {

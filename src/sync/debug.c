@@ -33,7 +33,7 @@ static void read_env(void) {
   long ms = strtol(v, NULL, 10);
   if (ms <= 1)
     ms = 1000;
-  if (weft__watchdog_start(WEFT_MS(ms), 2) < 0) {
+  if (weft__watchdog_start(WEFT_MS(ms), WEFT__WATCHDOG_REPORT) < 0) {
     static const char failed[] =
         "weft: WEFT_WATCHDOG: the watchdog thread could not start\n";
     weft__say(failed, sizeof failed - 1);

@@ -1276,7 +1276,8 @@ TEST(a_lock_order_inversion_is_reported_before_it_deadlocks) {
   CHECK_STR_HAS(out, "lock-order inversion");
   CHECK_STR_HAS(out, "'beta'");
   CHECK_STR_HAS(out, "'alpha'");
-  CHECK_STR_HAS(out, "test-sync+0x"); /* call sites, for addr2line */
+  CHECK_STR_HAS(out, "test-sync+0x");  /* call sites, for addr2line */
+  CHECK_STR_HAS(out, " (take_two+0x"); /* and the function's name */
   /* Off by default: the same program says nothing. */
   status = harness_run_child(inversion_child, NULL, NULL, out, sizeof out);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -230,11 +231,29 @@ static void *echo_conn(void *arg) {
   return NULL;
 }
 
+/* Whether an accept error is a passing shortage (fds, memory) or a
+ * connection lost while queued: the server backs off and goes on, rather
+ * than stop serving at the first burst of clients that uses up its fds. */
+static bool accept_goes_on(int err) {
+  return err == -EMFILE || err == -ENFILE || err == -ENOBUFS ||
+         err == -ENOMEM || err == -ECONNABORTED;
+}
+
 static void *acceptor(void *arg) {
   int lfd = (int)VI(arg), fd, served = 0;
-  while ((fd = weft_io_accept(lfd, NULL, NULL, WEFT_FOREVER)) >= 0) {
-    weft_task_spawn(NULL, echo_conn, IV(fd), NULL);
-    served++;
+  for (;;) {
+    fd = weft_io_accept(lfd, NULL, NULL, WEFT_FOREVER);
+    if (fd >= 0) {
+      if (weft_task_spawn(NULL, echo_conn, IV(fd), NULL) < 0)
+        weft_io_close(fd); /* no memory for a task: drop this one */
+      else
+        served++;
+    } else if (!accept_goes_on(fd)) {
+      break; /* -ECANCELED: told to stop */
+    } else if (fd != -ECONNABORTED && weft_sleep(WEFT_MS(100)) < 0) {
+      fd = -ECANCELED; /* told to stop while backing off */
+      break;
+    }
   }
   printf("  acceptor: accept said \"%s\" after %d connections; closing\n",
          weft_strerror(fd), served);

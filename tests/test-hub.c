@@ -626,6 +626,60 @@ TEST(a_join_cycle_is_reported_as_a_deadlock) {
   CHECK_STR_HAS(out, "weft_run returned -35"); /* -EDEADLK */
 }
 
+/* The report goes where the program says: a pipe, or a function given
+ * its text; stderr stays quiet. A closed pipe raises no SIGPIPE. */
+static char got_report[4096];
+static int reports_got;
+
+static void keep_report(const char *report, void *arg) {
+  CHECK_EQ(VI(arg), 42);
+  snprintf(got_report, sizeof got_report, "%s", report);
+  reports_got++;
+}
+
+static void report_elsewhere_child(void *arg) {
+  int *fds = arg;
+  CHECK_EQ(weft_hub_report_to(-2), -EBADF);
+  CHECK_EQ(weft_hub_report_to(fds[1]), 0);
+  CHECK_EQ(weft_run(make_a_cycle, NULL, NULL), -EDEADLK);
+  CHECK_EQ(weft_hub_on_report(keep_report, IV(42)), 0);
+  CHECK_EQ(weft_run(make_a_cycle, NULL, NULL), -EDEADLK);
+  CHECK_EQ(reports_got, 1);
+  CHECK_STR_HAS(got_report, "weft: deadlock: every task is blocked");
+  CHECK_STR_HAS(got_report, ": blocked in join of task 'bob' #");
+  CHECK_STR_HAS(got_report, ": blocked in join of task 'alice' #");
+  /* A pipe nobody reads: the report is lost, the program lives on. */
+  int dead[2];
+  CHECK_EQ(pipe(dead), 0);
+  close(dead[0]);
+  CHECK_EQ(weft_hub_report_to(dead[1]), 0);
+  CHECK_EQ(weft_run(make_a_cycle, NULL, NULL), -EDEADLK);
+  CHECK_EQ(weft_hub_report_to(2), 0);
+  fprintf(stderr, "child done\n");
+  _exit(0);
+}
+
+TEST(a_deadlock_report_goes_to_the_fd_or_function_chosen) {
+  int fds[2];
+  CHECK_EQ(pipe(fds), 0);
+  char err[4096];
+  int status =
+      harness_run_child(report_elsewhere_child, fds, NULL, err, sizeof err);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "status %d:\n%s", status, err);
+  CHECK_STR_HAS(err, "child done");
+  CHECK(strstr(err, "weft: deadlock") == NULL); /* stderr was left alone */
+  close(fds[1]);
+  char out[4096];
+  ssize_t n = read(fds[0], out, sizeof out - 1);
+  CHECK(n > 0);
+  out[n] = '\0';
+  close(fds[0]);
+  CHECK_STR_HAS(out, "weft: deadlock: every task is blocked");
+  CHECK_STR_HAS(out, ": blocked in join of task 'bob' #");
+  CHECK_STR_HAS(out, ": blocked in join of task 'alice' #");
+}
+
 /* --- a task's stack overflow --------------------------------------------- */
 
 static intptr_t __attribute__((noinline)) deep(intptr_t n) {
@@ -776,6 +830,107 @@ TEST(the_dump_names_every_task_and_what_it_waits_on) {
   CHECK_STR_HAS(out, ": finished\n");
   CHECK_STR_HAS(out, "task 'later' #");
   CHECK_STR_HAS(out, ": runnable");
+}
+
+/* How long a dump says the task named name has been blocked; -1 when it
+ * is not there as blocked. */
+static double blocked_for(const char *dump, const char *name) {
+  char key[64];
+  snprintf(key, sizeof key, "task '%s' #", name);
+  const char *line = strstr(dump, key);
+  if (!line)
+    return -1;
+  const char *end = strchr(line, '\n');
+  const char *f = strstr(line, ", for ");
+  double s;
+  if (!f || (end && f > end) || sscanf(f, ", for %lf s", &s) != 1)
+    return -1;
+  return s;
+}
+
+static weft_lock held_lock = WEFT_LOCK_INIT;
+
+static void *sleep_10s(void *arg) {
+  (void)arg;
+  weft_sleep(WEFT_SEC(10)); /* cancelled */
+  return NULL;
+}
+
+static void *wait_for_lock(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_lock_acquire(&held_lock, WEFT_FOREVER), -ECANCELED);
+  return NULL;
+}
+
+static void *join_arg(void *arg) {
+  CHECK_EQ(weft_task_join(arg, WEFT_FOREVER, NULL), -ECANCELED);
+  return NULL;
+}
+
+static void *read_nothing(void *arg) {
+  char c;
+  CHECK_EQ(weft_io_read((int)VI(arg), &c, 1, WEFT_FOREVER), -ECANCELED);
+  return NULL;
+}
+
+static void *dumps_after_a_wait(void *arg) {
+  (void)arg;
+  for (int round = 0; round < 3; round++) {
+    int quiet[2], out[2];
+    CHECK_EQ(pipe(quiet), 0);
+    CHECK_EQ(pipe(out), 0);
+    CHECK_EQ(weft_lock_acquire(&held_lock, 0), 0);
+    weft_task *t[4];
+    CHECK_EQ(weft_task_spawn(&t[0], sleep_10s, NULL,
+                             &(weft_task_opts){.name = "sleeper"}),
+             0);
+    CHECK_EQ(weft_task_spawn(&t[1], wait_for_lock, NULL,
+                             &(weft_task_opts){.name = "locker"}),
+             0);
+    CHECK_EQ(weft_task_spawn(&t[2], join_arg, t[0],
+                             &(weft_task_opts){.name = "joiner"}),
+             0);
+    CHECK_EQ(weft_task_spawn(&t[3], read_nothing, IV(quiet[0]),
+                             &(weft_task_opts){.name = "reader"}),
+             0);
+    CHECK_EQ(weft_yield(), 0); /* all four park */
+    /* Round 1 waits in the poller; rounds 2 and 3 on a busy hub too. */
+    if (round == 0) {
+      CHECK_EQ(weft_sleep(WEFT_MS(300)), 0);
+    } else {
+      int64_t until = harness_now_ns() + WEFT_MS(300);
+      while (harness_now_ns() < until)
+        CHECK_EQ(round == 1 ? weft_yield() : weft_sleep(WEFT_MS(1)), 0);
+    }
+    CHECK_EQ(weft_hub_dump(out[1]), 0);
+    char dump[4096];
+    ssize_t n = read(out[0], dump, sizeof dump - 1);
+    CHECK(n > 0);
+    dump[n] = '\0';
+    static const char *const names[] = {"sleeper", "locker", "joiner",
+                                        "reader"};
+    for (int i = 0; i < 4; i++)
+      if (blocked_for(dump, names[i]) < 0.25)
+        harness_fail(__FILE__, __LINE__, "round %d: %s blocked < 0.25 s:\n%s",
+                     round, names[i], dump);
+    CHECK_EQ(weft_task_cancel(t[2]), 0);
+    CHECK_EQ(weft_task_join(t[2], WEFT_FOREVER, NULL), 0);
+    for (int i = 0; i < 4; i++)
+      if (i != 2) {
+        CHECK_EQ(weft_task_cancel(t[i]), 0);
+        CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+      }
+    weft_lock_release(&held_lock);
+    close(quiet[0]);
+    close(quiet[1]);
+    close(out[0]);
+    close(out[1]);
+  }
+  return NULL;
+}
+
+TEST(a_dump_counts_the_whole_time_a_task_has_been_blocked) {
+  run_main(dumps_after_a_wait, NULL);
 }
 
 /* --- one hub per thread -----------------------------------------------------

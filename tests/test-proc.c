@@ -153,6 +153,146 @@ TEST(join_times_out_then_terminate_and_kill_end_it) {
   weft_proc_free(p);
 }
 
+/* Signals weft blocked stay weft's: a child starts with the mask the
+ * program had. */
+
+/* Whether signo is blocked in process pid, by its /proc status (SigBlk). */
+static bool blocked_in(pid_t pid, int signo) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  unsigned long long mask = 0;
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f))
+    found = sscanf(line, "SigBlk: %llx", &mask) == 1;
+  fclose(f);
+  CHECK(found);
+  return mask & (1ULL << (signo - 1));
+}
+
+/* Waits until pid has exec'd (its /proc comm is no longer ours), so that its
+ * mask is the one it runs with; or, for a fork, a moment for it to start. */
+static void settle(pid_t pid, const char *comm) {
+  char path[64], buf[64] = "";
+  snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+  for (int i = 0; i < 500; i++) {
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (!comm || strncmp(buf, comm, strlen(comm)) == 0)
+      return;
+    struct timespec ts = {0, 2 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  CHECK(!"the child never exec'd");
+}
+
+static void *wait_for_term(void *arg) {
+  (void)arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR2);
+  weft_signal_wait(&set, WEFT_FOREVER); /* cancelled at the end */
+  return NULL;
+}
+
+/* Starts a child (fn, or `sleep 10` with the opts) while a task waits for
+ * SIGTERM, checks its mask, and ends it with weft_proc_terminate. */
+static void *terminate_while_waiting(void *arg) {
+  weft_proc_opts *opts = arg;
+  weft_task *waiter;
+  CHECK_EQ(weft_task_spawn(&waiter, wait_for_term, NULL, NULL), 0);
+  weft_yield(); /* it blocks SIGTERM and SIGUSR2, and waits */
+  for (int kind = 0; kind < 2; kind++) {
+    weft_proc *p;
+    char *argv[] = {"sleep", "10", NULL};
+    if (kind == 0)
+      CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, opts), 0);
+    else
+      CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = argv}, opts), 0);
+    settle(weft_proc_pid(p), kind == 0 ? NULL : "sleep");
+    /* A fork sets its mask as fn starts: a moment for that. */
+    for (int i = 0; i < 200 && blocked_in(weft_proc_pid(p), SIGTERM); i++)
+      weft_sleep(WEFT_MS(10));
+    CHECK(!blocked_in(weft_proc_pid(p), SIGTERM));
+    CHECK(!blocked_in(weft_proc_pid(p), SIGUSR2));
+    CHECK(blocked_in(weft_proc_pid(p), SIGUSR1)); /* the program's own */
+    CHECK_EQ(weft_proc_terminate(p), 0);
+    int code = 0;
+    CHECK_EQ(weft_proc_join(p, WEFT_SEC(5), &code), 0);
+    CHECK_EQ(code, -SIGTERM);
+    weft_proc_free(p);
+  }
+  /* Still blocked here: weft's wait goes on. */
+  sigset_t now;
+  pthread_sigmask(SIG_BLOCK, NULL, &now);
+  CHECK(sigismember(&now, SIGTERM));
+  CHECK(sigismember(&now, SIGUSR1));
+  weft_task_cancel(waiter);
+  CHECK_EQ(weft_task_join(waiter, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+static void terminate_children_started_during_a_signal_wait(bool daemon) {
+  /* The program blocks SIGUSR1 itself; weft blocks SIGTERM and SIGUSR2
+   * for its wait: the child gets the first blocked, not the others. */
+  sigset_t mine;
+  sigemptyset(&mine);
+  sigaddset(&mine, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &mine, NULL);
+  weft_proc_opts opts = {.daemon = daemon};
+  CHECK_EQ(weft_run(terminate_while_waiting, &opts, NULL), 0);
+}
+
+TEST(terminate_ends_a_child_started_during_a_signal_wait) {
+  terminate_children_started_during_a_signal_wait(false);
+}
+
+TEST(terminate_ends_a_daemon_child_started_during_a_signal_wait) {
+  terminate_children_started_during_a_signal_wait(true);
+}
+
+/* A signal the program blocked itself before weft blocked it too stays
+ * blocked in the child. */
+static void *wait_for_usr1_briefly(void *arg) {
+  (void)arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGTERM);
+  CHECK_EQ(weft_signal_wait(&set, 0), -ETIMEDOUT);
+  for (int kind = 0; kind < 2; kind++) {
+    weft_proc *p;
+    char *argv[] = {"sleep", "10", NULL};
+    if (kind == 0)
+      CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, NULL), 0);
+    else
+      CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = argv}, NULL), 0);
+    settle(weft_proc_pid(p), kind == 0 ? NULL : "sleep");
+    /* A fork sets its mask as fn starts: a moment for that. */
+    for (int i = 0; i < 200 && blocked_in(weft_proc_pid(p), SIGTERM); i++)
+      weft_sleep(WEFT_MS(10));
+    CHECK(blocked_in(weft_proc_pid(p), SIGUSR1));
+    CHECK(!blocked_in(weft_proc_pid(p), SIGTERM));
+    CHECK_EQ(weft_proc_kill(p), 0);
+    CHECK_EQ(weft_proc_join(p, WEFT_SEC(5), NULL), 0);
+    weft_proc_free(p);
+  }
+  return NULL;
+}
+
+TEST(a_signal_the_program_blocked_stays_blocked_in_the_child) {
+  sigset_t mine;
+  sigemptyset(&mine);
+  sigaddset(&mine, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &mine, NULL);
+  CHECK_EQ(weft_run(wait_for_usr1_briefly, NULL, NULL), 0);
+}
+
 TEST(exec_runs_a_program_with_its_arguments_environment_and_stdio) {
   char dir[] = "/tmp/weft-proc-XXXXXX";
   CHECK(mkdtemp(dir) != NULL);
@@ -1383,6 +1523,11 @@ static void without_pidfds(void (*fn)(void), bool in_process) {
 WITHOUT_PIDFDS(exit_codes_are_pythons, 30, true)
 WITHOUT_PIDFDS(join_times_out_then_terminate_and_kill_end_it, 30, true)
 WITHOUT_PIDFDS(exec_runs_a_program_with_its_arguments_environment_and_stdio, 30,
+               true)
+WITHOUT_PIDFDS(terminate_ends_a_child_started_during_a_signal_wait, 30, true)
+WITHOUT_PIDFDS(terminate_ends_a_daemon_child_started_during_a_signal_wait, 30,
+               true)
+WITHOUT_PIDFDS(a_signal_the_program_blocked_stays_blocked_in_the_child, 30,
                true)
 WITHOUT_PIDFDS(a_daemon_program_runs_and_is_joined, 30, true)
 WITHOUT_PIDFDS(a_stale_errno_does_not_make_a_live_child_dead, 30, true)

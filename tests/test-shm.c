@@ -918,15 +918,19 @@ static void wait_until_holding(weft_proc *p, void *words, size_t word,
 static unsigned char *big_buf;
 static int received;
 
-/* Takes a big message if there is one, and checks it. */
-static void take_one(void) {
+/* Takes a big message if there is one, and checks it; whether there was
+ * one. */
+static bool take_one(void) {
   ssize_t len = weft_queue_get(queue, big_buf, BIG, 0);
   uint32_t n;
-  if (len != -ETIMEDOUT) {
-    CHECK(big_whole(big_buf, len, &n));
-    received++;
-  }
+  if (len == -ETIMEDOUT)
+    return false;
+  CHECK(big_whole(big_buf, len, &n));
+  received++;
+  return true;
 }
+
+static void take_one_if_any(void) { take_one(); }
 
 /* Producers killed by SIGKILL while a consumer takes what they put, each
  * after a random while and the moment it is seen holding the producers'
@@ -953,12 +957,13 @@ TEST_TIMEOUT(a_queue_holder_killed_mid_put_leaves_no_half_message, 120) {
     int64_t until = harness_now_ns() + WEFT_MS(1 + rand() % 5);
     while (harness_now_ns() < until)
       take_one();
-    wait_until_holding(p, words, PUT_LOCK + LOCK_WORD, take_one);
+    wait_until_holding(p, words, PUT_LOCK + LOCK_WORD, take_one_if_any);
     kill_and_join(p);
     died_in_put += died_holding(words, PUT_LOCK + LOCK_WORD);
-    while (weft_queue_qsize(queue) > 0)
-      take_one();
-    CHECK_EQ(weft_queue_get(queue, big_buf, BIG, 0), -ETIMEDOUT);
+    /* Drained by getting, not by qsize: a message whose producer died
+     * after storing it is there to get but not counted (weft/shm.h). */
+    while (take_one()) {
+    }
   }
   CHECK(received > 0);
   if (died_in_put < 20)

@@ -1241,7 +1241,10 @@ TEST(a_run_that_gives_up_leaves_no_waiter_behind) {
 
 static weft_lock la, lb, lc;
 
-static void take_two(weft_lock *first, weft_lock *second) {
+/* Not inlined: the reports name it (a static function, from the symbol
+ * table). */
+__attribute__((noinline)) static void take_two(weft_lock *first,
+                                               weft_lock *second) {
   CHECK_EQ(weft_lock_acquire(first, WEFT_FOREVER), 0);
   CHECK_EQ(weft_lock_acquire(second, WEFT_FOREVER), 0);
   CHECK_EQ(weft_lock_release(second), 0);
@@ -1273,11 +1276,50 @@ TEST(a_lock_order_inversion_is_reported_before_it_deadlocks) {
   CHECK_STR_HAS(out, "lock-order inversion");
   CHECK_STR_HAS(out, "'beta'");
   CHECK_STR_HAS(out, "'alpha'");
-  CHECK_STR_HAS(out, "test-sync+0x"); /* call sites, for addr2line */
+  CHECK_STR_HAS(out, "test-sync+0x");  /* call sites, for addr2line */
+  CHECK_STR_HAS(out, " (take_two+0x"); /* and the function's name */
   /* Off by default: the same program says nothing. */
   status = harness_run_child(inversion_child, NULL, NULL, out, sizeof out);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK(strstr(out, "inversion") == NULL);
+}
+
+/* The report goes to the program's function instead, whole, once. */
+static char collected[4096];
+static int collected_n;
+
+static void collect(const char *report, void *arg) {
+  (void)arg;
+  snprintf(collected, sizeof collected, "%s", report);
+  collected_n++;
+}
+
+static void inversion_to_a_function_child(void *arg) {
+  CHECK_EQ(weft_hub_on_report(NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_hub_on_report(collect, NULL), 0);
+  weft_lock_init(&la, "alpha");
+  weft_lock_init(&lb, "beta");
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, a_then_b, NULL), 0);
+  pthread_join(th, NULL);
+  take_two(&lb, &la);
+  (void)arg;
+  fprintf(stderr, "%d collected:\n%s", collected_n, collected);
+  exit(0);
+}
+
+TEST(a_lock_order_report_goes_to_the_function_chosen) {
+  char out[4096];
+  const char *on[] = {"WEFT_LOCKCHECK=1", NULL};
+  int status = harness_run_child(inversion_to_a_function_child, NULL, on, out,
+                                 sizeof out);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    harness_fail(__FILE__, __LINE__, "status %d:\n%s", status, out);
+  static const char want[] = "1 collected:\nweft: lock-order inversion";
+  if (strncmp(out, want, sizeof want - 1) != 0)
+    harness_fail(__FILE__, __LINE__, "not only the report, once:\n%s", out);
+  CHECK_STR_HAS(out, "'beta'");
+  CHECK_STR_HAS(out, "'alpha'");
 }
 
 static void *cycle_step(void *arg) {

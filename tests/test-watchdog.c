@@ -114,6 +114,7 @@ TEST(two_threads_crossing_locks_are_reported_once) {
   read_reports(out, sizeof out, wait_ms(10000), "held by thread 'a'\n");
   CHECK_STR_HAS(out, "weft: deadlock (watchdog): 2 tasks or threads wait");
   CHECK_STR_HAS(out, "thread 'a' waits for lock 'y' (at test-watchdog+0x");
+  CHECK_STR_HAS(out, " (cross+0x"); /* a static function, by name */
   CHECK_STR_HAS(out, "), held by thread 'b'\n");
   CHECK_STR_HAS(out, "thread 'b' waits for lock 'x' (at test-watchdog+0x");
   CHECK_STR_HAS(out, "), held by thread 'a'\n");

@@ -34,7 +34,8 @@
  *
  * Deadlock: when no task can run, no timer is armed and nothing else can
  * wake a task, yet tasks are blocked, the hub prints every blocked task and
- * what it waits on to stderr, and weft_run returns -EDEADLK (Go: "all
+ * what it waits on to stderr (or where weft_hub_report_to says), and
+ * weft_run returns -EDEADLK (Go: "all
  * goroutines are asleep").
  *
  * Generators inside tasks: a generator that a task resumes may make every
@@ -231,6 +232,9 @@ WEFT_API int weft_sleep(int64_t ns);
  * line each: name, id, state, what a blocked task waits on and for how
  * long, e.g.
  *     task 'worker' #4: blocked in join of task 'fetch' #7, for 1.250 s
+ * The time never exceeds the truth, and falls short of it by at most the
+ * coarse clock's tick (a few ms) plus 16 turns of the hub's run queue
+ * (parking does not read the clock; the hub stamps parked tasks).
  * Returns 0, -EPERM (the thread runs no hub), or the errno of a failed
  * write (-EBADF, -EPIPE, …; the dump may then be partial). It never raises
  * SIGPIPE: a pipe whose reader is gone is -EPIPE (SIGPIPE is blocked in
@@ -240,6 +244,51 @@ WEFT_API int weft_sleep(int64_t ns);
  * diagnostics. Call from a task.
  */
 WEFT_API int weft_hub_dump(int fd);
+
+/*
+ * Where weft's reports go. By default weft writes its diagnostic reports
+ * to stderr (fd 2); a program that owns its stderr (a daemon, a TUI, a
+ * program with its own log) sends them elsewhere, process-wide:
+ *   - the hub's deadlock report (weft_run returning -EDEADLK, above);
+ *   - the lock-order report of WEFT_LOCKCHECK (weft/sync.h);
+ *   - the reports of the watchdog that WEFT_WATCHDOG starts (weft/sync.h;
+ *     a watchdog started by weft_watchdog_start writes to the fd given
+ *     there, which is already the program's choice).
+ * A stack overflow's message is not among them: it comes from a signal
+ * handler, just before the process ends, and always goes to stderr.
+ *
+ * A report is delivered whole, once, by one write sequence to the fd or
+ * one call of the function: a multi-line text ending in a newline.
+ * Writes that fail (a closed pipe: -EPIPE, not SIGPIPE, as weft's writes
+ * raise none; a full disk) lose the report and change nothing else.
+ * Reports may come from any thread: from a hub's thread as weft_run gives
+ * up, from a thread taking a lock (lockcheck), from the watchdog's thread.
+ */
+
+/* A report's receiver: report is the whole text, NUL-terminated, valid
+ * during the call only; arg is what weft_hub_on_report was given. It runs
+ * on the thread that reports, with no lock of weft's held, and may call
+ * weft (a deadlocked hub's tasks are still blocked while it runs; it must
+ * not block for long). Calls from several threads may overlap. */
+typedef void (*weft_report_fn)(const char *report, void *arg);
+
+/*
+ * weft_hub_report_to — send every report to fd from now on (2 restores the
+ * default). The fd must stay open while it is chosen; weft neither closes
+ * nor dups it. Returns 0, or -EBADF (fd negative: nothing changed). Does
+ * not block. From any thread or task, at any time (not from a signal
+ * handler): a report already under way may still go where it was going.
+ */
+WEFT_API int weft_hub_report_to(int fd);
+
+/*
+ * weft_hub_on_report — give every report to fn(report, arg) from now on,
+ * instead of writing it to an fd (weft_hub_report_to goes back to an fd).
+ * Returns 0, or -EINVAL (fn NULL: nothing changed). Does not block. From
+ * any thread or task, at any time (not from a signal handler): a report
+ * already under way may still go to the previous receiver.
+ */
+WEFT_API int weft_hub_on_report(weft_report_fn fn, void *arg);
 
 /*
  * Task-local storage, as pthread keys are for threads (Python: a

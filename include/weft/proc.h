@@ -66,6 +66,27 @@
  * all of weft anew. A child started inside a task leaves that task's hub
  * behind: fn runs on the plain thread, outside any hub.
  *
+ * What a child inherits (weft_proc_start and weft_proc_exec alike):
+ *   - the signal mask of the thread that starts it, as the program set it:
+ *     the signals weft blocked in that thread for itself (weft_signal_wait,
+ *     weft_hub_dump_on_signal, a message pipe's write) are unblocked in the
+ *     child, unless the thread had blocked them before weft did; a signal
+ *     the program blocked stays blocked. (weft keeps that record per
+ *     thread: a thread created after weft blocked a signal in its creator
+ *     inherits the signal blocked as if the program had blocked it.)
+ *   - signal dispositions: a child of weft_proc_start has the parent's, with
+ *     weft's handlers in front of the program's as in the parent (SIGCHLD
+ *     without pidfds, SIGSEGV and SIGBUS for stack overflows: each passes
+ *     the signal on to what the program had); exec resets every handler to
+ *     SIG_DFL and keeps SIG_IGN, as execve does (so a program that ignored
+ *     SIGCHLD while weft watched without pidfds gives its exec'd child
+ *     SIG_DFL, the default, which also ignores it);
+ *   - fds: every fd not marked close-on-exec (the fds weft opens for itself are
+ *     close-on-exec), a child of weft_proc_start all of them; stdin, stdout and
+ *     stderr as cmd redirects them;
+ *   - the environment (cmd.envp replaces it), the working directory
+ *     (cmd.cwd changes it), the umask, rlimits, credentials.
+ *
  * Calls are safe from any thread and any task, not from signal handlers;
  * none of them is safe in a child between fork() and exec() (use the fork
  * weft_proc_start makes).

@@ -425,6 +425,12 @@ WEFT_API int weft_select(weft_chan_op *ops, int n, int64_t timeout);
  *     thread 'a' waits for lock 'y' (at take_both+0x3c), held by thread 'b'
  *     thread 'b' waits for lock 'x' (at take_both+0x3c), held by thread 'a'
  *
+ * (a call site reads "function+0x3c" where the dynamic symbols name it,
+ * else "file+0x1234 (function+0x3c)", the name from the file's symbol
+ * table, static functions included, when the file is not stripped).
+ * A watchdog started by WEFT_WATCHDOG writes where weft_hub_report_to or
+ * weft_hub_on_report (weft/hub.h) say, stderr by default.
+ *
  * A cycle is reported once two scans in a row have seen it. The report is
  * all the watchdog does: the waits go on (a Lock, which anyone may
  * release, can still be freed by a task or thread outside the cycle; a

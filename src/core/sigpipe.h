@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "sigmask.h"
+
 typedef struct weft__sigpipe_guard {
   sigset_t old; /* the thread's mask before */
   bool was_pending;
@@ -28,7 +30,7 @@ static inline void weft__sigpipe_block(weft__sigpipe_guard *g) {
   /* Pending (for the thread or the process) implies blocked, where it
    * stays pending; the order of the two calls does not matter. */
   g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, &g->old);
+  weft__sigmask_block(&set, &g->old); /* recorded: a child must not keep it */
 }
 
 /* Restores the mask; epipe: a write under the guard failed with EPIPE, so
@@ -42,7 +44,7 @@ static inline void weft__sigpipe_unblock(weft__sigpipe_guard *g, bool epipe) {
     while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
       ;
   }
-  pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+  weft__sigmask_restore(&g->old);
 }
 
 #endif

@@ -154,9 +154,10 @@ static inline weft_task *weft__task_running(void) {
 /* Stamps the tasks that parked since the last stamp with the time now, as
  * their parked_at. A park does not read the clock (about a tenth of what
  * two tasks handing a value back and forth cost): the hub stamps every
- * STAMP_TURNS turns, at every pass of its scheduler, and before it
- * reports. So a blocked task's time in reports may fall short of the
- * truth by that much, never exceed it. */
+ * STAMP_TURNS turns, at every pass of its scheduler (after the turn,
+ * before the poller may wait), and before it reports. So a blocked task's
+ * time in reports may fall short of the truth by at most STAMP_TURNS
+ * turns (plus the coarse clock's tick, a few ms), never exceed it. */
 void weft__hub_stamp_parked(weft__hub *h);
 
 /* In a child of fork() that will never return into the task that forked

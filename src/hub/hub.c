@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "hub-private.h"
+#include "report.h"
 #include "waiter.h"
 
 WEFT__TLS weft__hub *weft__hub_current;
@@ -180,8 +181,6 @@ static void fire_timers(weft__hub *h) {
   }
 }
 
-static void say(const char *s) { weft__say(s, strlen(s)); }
-
 static const char *state_name(const weft_task *t) {
   switch (t->state) {
   case WEFT__TASK_RUNNABLE:
@@ -265,14 +264,18 @@ static bool waits_only_on_own_tasks(const weft__hub *h) {
 static void report_deadlock(weft__hub *h) {
   weft__hub_stamp_parked(h);
   char line[256];
-  say("weft: deadlock: every task is blocked and nothing can wake one\n");
+  struct weft__report_text text = {0};
+  weft__report_add(
+      &text,
+      "weft: deadlock: every task is blocked and nothing can wake one\n");
   int64_t now = weft__now_coarse();
   for (weft_task *t = h->all; t; t = t->all_next) {
     if (t->state != WEFT__TASK_PARKED)
       continue;
     describe_task(t, now, line, sizeof line);
-    say(line);
+    weft__report_add(&text, line);
   }
+  weft__report_send(&text);
 }
 
 static int write_whole(int fd, const char *s) {
@@ -352,12 +355,15 @@ static void give_up(weft__hub *h) {
 
 static int loop(weft__hub *h) {
   while (h->unfinished > 0) {
-    weft__hub_stamp_parked(h);
     h->turns++;
     for (h->turn_left = h->runq_len; h->turn_left > 0;) {
       h->turn_left--;
       run_task(h, runq_pop(h));
     }
+    /* After the turn, before the poller may wait: a task that parked in
+     * it is stamped with a time before the wait, not after (stamped at the
+     * next turn's start, a task parked for the whole wait read "0 s"). */
+    weft__hub_stamp_parked(h);
     fire_timers(h);
     if (atomic_load_explicit(&h->remote, memory_order_relaxed))
       weft__hub_drain_remote(h);

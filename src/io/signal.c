@@ -17,6 +17,7 @@
 #include <weft/hub.h>
 #include <weft/io.h>
 
+#include "../core/sigmask.h"
 #include "../hub/timer.h"
 
 int weft_signal_wait(const sigset_t *set, int64_t timeout) {
@@ -24,10 +25,11 @@ int weft_signal_wait(const sigset_t *set, int64_t timeout) {
   if (!set || weft__timeout_bad(timeout))
     return -EINVAL;
   /* Blocked first, so that the default action (often: end the process)
-   * cannot take a signal that arrives before the read. */
-  int rc = pthread_sigmask(SIG_BLOCK, set, NULL);
-  if (rc != 0)
-    return -rc;
+   * cannot take a signal that arrives before the read. Recorded as
+   * weft's, so that a child process starts without them blocked. */
+  int rc = weft__sigmask_block(set, NULL);
+  if (rc < 0)
+    return rc;
   int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0)
     return -errno;
@@ -64,9 +66,9 @@ int weft_hub_dump_on_signal(int signo, int fd) {
     return -EPERM;
   /* Blocked now, not when the daemon first runs: a signal that comes
    * before then must wait for it, not end the process. */
-  int rc = pthread_sigmask(SIG_BLOCK, &probe, NULL);
-  if (rc != 0)
-    return -rc;
+  int rc = weft__sigmask_block(&probe, NULL);
+  if (rc < 0)
+    return rc;
   struct dumper *d = malloc(sizeof *d);
   if (!d)
     return -ENOMEM;

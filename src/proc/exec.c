@@ -6,6 +6,10 @@
  * a failed exec by its errno and reaps the failed child itself. A daemon
  * needs PR_SET_PDEATHSIG set between fork and exec, which posix_spawn
  * cannot do: weft does what posix_spawn does itself (vfork_exec).
+ *
+ * Either way the program runs with the signal mask the program had, not
+ * weft's (see ../core/sigmask.h): the signals weft blocked for its own
+ * waits are unblocked in the child. Handlers are reset by exec itself.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../core/sigmask.h"
 #include "proc-private.h"
 
 extern char **environ;
@@ -34,10 +39,22 @@ static bool fd_ok(int fd) {
 }
 
 static int spawn(pid_t *pid, const weft_proc_cmd *cmd) {
-  posix_spawn_file_actions_t fa;
-  int err = posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_t attr;
+  int err = posix_spawnattr_init(&attr);
   if (err)
     return -err;
+  sigset_t mask;
+  weft__sigmask_for_child(NULL, &mask);
+  err = posix_spawnattr_setsigmask(&attr, &mask);
+  if (!err)
+    err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  posix_spawn_file_actions_t fa;
+  if (!err)
+    err = posix_spawn_file_actions_init(&fa);
+  if (err) {
+    posix_spawnattr_destroy(&attr);
+    return -err;
+  }
   int fds[3] = {cmd->stdin_fd, cmd->stdout_fd, cmd->stderr_fd};
   for (int i = 0; i < 3 && !err; i++) {
     int src = source_of(fds[i]);
@@ -50,9 +67,10 @@ static int spawn(pid_t *pid, const weft_proc_cmd *cmd) {
   if (!err && cmd->cwd)
     err = posix_spawn_file_actions_addchdir_np(&fa, cmd->cwd);
   if (!err)
-    err = posix_spawnp(pid, cmd->argv[0], &fa, NULL, cmd->argv,
+    err = posix_spawnp(pid, cmd->argv[0], &fa, &attr, cmd->argv,
                        cmd->envp ? cmd->envp : environ);
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   return -err;
 }
 
@@ -107,13 +125,14 @@ static _Noreturn void exec_in_child(const weft_proc_cmd *cmd, volatile int *err,
  * vfork, as posix_spawn does. */
 static int vfork_exec(pid_t *out, const weft_proc_cmd *cmd) {
   volatile int err = 0;
-  sigset_t all, old;
+  sigset_t all, old, child_mask;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  weft__sigmask_for_child(&old, &child_mask); /* the program's mask */
   pid_t parent = getpid();
   pid_t pid = vfork();
   if (pid == 0)
-    exec_in_child(cmd, &err, parent, &old);
+    exec_in_child(cmd, &err, parent, &child_mask);
   int fork_err = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (pid < 0)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../core/guard.h"
+#include "../core/sigmask.h"
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../thread/thread-private.h"
@@ -206,14 +207,16 @@ int weft__proc_adopt(weft_proc **out, pid_t pid, const weft_proc_opts *opts) {
   return 0;
 }
 
-/* In the child of weft_proc_start: dies with a daemon's parent, runs fn,
+/* In the child of weft_proc_start: starts with the signal mask the
+ * program had (see sigmask.h), dies with a daemon's parent, runs fn,
  * and ends as Python's multiprocessing child does: what it buffered is
  * flushed, its non-daemon threads are waited for and its daemon children
  * ended, and it leaves by _exit, so that the atexit handlers it inherited
  * from the parent do not run a second time. */
 static _Noreturn void run_child(weft_proc_fn fn, void *arg, bool daemon,
                                 pid_t parent) {
-  weft__hub_forget_in_child(); /* forked in a task: fn runs outside it */
+  weft__sigmask_reset_in_child(); /* the program's mask, not weft's */
+  weft__hub_forget_in_child();    /* forked in a task: fn runs outside it */
   if (daemon) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) /* the parent died before the prctl */

@@ -31,8 +31,11 @@ int weft__sync_debug_read_env(void);
 void weft__sync_debug_enable(int bits);
 
 /* Writes call site (a return address) into buf as "function+0x12" where
- * the dynamic symbols name it, else "file+0x1234" (for addr2line -e file),
- * else the bare address. */
+ * the dynamic symbols name it, else "file+0x1234" (for addr2line -e file)
+ * followed by " (function+0x12)" when the file's symbol table names it (a
+ * static function; any function of a program not linked with -rdynamic),
+ * else the bare address. Reads the file (open, mmap): not from a signal
+ * handler, but no malloc. */
 void weft__site_name(const void *site, char *buf, size_t cap);
 
 /* A slot for the pointer p in an open-addressing table of cap slots (a

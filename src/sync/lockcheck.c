@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../hub/report.h"
 #include "debug.h"
 #include "sync-private.h"
 
@@ -163,9 +164,9 @@ static void lock_name(const struct node *n, char *buf, size_t cap) {
     snprintf(buf, cap, "lock %p", n->lock);
 }
 
-static void say_edge(const char *lead, const struct node *a,
-                     const struct node *b, const void *site_a,
-                     const void *site_b) {
+static void say_edge(struct weft__report_text *text, const char *lead,
+                     const struct node *a, const struct node *b,
+                     const void *site_a, const void *site_b) {
   char na[64], nb[64], sa[128], sb[128], line[512];
   lock_name(a, na, sizeof na);
   lock_name(b, nb, sizeof nb);
@@ -173,25 +174,28 @@ static void say_edge(const char *lead, const struct node *a,
   weft__site_name(site_b, sb, sizeof sb);
   snprintf(line, sizeof line, "  %s %s (taken at %s), then %s at %s\n", lead,
            na, sa, nb, sb);
-  weft__say(line, strlen(line));
+  weft__report_add(text, line);
 }
 
-/* Taking n while holding h closes a cycle n -> ... -> h -> n. */
-static void report(struct node *h, struct node *n, const void *site) {
+/* Taking n while holding h closes a cycle n -> ... -> h -> n. Built under
+ * mu, delivered after it (the program's receiver may take locks). */
+static void report(struct weft__report_text *text, struct node *h,
+                   struct node *n, const void *site) {
   static const char head[] =
       "weft: lock-order inversion (WEFT_LOCKCHECK): these locks are taken in "
       "opposite orders, so tasks or threads that do both can deadlock\n";
-  weft__say(head, sizeof head - 1);
-  say_edge("here: holding", h, n, h->held_site, site);
+  weft__report_add(text, head);
+  say_edge(text, "here: holding", h, n, h->held_site, site);
   /* The path from n to h, walked back from h. */
   for (struct node *m = h; m->via; m = m->via)
-    say_edge("before: holding", m->via, m, m->via_edge->site_from,
+    say_edge(text, "before: holding", m->via, m, m->via_edge->site_from,
              m->via_edge->site_to);
 }
 
 void weft__lockcheck_acquired(const void *lock, const char *name,
                               const void *site, bool could_wait) {
   const void *me = weft__sync_self();
+  struct weft__report_text text = {0};
   pthread_mutex_lock(&mu);
   struct node *n = find(&nodes, lock, make_node);
   struct owner *o = find(&owners, me, make_owner);
@@ -212,7 +216,7 @@ void weft__lockcheck_acquired(const void *lock, const char *name,
     if (edge_to(h, n))
       continue;
     if (reaches(n, h))
-      report(h, n, site);
+      report(&text, h, n, site);
     if (h->nedges == h->cap) {
       int cap = h->cap ? h->cap * 2 : 4;
       struct edge *e = realloc(h->edges, (size_t)cap * sizeof *e);
@@ -233,10 +237,11 @@ void weft__lockcheck_acquired(const void *lock, const char *name,
         "weft: WEFT_LOCKCHECK: a task or thread holds more than 32 locks; "
         "what it takes under the others goes unchecked\n";
     if (!warned)
-      weft__say(full, sizeof full - 1);
+      weft__report_add(&text, full);
     warned = true;
   }
   pthread_mutex_unlock(&mu);
+  weft__report_send(&text);
 }
 
 void weft__lockcheck_released(const void *lock) {

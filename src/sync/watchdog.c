@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/coro.h"
+#include "../hub/report.h"
 #include "../hub/timer.h"
 #include "debug.h"
 #include "sync-private.h"
@@ -262,7 +263,9 @@ static void *watch(void *arg) {
     scan(&t);
     int fd = out_fd;
     pthread_mutex_unlock(&mu);
-    if (t.len)
+    if (t.len && fd == WEFT__WATCHDOG_REPORT)
+      weft__report(t.s, t.len); /* NUL-terminated by its appends */
+    else if (t.len)
       weft__write_all(fd, t.s, t.len);
     free(t.s);
     pthread_mutex_lock(&mu);
@@ -272,7 +275,7 @@ static void *watch(void *arg) {
 }
 
 int weft__watchdog_start(int64_t interval, int fd) {
-  if (interval <= 0 || fd < 0)
+  if (interval <= 0 || (fd < 0 && fd != WEFT__WATCHDOG_REPORT))
     return -EINVAL;
   pthread_once(&once, init);
   pthread_mutex_lock(&ctl);

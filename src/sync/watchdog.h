@@ -51,8 +51,12 @@ void weft__watchdog_enter(struct weft__watch *e, const weft_lock *l,
 /* The wait entered as e is over. */
 void weft__watchdog_leave(struct weft__watch *e);
 
+/* The fd of a watchdog whose reports go where weft_hub_report_to or
+ * weft_hub_on_report say (the one WEFT_WATCHDOG starts). */
+#define WEFT__WATCHDOG_REPORT (-1)
+
 /* weft_watchdog_start, without turning on the holders' record (the
- * caller has). */
+ * caller has); fd may be WEFT__WATCHDOG_REPORT. */
 int weft__watchdog_start(int64_t interval, int fd);
 
 #endif

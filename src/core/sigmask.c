@@ -1,0 +1,61 @@
+/* The signals weft blocked, per thread. See sigmask.h. */
+#define _GNU_SOURCE
+#include "sigmask.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+
+/* The signals weft blocked in this thread that it had not blocked before.
+ * Zero-initialized, an empty set (glibc's sigset_t is a bit array; and
+ * every read goes through sigismember, every write through sigaddset or
+ * sigdelset, after the first sigemptyset). */
+static _Thread_local sigset_t added;
+static _Thread_local bool added_ready;
+
+static sigset_t *record(void) {
+  if (!added_ready) {
+    sigemptyset(&added);
+    added_ready = true;
+  }
+  return &added;
+}
+
+int weft__sigmask_block(const sigset_t *set, sigset_t *old) {
+  sigset_t before;
+  int err = pthread_sigmask(SIG_BLOCK, set, &before);
+  if (err)
+    return -err;
+  sigset_t *rec = record();
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sigismember(set, sig) == 1 && sigismember(&before, sig) == 0)
+      sigaddset(rec, sig);
+  if (old)
+    *old = before;
+  return 0;
+}
+
+void weft__sigmask_restore(const sigset_t *mask) {
+  pthread_sigmask(SIG_SETMASK, mask, NULL);
+  sigset_t *rec = record();
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sigismember(mask, sig) == 0)
+      sigdelset(rec, sig);
+}
+
+void weft__sigmask_for_child(const sigset_t *from, sigset_t *out) {
+  if (from)
+    *out = *from;
+  else
+    pthread_sigmask(SIG_BLOCK, NULL, out);
+  sigset_t *rec = record();
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sigismember(rec, sig) == 1)
+      sigdelset(out, sig);
+}
+
+void weft__sigmask_reset_in_child(void) {
+  sigset_t *rec = record();
+  pthread_sigmask(SIG_UNBLOCK, rec, NULL);
+  sigemptyset(rec);
+}

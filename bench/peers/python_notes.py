@@ -1,7 +1,9 @@
 """Python's side of bench/notes.c, the questions of the notes: the same
 CPU-bound and I/O-bound jobs in Python's threads, processes and asyncio,
-measured like weft's (a median of 5 rounds of about 0.2 s), printed in
-Go's benchmark format:
+measured like weft's in bench.h (each row sized to rounds of about 0.2 s,
+then 5 rounds taken in turn, row after row, so that a busy moment of the
+machine hurts every row alike; the median printed), in Go's benchmark
+format:
 
   BenchmarkCPUBound/workers=<w>/<impl>   ns per job of pure computation
       (1,000 steps of the 64-bit LCG with an xorshift that bench/notes.c
@@ -30,7 +32,7 @@ import os
 import threading
 import time
 
-from pybench import run
+from pybench import FILTER
 
 M64 = (1 << 64) - 1
 
@@ -167,11 +169,36 @@ def cpu(jobs):
     cpu_part(jobs, 1)
 
 
+def run_group(rows):
+    """rows: (name, fn, start), fn(n) running n jobs and returning the
+    seconds it took. bench.h's bench_group: size each row, then 5 rounds
+    of every row in turn; print each row's median."""
+    rows = [r for r in rows if FILTER.search(r[0])]
+    sized = []
+    for name, fn, n in rows:
+        while True:
+            dt = fn(n)
+            if dt > 0.2:
+                break
+            n = max(n * 2, int(n * 0.25 / max(dt, 1e-6)))
+        sized.append((name, fn, n, []))
+    for _ in range(5):
+        for name, fn, n, times in sized:
+            times.append(fn(n) * 1e9 / n)
+    for name, fn, n, times in sized:
+        times.sort()
+        print(f"{name:<40} {n:12d} {times[2]:10.1f} ns/op", flush=True)
+
+
 if __name__ == "__main__":
-    run("BenchmarkCPUBound/workers=1/python-serial", serial(cpu), start=10)
-    run("BenchmarkCPUBound/workers=2/python-threads", on_threads(2, cpu), start=10)
-    run("BenchmarkCPUBound/workers=2/python-procs", on_procs(2, cpu), start=10)
-    run("BenchmarkIOBound/waiters=1/python-serial", serial(io_part), start=10)
-    run("BenchmarkIOBound/waiters=2/python-procs", on_procs(2, io_part), start=10)
-    run("BenchmarkIOBound/waiters=100/python-threads", on_threads(100, io_part), start=100)
-    run("BenchmarkIOBound/waiters=100/python-asyncio", on_asyncio(100), start=100)
+    run_group([
+        ("BenchmarkCPUBound/workers=1/python-serial", serial(cpu), 10),
+        ("BenchmarkCPUBound/workers=2/python-threads", on_threads(2, cpu), 10),
+        ("BenchmarkCPUBound/workers=2/python-procs", on_procs(2, cpu), 10),
+    ])
+    run_group([
+        ("BenchmarkIOBound/waiters=1/python-serial", serial(io_part), 10),
+        ("BenchmarkIOBound/waiters=2/python-procs", on_procs(2, io_part), 10),
+        ("BenchmarkIOBound/waiters=100/python-threads", on_threads(100, io_part), 100),
+        ("BenchmarkIOBound/waiters=100/python-asyncio", on_asyncio(100), 100),
+    ])

@@ -146,11 +146,15 @@ python_peer python_proc.py BenchmarkProcessStartJoin/python-mp
 
 # The notes' questions (docs/notes.md): the same CPU-bound job (pure
 # arithmetic) and I/O-bound job (a timerfd read 1 ms after it is armed)
-# spread over tasks, threads and processes, weft's and Python's. Not
-# pinned: using both CPUs is the point of the CPU-bound rows.
+# spread over tasks, threads and processes, weft's and Python's, each row
+# with the CPUs it kept busy; and a token handed back and forth between two
+# tasks, and between two threads on one CPU. Not pinned as a whole: using
+# both CPUs is the point of the CPU-bound rows (the hand-off's threads pin
+# themselves).
 weft_bench bench-notes \
   BenchmarkCPUBound/workers={1,2,4}/{serial,weft-tasks,weft-threads,weft-procs} \
-  BenchmarkIOBound/waiters={1,2,100,1000}/{serial,weft-procs,weft-threads,weft-tasks,weft-tasks-blocking-read}
+  BenchmarkIOBound/waiters={1,2,100,1000}/{serial,weft-procs,weft-threads,weft-tasks,weft-tasks-blocking-read} \
+  BenchmarkHandOff/{weft-tasks,pipe-threads-1cpu}
 python_peer python_notes.py \
   BenchmarkCPUBound/workers={1,2}/python-{serial,threads,procs} \
   BenchmarkIOBound/waiters={1,2,100}/python-{serial,procs,threads,asyncio}

@@ -24,11 +24,16 @@ format:
         python-asyncio   w coroutines on one asyncio loop, each waiting for
                          its fd with loop.add_reader
 
+Each row also prints the CPUs it kept busy, as bench/notes.c does: the CPU
+time of the process (all its threads) and of its children over the wall
+time, summed over the 5 rounds.
+
 Plain CPython (no gevent)."""
 import asyncio
 import ctypes
 import multiprocessing
 import os
+import resource
 import threading
 import time
 
@@ -169,10 +174,18 @@ def cpu(jobs):
     cpu_part(jobs, 1)
 
 
+def cpu_seconds():
+    """CPU time of this process's threads and its reaped children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_group(rows):
     """rows: (name, fn, start), fn(n) running n jobs and returning the
     seconds it took. bench.h's bench_group: size each row, then 5 rounds
-    of every row in turn; print each row's median."""
+    of every row in turn; print each row's median, and the CPUs it kept
+    busy."""
     rows = [r for r in rows if FILTER.search(r[0])]
     sized = []
     for name, fn, n in rows:
@@ -181,13 +194,18 @@ def run_group(rows):
             if dt > 0.2:
                 break
             n = max(n * 2, int(n * 0.25 / max(dt, 1e-6)))
-        sized.append((name, fn, n, []))
+        sized.append((name, fn, n, [], [0.0, 0.0]))
     for _ in range(5):
-        for name, fn, n, times in sized:
-            times.append(fn(n) * 1e9 / n)
-    for name, fn, n, times in sized:
+        for name, fn, n, times, use in sized:
+            c0 = cpu_seconds()
+            dt = fn(n)
+            use[0] += cpu_seconds() - c0
+            use[1] += dt
+            times.append(dt * 1e9 / n)
+    for name, fn, n, times, use in sized:
         times.sort()
-        print(f"{name:<40} {n:12d} {times[2]:10.1f} ns/op", flush=True)
+        print(f"{name:<40} {n:12d} {times[2]:10.1f} ns/op {use[0] / use[1]:6.2f} CPUs",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@
  * Each row also prints the CPUs it kept busy: the CPU time its workers
  * used (the threads', the children's, or the calling thread's for serial
  * rows and tasks) over the wall time, summed over the 5 rounds. 2.00 on
- * this 2-CPU machine is two CPUs at work all along; a row that should
+ * a 2-CPU machine is both CPUs at work all along; a row that should
  * reach it and does not was sharing the machine with other work.
  *
  * Nothing here joins a thread or a task: threads and tasks are started
@@ -333,7 +333,7 @@ static int64_t pipe_cpu_ns[2];
 static bool pin_to_last_cpu(void) {
   cpu_set_t set;
   CPU_ZERO(&set);
-  CPU_SET(sysconf(_SC_NPROCESSORS_ONLN) - 1, &set);
+  CPU_SET((size_t)sysconf(_SC_NPROCESSORS_ONLN) - 1, &set);
   return sched_setaffinity(0, sizeof set, &set) == 0;
 }
 

@@ -144,6 +144,21 @@ weft_bench bench-proc BenchmarkProcessStartJoin/{weft,fork-waitpid} \
   BenchmarkProcessExec/{weft,posix-spawn}
 python_peer python_proc.py BenchmarkProcessStartJoin/python-mp
 
+# The notes' questions (docs/notes.md): the same CPU-bound job (pure
+# arithmetic) and I/O-bound job (a timerfd read 1 ms after it is armed)
+# spread over tasks, threads and processes, weft's and Python's, each row
+# with the CPUs it kept busy; and a token handed back and forth between two
+# tasks, and between two threads on one CPU. Not pinned as a whole: using
+# both CPUs is the point of the CPU-bound rows (the hand-off's threads pin
+# themselves).
+weft_bench bench-notes \
+  BenchmarkCPUBound/workers={1,2,4}/{serial,weft-tasks,weft-threads,weft-procs} \
+  BenchmarkIOBound/waiters={1,2,100,1000}/{serial,weft-procs,weft-threads,weft-tasks,weft-tasks-blocking-read} \
+  BenchmarkHandOff/{weft-tasks,pipe-threads-1cpu}
+python_peer python_notes.py \
+  BenchmarkCPUBound/workers={1,2}/python-{serial,threads,procs} \
+  BenchmarkIOBound/waiters={1,2,100}/python-{serial,procs,threads,asyncio}
+
 # 64-byte messages from 1 producer process to 1 consumer, and from 4 to 4:
 # weft's process-safe queue, one plain pipe, Python's multiprocessing.Queue
 # (fork context). Not pinned, unlike the echo rows: a queue between

@@ -271,8 +271,8 @@ static bool on_tasks(uint64_t n, weft_task_fn fn) {
   task_fn = fn;
   void *failed = (void *)1;
   int64_t cpu0 = cpu_clock_ns(CLOCK_THREAD_CPUTIME_ID);
-  bool ok = weft_run(spawn_all, NULL, &failed) == 0 && !failed &&
-            all_ok(workers);
+  bool ok =
+      weft_run(spawn_all, NULL, &failed) == 0 && !failed && all_ok(workers);
   row_cpu_ns = cpu_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
   return ok;
 }

@@ -256,6 +256,46 @@ TEST(terminate_ends_a_daemon_child_started_during_a_signal_wait) {
   terminate_children_started_during_a_signal_wait(true);
 }
 
+/* A thread that a hub's thread starts during the wait inherits SIGTERM
+ * blocked, and weft's record of it: its children start without it. */
+static void *start_and_terminate(void *arg) {
+  (void)arg;
+  weft_proc *p;
+  CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, NULL), 0);
+  settle(weft_proc_pid(p), NULL);
+  for (int i = 0; i < 200 && blocked_in(weft_proc_pid(p), SIGTERM); i++)
+    usleep(10 * 1000);
+  CHECK(!blocked_in(weft_proc_pid(p), SIGTERM));
+  CHECK_EQ(weft_proc_terminate(p), 0);
+  int code = 0;
+  CHECK_EQ(weft_proc_join(p, WEFT_SEC(5), &code), 0);
+  CHECK_EQ(code, -SIGTERM);
+  weft_proc_free(p);
+  sigset_t now;
+  pthread_sigmask(SIG_BLOCK, NULL, &now);
+  return IV(sigismember(&now, SIGTERM)); /* inherited: still blocked */
+}
+
+static void *thread_during_a_wait(void *arg) {
+  (void)arg;
+  weft_task *waiter;
+  CHECK_EQ(weft_task_spawn(&waiter, wait_for_term, NULL, NULL), 0);
+  weft_yield(); /* it blocks SIGTERM and SIGUSR2, and waits */
+  weft_thread *t;
+  CHECK_EQ(weft_thread_start(&t, start_and_terminate, NULL, NULL), 0);
+  void *r;
+  CHECK_EQ(weft_thread_join(t, WEFT_SEC(30), &r), 0);
+  CHECK_EQ(VI(r), 1);
+  CHECK_EQ(weft_thread_detach(t), 0);
+  weft_task_cancel(waiter);
+  CHECK_EQ(weft_task_join(waiter, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(a_thread_started_during_a_signal_wait_starts_children_without_it) {
+  CHECK_EQ(weft_run(thread_during_a_wait, NULL, NULL), 0);
+}
+
 /* A signal the program blocked itself before weft blocked it too stays
  * blocked in the child. */
 static void *wait_for_usr1_briefly(void *arg) {

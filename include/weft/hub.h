@@ -35,8 +35,7 @@
  * Deadlock: when no task can run, no timer is armed and nothing else can
  * wake a task, yet tasks are blocked, the hub prints every blocked task and
  * what it waits on to stderr (or where weft_hub_report_to says), and
- * weft_run returns -EDEADLK (Go: "all
- * goroutines are asleep").
+ * weft_run returns -EDEADLK (Go: "all goroutines are asleep").
  *
  * Generators inside tasks: a generator that a task resumes may make every
  * blocking call of weft (sleep, join, the fd calls of weft/io.h): the hub

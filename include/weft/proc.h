@@ -72,8 +72,10 @@
  *     weft_hub_dump_on_signal, a message pipe's write) are unblocked in the
  *     child, unless the thread had blocked them before weft did; a signal
  *     the program blocked stays blocked. (weft keeps that record per
- *     thread: a thread created after weft blocked a signal in its creator
- *     inherits the signal blocked as if the program had blocked it.)
+ *     thread, and a thread started by weft_thread_start inherits its
+ *     creator's with its mask; a thread the program creates with
+ *     pthread_create after weft blocked a signal in its creator inherits
+ *     the signal blocked as if the program had blocked it.)
  *   - signal dispositions: a child of weft_proc_start has the parent's, with
  *     weft's handlers in front of the program's as in the parent (SIGCHLD
  *     without pidfds, SIGSEGV and SIGBUS for stack overflows: each passes

@@ -54,6 +54,10 @@ void weft__sigmask_for_child(const sigset_t *from, sigset_t *out) {
       sigdelset(out, sig);
 }
 
+void weft__sigmask_record_get(sigset_t *out) { *out = *record(); }
+
+void weft__sigmask_record_set(const sigset_t *rec) { *record() = *rec; }
+
 void weft__sigmask_reset_in_child(void) {
   sigset_t *rec = record();
   pthread_sigmask(SIG_UNBLOCK, rec, NULL);

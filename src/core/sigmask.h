@@ -37,6 +37,12 @@ void weft__sigmask_restore(const sigset_t *mask);
  * blocked in this thread. Async-signal-safe. */
 void weft__sigmask_for_child(const sigset_t *from, sigset_t *out);
 
+/* The calling thread's record, and a new thread's: a thread inherits its
+ * creator's mask, so weft_thread_start hands it the creator's record too
+ * (a thread the program creates itself starts with an empty one). */
+void weft__sigmask_record_get(sigset_t *out);
+void weft__sigmask_record_set(const sigset_t *rec);
+
 /* In a child of fork, before the program's code runs: unblocks the signals
  * weft had blocked in the forking thread, and forgets them (the child's
  * weft blocks them anew if it waits for them). Async-signal-safe. */

@@ -33,6 +33,7 @@
 #include <weft/thread.h>
 
 #include "../core/guard.h"
+#include "../core/sigmask.h"
 #include "../hub/hub-private.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
@@ -55,7 +56,9 @@ struct weft_thread {
   void *result;
   uint64_t id;
   weft__waitq joiners;
-  unsigned joining; /* joins under way: a detach meanwhile is -EBUSY */
+  unsigned joining;      /* joins under way: a detach meanwhile is -EBUSY */
+  sigset_t weft_blocked; /* the signals weft blocked in the creator, which
+                            the thread inherits blocked (core/sigmask.h) */
   char name[NAME_MAX_];
 };
 
@@ -127,7 +130,8 @@ static void *trampoline(void *arg) {
   weft_thread *t = arg;
   self_handle = t;
   weft__thread_label = t->name; /* for the watchdog's reports */
-  char os_name[16];             /* the kernel keeps 15 bytes */
+  weft__sigmask_record_set(&t->weft_blocked);
+  char os_name[16]; /* the kernel keeps 15 bytes */
   memcpy(os_name, t->name, sizeof os_name - 1);
   os_name[sizeof os_name - 1] = '\0';
   pthread_setname_np(pthread_self(), os_name);
@@ -172,6 +176,7 @@ int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
     snprintf(t->name, sizeof t->name, "%s", o.name);
   else
     snprintf(t->name, sizeof t->name, "Thread-%llu", (unsigned long long)t->id);
+  weft__sigmask_record_get(&t->weft_blocked);
   weft_thread *parent = self_handle;
   t->daemon = o.daemon == WEFT_THREAD_DAEMON ||
               (o.daemon == WEFT_THREAD_INHERIT && parent && parent->daemon);

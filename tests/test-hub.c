@@ -626,6 +626,45 @@ TEST(a_join_cycle_is_reported_as_a_deadlock) {
   CHECK_STR_HAS(out, "weft_run returned -35"); /* -EDEADLK */
 }
 
+/* A join and an RLock wait crossed: main holds the RLock and joins its
+ * child, which waits for the RLock. The RLock's owner is parked in a join
+ * (no waiter of its own): still a deadlock of this hub's tasks. */
+static weft_rlock crossed = WEFT_RLOCK_INIT;
+
+static void *wants_the_rlock(void *arg) {
+  (void)arg;
+  return IV(weft_rlock_acquire(&crossed, WEFT_FOREVER));
+}
+
+static void *holds_and_joins(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_rlock_acquire(&crossed, WEFT_FOREVER), 0);
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, wants_the_rlock, NULL,
+                           &(weft_task_opts){.name = "wants"}),
+           0);
+  weft_task_join(t, WEFT_FOREVER, NULL);
+  return NULL;
+}
+
+static void join_and_lock_child(void *arg) {
+  (void)arg;
+  int rc = weft_run(holds_and_joins, NULL, NULL);
+  fprintf(stderr, "weft_run returned %d\n", rc);
+  _exit(rc == -EDEADLK ? 0 : 1);
+}
+
+TEST(a_join_crossed_with_an_rlock_wait_is_reported_as_a_deadlock) {
+  char out[4096];
+  int status =
+      harness_run_child(join_and_lock_child, NULL, NULL, out, sizeof out);
+  CHECK_STR_HAS(out, "weft: deadlock: every task is blocked");
+  CHECK_STR_HAS(out, ": blocked in join of task 'wants' #");
+  CHECK_STR_HAS(out, "weft_run returned -35"); /* -EDEADLK */
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 /* The report goes where the program says: a pipe, or a function given
  * its text; stderr stays quiet. A closed pipe raises no SIGPIPE. */
 static char got_report[4096];
@@ -1160,6 +1199,12 @@ TEST(cancelling_a_task_reaches_the_generator_it_blocks_in) {
 /* --- bad use ----------------------------------------------------------------
  */
 
+static void *tries_to_shield(void *arg) {
+  (void)arg;
+  int a = weft_task_shield(), b = weft_task_unshield();
+  return IV(a == b ? a : 1000);
+}
+
 static void *misuse(void *arg) {
   (void)arg;
   weft_task *self = weft_task_current();
@@ -1198,6 +1243,13 @@ static void *misuse(void *arg) {
   CHECK_EQ(weft_task_shield(), 0);
   CHECK_EQ(weft_task_unshield(), 0);
   CHECK_EQ(weft_task_unshield(), -EINVAL); /* no shield up */
+  /* Not from a generator the task resumes: it could yield inside. */
+  weft_gen *g;
+  CHECK_EQ(weft_gen_new(&g, tries_to_shield, NULL, NULL), 0);
+  void *r2;
+  CHECK_EQ(weft_gen_next(g, &r2), WEFT_GEN_RETURNED);
+  CHECK_EQ(VI(r2), -EPERM);
+  CHECK_EQ(weft_gen_free(g), 0);
   return NULL;
 }
 

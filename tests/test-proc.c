@@ -1226,6 +1226,64 @@ static int echo_child(void *arg) {
   }
 }
 
+/* Two tasks of one hub send on pipes that are full: one finishes, then the
+ * other's reader goes. The other gets -EPIPE and the process lives (weft
+ * must not leave SIGPIPE blocked, or unblock it, across a task's wait:
+ * the mask is the thread's, shared by the hub's tasks), and the thread's
+ * mask ends as it began. */
+enum { PIPE_MSG = 1 << 20 };
+static int pipe_a[2], pipe_b[2];
+
+static void *send_big(void *arg) {
+  weft_msgpipe *m = arg;
+  char *msg = calloc(1, PIPE_MSG);
+  CHECK(msg != NULL);
+  int rc = weft_msgpipe_send(m, msg, PIPE_MSG, WEFT_SEC(10));
+  free(msg);
+  return IV(rc);
+}
+
+static void *two_senders(void *arg) {
+  (void)arg;
+  weft_msgpipe *ma, *mb;
+  CHECK_EQ(weft_msgpipe_open(&ma, pipe_a[1]), 0);
+  CHECK_EQ(weft_msgpipe_open(&mb, pipe_b[1]), 0);
+  weft_task *a, *b;
+  CHECK_EQ(weft_task_spawn(&a, send_big, ma, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&b, send_big, mb, NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(20)), 0); /* both wait for room */
+  char *buf = malloc(PIPE_MSG + 8);
+  CHECK(buf != NULL);
+  size_t got = 0;
+  while (got < PIPE_MSG + 8) {
+    ssize_t n = weft_io_read(pipe_a[0], buf, PIPE_MSG + 8 - got, WEFT_SEC(10));
+    CHECK(n > 0);
+    got += (size_t)n;
+  }
+  free(buf);
+  void *r;
+  CHECK_EQ(weft_task_join(a, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(VI(r), 0);
+  close(pipe_b[0]); /* b's reader goes while b waits */
+  CHECK_EQ(weft_task_join(b, WEFT_SEC(10), &r), 0);
+  CHECK_EQ(VI(r), -EPIPE);
+  weft_msgpipe_free(ma);
+  weft_msgpipe_free(mb);
+  return NULL;
+}
+
+TEST(a_reader_gone_while_two_tasks_send_on_pipes_raises_no_sigpipe) {
+  sigset_t before, after;
+  pthread_sigmask(SIG_BLOCK, NULL, &before);
+  CHECK_EQ(pipe(pipe_a), 0);
+  CHECK_EQ(pipe(pipe_b), 0);
+  CHECK_EQ(weft_run(two_senders, NULL, NULL), 0);
+  pthread_sigmask(SIG_BLOCK, NULL, &after);
+  for (int sig = 1; sig < NSIG; sig++)
+    CHECK_EQ(sigismember(&after, sig), sigismember(&before, sig));
+  close(pipe_a[0]);
+}
+
 TEST(messages_of_any_length_cross_to_a_child_and_back) {
   CHECK_EQ(weft_msgpipe_pair(&ends[0], &ends[1]), 0);
   weft_msgpipe *mine = ends[0];

@@ -205,6 +205,8 @@ WEFT_API int weft_task_cancel(weft_task *t);
  * weft_task_unshield returns -ECANCELED when the task is cancelled (before
  * or during the shield: its cancellation is in force again once the
  * outermost shield ends), 0 when it is not, -EINVAL with no shield up.
+ * Both return -EPERM inside a generator a task resumed (a shield there
+ * could outlive the generator's turn): shield in the task's own function.
  * From a plain thread, which nothing cancels, both return 0 and do
  * nothing. Neither blocks.
  */

@@ -23,6 +23,10 @@ static void boot(void *arg, int code) {
   __builtin_unreachable(); /* entry ends by switching away for good */
 }
 
+/* More than any object weft puts at the top of a stack (a task's, a
+ * generator's). */
+enum { OBJECT_MAX = 4096 };
+
 int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
                       const char *kind, const char *name,
                       weft__coro_entry entry) {
@@ -35,7 +39,10 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
   size_t obj = (obj_size + 63) & ~(size_t)63;
   char *top = st.lo + st.size;
   weft__coro *co = (weft__coro *)(void *)(top - obj);
-  weft__tools_object_made(co, obj);
+  /* The last object on this stack may have been larger (a task's, now a
+   * generator's): its poison must not stay on the new one's frames. */
+  size_t span = obj > OBJECT_MAX ? obj : OBJECT_MAX;
+  weft__tools_object_made(top - span, span);
   memset(co, 0, obj_size);
   co->stack = st;
   co->entry = entry;

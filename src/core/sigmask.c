@@ -7,11 +7,12 @@
 #include <stdbool.h>
 
 /* The signals weft blocked in this thread that it had not blocked before.
- * Zero-initialized, an empty set (glibc's sigset_t is a bit array; and
- * every read goes through sigismember, every write through sigaddset or
- * sigdelset, after the first sigemptyset). */
-static _Thread_local sigset_t added;
-static _Thread_local bool added_ready;
+ * Initial-exec, as weft's other thread-locals: no allocation on first use,
+ * so that the overflow handler may touch it. Emptied by sigemptyset on
+ * first use (added_ready), then read through sigismember and written
+ * through sigaddset and sigdelset only. */
+static __thread __attribute__((tls_model("initial-exec"))) sigset_t added;
+static __thread __attribute__((tls_model("initial-exec"))) bool added_ready;
 
 static sigset_t *record(void) {
   if (!added_ready) {

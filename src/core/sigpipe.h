@@ -27,10 +27,11 @@ static inline void weft__sigpipe_block(weft__sigpipe_guard *g) {
   sigset_t set, pending;
   sigemptyset(&set);
   sigaddset(&set, SIGPIPE);
-  /* Pending (for the thread or the process) implies blocked, where it
-   * stays pending; the order of the two calls does not matter. */
-  g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
   weft__sigmask_block(&set, &g->old); /* recorded: a child must not keep it */
+  /* A SIGPIPE can only have been pending before if it was blocked before
+   * (else it was delivered): only then is sigpending worth its call. */
+  g->was_pending = sigismember(&g->old, SIGPIPE) == 1 &&
+                   sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
 }
 
 /* Restores the mask; epipe: a write under the guard failed with EPIPE, so

@@ -67,7 +67,9 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
   h->fd_waiters++;
   h->daemon_fd_waiters += t->daemon;
   t->ready = 0;
+  t->fd_parked = true;
   rc = weft__task_park(t, read ? "a read wait" : "a write wait", deadline);
+  t->fd_parked = false;
   h->fd_waiters--;
   h->daemon_fd_waiters -= t->daemon;
   /* The waiter slots may already be cleared (a close); the table may have

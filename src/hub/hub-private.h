@@ -88,6 +88,7 @@ struct weft_task {
   weft__timer timer;          /* its deadline while parked with one */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
   unsigned ready; /* what the poller reported while it waited on an fd */
+  bool fd_parked; /* parked in a wait on an fd, which the poller may end */
   struct weft__waiter *waiter;    /* the waiter it is parked on, if any */
   weft_task *remote_next;         /* in its hub's remote queue */
   atomic_bool remote_pending;     /* in its hub's remote queue now */

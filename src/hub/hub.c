@@ -238,12 +238,12 @@ static void describe_task(const weft_task *t, int64_t now, char *line,
 }
 
 /* Whether every task parked on a waiter waits for one that only a task of
- * this hub can end (an RLock that task owns, a task it joins), and every
- * such owner is itself parked on a waiter. With nothing runnable, no
- * timer and no fd to wake anyone, those owners are parked too, and none of
- * them can run: a deadlock, though no thread or other hub is involved. An
- * owner parked otherwise waits on an fd (a daemon watching one, which
- * alone does not rule out a report), and its fd may yet wake it. */
+ * this hub can end (an RLock that task owns, a task it joins), and no such
+ * owner waits on an fd. With nothing runnable, no timer and no fd to wake
+ * anyone, those owners are parked too (on a waiter, or in a join of a task
+ * of this hub), and none of them can run: a deadlock, though no thread or
+ * other hub is involved. An owner parked on an fd (a daemon watching one,
+ * which alone does not rule out a report) may yet be woken by it. */
 static bool waits_only_on_own_tasks(const weft__hub *h) {
   for (const weft_task *t = h->all; t; t = t->all_next) {
     if (t->state != WEFT__TASK_PARKED || !t->waiter)
@@ -253,7 +253,7 @@ static bool waits_only_on_own_tasks(const weft__hub *h) {
         w->holder ? (const weft_task *)w->holder(w->object) : NULL;
     bool own = false;
     for (const weft_task *o = h->all; o && owner && !own; o = o->all_next)
-      own = o == owner && (o->state != WEFT__TASK_PARKED || o->waiter);
+      own = o == owner && !(o->state == WEFT__TASK_PARKED && o->fd_parked);
     if (!own)
       return false;
   }

@@ -97,7 +97,10 @@ static void destroy_locals(weft_task *t) {
  * and wakes every joiner. On t's hub's thread. */
 static void wake_joiners(weft_task *t, bool abandoned) {
   t->abandoned = abandoned;
-  atomic_store(&t->done, true); /* then read remote: see hub-private.h */
+  /* An exchange, not a store, then the load of remote: Dekker's pattern,
+   * which a read-modify-write keeps in order on every machine and
+   * emulator (see waiter.c). */
+  atomic_exchange(&t->done, true);
   weft__waiter *w;
   while ((w = weft__waitq_pop(&t->local_joiners)) != NULL)
     weft__task_wake(w->task, 0);
@@ -173,11 +176,11 @@ static void await_remote_joins_left(weft_task *t) {
 
 void weft__task_release(weft_task *t) {
   weft__hub *h = t->hub;
-  if (!t->detached) { /* its handle is out: joins may be under way */
-    if (t->state != WEFT__TASK_FINISHED)
-      wake_joiners(t, true); /* abandoned (a deadlock): joiners are told */
-    await_remote_joins_left(t);
-  }
+  if (!t->detached && t->state != WEFT__TASK_FINISHED)
+    wake_joiners(t, true); /* abandoned (a deadlock): joiners are told */
+  /* Detached or not: a join that raced the detach (the program's mistake)
+   * must still not find the memory gone. One load, nearly always. */
+  await_remote_joins_left(t);
   /* A thread woke it and queued it for the hub (its wait ended another
    * way meanwhile): the entry must go before the task does. */
   if (atomic_load(&t->remote_pending))
@@ -331,14 +334,31 @@ void weft__task_cancel_wake(weft_task *t) {
     return;
   }
   t->cancelled = true;
+  /* A wait that a thread or another hub already ended (its waiter woken,
+   * the task not yet queued by the hub's look at its remote queue) has
+   * completed: the wake stands, as it would had the hub looked first. */
+  if (t->state == WEFT__TASK_PARKED && t->waiter &&
+      weft__waiter_woken(t->waiter) && !t->hub->giving_up)
+    return;
   if (!t->shielded || t->hub->giving_up)
     weft__task_wake(t, -ECANCELED);
 }
 
+/* A shield belongs to the task's own function: one raised in a generator
+ * the task resumed would outlive the generator's turn (it may yield inside
+ * it, or be resumed by another task or thread). */
+static int shield_caller(weft_task **self) {
+  *self = weft__task_running();
+  if (!*self)
+    return 1; /* nobody cancels a plain thread: nothing to hold back */
+  return weft__coro_running == &(*self)->coro ? 0 : -EPERM;
+}
+
 int weft_task_shield(void) {
-  weft_task *self = weft__task_running();
-  if (!self)
-    return 0; /* nobody cancels a plain thread: nothing to hold back */
+  weft_task *self;
+  int rc = shield_caller(&self);
+  if (rc != 0)
+    return rc < 0 ? rc : 0;
   if (self->shield_depth == UINT_MAX)
     return -EOVERFLOW;
   if (self->shield_depth++ == 0 && !self->hub->giving_up) {
@@ -349,9 +369,10 @@ int weft_task_shield(void) {
 }
 
 int weft_task_unshield(void) {
-  weft_task *self = weft__task_running();
-  if (!self)
-    return 0;
+  weft_task *self;
+  int rc = shield_caller(&self);
+  if (rc != 0)
+    return rc < 0 ? rc : 0;
   if (self->shield_depth == 0)
     return -EINVAL;
   if (--self->shield_depth == 0 && self->cancel_held) {

@@ -98,6 +98,26 @@ int weft_msgpipe_pair(weft_msgpipe **a, weft_msgpipe **b) {
 
 int weft_msgpipe_fd(const weft_msgpipe *m) { return valid(m) ? m->fd : -1; }
 
+/* One writev to a pipe, with SIGPIPE blocked only around a try that
+ * cannot park: the mask is the thread's, and while a task waited, the
+ * other tasks of its hub would run with SIGPIPE blocked (a child one of
+ * them starts would keep it; a signal one of them blocks meanwhile would
+ * be undone by the restore). A task whose try would block waits for room
+ * unguarded and returns 0 (nothing written: the caller tries again); a
+ * plain thread may block in the write itself, as a plain writev does. */
+static ssize_t write_pipe(weft_msgpipe *m, const struct iovec *iov, int n,
+                          int64_t left) {
+  bool in_task = weft_task_current() != NULL;
+  weft__sigpipe_guard g;
+  weft__sigpipe_block(&g);
+  ssize_t w = weft_io_writev(m->fd, iov, n, in_task ? 0 : left);
+  weft__sigpipe_unblock(&g, w == -EPIPE);
+  if (w != -ETIMEDOUT || !in_task || left == 0)
+    return w;
+  int rc = weft_io_wait(m->fd, WEFT_IO_WRITE, left);
+  return rc < 0 ? rc : 0;
+}
+
 /* Writes some of iov (advancing it), as one send or writev; the count, or
  * an error (-EPIPE for a reader gone, never SIGPIPE). */
 static ssize_t write_some(weft_msgpipe *m, struct iovec *iov, int *n,
@@ -107,10 +127,7 @@ static ssize_t write_some(weft_msgpipe *m, struct iovec *iov, int *n,
     struct iovec *v = &iov[0];
     w = weft_io_send(m->fd, v->iov_base, v->iov_len, 0, left);
   } else {
-    weft__sigpipe_guard g;
-    weft__sigpipe_block(&g);
-    w = weft_io_writev(m->fd, iov, *n, left);
-    weft__sigpipe_unblock(&g, w == -EPIPE);
+    w = write_pipe(m, iov, *n, left);
   }
   if (w < 0)
     return w;

@@ -93,14 +93,20 @@ static inline bool bench_in_child(void (*round)(void *result), void *result,
   return got == (ssize_t)size;
 }
 
-/* Measures every implementation and prints one line each. */
-static inline void bench_group(struct bench_impl *impls, int count) {
+/* Measures every implementation and prints one line each. With cpu_ns
+ * not NULL, each run of a row stores there the CPU time it used (a row's
+ * own measure: its threads', its children's), and the line ends with the
+ * CPUs the row kept busy: on a shared machine a parallel row is parallel
+ * only when the other CPUs were free. */
+static inline void bench_group_cpus(struct bench_impl *impls, int count,
+                                    const int64_t *cpu_ns) {
   enum { ROUNDS = 5 };
   uint64_t n[16];
-  double t[16][ROUNDS];
+  double t[16][ROUNDS], wall[16], cpu[16];
   bool live[16];
   for (int i = 0; i < count; i++) {
     live[i] = false;
+    wall[i] = cpu[i] = 0;
     if (!bench_selected(impls[i].name))
       continue;
     if (impls[i].skip) {
@@ -111,33 +117,50 @@ static inline void bench_group(struct bench_impl *impls, int count) {
     n[i] = 1;
     for (;;) {
       double t0 = bench_now();
-      if (!impls[i].fn(n[i]))
+      if (!impls[i].fn(n[i])) {
+        printf("# %s failed\n", impls[i].name);
         break;
+      }
       double dt = bench_now() - t0;
-      if (dt > 0.2 || n[i] > (1ull << 40))
+      if (dt > 0.2 || n[i] > (1ull << 40)) {
+        live[i] = true;
         break;
+      }
       uint64_t next =
           dt > 0.001 ? (uint64_t)((double)n[i] * 0.25 / dt) : n[i] * 100;
       n[i] = next > n[i] ? next : n[i] * 2;
     }
-    live[i] = true;
   }
   for (int r = 0; r < ROUNDS; r++)
     for (int i = 0; i < count; i++) {
       if (!live[i])
         continue;
       double t0 = bench_now();
-      impls[i].fn(n[i]);
-      t[i][r] = (bench_now() - t0) * 1e9 / (double)n[i];
+      if (!impls[i].fn(n[i])) {
+        printf("# %s failed\n", impls[i].name);
+        live[i] = false;
+        continue;
+      }
+      double dt = bench_now() - t0;
+      t[i][r] = dt * 1e9 / (double)n[i];
+      wall[i] += dt;
+      cpu[i] += cpu_ns ? (double)*cpu_ns / 1e9 : 0;
     }
   for (int i = 0; i < count; i++) {
     if (!live[i])
       continue;
     qsort(t[i], ROUNDS, sizeof(double), bench_cmp);
-    printf("%-40s %12llu %10.1f ns/op\n", impls[i].name,
-           (unsigned long long)n[i], t[i][ROUNDS / 2]);
+    printf("%-40s %12llu %10.1f ns/op", impls[i].name, (unsigned long long)n[i],
+           t[i][ROUNDS / 2]);
+    if (cpu_ns)
+      printf(" %6.2f CPUs", cpu[i] / wall[i]);
+    putchar('\n');
   }
   fflush(stdout);
+}
+
+static inline void bench_group(struct bench_impl *impls, int count) {
+  bench_group_cpus(impls, count, NULL);
 }
 
 #endif

@@ -418,65 +418,6 @@ ROW(io_tasks_blocking_100, 100, on_tasks, io_task_blocking)
 ROW(io_threads_1000, 1000, on_threads, io_thread)
 ROW(io_tasks_1000, 1000, on_tasks, io_task)
 
-/* bench.h's bench_group (each row sized to rounds of about 0.2 s, then 5
- * rounds of every row in turn, the median printed), with the CPUs figure
- * after the ns/op. */
-static void group(struct bench_impl *impls, int count) {
-  enum { ROUNDS = 5 };
-  uint64_t n[16];
-  double t[16][ROUNDS], wall[16], cpu[16];
-  bool live[16];
-  for (int i = 0; i < count; i++) {
-    live[i] = false;
-    if (!bench_selected(impls[i].name))
-      continue;
-    if (impls[i].skip) {
-      printf("# skip %s: %s\n", impls[i].name, impls[i].skip);
-      continue;
-    }
-    n[i] = 1;
-    for (;;) {
-      double t0 = bench_now();
-      if (!impls[i].fn(n[i])) {
-        printf("# %s failed\n", impls[i].name);
-        break;
-      }
-      double dt = bench_now() - t0;
-      if (dt > 0.2 || n[i] > (1ull << 40)) {
-        live[i] = true;
-        break;
-      }
-      uint64_t next =
-          dt > 0.001 ? (uint64_t)((double)n[i] * 0.25 / dt) : n[i] * 100;
-      n[i] = next > n[i] ? next : n[i] * 2;
-    }
-    wall[i] = cpu[i] = 0;
-  }
-  for (int r = 0; r < ROUNDS; r++)
-    for (int i = 0; i < count; i++) {
-      if (!live[i])
-        continue;
-      double t0 = bench_now();
-      if (!impls[i].fn(n[i])) {
-        printf("# %s failed\n", impls[i].name);
-        live[i] = false;
-        continue;
-      }
-      double dt = bench_now() - t0;
-      t[i][r] = dt * 1e9 / (double)n[i];
-      wall[i] += dt;
-      cpu[i] += (double)row_cpu_ns / 1e9;
-    }
-  for (int i = 0; i < count; i++) {
-    if (!live[i])
-      continue;
-    qsort(t[i], ROUNDS, sizeof(double), bench_cmp);
-    printf("%-40s %12llu %10.1f ns/op %6.2f CPUs\n", impls[i].name,
-           (unsigned long long)n[i], t[i][ROUNDS / 2], cpu[i] / wall[i]);
-  }
-  fflush(stdout);
-}
-
 /* NULL when the process may open an fd for each of 1,000 waiters (raising
  * its soft limit to the hard one if need be), else why not. */
 static const char *fds_for_1000(void) {
@@ -506,7 +447,7 @@ int main(void) {
       {"BenchmarkCPUBound/workers=2/weft-procs", cpu_procs_2, NULL},
       {"BenchmarkCPUBound/workers=4/weft-threads", cpu_threads_4, NULL},
   };
-  group(cpu, (int)(sizeof cpu / sizeof cpu[0]));
+  bench_group_cpus(cpu, (int)(sizeof cpu / sizeof cpu[0]), &row_cpu_ns);
   struct bench_impl io[] = {
       {"BenchmarkIOBound/waiters=1/serial", io_serial, NULL},
       {"BenchmarkIOBound/waiters=2/weft-procs", io_procs_2, NULL},
@@ -518,11 +459,12 @@ int main(void) {
       {"BenchmarkIOBound/waiters=1000/weft-threads", io_threads_1000, no_fds},
       {"BenchmarkIOBound/waiters=1000/weft-tasks", io_tasks_1000, no_fds},
   };
-  group(io, (int)(sizeof io / sizeof io[0]));
+  bench_group_cpus(io, (int)(sizeof io / sizeof io[0]), &row_cpu_ns);
   struct bench_impl handoff[] = {
       {"BenchmarkHandOff/weft-tasks", handoff_tasks, NULL},
       {"BenchmarkHandOff/pipe-threads-1cpu", handoff_pipe_threads, NULL},
   };
-  group(handoff, (int)(sizeof handoff / sizeof handoff[0]));
+  bench_group_cpus(handoff, (int)(sizeof handoff / sizeof handoff[0]),
+                   &row_cpu_ns);
   return 0;
 }

@@ -97,9 +97,10 @@
  * handle, and a message pipe's end, is valid until weft_proc_free
  * (weft_msgpipe_free) lets it go, and must not be used after: weft cannot
  * always tell (the memory may already hold a new handle, and the call would
- * act on that one), and AddressSanitizer builds report it. (While the child
- * of a freed handle still runs, weft keeps the memory, and calls through the
- * handle return -EINVAL, false or -1.)
+ * act on that one), and AddressSanitizer builds report it once the memory
+ * is gone. (weft keeps a child's record while the child runs, and until
+ * its reaper has let go of it after the exit: meanwhile calls through a
+ * freed handle return -EINVAL, false or -1.)
  */
 #ifndef WEFT_PROC_H
 #define WEFT_PROC_H

@@ -31,7 +31,9 @@
  * one thread, at once or one after another, as in Python. A handle let go
  * must not be used again: weft cannot tell (its memory may already hold a
  * new thread's handle, and the call would act on that one), and
- * AddressSanitizer builds report it.
+ * AddressSanitizer builds report it once the memory is gone. (weft keeps a
+ * thread's memory until the thread has ended: meanwhile a join through a
+ * detached handle returns -EINVAL.)
  */
 #ifndef WEFT_THREAD_H
 #define WEFT_THREAD_H

@@ -49,12 +49,12 @@
  *    wrong end, a bad fd, a peer gone, ...) returns its errno at once, in a
  *    task or not, never after the timeout: a call waits only when the
  *    system call would block. On a blocking fd outside a task the call is
- *    first tried without blocking (preadv2/pwritev2 with RWF_NOWAIT, which
- *    sockets and pipes take; an accept on a socket that does not listen,
- *    which never blocks), and a wrong access mode is refused from the
- *    fd's flags. The one exception: sendfile(2)'s refusal of an in_fd that
- *    is open for reading but cannot be sent from (-EINVAL) comes once
- *    out_fd is ready.
+ *    first tried without blocking (recvmsg/sendmsg with MSG_DONTWAIT on a
+ *    socket, preadv2/pwritev2 with RWF_NOWAIT on a pipe; an accept on a
+ *    socket that does not listen, which never blocks), and a wrong access
+ *    mode is refused from the fd's flags. The one exception: sendfile(2)'s
+ * refusal of an in_fd that is open for reading but cannot be sent from
+ * (-EINVAL) comes once out_fd is ready.
  *  - SIGPIPE: weft_io_write, weft_io_writev and weft_io_sendfile are the
  *    caller's write(2), writev(2) and sendfile(2), and raise SIGPIPE on a
  *    pipe or socket whose reader is gone as those do (ignore SIGPIPE, or

@@ -110,8 +110,9 @@ static bool can_write(int acc) { return acc == O_WRONLY || acc == O_RDWR; }
  * readiness must not hide an error the call would report at once (poll
  * never reports a pipe's write end readable, nor a socket that does not
  * listen as having a connection). So the call is tried without blocking
- * where the kernel allows it per call (preadv2/pwritev2 with RWF_NOWAIT;
- * an accept on a socket that does not listen never blocks), and fails at
+ * where the kernel allows it per call (recvmsg/sendmsg with MSG_DONTWAIT
+ * on a socket, preadv2/pwritev2 with RWF_NOWAIT on a pipe; an accept on a
+ * socket that does not listen never blocks), and fails at
  * once on what the fd's flags already say (a wrong access mode).
  * fl: the fd's F_GETFL flags. Returns the call's result, or -EAGAIN: wait
  * for readiness, then make the plain call. */
@@ -154,6 +155,24 @@ static ssize_t try_blocking_fd(int fd, int fl, const struct op *o) {
   bool rd = o->kind == READ || o->kind == READV;
   if (rd ? !can_read(acc) : !can_write(acc))
     return -EBADF; /* as read(2) or write(2) would say */
+  /* A socket: recvmsg and sendmsg say "would block" per call on every
+   * kernel (and under qemu-user, which knows no preadv2), with read's and
+   * write's errors (and SIGPIPE, as write raises it). */
+  struct msghdr mh = {.msg_iov = (struct iovec *)iov,
+                      .msg_iovlen = (size_t)iovcnt};
+  for (;;) {
+    ssize_t r =
+        rd ? recvmsg(fd, &mh, MSG_DONTWAIT) : sendmsg(fd, &mh, MSG_DONTWAIT);
+    if (r >= 0)
+      return r;
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return -EAGAIN;
+    if (errno != ENOTSOCK)
+      return -errno;
+    break; /* a pipe, a tty, a file: per-call flags of preadv2 */
+  }
   for (;;) {
     ssize_t r = rd ? preadv2(fd, iov, iovcnt, -1, RWF_NOWAIT)
                    : pwritev2(fd, iov, iovcnt, -1, RWF_NOWAIT);

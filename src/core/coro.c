@@ -2,6 +2,7 @@
  * The coroutine object. See coro.h.
  */
 #include "coro.h"
+#include "valgrind.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -39,6 +40,7 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
   size_t obj = (obj_size + 63) & ~(size_t)63;
   char *top = st.lo + st.size;
   weft__coro *co = (weft__coro *)(void *)(top - obj);
+  weft__valgrind_stack_fresh(st.lo, top);
   /* The last object on this stack may have been larger (a task's, now a
    * generator's): its poison must not stay on the new one's frames. */
   size_t span = obj > OBJECT_MAX ? obj : OBJECT_MAX;

@@ -1,7 +1,12 @@
 #include "valgrind.h"
 
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 
 void weft__valgrind_stack_register(void *lo, void *hi) {
   (void)VALGRIND_STACK_REGISTER(lo, hi);
+}
+
+void weft__valgrind_stack_fresh(void *lo, void *hi) {
+  (void)VALGRIND_MAKE_MEM_UNDEFINED(lo, (char *)hi - (char *)lo);
 }

@@ -10,4 +10,10 @@
  * never deregistered. Costs a few instructions when not under Valgrind. */
 void weft__valgrind_stack_register(void *lo, void *hi);
 
+/* Tells Valgrind that [lo, hi), a stack handed to a new coroutine, holds
+ * nothing of the coroutine that last ran on it: whatever Valgrind had
+ * marked there (the frames below that one's stack pointer, which it takes
+ * for inaccessible) is writable, undefined memory again. */
+void weft__valgrind_stack_fresh(void *lo, void *hi);
+
 #endif

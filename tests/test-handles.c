@@ -217,6 +217,15 @@ static void *joins_twice(void *arg) {
 }
 
 TEST(joins_let_go_of_nothing) {
+  /* The child process first: a fork after a thread ran is a report of
+   * TSan's in the child (it sees the thread registry reset). */
+  weft_proc *p;
+  int code;
+  CHECK_EQ(weft_proc_start(&p, exit_with, IV(6), NULL), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
+  CHECK_EQ(code, 6);
+  weft_proc_free(p);
   CHECK_EQ(weft_run(joins_twice, NULL, NULL), 0);
   weft_thread *t;
   void *r;
@@ -226,11 +235,4 @@ TEST(joins_let_go_of_nothing) {
   CHECK_EQ(VI(r), 5);
   CHECK(weft_thread_name(t) != NULL);
   CHECK_EQ(weft_thread_detach(t), 0);
-  weft_proc *p;
-  int code;
-  CHECK_EQ(weft_proc_start(&p, exit_with, IV(6), NULL), 0);
-  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
-  CHECK_EQ(weft_proc_join(p, WEFT_FOREVER, &code), 0);
-  CHECK_EQ(code, 6);
-  weft_proc_free(p);
 }

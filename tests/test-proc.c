@@ -200,6 +200,22 @@ static void *wait_for_term(void *arg) {
   return NULL;
 }
 
+/* From a task: starts a child — kind 0 runs sleep_long in a fork, kind 1
+ * execs `sleep 10` — and returns it once it runs its code with the mask
+ * it will keep (a fork sets its mask as fn starts: a moment for that). */
+static weft_proc *start_settled(int kind, const weft_proc_opts *opts) {
+  weft_proc *p;
+  char *argv[] = {"sleep", "10", NULL};
+  if (kind == 0)
+    CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, opts), 0);
+  else
+    CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = argv}, opts), 0);
+  settle(weft_proc_pid(p), kind == 0 ? NULL : "sleep");
+  for (int i = 0; i < 200 && blocked_in(weft_proc_pid(p), SIGTERM); i++)
+    weft_sleep(WEFT_MS(10));
+  return p;
+}
+
 /* Starts a child (fn, or `sleep 10` with the opts) while a task waits for
  * SIGTERM, checks its mask, and ends it with weft_proc_terminate. */
 static void *terminate_while_waiting(void *arg) {
@@ -208,16 +224,7 @@ static void *terminate_while_waiting(void *arg) {
   CHECK_EQ(weft_task_spawn(&waiter, wait_for_term, NULL, NULL), 0);
   weft_yield(); /* it blocks SIGTERM and SIGUSR2, and waits */
   for (int kind = 0; kind < 2; kind++) {
-    weft_proc *p;
-    char *argv[] = {"sleep", "10", NULL};
-    if (kind == 0)
-      CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, opts), 0);
-    else
-      CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = argv}, opts), 0);
-    settle(weft_proc_pid(p), kind == 0 ? NULL : "sleep");
-    /* A fork sets its mask as fn starts: a moment for that. */
-    for (int i = 0; i < 200 && blocked_in(weft_proc_pid(p), SIGTERM); i++)
-      weft_sleep(WEFT_MS(10));
+    weft_proc *p = start_settled(kind, opts);
     CHECK(!blocked_in(weft_proc_pid(p), SIGTERM));
     CHECK(!blocked_in(weft_proc_pid(p), SIGUSR2));
     CHECK(blocked_in(weft_proc_pid(p), SIGUSR1)); /* the program's own */
@@ -306,16 +313,7 @@ static void *wait_for_usr1_briefly(void *arg) {
   sigaddset(&set, SIGTERM);
   CHECK_EQ(weft_signal_wait(&set, 0), -ETIMEDOUT);
   for (int kind = 0; kind < 2; kind++) {
-    weft_proc *p;
-    char *argv[] = {"sleep", "10", NULL};
-    if (kind == 0)
-      CHECK_EQ(weft_proc_start(&p, sleep_long, NULL, NULL), 0);
-    else
-      CHECK_EQ(weft_proc_exec(&p, &(weft_proc_cmd){.argv = argv}, NULL), 0);
-    settle(weft_proc_pid(p), kind == 0 ? NULL : "sleep");
-    /* A fork sets its mask as fn starts: a moment for that. */
-    for (int i = 0; i < 200 && blocked_in(weft_proc_pid(p), SIGTERM); i++)
-      weft_sleep(WEFT_MS(10));
+    weft_proc *p = start_settled(kind, NULL);
     CHECK(blocked_in(weft_proc_pid(p), SIGUSR1));
     CHECK(!blocked_in(weft_proc_pid(p), SIGTERM));
     CHECK_EQ(weft_proc_kill(p), 0);

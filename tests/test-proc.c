@@ -782,11 +782,30 @@ static void test_a_storm_of_a_thousand_children_leaves_no_zombie(void) {
   storm(1000);
 }
 
+/* Waits until pid has exited: a zombie, or gone (reaped). */
+static void wait_exited(pid_t pid) {
+  char name[16], state;
+  int ppid;
+  snprintf(name, sizeof name, "%d", (int)pid);
+  int64_t give_up =
+      harness_now_ns() + (int64_t)(WEFT_SEC(10) * harness_timeout_multiplier());
+  while (stat_of(name, &state, &ppid) && state != 'Z') {
+    CHECK(harness_now_ns() < give_up);
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
 TEST(a_child_that_nobody_joins_is_reaped_when_it_exits) {
   weft_proc *kept, *dropped;
   CHECK_EQ(weft_proc_start(&kept, exit_with, IV(9), NULL), 0);
   CHECK_EQ(weft_proc_start(&dropped, exit_with, IV(8), NULL), 0);
+  pid_t kept_pid = weft_proc_pid(kept), dropped_pid = weft_proc_pid(dropped);
   weft_proc_free(dropped);
+  /* Both exit first (on a loaded machine a fork takes its time): no
+   * zombie before that proves nothing. */
+  wait_exited(kept_pid);
+  wait_exited(dropped_pid);
   CHECK_EQ(zombies_after_a_while(), 0); /* kept is reaped too */
   int code;
   CHECK_EQ(weft_proc_exitcode(kept, &code), 0); /* and its code kept */

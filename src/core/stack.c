@@ -32,8 +32,9 @@
  * loop never touches the shared cache. A thread's leftovers go back to the
  * shared cache when it exits.
  *
- * Slabs are never unmapped: address space is cheap on 64-bit systems and a
- * stale coroutine handle then reads zeros instead of faulting.
+ * Slabs are never unmapped: address space is cheap on 64-bit systems. (A
+ * coroutine handle used after it was let go is the program's bug, which
+ * ASan builds catch: see coro.c.)
  */
 #define _GNU_SOURCE
 #include "stack.h"

@@ -606,16 +606,26 @@ static void *make_a_cycle(void *arg) {
   return NULL;
 }
 
+/* Runs the main task arg (a weft_task_fn) in a child, which says what
+ * weft_run returned and exits 0 for -EDEADLK. */
 static void deadlock_child(void *arg) {
-  (void)arg;
-  int rc = weft_run(make_a_cycle, NULL, NULL);
+  weft_task_fn main_task;
+  memcpy(&main_task, &arg, sizeof main_task);
+  int rc = weft_run(main_task, NULL, NULL);
   fprintf(stderr, "weft_run returned %d\n", rc);
   _exit(rc == -EDEADLK ? 0 : 1);
 }
 
+static void *fn_arg(weft_task_fn fn) {
+  void *arg;
+  memcpy(&arg, &fn, sizeof arg);
+  return arg;
+}
+
 TEST(a_join_cycle_is_reported_as_a_deadlock) {
   char out[4096];
-  int status = harness_run_child(deadlock_child, NULL, NULL, out, sizeof out);
+  int status = harness_run_child(deadlock_child, fn_arg(make_a_cycle), NULL,
+                                 out, sizeof out);
   CHECK(WIFEXITED(status));
   CHECK_EQ(WEXITSTATUS(status), 0);
   CHECK_STR_HAS(out, "weft: deadlock: every task is blocked");
@@ -647,17 +657,10 @@ static void *holds_and_joins(void *arg) {
   return NULL;
 }
 
-static void join_and_lock_child(void *arg) {
-  (void)arg;
-  int rc = weft_run(holds_and_joins, NULL, NULL);
-  fprintf(stderr, "weft_run returned %d\n", rc);
-  _exit(rc == -EDEADLK ? 0 : 1);
-}
-
 TEST(a_join_crossed_with_an_rlock_wait_is_reported_as_a_deadlock) {
   char out[4096];
-  int status =
-      harness_run_child(join_and_lock_child, NULL, NULL, out, sizeof out);
+  int status = harness_run_child(deadlock_child, fn_arg(holds_and_joins), NULL,
+                                 out, sizeof out);
   CHECK_STR_HAS(out, "weft: deadlock: every task is blocked");
   CHECK_STR_HAS(out, ": blocked in join of task 'wants' #");
   CHECK_STR_HAS(out, "weft_run returned -35"); /* -EDEADLK */

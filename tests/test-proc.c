@@ -216,6 +216,16 @@ static weft_proc *start_settled(int kind, const weft_proc_opts *opts) {
   return p;
 }
 
+/* Ends p with weft_proc_terminate, which must work (SIGTERM not blocked in
+ * it), and lets it go. */
+static void terminate_and_free(weft_proc *p) {
+  CHECK_EQ(weft_proc_terminate(p), 0);
+  int code = 0;
+  CHECK_EQ(weft_proc_join(p, WEFT_SEC(5), &code), 0);
+  CHECK_EQ(code, -SIGTERM);
+  weft_proc_free(p);
+}
+
 /* Starts a child (fn, or `sleep 10` with the opts) while a task waits for
  * SIGTERM, checks its mask, and ends it with weft_proc_terminate. */
 static void *terminate_while_waiting(void *arg) {
@@ -228,11 +238,7 @@ static void *terminate_while_waiting(void *arg) {
     CHECK(!blocked_in(weft_proc_pid(p), SIGTERM));
     CHECK(!blocked_in(weft_proc_pid(p), SIGUSR2));
     CHECK(blocked_in(weft_proc_pid(p), SIGUSR1)); /* the program's own */
-    CHECK_EQ(weft_proc_terminate(p), 0);
-    int code = 0;
-    CHECK_EQ(weft_proc_join(p, WEFT_SEC(5), &code), 0);
-    CHECK_EQ(code, -SIGTERM);
-    weft_proc_free(p);
+    terminate_and_free(p);
   }
   /* Still blocked here: weft's wait goes on. */
   sigset_t now;
@@ -273,11 +279,7 @@ static void *start_and_terminate(void *arg) {
   for (int i = 0; i < 200 && blocked_in(weft_proc_pid(p), SIGTERM); i++)
     usleep(10 * 1000);
   CHECK(!blocked_in(weft_proc_pid(p), SIGTERM));
-  CHECK_EQ(weft_proc_terminate(p), 0);
-  int code = 0;
-  CHECK_EQ(weft_proc_join(p, WEFT_SEC(5), &code), 0);
-  CHECK_EQ(code, -SIGTERM);
-  weft_proc_free(p);
+  terminate_and_free(p);
   sigset_t now;
   pthread_sigmask(SIG_BLOCK, NULL, &now);
   return IV(sigismember(&now, SIGTERM)); /* inherited: still blocked */

@@ -392,6 +392,15 @@ static void *hub_thread_main(void *arg) {
 
 static weft_thread *many_target;
 static atomic_int many_ok, many_timeouts;
+static weft_event many_go = WEFT_EVENT_INIT;
+
+/* Returns 7 once the test lets it: every joiner has timed out once by
+ * then, however slowly its thread or hub started (Valgrind). */
+static void *wait_for_go(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_event_wait(&many_go, WEFT_FOREVER), 0);
+  return IV(7);
+}
 
 static void join_many_target(void) {
   void *r;
@@ -426,13 +435,18 @@ static void *joining_thread(void *arg) {
 }
 
 TEST(tasks_of_two_hubs_and_threads_join_one_thread) {
-  CHECK_EQ(weft_thread_start(&many_target, sleep_then_return, IV(100), NULL),
-           0);
+  CHECK_EQ(weft_thread_start(&many_target, wait_for_go, NULL, NULL), 0);
   pthread_t pt[6];
   for (int i = 0; i < 6; i++)
     CHECK_EQ(pthread_create(&pt[i], NULL,
                             i < 2 ? run_hub_of_joiners : joining_thread, NULL),
              0);
+  for (int looks = 0; atomic_load(&many_timeouts) < 2 * 10 + 4; looks++) {
+    CHECK(looks < 10000 * harness_timeout_multiplier());
+    nap_ms(1);
+  }
+  nap_ms(20); /* most are in their second join now: woken by the end */
+  CHECK_EQ(weft_event_set(&many_go), 0);
   for (int i = 0; i < 6; i++)
     pthread_join(pt[i], NULL);
   CHECK_EQ(atomic_load(&many_ok), 2 * 10 + 4);

@@ -229,6 +229,42 @@ WEFT_API int weft_yield(void);
 WEFT_API int weft_sleep(int64_t ns);
 
 /*
+ * weft_now — the time on weft's clock, CLOCK_MONOTONIC, in nanoseconds:
+ * the clock of deadlines. Never fails, never blocks; callable from any
+ * thread, task, signal handler, and after fork.
+ */
+WEFT_API int64_t weft_now(void);
+
+/*
+ * weft_deadline_set — give the calling task (outside a task: the calling
+ * thread) a deadline, an absolute time on weft_now's clock, that spans
+ * every call it makes from now on (Go's SetDeadline, gevent's Timeout):
+ * a blocking weft call that would wait past it — an fd read or write, an
+ * accept, a lock, a join, a sleep, any timeout-taking call of weft — waits
+ * only until it, then returns -ETIMEDOUT (weft_sleep too), whatever
+ * timeout it was given. A call that need not wait (data ready, a free
+ * lock) still completes after the deadline: it bounds waiting, not work.
+ * at is a weft_now() time, or WEFT_FOREVER for none; the deadline it
+ * replaces goes to *previous (WEFT_FOREVER for none; previous may be
+ * NULL), so that a piece of code can set one and put the old one back:
+ *
+ *     int64_t old;
+ *     weft_deadline_set(weft_now() + WEFT_SEC(30), &old);
+ *     ... read a whole request, however many calls it takes ...
+ *     weft_deadline_set(old, NULL);
+ *
+ * Each task has its own, none when it starts (a spawned task does not
+ * inherit its spawner's), as each thread has. Returns 0, or -EINVAL (at
+ * negative other than WEFT_FOREVER; nothing changed). Does not block.
+ * From a task or a thread; not from a signal handler.
+ */
+WEFT_API int weft_deadline_set(int64_t at, int64_t *previous);
+
+/* weft_deadline — the calling task's (thread's) deadline, or WEFT_FOREVER
+ * when it has none. Does not block; from a task or a thread. */
+WEFT_API int64_t weft_deadline(void);
+
+/*
  * weft_hub_dump — write every task of the calling thread's hub to fd, one
  * line each: name, id, state, what a blocked task waits on and for how
  * long, e.g.

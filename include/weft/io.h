@@ -177,6 +177,47 @@ WEFT_API int weft_io_connect(int fd, const struct sockaddr *addr,
 WEFT_API ssize_t weft_io_sendfile(int out_fd, int in_fd, off_t *offset,
                                   size_t count, int64_t timeout);
 
+/* Flags of weft_io_listen. */
+#define WEFT_LISTEN_REUSEPORT 1u /* SO_REUSEPORT: several sockets, one port */
+
+/*
+ * weft_io_listen — a listening socket for address, as Go's net.Listen and
+ * Python's socket.create_server make one:
+ *   "host:port"    an IPv4 or IPv6 literal, or a name, which getaddrinfo(3)
+ *                  resolves (the first address it gives that binds);
+ *   "[v6]:port"    an IPv6 literal, e.g. "[::1]:8080" (IPV6_V6ONLY);
+ *   ":port"        every address, IPv6 and IPv4 ("[::]" dual-stack, or
+ *                  0.0.0.0 where the host has no IPv6);
+ *   "unix:PATH"    a Unix-domain socket at PATH (a leftover socket file at
+ *                  PATH that nobody listens on is replaced; any other file
+ *                  there is -EADDRINUSE); "unix:@NAME" an abstract one.
+ * A port of 0 lets the kernel choose (getsockname(2) tells which). TCP
+ * sockets get SO_REUSEADDR, and with WEFT_LISTEN_REUSEPORT also
+ * SO_REUSEPORT. backlog is listen(2)'s (0: SOMAXCONN). The fd is
+ * non-blocking and close-on-exec.
+ * Returns the fd, or -EINVAL (address NULL or malformed: no port, a port
+ * above 65535, an unknown flag, a negative backlog), -ENAMETOOLONG (a Unix
+ * path longer than sun_path), -EADDRNOTAVAIL (a name that does not
+ * resolve, an address not on this host), and what socket(2), bind(2) and
+ * listen(2) report: -EADDRINUSE, -EACCES (a port below 1024 without the
+ * right), -ENOENT (a Unix path in a missing directory), -EMFILE, ...
+ * Nothing is left open when it fails. Blocks only for name resolution
+ * (literals never resolve); any thread or task.
+ */
+WEFT_API int weft_io_listen(const char *address, int backlog, unsigned flags);
+
+/*
+ * weft_io_sendall — send all len bytes of buf on the socket fd (Python's
+ * socket.sendall), with weft_io_send's flags, waiting as often as needed;
+ * timeout bounds the whole call, not each send. Returns len, or a negative
+ * errno as weft_io_send gives (-ETIMEDOUT when the time ran out,
+ * -ECANCELED, -EPIPE, ...); after an error an unknown part of buf may have
+ * been sent, so the connection is best closed. Blocks the calling task
+ * (outside a task: the thread).
+ */
+WEFT_API ssize_t weft_io_sendall(int fd, const void *buf, size_t len,
+                                 int flags, int64_t timeout);
+
 /*
  * weft_signal_wait — wait up to timeout ns for one of the signals in set,
  * and take it: a signal as an event (Python: signal.sigwait; gevent:

@@ -5,9 +5,9 @@
  *
  *     nginx / gunicorn+gevent / Go        weft
  *     worker_processes auto;              opts.workers (weft_cpu_count())
- *     listen 127.0.0.1:8080;              weft_cluster_listen(c, "127.0.0.1:8080")
- *     a handler per connection            opts.handler(w, fd, arg), one task each
- *     the master process                  weft_cluster_run(c)
+ *     listen 127.0.0.1:8080;              weft_cluster_listen(c,
+ * "127.0.0.1:8080") a handler per connection            opts.handler(w, fd,
+ * arg), one task each the master process                  weft_cluster_run(c)
  *     kill -TERM / -QUIT / -HUP master    graceful stop / stop now / reload
  *     worker_cpu_affinity auto;           opts.pin_cpus
  *
@@ -99,10 +99,10 @@ typedef struct weft_cluster_opts {
   /* Worker processes: 1 .. WEFT_CLUSTER_MAX_WORKERS. weft_cluster_opts_init
    * sets weft_cpu_count(). */
   int workers;
-  weft_worker_fn main;   /* each worker's main task, or NULL */
-  weft_conn_fn handler;  /* for each accepted connection, or NULL */
-  void *arg;             /* passed to main and handler */
-  int accept_mode;       /* WEFT_ACCEPT_SHARED or WEFT_ACCEPT_REUSEPORT */
+  weft_worker_fn main;  /* each worker's main task, or NULL */
+  weft_conn_fn handler; /* for each accepted connection, or NULL */
+  void *arg;            /* passed to main and handler */
+  int accept_mode;      /* WEFT_ACCEPT_SHARED or WEFT_ACCEPT_REUSEPORT */
   /* How long a graceful stop or reload lets connections finish before
    * they are cancelled: >= 0; default 10 s. */
   int64_t drain_timeout;

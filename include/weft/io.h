@@ -215,8 +215,8 @@ WEFT_API int weft_io_listen(const char *address, int backlog, unsigned flags);
  * been sent, so the connection is best closed. Blocks the calling task
  * (outside a task: the thread).
  */
-WEFT_API ssize_t weft_io_sendall(int fd, const void *buf, size_t len,
-                                 int flags, int64_t timeout);
+WEFT_API ssize_t weft_io_sendall(int fd, const void *buf, size_t len, int flags,
+                                 int64_t timeout);
 
 /*
  * weft_signal_wait — wait up to timeout ns for one of the signals in set,

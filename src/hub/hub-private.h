@@ -86,6 +86,7 @@ struct weft_task {
   bool unstamped;             /* parked, not yet stamped: in the */
   weft_task *unstamped_next;  /* hub's list of such tasks */
   weft__timer timer;          /* its deadline while parked with one */
+  int64_t deadline; /* weft_deadline_set's, absolute; INT64_MAX: none */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
   unsigned ready; /* what the poller reported while it waited on an fd */
   bool fd_parked; /* parked in a wait on an fd, which the poller may end */

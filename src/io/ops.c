@@ -205,7 +205,7 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (rc < 0)
         return rc;
       new_file = rc == 1;
-    } else if (timeout != WEFT_FOREVER) {
+    } else if (deadline != INT64_MAX) { /* a timeout or a deadline */
       int fl = fcntl(fd, F_GETFL);
       if (fl < 0)
         return -errno; /* -EBADF */
@@ -249,6 +249,13 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
         return -ETIMEDOUT;
     }
     int rc = weft__io_wait_until(self, fd, dir, deadline);
+    if (rc == -ETIMEDOUT && wait_first) {
+      /* The time was up before the first try (a deadline that had passed,
+       * weft_deadline_set): what is there may still be taken, once. */
+      wait_first = false;
+      timeout = 0;
+      continue;
+    }
     if (rc == -EPERM && wait_first) {
       /* A guess left on a number now held by a file epoll cannot watch (a
        * regular file, after a plain close and reuse): such a file never

@@ -109,6 +109,7 @@ typedef struct weft__fd_waiters {
   /* The kind of call whose try blocked (the caller's number, never 0): a
    * guess holds only for calls of that kind. */
   uint8_t wait_first_kind[2];
+  bool exclusive; /* the reader asked for WEFT__POLL_EXCLUSIVE */
 } weft__fd_waiters;
 
 struct weft__hub {

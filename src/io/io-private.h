@@ -21,6 +21,12 @@ int weft__io_wait_thread(int fd, unsigned events, int64_t deadline);
 int weft__io_wait_until(weft_task *self, int fd, unsigned events,
                         int64_t deadline);
 
+/* With WEFT_IO_READ in weft__io_wait_until's events, in a task: of the hubs
+ * (of this process or others) that wait on fd this way, wake one per
+ * readiness (WEFT__POLL_EXCLUSIVE). Accepts on a shared listening socket
+ * ask for it. */
+#define WEFT__IO_EXCLUSIVE 0x100u
+
 /* Sets O_NONBLOCK on fd if it is not set. Returns 0 (it was set), 1 (it
  * was not: weft had not used this file in a task), or fcntl's negative
  * errno. */

@@ -248,7 +248,10 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (timeout == 0)
         return -ETIMEDOUT;
     }
-    int rc = weft__io_wait_until(self, fd, dir, deadline);
+    /* Many hubs may accept from one socket (the cluster's workers): one
+     * connection wakes one of them. */
+    int rc = weft__io_wait_until(
+        self, fd, o->kind == ACCEPT ? dir | WEFT__IO_EXCLUSIVE : dir, deadline);
     if (rc == -ETIMEDOUT && wait_first) {
       /* The time was up before the first try (a deadline that had passed,
        * weft_deadline_set): what is there may still be taken, once. */

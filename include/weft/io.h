@@ -209,11 +209,14 @@ WEFT_API int weft_io_listen(const char *address, int backlog, unsigned flags);
 /*
  * weft_io_sendall — send all len bytes of buf on the socket fd (Python's
  * socket.sendall), with weft_io_send's flags, waiting as often as needed;
- * timeout bounds the whole call, not each send. Returns len, or a negative
- * errno as weft_io_send gives (-ETIMEDOUT when the time ran out,
- * -ECANCELED, -EPIPE, ...); after an error an unknown part of buf may have
- * been sent, so the connection is best closed. Blocks the calling task
- * (outside a task: the thread).
+ * timeout bounds the whole call, not each send (a send that need not
+ * wait still goes once the time has run out). Returns len (0 for a len of
+ * 0, without a system call), or a negative errno as weft_io_send gives
+ * (-ETIMEDOUT when the time ran out, -ECANCELED, -EPIPE, ...; -EINVAL for
+ * a bad timeout, an unknown flag or a len above SSIZE_MAX, before the fd
+ * is touched); after an error an unknown part of buf may have been sent,
+ * so the connection is best closed. Blocks the calling task (outside a
+ * task: the thread).
  */
 WEFT_API ssize_t weft_io_sendall(int fd, const void *buf, size_t len, int flags,
                                  int64_t timeout);

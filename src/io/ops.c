@@ -297,20 +297,9 @@ ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
              &(struct op){.kind = WRITEV, .iov = iov, .iovcnt = iovcnt});
 }
 
-/* The MSG_* flags recv(2) and send(2) document. The kernel ignores bits it
- * does not know, so a mistyped flag would pass silently; weft refuses it. */
-#ifndef MSG_ZEROCOPY
-#define MSG_ZEROCOPY 0x4000000
-#endif
-#define RECV_FLAGS                                                             \
-  (MSG_DONTWAIT | MSG_ERRQUEUE | MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_WAITALL)
-#define SEND_FLAGS                                                             \
-  (MSG_CONFIRM | MSG_DONTROUTE | MSG_DONTWAIT | MSG_EOR | MSG_MORE |           \
-   MSG_NOSIGNAL | MSG_OOB | MSG_ZEROCOPY)
-
 ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
                      int64_t timeout) {
-  if (flags & ~RECV_FLAGS)
+  if (flags & ~WEFT__IO_RECV_FLAGS)
     return -EINVAL;
   return run(
       fd, timeout,
@@ -319,7 +308,7 @@ ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
 
 ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags,
                      int64_t timeout) {
-  if (flags & ~SEND_FLAGS)
+  if (flags & ~WEFT__IO_SEND_FLAGS)
     return -EINVAL;
   return run(
       fd, timeout,

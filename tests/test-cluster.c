@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,8 +158,8 @@ static bool log_has(struct sup *s, const char *what, double seconds) {
     struct pollfd p = {.fd = s->log_rd, .events = POLLIN};
     if (poll(&p, 1, (int)left) <= 0)
       continue;
-    ssize_t n = read(s->log_rd, log_text + log_len,
-                     sizeof log_text - 1 - log_len);
+    ssize_t n =
+        read(s->log_rd, log_text + log_len, sizeof log_text - 1 - log_len);
     if (n <= 0)
       return strstr(log_text, what) != NULL;
     log_len += (size_t)n;
@@ -348,7 +349,7 @@ TEST(a_graceful_stop_finishes_what_is_in_flight) {
   CHECK_EQ(kill(s.pid, SIGTERM), 0);
   char buf[128];
   ssize_t n = recv(busy, buf, sizeof buf, 0);
-  CHECK(n > 0 && buf[n - 1] == '\n'); /* the whole answer */
+  CHECK(n > 0 && buf[n - 1] == '\n');          /* the whole answer */
   CHECK_EQ(recv(busy, buf, sizeof buf, 0), 0); /* then closed */
   /* The idle one is closed at once, not after the drain timeout. */
   CHECK_EQ(recv(idle, buf, sizeof buf, 0), 0);

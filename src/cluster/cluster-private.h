@@ -47,15 +47,15 @@ struct slot {
   weft_cluster *cluster;
   int index;
   unsigned generation;
-  bool retired;           /* replaced by a reload: no more restarts */
-  weft_proc *proc;        /* the running worker, or NULL */
-  weft_msgpipe *pipe;     /* the supervisor's end, while proc runs */
-  weft_msgpipe *far_end;  /* the worker's end, until the fork is made */
-  weft_task *task;        /* the slot's task */
-  weft_task *reader;      /* reads the worker's messages, while it runs */
-  int64_t started_at;     /* when proc was started */
-  int64_t kill_at;        /* when the killer SIGKILLs proc (INT64_MAX: never) */
-  struct slot *next;      /* in weft_cluster.slots */
+  bool retired;          /* replaced by a reload: no more restarts */
+  weft_proc *proc;       /* the running worker, or NULL */
+  weft_msgpipe *pipe;    /* the supervisor's end, while proc runs */
+  weft_msgpipe *far_end; /* the worker's end, until the fork is made */
+  weft_task *task;       /* the slot's task */
+  weft_task *reader;     /* reads the worker's messages, while it runs */
+  int64_t started_at;    /* when proc was started */
+  int64_t kill_at;       /* when the killer SIGKILLs proc (INT64_MAX: never) */
+  struct slot *next;     /* in weft_cluster.slots */
 };
 
 struct weft_cluster {
@@ -70,12 +70,12 @@ struct weft_cluster {
   /* The supervisor's, on its hub's thread. */
   pthread_t thread;
   bool supervising;
-  int stopping;          /* RUNNING, STOPPING, STOPPING_NOW */
-  unsigned generation;   /* the newest */
-  struct slot *slots;    /* every slot whose task has not ended */
-  int live_slots;        /* tasks of slots not yet ended */
-  weft_event changed;    /* set when stopping begins, or a slot ends */
-  weft_task *killer;     /* kills what a stop's grace left running */
+  int stopping;           /* RUNNING, STOPPING, STOPPING_NOW */
+  unsigned generation;    /* the newest */
+  struct slot *slots;     /* every slot whose task has not ended */
+  int live_slots;         /* tasks of slots not yet ended */
+  weft_event changed;     /* set when stopping begins, or a slot ends */
+  weft_task *killer;      /* kills what a stop's grace left running */
   weft_event killer_wake; /* set when a kill_at was set */
 };
 
@@ -84,16 +84,16 @@ struct weft_worker {
   weft_cluster *cluster;
   int index;
   unsigned generation;
-  weft_msgpipe *pipe;   /* to and from the supervisor */
+  weft_msgpipe *pipe; /* to and from the supervisor */
   bool draining;
   bool stop_now;
-  weft_event drain;     /* set when draining begins */
-  weft_event wake;      /* set when draining begins, or main returns */
+  weft_event drain; /* set when draining begins */
+  weft_event wake;  /* set when draining begins, or main returns */
   bool main_done;
-  size_t conns;         /* connections whose task has not ended */
+  size_t conns; /* connections whose task has not ended */
   struct conn *conn_list;
-  weft_event conns_gone;  /* set when conns drops to 0 */
-  weft_event room;        /* set when a connection ends (max_conns) */
+  weft_event conns_gone; /* set when conns drops to 0 */
+  weft_event room;       /* set when a connection ends (max_conns) */
   weft_task *acceptors[WEFT_CLUSTER_MAX_LISTENERS];
   int nacceptors;
 };

@@ -183,8 +183,7 @@ void weft__cluster_log(const weft_cluster *c, const char *fmt, ...) {
   va_end(ap);
   if (m < 0)
     return;
-  n += m < (int)(sizeof line - (size_t)n - 1) ? m
-                                               : (int)(sizeof line - n - 2);
+  n += m < (int)(sizeof line - (size_t)n - 1) ? m : (int)(sizeof line - n - 2);
   line[n++] = '\n';
   /* One write: lines of several processes do not interleave. */
   ssize_t r = write(c->o.log_fd, line, (size_t)n);

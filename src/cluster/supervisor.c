@@ -41,8 +41,7 @@ static void describe_exit(char *buf, size_t cap, int code) {
   if (code >= 0)
     snprintf(buf, cap, "exited with code %d", code);
   else
-    snprintf(buf, cap, "was killed by signal %d (%s)", -code,
-             strsignal(-code));
+    snprintf(buf, cap, "was killed by signal %d (%s)", -code, strsignal(-code));
 }
 
 static void *read_messages(void *arg) {
@@ -85,8 +84,7 @@ static int start_worker(struct slot *s) {
                                              .name = "cluster-messages",
                                          }) < 0) {
     s->reader = NULL;
-    weft__cluster_log(c, "worker %d: no task to read its messages",
-                      s->index);
+    weft__cluster_log(c, "worker %d: no task to read its messages", s->index);
   }
   weft__cluster_log(c, "worker %d (pid %d, generation %u) started", s->index,
                     (int)weft_proc_pid(s->proc), s->generation);
@@ -138,8 +136,9 @@ static void *slot_main(void *arg) {
       int rc = start_worker(s);
       if (rc < 0) {
         backoff = next_backoff(backoff);
-        weft__cluster_log(c, "worker %d could not be started (%s): next try "
-                             "in %.1f s",
+        weft__cluster_log(c,
+                          "worker %d could not be started (%s): next try "
+                          "in %.1f s",
                           s->index, weft_strerror(rc), (double)backoff / 1e9);
         continue;
       }
@@ -227,8 +226,9 @@ static void begin_stop(weft_cluster *c, bool now) {
   if (c->stopping >= level)
     return;
   c->stopping = level;
-  weft__cluster_log(c, now ? "stopping now"
-                           : "stopping gracefully: draining for up to %.1f s",
+  weft__cluster_log(c,
+                    now ? "stopping now"
+                        : "stopping gracefully: draining for up to %.1f s",
                     (double)c->o.drain_timeout / 1e9);
   /* The workers keep their copies of the listeners while they drain; once
    * they close them too, new connections are refused, not left queued. */
@@ -256,8 +256,9 @@ static void reload(weft_cluster *c) {
     s->generation = c->generation;
     int rc = start_worker(s);
     if (rc < 0)
-      weft__cluster_log(c, "worker %d could not be started (%s): the slot "
-                           "tries again",
+      weft__cluster_log(c,
+                        "worker %d could not be started (%s): the slot "
+                        "tries again",
                         i, weft_strerror(rc));
     rc = run_slot(c, s);
     if (rc < 0)
@@ -321,8 +322,9 @@ static void *killer_main(void *arg) {
       if (!s->proc || s->kill_at == INT64_MAX)
         continue;
       if (s->kill_at <= now) {
-        weft__cluster_log(c, "worker %d (pid %d) did not stop in time: "
-                             "killing it",
+        weft__cluster_log(c,
+                          "worker %d (pid %d) did not stop in time: "
+                          "killing it",
                           s->index, (int)weft_proc_pid(s->proc));
         weft_proc_kill(s->proc);
         s->kill_at = INT64_MAX;
@@ -358,8 +360,8 @@ static int start_helpers(weft_cluster *c, weft_task **t) {
   const char *names[3] = {"cluster-control", "cluster-signals",
                           "cluster-killer"};
   for (int i = 0; i < 3; i++) {
-    int rc = weft_task_spawn(&t[i], fns[i], c,
-                             &(weft_task_opts){.name = names[i]});
+    int rc =
+        weft_task_spawn(&t[i], fns[i], c, &(weft_task_opts){.name = names[i]});
     if (rc < 0) {
       while (i-- > 0) {
         weft_task_cancel(t[i]);
@@ -387,8 +389,7 @@ static int supervise(weft_cluster *c) {
   if (rc == 0)
     rc = start_helpers(c, helpers);
   if (rc < 0) {
-    weft__cluster_log(c, "could not start the workers: %s",
-                      weft_strerror(rc));
+    weft__cluster_log(c, "could not start the workers: %s", weft_strerror(rc));
     undo_start(c);
     c->supervising = false;
     return rc;

@@ -29,12 +29,14 @@
 #include <unistd.h>
 #include <weft/io.h>
 
+#include "../hub/hub-private.h"
 #include "cluster-private.h"
 
 struct conn {
   weft_task *task;
   int fd;
-  bool idle; /* in weft_worker_idle */
+  bool idle;   /* parked in weft_worker_idle between requests */
+  bool served; /* weft_worker_idle was called before: a request was read */
   struct conn *prev, *next;
 };
 
@@ -200,25 +202,25 @@ static void *user_main(void *arg) {
   return NULL;
 }
 
-static void cancel_conns(weft_worker *w, bool only_idle) {
+/* Ends the waits of the idle connections (weft_worker_idle then lingers
+ * for a request already on its way), or cancels every connection. */
+static void wake_conns(weft_worker *w, bool only_idle) {
   for (struct conn *k = w->conn_list; k; k = k->next) {
-    if (only_idle && !k->idle)
-      continue;
-    /* An idle connection is woken by its end of reading: the wait returns,
-     * weft_worker_idle sees the drain. A socket that cannot shut down is
-     * cancelled instead. */
-    if (only_idle && shutdown(k->fd, SHUT_RD) == 0)
-      continue;
-    weft_task_cancel(k->task);
+    if (!only_idle)
+      weft_task_cancel(k->task);
+    else if (k->idle)
+      weft__task_interrupt(k->task, -EINTR);
   }
 }
 
 /* Waits up to the deadline (INT64_MAX: none) for every connection to end. */
 static bool conns_end_by(weft_worker *w, int64_t deadline) {
   while (w->conns > 0) {
-    int64_t left = deadline == INT64_MAX ? WEFT_FOREVER : deadline - weft_now();
-    if (left < 0)
-      left = 0;
+    int64_t left = WEFT_FOREVER;
+    if (deadline != INT64_MAX) {
+      left = deadline - weft_now();
+      left = left > 0 ? left : 0;
+    }
     if (weft_event_wait(&w->conns_gone, left) == -ETIMEDOUT && w->conns > 0)
       return false;
   }
@@ -236,14 +238,14 @@ static void drain(weft_worker *w, weft_task *main_task) {
   w->nacceptors = 0;
   for (int i = 0; i < c->nlisteners; i++)
     weft_io_close(listener_fd(c, i, w->index));
-  cancel_conns(w, true);
+  wake_conns(w, true);
   while (!conns_end_by(w, w->stop_now ? weft_now() : deadline)) {
-    cancel_conns(w, false);
+    wake_conns(w, false);
     deadline = INT64_MAX; /* cancelled: they end when their cleanup does */
   }
   if (main_task && !w->main_done) {
-    int64_t left = deadline == INT64_MAX || w->stop_now ? 0
-                                                        : deadline - weft_now();
+    int64_t left =
+        deadline == INT64_MAX || w->stop_now ? 0 : deadline - weft_now();
     if (weft_task_join(main_task, left > 0 ? left : 0, NULL) == -ETIMEDOUT)
       weft_task_cancel(main_task);
   }
@@ -253,9 +255,9 @@ static void *worker_main(void *arg) {
   weft_worker *w = arg;
   weft_cluster *c = w->cluster;
   weft_task *signals = NULL, *main_task = NULL;
-  if (weft_task_spawn(&signals, signals_main, w,
-                      &(weft_task_opts){.name = "worker-signals",
-                                        .daemon = true}) < 0)
+  if (weft_task_spawn(
+          &signals, signals_main, w,
+          &(weft_task_opts){.name = "worker-signals", .daemon = true}) < 0)
     return (void *)(intptr_t)70;
   for (int i = 0; i < c->nlisteners; i++) {
     if (weft_task_spawn(&w->acceptors[w->nacceptors], acceptor_main,
@@ -333,18 +335,37 @@ int weft_worker_wait_drain(weft_worker *w, int64_t timeout) {
   return weft_event_wait(&w->drain, timeout);
 }
 
+/* How long an idle connection waits for one more request once its worker
+ * drains: a client may have sent it as the drain began (a busy keep-alive
+ * client sends its next request the moment it has a response), and that
+ * request is answered (the handler then closes) rather than cut off. */
+#define DRAIN_LINGER WEFT_MS(500)
+
 int weft_worker_idle(weft_worker *w, int fd, int64_t timeout) {
   if (!w || timeout < WEFT_FOREVER)
     return -EINVAL;
-  if (w->draining)
-    return -ESHUTDOWN;
   struct conn *me = weft_task_local_get(conn_key);
+  /* The first wait of a connection is for the request its client
+   * connected to make: not idle, and a drain lets it come. */
+  bool first = me && !me->served;
   if (me)
-    me->idle = true;
-  int rc = weft_io_wait(fd, WEFT_IO_READ, timeout);
-  if (me)
-    me->idle = false;
-  if (w->draining && (rc >= 0 || rc == -ECANCELED))
+    me->served = true;
+  int rc;
+  if (first || !w->draining) {
+    if (me)
+      me->idle = !first;
+    rc = weft_io_wait(fd, WEFT_IO_READ, timeout);
+    if (me)
+      me->idle = false;
+    if (rc != -EINTR || !w->draining)
+      return rc < 0 ? rc : 0;
+  }
+  /* Draining: a last look for a request on its way. */
+  rc = weft_io_wait(fd, WEFT_IO_READ,
+                    timeout == WEFT_FOREVER || timeout > DRAIN_LINGER
+                        ? DRAIN_LINGER
+                        : timeout);
+  if (rc == -ETIMEDOUT || rc == -EINTR)
     return -ESHUTDOWN;
   return rc < 0 ? rc : 0;
 }
@@ -356,8 +377,7 @@ int weft_worker_send(weft_worker *w, const void *msg, size_t len,
   return weft_msgpipe_send(w->pipe, msg ? msg : "", len, timeout);
 }
 
-int weft_worker_recv(weft_worker *w, void **msg, size_t *len,
-                     int64_t timeout) {
+int weft_worker_recv(weft_worker *w, void **msg, size_t *len, int64_t timeout) {
   if (!w || !msg || !len)
     return -EINVAL;
   return weft_msgpipe_recv(w->pipe, msg, len, timeout);

@@ -173,6 +173,14 @@ void weft__hub_forget_in_child(void);
  * its wait is shielded (it then sees the cancellation at its next wait). */
 void weft__task_cancel_wake(weft_task *t);
 
+/* Ends the wait t is parked in with code (negative), as a cancellation
+ * would end it, but without cancelling t: its next waits wait as before.
+ * Not a wait a shield protects, nor one already ended by a wake that t
+ * has not yet seen. Returns whether it ended one. For weft's own layers,
+ * on t's hub's thread (the cluster ends its idle connections' waits so).
+ */
+bool weft__task_interrupt(weft_task *t, int code);
+
 /* Whether the running task t may block now: 0, or -ECANCELED once it is
  * cancelled (unless shielded). (It may block from inside a generator it
  * resumed: the hub then suspends and resumes the generator's context,

@@ -345,6 +345,14 @@ void weft__task_cancel_wake(weft_task *t) {
     weft__task_wake(t, -ECANCELED);
 }
 
+bool weft__task_interrupt(weft_task *t, int code) {
+  if (t->state != WEFT__TASK_PARKED || t->shielded ||
+      (t->waiter && weft__waiter_woken(t->waiter)))
+    return false;
+  weft__task_wake(t, code);
+  return true;
+}
+
 /* A shield belongs to the task's own function: one raised in a generator
  * the task resumed would outlive the generator's turn (it may yield inside
  * it, or be resumed by another task or thread). */

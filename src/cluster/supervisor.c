@@ -437,12 +437,15 @@ int weft_cluster_run(weft_cluster *c) {
 int weft_cluster_broadcast(weft_cluster *c, const void *msg, size_t len) {
   if (!c || (!msg && len > 0))
     return -EINVAL;
+  if (len > WEFT_MSGPIPE_MAX)
+    return -EMSGSIZE;
   if (!c->supervising || !pthread_equal(c->thread, pthread_self()) ||
       !weft_task_current())
     return -EPERM;
   int reached = 0;
   for (struct slot *s = c->slots; s; s = s->next)
-    if (s->pipe && weft_msgpipe_send(s->pipe, msg, len, WEFT_SEC(1)) == 0)
+    if (s->pipe &&
+        weft_msgpipe_send(s->pipe, msg ? msg : "", len, WEFT_SEC(1)) == 0)
       reached++;
   return reached;
 }

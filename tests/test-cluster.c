@@ -507,3 +507,68 @@ TEST(a_stop_by_call_from_another_thread) {
   CHECK_EQ(weft_cluster_reload(running), -ESHUTDOWN);
   weft_cluster_free(running);
 }
+
+/* Holds each connection 200 ms before it answers. */
+static void slow_answer(weft_worker *w, int fd, void *arg) {
+  weft_sleep(WEFT_MS(200));
+  answer(w, fd, arg);
+}
+
+/* Connections wait in the accept queue (each worker holds one at a time),
+ * one worker is SIGKILLed: only what it had accepted is lost; what waited
+ * in the queue is answered, by the other worker (a shared socket) or by
+ * the killed one's replacement (its REUSEPORT socket, which the supervisor
+ * keeps open). */
+static void kill_with_a_queue(int mode) {
+  enum { CONNS = 24 };
+  weft_cluster_opts o = server_opts(2);
+  o.handler = slow_answer;
+  o.max_conns = 1;
+  o.accept_mode = mode;
+  struct sup s = start(&o, "127.0.0.1:0");
+  CHECK(log_has(&s, "worker 1 (pid", 10));
+  struct reply r = ask_once(s.port); /* learn a worker's pid */
+  int fds[CONNS];
+  for (int i = 0; i < CONNS; i++) {
+    fds[i] = dial(s.port);
+    CHECK(send(fds[i], "hi\n", 3, 0) == 3);
+  }
+  usleep(50 * 1000); /* each worker has accepted one; the rest wait */
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(kill(r.pid, SIGKILL), 0);
+  int answered = 0, lost = 0;
+  int64_t slowest = 0;
+  for (int i = 0; i < CONNS; i++) {
+    char buf[128];
+    size_t got = 0;
+    ssize_t n;
+    while ((got == 0 || buf[got - 1] != '\n') &&
+           (n = recv(fds[i], buf + got, sizeof buf - 1 - got, 0)) > 0)
+      got += (size_t)n;
+    if (got > 0 && buf[got - 1] == '\n') {
+      answered++;
+      int64_t took = harness_now_ns() - t0;
+      slowest = took > slowest ? took : slowest;
+    } else {
+      lost++;
+    }
+    close(fds[i]);
+  }
+  printf("  %s: %d answered, %d lost (accepted by the killed worker), the "
+         "last after %.0f ms\n",
+         mode == WEFT_ACCEPT_SHARED ? "shared" : "reuseport", answered, lost,
+         (double)slowest / 1e6);
+  CHECK(lost <= 1); /* the one the killed worker held */
+  CHECK_EQ(answered + lost, CONNS);
+  CHECK_EQ(kill(s.pid, SIGTERM), 0);
+  CHECK_EQ(wait_exit(&s, 15), 0);
+  close(s.log_rd);
+}
+
+TEST(a_killed_workers_queue_is_not_lost_with_a_shared_socket) {
+  kill_with_a_queue(WEFT_ACCEPT_SHARED);
+}
+
+TEST(a_killed_workers_queue_waits_for_its_replacement_with_reuseport) {
+  kill_with_a_queue(WEFT_ACCEPT_REUSEPORT);
+}

@@ -54,6 +54,10 @@ static void answer(weft_worker *w, int fd, void *arg) {
 
 /* ---- The client's side ---- */
 
+/* What the running case's supervisor has logged so far. */
+static char log_text[1 << 16];
+static size_t log_len;
+
 struct sup {
   pid_t pid;
   int port;
@@ -64,6 +68,7 @@ static struct sup start(weft_cluster_opts *o, const char *address) {
   int logp[2];
   CHECK_EQ(pipe(logp), 0);
   o->log_fd = logp[1];
+  log_len = 0; /* a new supervisor's log */
   weft_cluster *c;
   CHECK_EQ(weft_cluster_create(&c, o), 0);
   int i = weft_cluster_listen(c, address);
@@ -148,8 +153,6 @@ static int wait_exit(struct sup *s, double seconds) {
 }
 
 /* Reads the supervisor's log until it holds what, or the time is up. */
-static char log_text[1 << 16];
-static size_t log_len;
 
 static bool log_has(struct sup *s, const char *what, double seconds) {
   int64_t end = harness_now_ns() + (int64_t)(seconds * mult() * 1e9);
@@ -397,6 +400,8 @@ TEST(a_drain_cancels_what_outlasts_it_and_sigquit_stops_at_once) {
     CHECK(took < (int64_t)(3e9 * mult()));
     if (!quit)
       CHECK(took >= WEFT_MS(300)); /* the drain's time was given */
+    CHECK(log_has(&s, "stopped", 5));
+    CHECK(!strstr(log_text, "killing it")); /* it stopped of itself */
     close(fd);
     close(s.log_rd);
   }
@@ -643,4 +648,134 @@ TEST(an_acceptor_out_of_fds_rests_and_goes_on) {
   CHECK_EQ(kill(s.pid, SIGTERM), 0);
   CHECK_EQ(wait_exit(&s, 15), 0);
   close(s.log_rd);
+}
+
+/* The task that runs a cluster is cancelled: the workers are stopped now,
+ * the run waits for them and returns -ECANCELED; the caller's deadline
+ * does not cut the run short; the signal mask comes back as it was. */
+static weft_cluster *in_task;
+
+static void *run_in_task(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_deadline_set(weft_now() + WEFT_MS(50), NULL), 0);
+  int rc = weft_cluster_run(in_task);
+  CHECK_EQ(weft_deadline(), weft_deadline()); /* still there */
+  return (void *)(intptr_t)rc;
+}
+
+static void *cancel_the_runner(void *arg) {
+  (void)arg;
+  weft_task *runner;
+  CHECK_EQ(weft_task_spawn(&runner, run_in_task, NULL, NULL), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(300)), 0); /* past the runner's deadline */
+  CHECK(weft_task_alive(runner));
+  CHECK_EQ(weft_task_cancel(runner), 0);
+  void *rc;
+  CHECK_EQ(weft_task_join(runner, WEFT_SEC(10), &rc), 0);
+  CHECK_EQ((intptr_t)rc, -ECANCELED);
+  return NULL;
+}
+
+TEST(a_cancelled_runner_stops_the_workers_and_restores_the_mask) {
+  weft_cluster_opts o;
+  weft_cluster_opts_init(&o);
+  o.workers = 2;
+  o.main = idle_main;
+  o.log_fd = -1;
+  CHECK_EQ(weft_cluster_create(&in_task, &o), 0);
+  sigset_t before, after;
+  CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &before), 0);
+  CHECK(!sigismember(&before, SIGTERM));
+  CHECK_EQ(weft_run(cancel_the_runner, NULL, NULL), 0);
+  CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &after), 0);
+  CHECK(!sigismember(&after, SIGTERM));
+  CHECK(!sigismember(&after, SIGHUP));
+  weft_cluster_free(in_task);
+}
+
+TEST(sigquit_during_a_drain_cancels_at_once) {
+  weft_cluster_opts o = server_opts(1);
+  o.handler = hang;
+  o.drain_timeout = WEFT_SEC(30);
+  struct sup s = start(&o, "127.0.0.1:0");
+  CHECK(log_has(&s, "worker 0 (pid", 10));
+  int fd = dial(s.port);
+  usleep(50 * 1000);
+  CHECK_EQ(kill(s.pid, SIGTERM), 0);
+  CHECK(log_has(&s, "stopping gracefully", 10));
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(kill(s.pid, SIGQUIT), 0);
+  char buf[8];
+  CHECK_EQ(recv(fd, buf, sizeof buf, 0), 0); /* cancelled, closed */
+  CHECK_EQ(wait_exit(&s, 10), 0);
+  CHECK(harness_now_ns() - t0 < (int64_t)(1.5e9 * mult())); /* no SIGKILL */
+  CHECK(!strstr(log_text, "killing it"));
+  close(fd);
+  close(s.log_rd);
+}
+
+/* In a worker, its copy of the supervisor's cluster refuses. */
+static weft_cluster *refusing;
+
+static void refuse_in_worker(weft_worker *w, void *arg) {
+  (void)arg;
+  char verdict[64];
+  int n = snprintf(
+      verdict, sizeof verdict, "%d %d %d", weft_cluster_stop(refusing, true),
+      weft_cluster_reload(refusing), weft_cluster_broadcast(refusing, "x", 1));
+  CHECK_EQ(weft_worker_send(w, verdict, (size_t)n, WEFT_SEC(5)), 0);
+}
+
+static char verdict_seen[64];
+
+static void keep_verdict(weft_cluster *c, int worker, const void *msg,
+                         size_t len, void *arg) {
+  (void)c;
+  (void)worker;
+  (void)arg;
+  memcpy(verdict_seen, msg, len < 63 ? len : 63);
+}
+
+TEST(a_workers_copy_of_the_cluster_refuses_stop_reload_broadcast) {
+  weft_cluster_opts o;
+  weft_cluster_opts_init(&o);
+  o.workers = 1;
+  o.main = refuse_in_worker;
+  o.on_message = keep_verdict;
+  o.log_fd = -1;
+  CHECK_EQ(weft_cluster_create(&refusing, &o), 0);
+  CHECK_EQ(weft_cluster_run(refusing), 0);
+  weft_cluster_free(refusing);
+  char want[64];
+  snprintf(want, sizeof want, "%d %d %d", -EPERM, -EPERM, -EPERM);
+  CHECK(strcmp(verdict_seen, want) == 0);
+}
+
+/* Without on_message, what workers send is read and dropped: a sender
+ * never blocks on it. */
+static void chatter(weft_worker *w, void *arg) {
+  (void)arg;
+  static char big[64 * 1024];
+  for (int i = 0; i < 64; i++)
+    CHECK_EQ(weft_worker_send(w, big, sizeof big, WEFT_SEC(10)), 0);
+}
+
+TEST(messages_nobody_takes_are_dropped_not_blocking) {
+  weft_cluster_opts o;
+  weft_cluster_opts_init(&o);
+  o.workers = 2;
+  o.main = chatter;
+  o.log_fd = -1;
+  weft_cluster *c;
+  CHECK_EQ(weft_cluster_create(&c, &o), 0);
+  CHECK_EQ(weft_cluster_run(c), 0);
+  weft_cluster_free(c);
+}
+
+TEST(a_connection_stack_too_large_is_refused) {
+  weft_cluster_opts o = server_opts(1);
+  o.conn_stack_size = (size_t)1 << 40;
+  weft_cluster *c = NULL;
+  CHECK_EQ(weft_cluster_create(&c, &o), -EINVAL);
+  CHECK(c == NULL);
 }

@@ -56,7 +56,12 @@ struct slot {
   weft_task *reader;     /* reads the worker's messages, while it runs */
   int64_t started_at;    /* when proc was started */
   int64_t kill_at;       /* when the killer SIGKILLs proc (INT64_MAX: never) */
-  struct slot *next;     /* in weft_cluster.slots */
+  bool first_reported;   /* its first start told weft_cluster_run */
+  /* Broadcasts under way on pipe: the slot's task lets go of the pipe (and
+   * of the slot) only once there are none (sends_done is set then). */
+  int sends;
+  weft_event sends_done;
+  struct slot *next; /* in weft_cluster.slots */
 };
 
 struct weft_cluster {
@@ -70,7 +75,14 @@ struct weft_cluster {
   int ctl[2];
   /* The supervisor's, on its hub's thread. */
   pthread_t thread;
+  pid_t pid; /* the supervisor's; 0 before the run */
   bool supervising;
+  /* The first start of the workers, which weft_cluster_run reports:
+   * starting while it goes on, how many slots told how it went, and the
+   * first error. */
+  bool starting;
+  int first_starts;
+  int start_error;
   int stopping;           /* RUNNING, STOPPING, STOPPING_NOW */
   unsigned generation;    /* the newest */
   struct slot *slots;     /* every slot whose task has not ended */
@@ -95,6 +107,8 @@ struct weft_worker {
   struct conn *conn_list;
   weft_event conns_gone; /* set when conns drops to 0 */
   weft_event room;       /* set when a connection ends (max_conns) */
+  weft_task *main_task;  /* the user's main, while it runs */
+  bool failed;           /* an acceptor lost its listener: exit 1 */
   weft_task *acceptors[WEFT_CLUSTER_MAX_LISTENERS];
   int nacceptors;
 };
@@ -103,8 +117,9 @@ struct weft_worker {
  * SIGHUP) in *set; blocked in the calling thread at once (as weft's, so
  * that children start without them blocked), before anything is started:
  * one that comes before its task waits for it is held, not fatal. Returns
- * 0 or a negative errno. */
-int weft__cluster_block_signals(sigset_t *set);
+ * 0 or a negative errno; the mask before goes to *old (may be NULL), for
+ * weft__sigmask_restore. */
+int weft__cluster_block_signals(sigset_t *set, sigset_t *old);
 
 /* Runs a worker: the function weft_proc_start runs in the child. */
 int weft__cluster_worker_main(void *slot);

@@ -16,6 +16,7 @@
 #include <weft/io.h>
 
 #include "../core/sigmask.h"
+#include "../core/stack.h"
 #include "cluster-private.h"
 
 void weft_cluster_opts_init(weft_cluster_opts *o) {
@@ -34,7 +35,7 @@ int weft_cluster_create(weft_cluster **out, const weft_cluster_opts *o) {
       o->workers > WEFT_CLUSTER_MAX_WORKERS ||
       (o->accept_mode != WEFT_ACCEPT_SHARED &&
        o->accept_mode != WEFT_ACCEPT_REUSEPORT) ||
-      o->drain_timeout < 0)
+      o->drain_timeout < 0 || o->conn_stack_size > WEFT__STACK_MAX)
     return -EINVAL;
   weft_cluster *c = calloc(1, sizeof *c);
   if (!c)
@@ -134,15 +135,17 @@ int weft_cluster_listen(weft_cluster *c, const char *address) {
 }
 
 int weft_cluster_listener_port(const weft_cluster *c, int i) {
-  if (!c || i < 0 || i >= c->nlisteners)
+  if (!c || i < 0 || i >= c->nlisteners || c->listeners[i].fds[0] < 0)
     return -EINVAL;
   return bound_port(c->listeners[i].fds[0]);
 }
 
-/* Async-signal-safe: an atomic or and a write(2). */
+/* Async-signal-safe: an atomic or, a getpid(2) and a write(2). */
 static int request(weft_cluster *c, int what) {
   if (!c)
     return -EINVAL;
+  if (c->pid && c->pid != getpid())
+    return -EPERM; /* a worker's copy of its supervisor's cluster */
   atomic_fetch_or(&c->requests, what);
   int saved = errno;
   ssize_t r = write(c->ctl[1], "", 1);
@@ -191,11 +194,11 @@ void weft__cluster_log(const weft_cluster *c, const char *fmt, ...) {
   (void)r;
 }
 
-int weft__cluster_block_signals(sigset_t *set) {
+int weft__cluster_block_signals(sigset_t *set, sigset_t *old) {
   sigemptyset(set);
   sigaddset(set, SIGTERM);
   sigaddset(set, SIGINT);
   sigaddset(set, SIGQUIT);
   sigaddset(set, SIGHUP);
-  return weft__sigmask_block(set, NULL);
+  return weft__sigmask_block(set, old);
 }

@@ -75,6 +75,11 @@ int weft__poller_new(weft__poller **out) {
   return 0;
 }
 
+void weft__poller_close_in_child(weft__poller *p) {
+  close(p->wake_fd);
+  close(p->epfd);
+}
+
 void weft__poller_free(weft__poller *p) {
   weft__fdtable_fini(&p->fds);
   close(p->wake_fd);

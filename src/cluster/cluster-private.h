@@ -83,11 +83,14 @@ struct weft_cluster {
   bool starting;
   int first_starts;
   int start_error;
-  int stopping;           /* RUNNING, STOPPING, STOPPING_NOW */
-  unsigned generation;    /* the newest */
-  struct slot *slots;     /* every slot whose task has not ended */
-  int live_slots;         /* tasks of slots not yet ended */
-  weft_event changed;     /* set when stopping begins, or a slot ends */
+  int stopping;        /* RUNNING, STOPPING, STOPPING_NOW */
+  unsigned generation; /* the newest */
+  struct slot *slots;  /* every slot whose task has not ended */
+  int live_slots;      /* tasks of slots not yet ended */
+  weft_event changed;  /* set when stopping begins, or a slot ends */
+  /* What each slot's accepting worker holds (balance.c), shared with the
+   * workers; NULL unless they share one socket. */
+  _Atomic uint64_t *loads;
   weft_task *killer;      /* kills what a stop's grace left running */
   weft_event killer_wake; /* set when a kill_at was set */
 };
@@ -98,6 +101,7 @@ struct weft_worker {
   int index;
   unsigned generation;
   weft_msgpipe *pipe; /* to and from the supervisor */
+  pid_t pid;          /* this worker's */
   bool draining;
   bool stop_now;
   weft_event drain; /* set when draining begins */
@@ -120,6 +124,18 @@ struct weft_worker {
  * 0 or a negative errno; the mask before goes to *old (may be NULL), for
  * weft__sigmask_restore. */
 int weft__cluster_block_signals(sigset_t *set, sigset_t *old);
+
+/* Balance of a shared socket (balance.c). create makes the shared table
+ * (before any fork; nothing for REUSEPORT or one worker), free unmaps it.
+ * publish stores the calling worker's count of connections (not while it
+ * drains), leave clears slot index's entry if pid still owns it, ahead
+ * tells whether the calling worker holds clearly more connections than the
+ * least loaded other one. */
+int weft__balance_create(weft_cluster *c);
+void weft__balance_free(weft_cluster *c);
+void weft__balance_publish(const weft_worker *w);
+void weft__balance_leave(const weft_cluster *c, int index, pid_t pid);
+bool weft__balance_ahead(const weft_worker *w);
 
 /* Runs a worker: the function weft_proc_start runs in the child. */
 int weft__cluster_worker_main(void *slot);

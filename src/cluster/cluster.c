@@ -46,6 +46,13 @@ int weft_cluster_create(weft_cluster **out, const weft_cluster_opts *o) {
     free(c);
     return err;
   }
+  int rc = weft__balance_create(c);
+  if (rc < 0) {
+    close(c->ctl[0]);
+    close(c->ctl[1]);
+    free(c);
+    return rc;
+  }
   atomic_init(&c->requests, 0);
   weft_event_init(&c->changed);
   weft_event_init(&c->killer_wake);
@@ -171,6 +178,7 @@ void weft_cluster_free(weft_cluster *c) {
     close_listener(&c->listeners[i]);
   close(c->ctl[0]);
   close(c->ctl[1]);
+  weft__balance_free(c);
   weft_event_destroy(&c->changed);
   weft_event_destroy(&c->killer_wake);
   free(c);

@@ -39,7 +39,7 @@
 
 /* How long the messages of a worker that exited may take to be read. */
 #define READER_GRACE WEFT_SEC(1)
-#define DRAIN_GRACE    WEFT_SEC(5)
+#define DRAIN_GRACE  WEFT_SEC(5)
 
 static void describe_exit(char *buf, size_t cap, int code) {
   if (code >= 0)
@@ -200,6 +200,7 @@ static void *slot_main(void *arg) {
     pid_t pid = weft_proc_pid(s->proc);
     weft_proc_join(s->proc, WEFT_FOREVER, &code); /* never cancelled */
     int64_t lived = weft_now() - s->started_at;
+    weft__balance_leave(c, s->index, pid);
     end_worker(s);
     char how[96];
     describe_exit(how, sizeof how, code);

@@ -95,6 +95,7 @@ static void begin_drain(weft_worker *w, bool now) {
     w->stop_now = true;
   if (w->draining)
     return;
+  weft__balance_leave(w->cluster, w->index, w->pid);
   w->draining = true;
   weft_event_set(&w->drain);
   weft_event_set(&w->wake);
@@ -142,6 +143,7 @@ static void *conn_main(void *arg) {
   weft_io_close(me.fd);
   if (--w->conns == 0)
     weft_event_set(&w->conns_gone);
+  weft__balance_publish(w);
   weft_event_set(&w->room);
   return NULL;
 }
@@ -151,7 +153,12 @@ static void *conn_main(void *arg) {
  * connections wait in the queue meanwhile), rather than spin on an accept
  * that keeps failing. */
 #define ACCEPT_REST_FIRST WEFT_MS(5)
-#define ACCEPT_REST_MAX   WEFT_SEC(1)
+
+/* How an acceptor ahead of the others defers (balance.c): BALANCE_DEFERS
+ * naps of BALANCE_DEFER at most before each accept. */
+#define BALANCE_DEFER   WEFT_US(500)
+#define BALANCE_DEFERS  20
+#define ACCEPT_REST_MAX WEFT_SEC(1)
 
 /* Errors of accept that last a while, for which the acceptor rests. */
 static bool accept_error_lasts(int rc) {
@@ -171,11 +178,17 @@ static void *acceptor_main(void *arg) {
         return NULL;
       continue;
     }
+    /* Ahead of the least loaded worker: let the others take what comes
+     * for a moment (not for ever: they may be too busy to). */
+    for (int i = 0; i < BALANCE_DEFERS && weft__balance_ahead(w); i++)
+      if (weft_sleep(BALANCE_DEFER) == -ECANCELED)
+        return NULL;
     int fd = weft_io_accept(lfd, NULL, NULL, WEFT_FOREVER);
     int rc = fd;
     const char *what = "accept";
     if (fd >= 0) {
       w->conns++;
+      weft__balance_publish(w);
       weft_event_clear(&w->conns_gone);
       rc = weft_task_spawn(NULL, conn_main, (void *)(intptr_t)fd, &opts);
       if (rc == 0) {
@@ -183,6 +196,7 @@ static void *acceptor_main(void *arg) {
         continue;
       }
       w->conns--;
+      weft__balance_publish(w);
       weft_io_close(fd);
       what = "no task for a connection";
     } else if (fd == -ECANCELED && w->draining) {
@@ -324,6 +338,7 @@ int weft__cluster_worker_main(void *arg) {
       .index = s->index,
       .generation = s->generation,
       .pipe = s->far_end,
+      .pid = getpid(),
   };
   s->far_end = NULL; /* the supervisor's copy of it is closed there */
   char name[16];
@@ -337,6 +352,7 @@ int weft__cluster_worker_main(void *arg) {
   weft_event_init(&w.room);
   weft_event_set(&w.conns_gone);
   self_worker = &w;
+  weft__balance_publish(&w); /* here, accepting, with none */
   if (weft_task_key_create(&conn_key, NULL) < 0)
     return 71;
   void *result = NULL;

@@ -779,3 +779,29 @@ TEST(a_connection_stack_too_large_is_refused) {
   CHECK_EQ(weft_cluster_create(&c, &o), -EINVAL);
   CHECK(c == NULL);
 }
+
+/* A burst of keep-alive connections spreads over the workers of a shared
+ * socket: one must not take them all while the other idles. */
+TEST(a_burst_of_connections_spreads_over_the_workers) {
+  enum { CONNS = 100 };
+  weft_cluster_opts o = server_opts(2);
+  struct sup s = start(&o, "127.0.0.1:0");
+  CHECK(log_has(&s, "worker 1 (pid", 10));
+  usleep(100 * 1000); /* both wait in their accept */
+  int fds[CONNS], per[2] = {0, 0};
+  for (int i = 0; i < CONNS; i++)
+    fds[i] = dial(s.port);
+  for (int i = 0; i < CONNS; i++) {
+    struct reply r;
+    CHECK(ask(fds[i], "hi\n", &r));
+    per[r.index]++;
+  }
+  printf("  %d and %d of %d connections\n", per[0], per[1], CONNS);
+  CHECK(per[0] >= CONNS / 4);
+  CHECK(per[1] >= CONNS / 4);
+  for (int i = 0; i < CONNS; i++)
+    close(fds[i]);
+  CHECK_EQ(kill(s.pid, SIGTERM), 0);
+  CHECK_EQ(wait_exit(&s, 15), 0);
+  close(s.log_rd);
+}

@@ -1,0 +1,242 @@
+/*
+ * A connection's life: wait idle without a buffer, read a request within
+ * its deadline, answer it, and again, until the client, an error, a
+ * timeout or a drain ends it. http.h states the rules; this file keeps
+ * them.
+ *
+ * Invariant: c->b is NULL exactly while the connection waits idle, and
+ * out is empty whenever the task waits to read (a client that waits for a
+ * response is never made to wait for its own next request).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "conn.h"
+#include "date.h"
+
+void httpd_config_init(struct httpd_config *cfg) {
+  *cfg = (struct httpd_config){
+      .root_fd = -1,
+      .header_timeout = WEFT_SEC(10),
+      .idle_timeout = WEFT_SEC(60),
+      .send_timeout = WEFT_SEC(60),
+      .linger_timeout = WEFT_SEC(2),
+      .max_request_line = 8 << 10,
+      .max_header_bytes = 16 << 10,
+      .max_headers = 100,
+      .max_body = 1 << 20,
+  };
+}
+
+int httpd_root_open(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+void httpd_thread_init(void) {
+  tzset();
+  httpd_date_now();
+}
+
+int64_t httpd_clock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* What is left until deadline, as a timeout (0 once it has passed: a
+ * call then only takes what is ready). */
+static int64_t until(int64_t deadline) {
+  int64_t left = deadline - httpd_clock();
+  return left > 0 ? left : 0;
+}
+
+/* --- buffers: a few free ones kept per thread -------------------------- */
+
+#define CACHE_MAX 32
+
+static __thread struct {
+  struct httpd_buf *head;
+  unsigned n;
+} cache;
+
+static struct httpd_buf *buf_get(const struct httpd_config *cfg) {
+  size_t size = sizeof(struct httpd_buf) + cfg->max_request_line + 1;
+  struct httpd_buf *b = cache.head;
+  if (b && b->size == size) {
+    cache.head = b->next;
+    cache.n--;
+  } else {
+    b = malloc(size);
+    if (!b)
+      return NULL;
+    b->size = size;
+  }
+  b->in_pos = b->in_len = b->out_len = 0;
+  return b;
+}
+
+static void buf_put(struct httpd_buf *b) {
+  if (!b)
+    return;
+  if (cache.n == CACHE_MAX) {
+    free(b);
+    return;
+  }
+  b->next = cache.head;
+  cache.head = b;
+  cache.n++;
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+int httpd_conn_flush(struct httpd_conn *c, int flags) {
+  struct httpd_buf *b = c->b;
+  size_t done = 0;
+  while (done < b->out_len) {
+    ssize_t n = weft_io_send(c->fd, b->out + done, b->out_len - done, flags,
+                             c->cfg->send_timeout);
+    if (n < 0)
+      return (int)n;
+    done += (size_t)n;
+  }
+  b->out_len = 0;
+  return 0;
+}
+
+/* --- reading one request ------------------------------------------------- */
+
+/* Reads the request that starts at c->b->in[in_pos] (more of it from the
+ * socket as needed) until it is complete or has failed with a status to
+ * answer. start is when it began to arrive. Returns 0 (answer it), or -1
+ * when the connection is to end without a word: the client closed, or
+ * sent nothing before the deadline, or a read failed. */
+static int read_request(struct httpd_conn *c, int64_t start) {
+  struct httpd_buf *b = c->b;
+  struct httpd_request *r = &b->req;
+  const struct httpd_config *cfg = c->cfg;
+  int64_t deadline = start + cfg->header_timeout;
+  bool body = false, continued = false;
+  httpd_request_start(r, cfg, b->url);
+  for (;;) {
+    if (b->in_pos < b->in_len) {
+      b->in_pos +=
+          httpd_request_feed(r, b->in + b->in_pos, b->in_len - b->in_pos);
+      if (r->done || r->status)
+        return 0;
+      if (r->head_done && !body) {
+        /* The body gets a deadline of its own. */
+        body = true;
+        deadline = httpd_clock() + cfg->header_timeout;
+      }
+      if (r->expect_continue && !continued) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        continued = true;
+        if (b->out_len + sizeof cont - 1 > sizeof b->out &&
+            httpd_conn_flush(c, 0) < 0)
+          return -1;
+        memcpy(b->out + b->out_len, cont, sizeof cont - 1);
+        b->out_len += sizeof cont - 1;
+      }
+    }
+    b->in_pos = b->in_len = 0;
+    if (httpd_conn_flush(c, 0) < 0)
+      return -1;
+    int64_t timeout = until(deadline);
+    ssize_t n = timeout > 0
+                    ? weft_io_recv(c->fd, b->in, sizeof b->in, 0, timeout)
+                    : -ETIMEDOUT;
+    if (n > 0) {
+      b->in_len = (size_t)n;
+      continue;
+    }
+    if (n == -ETIMEDOUT && r->started) {
+      r->status = 408;
+      return 0;
+    }
+    return -1;
+  }
+}
+
+/* Drops the empty lines a client may send between requests (RFC 9112
+ * 2.2), and the LF the parser leaves unread after a message without a
+ * body. Returns whether a request's bytes remain. */
+static bool more_buffered(struct httpd_buf *b) {
+  while (b->in_pos < b->in_len &&
+         (b->in[b->in_pos] == '\r' || b->in[b->in_pos] == '\n'))
+    b->in_pos++;
+  return b->in_pos < b->in_len;
+}
+
+/* The end of a connection after a final response. Closing a socket that
+ * has unread bytes makes the kernel send a reset, which may reach the
+ * client before it has read the response and destroy it there; so when
+ * bytes may still come (an error cut the request short, pipelined
+ * requests follow, some are pending), the writing side is shut and what
+ * comes is read and dropped, until the client closes or for
+ * linger_timeout at most. */
+static void finish(struct httpd_conn *c, bool error) {
+  struct httpd_buf *b = c->b;
+  if (httpd_conn_flush(c, 0) < 0)
+    return;
+  if (!error && !more_buffered(b) &&
+      weft_io_recv(c->fd, b->in, 1, MSG_PEEK, 0) == -ETIMEDOUT) {
+    shutdown(c->fd, SHUT_WR);
+    return;
+  }
+  shutdown(c->fd, SHUT_WR);
+  int64_t deadline = httpd_clock() + c->cfg->linger_timeout;
+  for (size_t total = 0; total < ((size_t)16 << 20);) {
+    int64_t timeout = until(deadline);
+    if (timeout == 0)
+      return;
+    ssize_t n = weft_io_recv(c->fd, b->in, sizeof b->in, 0, timeout);
+    if (n <= 0)
+      return;
+    total += (size_t)n;
+  }
+}
+
+void httpd_serve(int fd, const struct httpd_config *cfg,
+                 const struct httpd_hooks *hooks) {
+  struct httpd_conn c = {.fd = fd, .cfg = cfg, .hooks = hooks};
+  /* The first request is due within header_timeout of the accept; each
+   * later one starts when its first bytes arrive. */
+  int64_t start = httpd_clock();
+  for (bool first = true;; first = false) {
+    if (!c.b || !more_buffered(c.b)) {
+      if (c.b && httpd_conn_flush(&c, 0) < 0)
+        break;
+      buf_put(c.b);
+      c.b = NULL;
+      int64_t wait =
+          first ? until(start + cfg->header_timeout) : cfg->idle_timeout;
+      if (hooks->idle(hooks->ctx, fd, wait) != 0)
+        break;
+      c.b = buf_get(cfg);
+      if (!c.b)
+        break;
+      if (!first)
+        start = httpd_clock();
+    } else {
+      start = httpd_clock();
+    }
+    if (read_request(&c, start) < 0)
+      break;
+    bool error = c.b->req.status != 0;
+    if (httpd_respond(&c) < 0)
+      break;
+    if (c.close || hooks->draining(hooks->ctx)) {
+      finish(&c, error);
+      break;
+    }
+  }
+  buf_put(c.b);
+}

@@ -657,14 +657,20 @@ static void raise_fd_limit(size_t need) {
     harness_skip("too few fds allowed");
 }
 
-/* Opens n connections that each make one request and then stay idle. */
+/* Opens n connections that each take the deepest paths of a request (a
+ * directory's index, a missing file, a file sent, /hello) and then stay
+ * idle: the stack those paths touched stays resident. */
 static void open_idle(struct client **cs, int n) {
   for (int i = 0; i < n; i++) {
     cs[i] = connect_();
-    struct response r;
-    CHECK_EQ(client_get(cs[i], "/hello", &r), 0);
-    CHECK_EQ(r.status, 200);
-    response_free(&r);
+    const char *paths[] = {"/sub/", "/nothing", "/hello.txt", "/hello"};
+    const int statuses[] = {200, 404, 200, 200};
+    for (int j = 0; j < 4; j++) {
+      struct response r;
+      CHECK_EQ(client_get(cs[i], paths[j], &r), 0);
+      CHECK_EQ(r.status, statuses[j]);
+      response_free(&r);
+    }
   }
 }
 
@@ -680,10 +686,13 @@ static void prompt_request(void) {
   CHECK(harness_now_ns() - t0 < WEFT_SEC(1) * harness_timeout_multiplier());
 }
 
-TEST_TIMEOUT(idle_connections_cost_little_and_delay_nobody, 60) {
+static void idle_connections(bool no_openat2) {
   enum { BASE = 200, MORE = 1000 };
   raise_fd_limit(BASE + MORE + 64);
-  start(NULL);
+  struct httpd_config cfg;
+  httpd_config_init(&cfg);
+  cfg.no_openat2 = no_openat2;
+  start(&cfg);
   static struct client *cs[BASE + MORE];
   open_idle(cs, BASE);
   size_t rss0 = server_rss(&server);
@@ -704,6 +713,14 @@ TEST_TIMEOUT(idle_connections_cost_little_and_delay_nobody, 60) {
   }
   for (int i = 0; i < BASE + MORE; i++)
     client_close(cs[i]);
+}
+
+TEST_TIMEOUT(idle_connections_cost_little_and_delay_nobody, 60) {
+  idle_connections(false);
+}
+
+TEST_TIMEOUT(idle_connections_cost_little_without_openat2, 60) {
+  idle_connections(true);
 }
 
 TEST(slowloris_does_not_delay_a_normal_client) {

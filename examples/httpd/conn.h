@@ -50,7 +50,4 @@ int httpd_conn_flush(struct httpd_conn *c, int flags);
  * negative errno when it must end now (a write failed). */
 int httpd_respond(struct httpd_conn *c);
 
-/* The time on the clock of timeouts, in ns. */
-int64_t httpd_clock(void);
-
 #endif

@@ -45,16 +45,10 @@ void httpd_thread_init(void) {
   httpd_date_now();
 }
 
-int64_t httpd_clock(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* What is left until deadline, as a timeout (0 once it has passed: a
- * call then only takes what is ready). */
+ * wait then only looks). */
 static int64_t until(int64_t deadline) {
-  int64_t left = deadline - httpd_clock();
+  int64_t left = deadline - weft_now();
   return left > 0 ? left : 0;
 }
 
@@ -99,30 +93,41 @@ static void buf_put(struct httpd_buf *b) {
 
 int httpd_conn_flush(struct httpd_conn *c, int flags) {
   struct httpd_buf *b = c->b;
-  size_t done = 0;
-  while (done < b->out_len) {
-    ssize_t n = weft_io_send(c->fd, b->out + done, b->out_len - done, flags,
-                             c->cfg->send_timeout);
-    if (n < 0)
-      return (int)n;
-    done += (size_t)n;
-  }
+  if (b->out_len == 0)
+    return 0;
+  ssize_t n =
+      weft_io_sendall(c->fd, b->out, b->out_len, flags, c->cfg->send_timeout);
+  if (n < 0)
+    return (int)n;
   b->out_len = 0;
   return 0;
+}
+
+/* Flushes under the deadline the caller had before a request's, so that
+ * sending the answers to earlier requests is not counted against the time
+ * of the one being read. */
+static int flush_outside(struct httpd_conn *c, int64_t outer) {
+  if (c->b->out_len == 0)
+    return 0;
+  int64_t inner;
+  weft_deadline_set(outer, &inner);
+  int rc = httpd_conn_flush(c, 0);
+  weft_deadline_set(inner, NULL);
+  return rc;
 }
 
 /* --- reading one request ------------------------------------------------- */
 
 /* Reads the request that starts at c->b->in[in_pos] (more of it from the
  * socket as needed) until it is complete or has failed with a status to
- * answer. start is when it began to arrive. Returns 0 (answer it), or -1
- * when the connection is to end without a word: the client closed, or
- * sent nothing before the deadline, or a read failed. */
-static int read_request(struct httpd_conn *c, int64_t start) {
+ * answer, under the task's deadline, which read_request sets. outer is
+ * the deadline to restore. Returns 0 (answer it), or -1 when the
+ * connection is to end without a word: the client closed, or sent nothing
+ * before the deadline, or a read failed. */
+static int read_within(struct httpd_conn *c, int64_t outer) {
   struct httpd_buf *b = c->b;
   struct httpd_request *r = &b->req;
   const struct httpd_config *cfg = c->cfg;
-  int64_t deadline = start + cfg->header_timeout;
   bool body = false, continued = false;
   httpd_request_start(r, cfg, b->url);
   for (;;) {
@@ -134,24 +139,25 @@ static int read_request(struct httpd_conn *c, int64_t start) {
       if (r->head_done && !body) {
         /* The body gets a deadline of its own. */
         body = true;
-        deadline = httpd_clock() + cfg->header_timeout;
+        weft_deadline_set(weft_now() + cfg->header_timeout, NULL);
       }
       if (r->expect_continue && !continued) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         continued = true;
         if (b->out_len + sizeof cont - 1 > sizeof b->out &&
-            httpd_conn_flush(c, 0) < 0)
+            flush_outside(c, outer) < 0)
           return -1;
         memcpy(b->out + b->out_len, cont, sizeof cont - 1);
         b->out_len += sizeof cont - 1;
       }
     }
     b->in_pos = b->in_len = 0;
-    if (httpd_conn_flush(c, 0) < 0)
+    if (flush_outside(c, outer) < 0)
       return -1;
-    int64_t timeout = until(deadline);
-    ssize_t n = timeout > 0
-                    ? weft_io_recv(c->fd, b->in, sizeof b->in, 0, timeout)
+    /* A read whose deadline has passed still takes what is there: a
+     * client that keeps sending is stopped here, not by the read. */
+    ssize_t n = weft_now() < weft_deadline()
+                    ? weft_io_recv(c->fd, b->in, sizeof b->in, 0, WEFT_FOREVER)
                     : -ETIMEDOUT;
     if (n > 0) {
       b->in_len = (size_t)n;
@@ -163,6 +169,16 @@ static int read_request(struct httpd_conn *c, int64_t start) {
     }
     return -1;
   }
+}
+
+/* A request's head must arrive within header_timeout of start, however
+ * many reads it takes: one deadline spans them all. */
+static int read_request(struct httpd_conn *c, int64_t start) {
+  int64_t outer;
+  weft_deadline_set(start + c->cfg->header_timeout, &outer);
+  int rc = read_within(c, outer);
+  weft_deadline_set(outer, NULL);
+  return rc;
 }
 
 /* Drops the empty lines a client may send between requests (RFC 9112
@@ -192,16 +208,15 @@ static void finish(struct httpd_conn *c, bool error) {
     return;
   }
   shutdown(c->fd, SHUT_WR);
-  int64_t deadline = httpd_clock() + c->cfg->linger_timeout;
+  int64_t outer;
+  weft_deadline_set(weft_now() + c->cfg->linger_timeout, &outer);
   for (size_t total = 0; total < ((size_t)16 << 20);) {
-    int64_t timeout = until(deadline);
-    if (timeout == 0)
-      return;
-    ssize_t n = weft_io_recv(c->fd, b->in, sizeof b->in, 0, timeout);
+    ssize_t n = weft_io_recv(c->fd, b->in, sizeof b->in, 0, WEFT_FOREVER);
     if (n <= 0)
-      return;
+      break;
     total += (size_t)n;
   }
+  weft_deadline_set(outer, NULL);
 }
 
 void httpd_serve(int fd, const struct httpd_config *cfg,
@@ -209,7 +224,7 @@ void httpd_serve(int fd, const struct httpd_config *cfg,
   struct httpd_conn c = {.fd = fd, .cfg = cfg, .hooks = hooks};
   /* The first request is due within header_timeout of the accept; each
    * later one starts when its first bytes arrive. */
-  int64_t start = httpd_clock();
+  int64_t start = weft_now();
   for (bool first = true;; first = false) {
     if (!c.b || !more_buffered(c.b)) {
       if (c.b && httpd_conn_flush(&c, 0) < 0)
@@ -224,9 +239,9 @@ void httpd_serve(int fd, const struct httpd_config *cfg,
       if (!c.b)
         break;
       if (!first)
-        start = httpd_clock();
+        start = weft_now();
     } else {
-      start = httpd_clock();
+      start = weft_now();
     }
     if (read_request(&c, start) < 0)
       break;

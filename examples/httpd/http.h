@@ -21,8 +21,12 @@
  *  - It closes after a response when the client asked for it
  *    ("Connection: close", or HTTP/1.0 without keep-alive), after an error
  *    that leaves the stream in doubt (400, 408, 413, 414, 431, 505), and
- *    when hooks->draining says so (that response then says
- *    "Connection: close" when the drain had begun before it was written).
+ *    after a response written while hooks->draining said so (which then
+ *    says "Connection: close"). A drain that begins after a response was
+ *    written does not close the connection at once, which would drop a
+ *    request the client sent meanwhile: the next hooks->idle ends it
+ *    (weft_worker_idle gives such a request a last moment to arrive, and
+ *    it is answered with "Connection: close").
  *    Before closing after a response it shuts its side down and reads what
  *    the client still sends for a moment (a "lingering close"), so that
  *    the kernel does not answer unread bytes with a reset that would

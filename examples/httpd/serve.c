@@ -248,7 +248,11 @@ void httpd_serve(int fd, const struct httpd_config *cfg,
     bool error = c.b->req.status != 0;
     if (httpd_respond(&c) < 0)
       break;
-    if (c.close || hooks->draining(hooks->ctx)) {
+    /* A drain that began after the response was written (it did not say
+     * "Connection: close") is left to the idle hook, which gives the
+     * client's next request, perhaps on its way, a moment to come: to
+     * close now would drop it unanswered. */
+    if (c.close) {
       finish(&c, error);
       break;
     }

@@ -16,8 +16,14 @@
 #include "harness.h"
 
 struct client *client_open(int port) {
+  return client_open_rcvbuf(port, 0);
+}
+
+struct client *client_open_rcvbuf(int port, int rcvbuf) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   CHECK(fd >= 0);
+  if (rcvbuf > 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   struct sockaddr_in sa = {.sin_family = AF_INET,
                            .sin_port = htons((uint16_t)port),
                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -116,7 +122,7 @@ void response_free(struct response *r) {
 }
 
 const char *response_header(const struct response *r, const char *name) {
-  static char value[1024];
+  static __thread char value[1024]; /* the load threads call it at once */
   size_t nlen = strlen(name);
   const char *line = strstr(r->head, "\r\n");
   while (line) {

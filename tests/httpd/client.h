@@ -25,6 +25,11 @@ struct response {
 /* Connects to 127.0.0.1:port; NULL when the connection fails. Reads wait
  * 10 s at most (scaled by the harness's multiplier). */
 struct client *client_open(int port);
+
+/* The same, with the receive buffer set to rcvbuf bytes before the
+ * connection is made (a small one keeps a large response in flight at the
+ * server); 0 leaves the kernel's. */
+struct client *client_open_rcvbuf(int port, int rcvbuf);
 void client_close(struct client *c);
 
 /* Sends all of s (len bytes, or strlen when len is 0). */
@@ -36,8 +41,8 @@ void client_send(struct client *c, const char *s, size_t len);
 int client_response(struct client *c, struct response *r, bool head_only);
 void response_free(struct response *r);
 
-/* The value of the header name in r (NUL-terminated copy in a static
- * buffer), or NULL. */
+/* The value of the header name in r (a NUL-terminated copy in a buffer of
+ * the calling thread, valid until its next call), or NULL. */
 const char *response_header(const struct response *r, const char *name);
 
 /* Whether the server closed the connection (EOF or reset) within ms,

@@ -22,66 +22,21 @@
 
 #include "client.h"
 #include "harness.h"
+#include "root.h"
 #include "server.h"
 
 /* --- a root to serve ------------------------------------------------------ */
 
-static char root[64];
 static unsigned char big[64 << 10]; /* the contents of big.bin */
 
-static void write_file(const char *rel, const void *data, size_t len) {
-  char path[256];
-  snprintf(path, sizeof path, "%s/%s", root, rel);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  CHECK(fd >= 0);
-  CHECK_EQ(write(fd, data, len), (ssize_t)len);
-  close(fd);
-}
-
-static void make_dir(const char *rel) {
-  char path[256];
-  snprintf(path, sizeof path, "%s/%s", root, rel);
-  CHECK_EQ(mkdir(path, 0755), 0);
-}
-
-static void make_link(const char *target, const char *rel) {
-  char path[256];
-  snprintf(path, sizeof path, "%s/%s", root, rel);
-  CHECK_EQ(symlink(target, path), 0);
-}
-
-static int rm_one(const char *path, const struct stat *st, int type,
-                  struct FTW *f) {
-  (void)st, (void)type, (void)f;
-  remove(path);
-  return 0;
-}
-
-static void remove_root(void) { nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
-
-/* root/: hello.txt, big.bin (64 KiB), page.html, sub/index.html, empty/,
- * etc -> /etc (a link out), inside -> hello.txt (a link that stays in),
- * sub/up -> .. (a directory link that stays in), fifo (a FIFO). */
-static void make_root(void) {
-  strcpy(root, "/tmp/httpd-test-XXXXXX");
-  CHECK(mkdtemp(root) != NULL);
-  atexit(remove_root);
-  write_file("hello.txt", "hello file\n", 11);
+/* The tests' root (root.h), with big.bin: 64 KiB of noise. */
+static const char *make_root(void) {
+  const char *root = root_make();
   srand(7);
   for (size_t i = 0; i < sizeof big; i++)
     big[i] = (unsigned char)rand();
-  write_file("big.bin", big, sizeof big);
-  write_file("page.html", "<p>page</p>\n", 12);
-  make_dir("sub");
-  write_file("sub/index.html", "<p>sub</p>\n", 11);
-  make_dir("empty");
-  make_link("/etc", "etc");
-  make_link("/etc/passwd", "passwd");
-  make_link("hello.txt", "inside");
-  make_link("..", "sub/up");
-  char path[256];
-  snprintf(path, sizeof path, "%s/fifo", root);
-  CHECK_EQ(mkfifo(path, 0644), 0);
+  root_file("big.bin", big, sizeof big);
+  return root;
 }
 
 static struct test_server server;
@@ -96,8 +51,7 @@ static void start(struct httpd_config *cfg) {
     cfg = &def;
   }
   if (cfg->root_fd < 0) {
-    make_root();
-    cfg->root_fd = httpd_root_open(root);
+    cfg->root_fd = httpd_root_open(make_root());
     CHECK(cfg->root_fd >= 0);
   }
   server_start(&server, cfg);
@@ -612,7 +566,7 @@ TEST(links_that_stay_inside_are_followed_by_openat2_only) {
   struct httpd_config cfg;
   httpd_config_init(&cfg);
   cfg.no_openat2 = true;
-  cfg.root_fd = httpd_root_open(root);
+  cfg.root_fd = httpd_root_open(root_make());
   server_start(&server, &cfg);
   /* Refused: ELOOP (403) for a link as the last component, ENOTDIR
    * (404) for one a directory was expected at. */

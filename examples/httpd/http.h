@@ -15,7 +15,10 @@
  *    must be complete within header_timeout of its start (a client that
  *    trickles a byte now and then is cut off with 408), and its body, if
  *    any, within header_timeout more. Bodies (Content-Length or chunked)
- *    up to max_body are read and thrown away; above, 413 and close.
+ *    up to max_body are read and thrown away; above, 413 and close. A
+ *    request's bytes on the wire are bounded too (its limits, twice
+ *    max_body for a chunked body's framing, and 64 KiB), so that what no
+ *    limit counts (chunk extensions, say) cannot run on: 413 or 431.
  *  - Pipelined requests are answered in order, their responses gathered
  *    into one write while the next request is already in the buffer.
  *  - It closes after a response when the client asked for it
@@ -78,8 +81,9 @@ struct httpd_hooks {
    * negative errno (-ETIMEDOUT, -ECANCELED, ...): the connection is then
    * closed. weft_worker_idle in a cluster. */
   int (*idle)(void *ctx, int fd, int64_t timeout);
-  /* Whether the server drains: the connection closes after its current
-   * response. weft_worker_draining in a cluster. */
+  /* Whether the server drains: a response written while it does says
+   * "Connection: close", and the connection ends after it.
+   * weft_worker_draining in a cluster. */
   bool (*draining)(void *ctx);
   void *ctx;
 };

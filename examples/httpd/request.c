@@ -185,14 +185,30 @@ void httpd_request_start(struct httpd_request *r,
   url[0] = '\0';
 }
 
+/* The bytes a request may take on the wire: its limits, and room for the
+ * framing that no limit counts (a chunked body's chunk sizes and
+ * extensions, which the parser lets run on, optional whitespace). A
+ * request past it is refused as too large, whatever it was doing. */
+static uint64_t wire_max(const struct httpd_config *cfg) {
+  return (uint64_t)cfg->max_request_line + cfg->max_header_bytes +
+         2 * cfg->max_body + (64 << 10);
+}
+
 size_t httpd_request_feed(struct httpd_request *r, const char *data,
                           size_t len) {
   size_t n = http_parser_execute(&r->parser, &settings, data, len);
+  r->wire_bytes += n;
   if (r->done || r->status)
     return n;
+  if (r->wire_bytes > wire_max(r->cfg)) {
+    r->status = r->head_done ? 413 : 431;
+    return n;
+  }
   enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
-  if (e != HPE_OK)
-    r->status = e == HPE_HEADER_OVERFLOW ? 431 : 400;
+  if (e == HPE_HEADER_OVERFLOW) /* its own cap, on chunk headers too */
+    r->status = r->head_done ? 413 : 431;
+  else if (e != HPE_OK)
+    r->status = 400;
   else if (n < len)
     r->status = 400; /* stopped without saying why: cannot go on */
   return n;

@@ -34,6 +34,7 @@ struct httpd_request {
   unsigned headers;
   size_t header_bytes;
   uint64_t body_bytes;
+  uint64_t wire_bytes; /* all the request's bytes, framing included */
   /* The header being read: its name (for the few that matter) and value. */
   unsigned char last;  /* the previous callback: 0 none, 1 name, 2 value */
   unsigned char which; /* a header of interest, or 0 */

@@ -52,6 +52,16 @@ static int64_t until(int64_t deadline) {
   return left > 0 ? left : 0;
 }
 
+/* Makes at the calling task's deadline, or keeps the one it has when that
+ * comes first (a caller may bound a whole connection); returns the one it
+ * had, to put back. */
+static int64_t deadline_within(int64_t at) {
+  int64_t outer = weft_deadline();
+  if (outer == WEFT_FOREVER || at < outer)
+    weft_deadline_set(at, NULL);
+  return outer;
+}
+
 /* --- buffers: a few free ones kept per thread -------------------------- */
 
 #define CACHE_MAX 32
@@ -139,7 +149,8 @@ static int read_within(struct httpd_conn *c, int64_t outer) {
       if (r->head_done && !body) {
         /* The body gets a deadline of its own. */
         body = true;
-        weft_deadline_set(weft_now() + cfg->header_timeout, NULL);
+        weft_deadline_set(outer, NULL);
+        deadline_within(weft_now() + cfg->header_timeout);
       }
       if (r->expect_continue && !continued) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -174,8 +185,7 @@ static int read_within(struct httpd_conn *c, int64_t outer) {
 /* A request's head must arrive within header_timeout of start, however
  * many reads it takes: one deadline spans them all. */
 static int read_request(struct httpd_conn *c, int64_t start) {
-  int64_t outer;
-  weft_deadline_set(start + c->cfg->header_timeout, &outer);
+  int64_t outer = deadline_within(start + c->cfg->header_timeout);
   int rc = read_within(c, outer);
   weft_deadline_set(outer, NULL);
   return rc;
@@ -208,8 +218,7 @@ static void finish(struct httpd_conn *c, bool error) {
     return;
   }
   shutdown(c->fd, SHUT_WR);
-  int64_t outer;
-  weft_deadline_set(weft_now() + c->cfg->linger_timeout, &outer);
+  int64_t outer = deadline_within(weft_now() + c->cfg->linger_timeout);
   for (size_t total = 0; total < ((size_t)16 << 20);) {
     ssize_t n = weft_io_recv(c->fd, b->in, sizeof b->in, 0, WEFT_FOREVER);
     if (n <= 0)

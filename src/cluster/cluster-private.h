@@ -16,6 +16,7 @@
 #define WEFT_CLUSTER_PRIVATE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <weft/cluster.h>
@@ -97,6 +98,13 @@ struct weft_worker {
   weft_task *acceptors[WEFT_CLUSTER_MAX_LISTENERS];
   int nacceptors;
 };
+
+/* The signals a supervisor and its workers take (SIGTERM, SIGINT, SIGQUIT,
+ * SIGHUP) in *set; blocked in the calling thread at once (as weft's, so
+ * that children start without them blocked), before anything is started:
+ * one that comes before its task waits for it is held, not fatal. Returns
+ * 0 or a negative errno. */
+int weft__cluster_block_signals(sigset_t *set);
 
 /* Runs a worker: the function weft_proc_start runs in the child. */
 int weft__cluster_worker_main(void *slot);

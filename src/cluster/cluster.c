@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <weft/io.h>
 
+#include "../core/sigmask.h"
 #include "cluster-private.h"
 
 void weft_cluster_opts_init(weft_cluster_opts *o) {
@@ -188,4 +189,13 @@ void weft__cluster_log(const weft_cluster *c, const char *fmt, ...) {
   /* One write: lines of several processes do not interleave. */
   ssize_t r = write(c->o.log_fd, line, (size_t)n);
   (void)r;
+}
+
+int weft__cluster_block_signals(sigset_t *set) {
+  sigemptyset(set);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGQUIT);
+  sigaddset(set, SIGHUP);
+  return weft__sigmask_block(set, NULL);
 }

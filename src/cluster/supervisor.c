@@ -296,11 +296,7 @@ static void *control_main(void *arg) {
 static void *signals_main(void *arg) {
   weft_cluster *c = arg;
   sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGQUIT);
-  sigaddset(&set, SIGHUP);
+  weft__cluster_block_signals(&set); /* blocked already by supervise */
   for (;;) {
     int sig = weft_signal_wait(&set, WEFT_FOREVER);
     if (sig < 0)
@@ -380,7 +376,8 @@ static int supervise(weft_cluster *c) {
   c->supervising = true;
   if (atomic_load(&c->requests) & (REQUEST_STOP | REQUEST_STOP_NOW))
     return 0; /* stopped before it ran */
-  int rc = 0;
+  sigset_t set;
+  int rc = weft__cluster_block_signals(&set);
   for (int i = 0; i < c->o.workers && rc == 0; i++) {
     struct slot *s = new_slot(c, i);
     rc = s ? start_worker(s) : -ENOMEM;

@@ -95,12 +95,8 @@ static void begin_drain(weft_worker *w, bool now) {
 
 static void *signals_main(void *arg) {
   weft_worker *w = arg;
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGQUIT);
-  sigaddset(&set, SIGHUP); /* the supervisor's business: taken, ignored */
+  sigset_t set; /* SIGHUP is the supervisor's business: taken, ignored */
+  weft__cluster_block_signals(&set); /* blocked already at the start */
   for (;;) {
     int sig = weft_signal_wait(&set, WEFT_FOREVER);
     if (sig < 0)
@@ -291,6 +287,8 @@ int weft__cluster_worker_main(void *arg) {
   struct slot *s = arg;
   weft_cluster *c = s->cluster;
   close_inherited(c, s);
+  sigset_t set;
+  weft__cluster_block_signals(&set);
   weft_worker w = {
       .cluster = c,
       .index = s->index,

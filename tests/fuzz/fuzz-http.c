@@ -6,7 +6,10 @@
  * side; a reader task takes every byte the server answers and checks that
  * the answer starts as a response does. The root holds files, a directory
  * with an index, a file larger than a socket's buffer, and links that lead
- * out and stay in. Limits are small so that inputs reach them.
+ * out and stay in. Limits are small so that inputs reach them. One input
+ * in eight keeps its side open after its bytes, with timeouts of 2 ms, so
+ * that the header timeout (408), the idle timeout and the lingering close
+ * run too.
  *
  *     make fuzz                    300 s (FUZZ_SECONDS=n for more or less)
  *     build/fuzz/tests/fuzz/fuzz-http crash-<id>     replay one input
@@ -81,10 +84,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   config.root_fd = httpd_root_open(root);
   if (config.root_fd < 0)
     abort();
-  config.header_timeout = WEFT_SEC(2);
-  config.idle_timeout = WEFT_SEC(2);
   config.send_timeout = WEFT_SEC(2);
-  config.linger_timeout = WEFT_SEC(2);
   config.max_request_line = 512;
   config.max_header_bytes = 2048;
   config.max_headers = 24;
@@ -110,6 +110,7 @@ struct run {
   const uint8_t *data;
   size_t size;
   int server, client;
+  bool hold; /* keep the client's side open: the server's timeouts end it */
 };
 
 static void *writer(void *arg) {
@@ -123,7 +124,8 @@ static void *writer(void *arg) {
     off += (size_t)sent;
     weft_yield();
   }
-  shutdown(r->client, SHUT_WR);
+  if (!r->hold)
+    shutdown(r->client, SHUT_WR);
   return NULL;
 }
 
@@ -194,7 +196,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sum = (uint8_t)(sum + data[i]);
   config.no_openat2 = sum & 1;
   draining = (sum & 6) == 6;
-  struct run r = {data, size, sv[0], sv[1]};
+  bool hold = (sum & 0x38) == 0x38;
+  int64_t timeout = hold ? WEFT_MS(2) : WEFT_SEC(2);
+  config.header_timeout = config.idle_timeout = timeout;
+  config.linger_timeout = timeout;
+  struct run r = {data, size, sv[0], sv[1], hold};
   if (weft_run(fuzz_main, &r, NULL) != 0)
     abort();
   if (r.server >= 0)

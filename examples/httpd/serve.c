@@ -52,7 +52,7 @@ static int64_t until(int64_t deadline) {
   return left > 0 ? left : 0;
 }
 
-/* Makes at the calling task's deadline, or keeps the one it has when that
+/* Sets at as the calling task's deadline, or keeps the one it has when that
  * comes first (a caller may bound a whole connection); returns the one it
  * had, to put back. */
 static int64_t deadline_within(int64_t at) {

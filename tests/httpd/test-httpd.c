@@ -238,6 +238,17 @@ TEST(malformed_requests_get_400) {
   client_close(c);
 }
 
+TEST(empty_header_values_end_their_header) {
+  /* Each header is told apart from the next even when its value is empty
+   * (its name must not run into the next one's: "X-EmptyHost"). */
+  start(NULL);
+  CHECK_EQ(status_of("GET /hello HTTP/1.1\r\nX-Empty:\r\nHost: t\r\n\r\n"),
+           200);
+  CHECK_EQ(status_of("GET /hello HTTP/1.1\r\nX-E:  \r\nHost: t\r\n\r\n"), 200);
+  CHECK_EQ(status_of("GET /hello HTTP/1.1\r\nHost:\r\n\r\n"), 200);
+  CHECK_EQ(status_of("GET /hello HTTP/1.1\r\nHost:\r\nHost:\r\n\r\n"), 400);
+}
+
 TEST(unknown_versions_get_505) {
   start(NULL);
   CHECK_EQ(status_of("GET /hello HTTP/2.0\r\nHost: t\r\n\r\n"), 505);

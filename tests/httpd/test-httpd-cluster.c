@@ -2,8 +2,9 @@
  * The httpd binary in cluster mode, as an operator sees it: a graceful
  * stop with 200 connections in flight (every response whole), a reload
  * under load (no request fails, the old workers exit), a worker killed
- * under load (the service answers on, the worker is replaced), and the
- * supervisor killed (its workers follow within a second).
+ * under load (the service answers on, the worker is replaced), the
+ * supervisor killed (its workers follow within a second), and what an idle
+ * keep-alive connection costs its worker (5 KiB at most).
  *
  * The binary runs with its stderr in a log file, which the tests read for
  * the port and the workers' pids; the load comes from threads of plain
@@ -30,6 +31,19 @@
 #include "root.h"
 
 #define BIG_BYTES (1 << 20)
+
+/* The sanitizers' shadow memory and larger frames make a measure of
+ * memory theirs. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -104,9 +118,9 @@ static pid_t worker_pid(int index, unsigned gen) {
   return pid;
 }
 
-/* Starts httpd --workers 2 on a port of the kernel's choosing, with the
- * tests' root and the extra arguments, and waits for its workers. */
-static void start(const char *const *extra) {
+/* Starts httpd with that many workers on a port of the kernel's choosing,
+ * with the tests' root and the extra arguments, and waits for them. */
+static void start_workers(int workers, const char *const *extra) {
   const char *root = root_make();
   static char big[BIG_BYTES];
   for (size_t i = 0; i < sizeof big; i++)
@@ -116,8 +130,10 @@ static void start(const char *const *extra) {
   int logfd = mkstemp(server.log);
   CHECK(logfd >= 0);
   atexit(kill_at_exit);
-  const char *argv[32] = {
-      HTTPD_BIN, "--listen", "127.0.0.1:0", "--root", root, "--workers", "2"};
+  char nworkers[16];
+  snprintf(nworkers, sizeof nworkers, "%d", workers);
+  const char *argv[32] = {HTTPD_BIN, "--listen",  "127.0.0.1:0", "--root",
+                          root,      "--workers", nworkers};
   int argc = 7;
   for (; extra && *extra; extra++)
     argv[argc++] = *extra;
@@ -138,8 +154,10 @@ static void start(const char *const *extra) {
   CHECK(log_wait("(port ", 1, 5000));
   const char *port = strstr(log_text(), "(port ");
   CHECK(port && sscanf(port, "(port %d)", &server.port) == 1);
-  CHECK(log_wait(") serving", 2, 5000));
+  CHECK(log_wait(") serving", workers, 5000));
 }
+
+static void start(const char *const *extra) { start_workers(2, extra); }
 
 /* Waits up to ms for the supervisor to exit; returns its wait status, or
  * -1 when it did not. */
@@ -397,4 +415,56 @@ TEST(workers_die_with_a_killed_supervisor) {
   double secs = (double)(harness_now_ns() - t0) / 1e9;
   printf("  workers gone %.3f s after the supervisor\n", secs);
   CHECK(secs < 1.0 * harness_timeout_multiplier());
+}
+
+/* A process's resident memory (VmRSS), in bytes. */
+static size_t rss_of(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  size_t kib = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %zu kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib << 10;
+}
+
+/* Opens n connections that each take the deepest paths (an index, a 404,
+ * a file, /hello) and then stay idle. */
+static void open_idle(struct client **cs, int n) {
+  const char *paths[] = {"/sub/", "/nothing", "/hello.txt", "/hello"};
+  const int statuses[] = {200, 404, 200, 200};
+  for (int i = 0; i < n; i++) {
+    cs[i] = client_open(server.port);
+    CHECK(cs[i] != NULL);
+    for (int j = 0; j < 4; j++) {
+      struct response r;
+      CHECK_EQ(client_get(cs[i], paths[j], &r), 0);
+      CHECK_EQ(r.status, statuses[j]);
+      response_free(&r);
+    }
+  }
+}
+
+TEST_TIMEOUT(an_idle_connection_costs_its_worker_under_5_kib, 60) {
+  enum { BASE = 200, MORE = 1000 };
+  struct rlimit rl = {4096, 4096};
+  setrlimit(RLIMIT_NOFILE, &rl);
+  start_workers(1, NULL);
+  pid_t worker = worker_pid(0, 0);
+  CHECK(worker > 0);
+  static struct client *cs[BASE + MORE];
+  open_idle(cs, BASE);
+  size_t rss0 = rss_of(worker);
+  open_idle(cs + BASE, MORE);
+  size_t rss1 = rss_of(worker);
+  double per = (double)(rss1 - rss0) / MORE;
+  printf("  %d idle connections: %.0f bytes resident each in the worker\n",
+         MORE, per);
+  if (!harness_emulated() && !SANITIZED)
+    CHECK(per <= 5 << 10);
+  for (int i = 0; i < BASE + MORE; i++)
+    client_close(cs[i]);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -584,4 +585,62 @@ TEST(a_killed_workers_queue_is_not_lost_with_a_shared_socket) {
 
 TEST(a_killed_workers_queue_waits_for_its_replacement_with_reuseport) {
   kill_with_a_queue(WEFT_ACCEPT_REUSEPORT);
+}
+
+/* The worker may hold few fds: its acceptor runs out (EMFILE), rests, and
+ * takes the waiting connections once fds are free again. */
+static void few_fds(weft_worker *w, void *arg) {
+  (void)w;
+  (void)arg;
+  int lowest_free = dup(0);
+  close(lowest_free);
+  struct rlimit r;
+  CHECK_EQ(getrlimit(RLIMIT_NOFILE, &r), 0);
+  r.rlim_cur = (rlim_t)lowest_free + 3; /* room for three connections */
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &r), 0);
+}
+
+/* Answers, then holds the connection until the client closes it. */
+static void answer_and_hold(weft_worker *w, int fd, void *arg) {
+  (void)arg;
+  char buf[64];
+  if (weft_io_recv(fd, buf, sizeof buf, 0, WEFT_SEC(10)) <= 0)
+    return;
+  int n = snprintf(buf, sizeof buf, "%d %u %d\n", weft_worker_index(w),
+                   weft_worker_generation(w), (int)getpid());
+  weft_io_sendall(fd, buf, (size_t)n, 0, WEFT_SEC(5));
+  weft_io_recv(fd, buf, sizeof buf, 0, WEFT_SEC(30)); /* until closed */
+}
+
+TEST(an_acceptor_out_of_fds_rests_and_goes_on) {
+  enum { CONNS = 8 };
+  weft_cluster_opts o = server_opts(1);
+  o.main = few_fds;
+  o.handler = answer_and_hold;
+  struct sup s = start(&o, "127.0.0.1:0");
+  CHECK(log_has(&s, "worker 0 (pid", 10));
+  usleep(100 * 1000); /* the limit is set */
+  int fds[CONNS];
+  for (int i = 0; i < CONNS; i++) {
+    fds[i] = dial(s.port);
+    CHECK(send(fds[i], "hi\n", 3, 0) == 3);
+  }
+  CHECK(log_has(&s, "Too many open files", 10));
+  /* Closing the answered ones frees fds for the others, which were left
+   * waiting in the queue, not dropped. */
+  int answered = 0;
+  for (int i = 0; i < CONNS; i++) {
+    struct reply r;
+    char buf[128];
+    ssize_t n = recv(fds[i], buf, sizeof buf - 1, 0);
+    if (n > 0) {
+      buf[n] = 0;
+      answered += sscanf(buf, "%d %u %d", &r.index, &r.generation, &r.pid) == 3;
+    }
+    close(fds[i]);
+  }
+  CHECK_EQ(answered, CONNS);
+  CHECK_EQ(kill(s.pid, SIGTERM), 0);
+  CHECK_EQ(wait_exit(&s, 15), 0);
+  close(s.log_rd);
 }

@@ -612,10 +612,11 @@ static int cmd_idle(const char *port_arg, const char *conns_arg,
   }
   double per_conn =
       (double)(after.rss_kib - before.rss_kib) * 1024.0 / (double)count;
-  printf("# %s: %d workers, RSS %.1f MiB before, %.1f MiB after; %d of %d "
+  printf("# %s: %d worker%s, RSS %.1f MiB before, %.1f MiB after; %d of %d "
          "connections answered in %.2f s and open %.1f s later\n",
-         name, after.count, before.rss_kib / 1024.0, after.rss_kib / 1024.0,
-         s.answered, count, opened_s, settle_ms / 1e3);
+         name, after.count, after.count == 1 ? "" : "s",
+         before.rss_kib / 1024.0, after.rss_kib / 1024.0, s.answered, count,
+         opened_s, settle_ms / 1e3);
   printf("%-48s %12d %10.0f B/conn\n", name, count, per_conn);
   fflush(stdout);
   return 0;

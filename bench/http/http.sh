@@ -197,9 +197,10 @@ place() {
   esac
 }
 
-# nginx_conf W PORT: nginx with the settings of weft's httpd: W workers, no
-# access log, keep-alive connections that neither side closes during a run,
-# /hello answered from the configuration, files from the root with sendfile.
+# nginx_conf W PORT: nginx set up to do what weft's httpd does: W workers,
+# no access log, keep-alive connections that neither side closes during a
+# run, /hello answered from the configuration, files from the root with
+# sendfile; otherwise nginx's defaults.
 nginx_conf() {
   local w=$1 port=$2 conns=$((idle_conns + 1024)) backlog listen_opts
   # The backlog weft's listeners take (SOMAXCONN), not nginx's 511.
@@ -225,7 +226,6 @@ http {
   access_log off;
   default_type text/plain;
   sendfile on;
-  tcp_nopush on;
   keepalive_requests 1000000000;
   keepalive_timeout 75s;
   client_body_temp_path $tmp/nginx/client_body;
@@ -280,7 +280,10 @@ start_server() {
     sleep 0.1
   done
   echo "# $impl did not start on port $port with workers=$w; its log:"
-  sed 's/^/#   /' "$srv_log" "$tmp/server.log" 2>/dev/null | sort -u | tail -n 20
+  if [ "$srv_log" != "$tmp/server.log" ]; then
+    tail -n 10 "$srv_log" | sed 's/^/#   /'
+  fi
+  tail -n 10 "$tmp/server.log" | sed 's/^/#   /'
   stop_server
   return 1
 }

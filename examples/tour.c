@@ -329,6 +329,7 @@ int main(void) {
   tour_locks();
   tour_processes();
   tour_shared_memory();
-  printf("\n(next: futures and pools, and the cluster)\n");
+  tour_cluster();
+  printf("\n(next: futures and pools)\n");
   return 0;
 }

@@ -10,5 +10,6 @@ void tour_threads(void);
 void tour_locks(void);
 void tour_processes(void);
 void tour_shared_memory(void);
+void tour_cluster(void);
 
 #endif

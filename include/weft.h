@@ -5,6 +5,7 @@
 #ifndef WEFT_H
 #define WEFT_H
 
+#include <weft/cluster.h>
 #include <weft/core.h>
 #include <weft/gen.h>
 #include <weft/hub.h>

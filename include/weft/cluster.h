@@ -5,9 +5,9 @@
  *
  *     nginx / gunicorn+gevent / Go        weft
  *     worker_processes auto;              opts.workers (weft_cpu_count())
- *     listen 127.0.0.1:8080;              weft_cluster_listen(c, "127.0.0.1:8080")
- *     a handler per connection            opts.handler(w, fd, arg), one task each
- *     the master process                  weft_cluster_run(c)
+ *     listen 127.0.0.1:8080;              weft_cluster_listen(c,
+ * "127.0.0.1:8080") a handler per connection            opts.handler(w, fd,
+ * arg), one task each the master process                  weft_cluster_run(c)
  *     kill -TERM / -QUIT / -HUP master    graceful stop / stop now / reload
  *     worker_cpu_affinity auto;           opts.pin_cpus
  *
@@ -50,6 +50,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <weft/core.h>
+#include <weft/proc.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,10 +100,10 @@ typedef struct weft_cluster_opts {
   /* Worker processes: 1 .. WEFT_CLUSTER_MAX_WORKERS. weft_cluster_opts_init
    * sets weft_cpu_count(). */
   int workers;
-  weft_worker_fn main;   /* each worker's main task, or NULL */
-  weft_conn_fn handler;  /* for each accepted connection, or NULL */
-  void *arg;             /* passed to main and handler */
-  int accept_mode;       /* WEFT_ACCEPT_SHARED or WEFT_ACCEPT_REUSEPORT */
+  weft_worker_fn main;  /* each worker's main task, or NULL */
+  weft_conn_fn handler; /* for each accepted connection, or NULL */
+  void *arg;            /* passed to main and handler */
+  int accept_mode;      /* WEFT_ACCEPT_SHARED or WEFT_ACCEPT_REUSEPORT */
   /* How long a graceful stop or reload lets connections finish before
    * they are cancelled: >= 0; default 10 s. */
   int64_t drain_timeout;
@@ -195,11 +196,12 @@ WEFT_API int weft_cluster_stop(weft_cluster *c, bool graceful);
 WEFT_API int weft_cluster_reload(weft_cluster *c);
 
 /*
- * weft_cluster_broadcast — send msg (len bytes, at most 64 KiB) to every
- * running worker, where weft_worker_recv takes it. From a task of the
+ * weft_cluster_broadcast — send msg (len bytes, up to WEFT_MSGPIPE_MAX) to
+ * every running worker, where weft_worker_recv takes it. From a task of the
  * supervisor (opts.on_message, or a task of the hub that runs the
  * cluster). Returns how many workers it reached, or -EINVAL (c NULL, msg
- * NULL with len > 0, too long), -EPERM (not from the supervisor's hub).
+ * NULL with len > 0), -EMSGSIZE (over WEFT_MSGPIPE_MAX), -EPERM (not from
+ * a task of the supervisor's hub while it runs).
  * Blocks while a worker's pipe is full, up to 1 s per worker (a worker
  * that reads nothing is skipped).
  */
@@ -236,23 +238,32 @@ WEFT_API bool weft_worker_draining(const weft_worker *w);
 WEFT_API int weft_worker_wait_drain(weft_worker *w, int64_t timeout);
 
 /*
- * weft_worker_idle — for a connection's handler between requests: wait up
- * to timeout ns for fd to be readable, as an idle connection that a drain
- * may close. Returns 0 (readable, or the peer closed: read to know),
- * -ESHUTDOWN (the worker drains: at once if it already does), -ETIMEDOUT,
- * -ECANCELED, -EINVAL (w NULL, a bad timeout), or weft_io_wait's errors.
- * Blocks the calling task. An idle connection waits without a buffer, so
- * that it costs its task's stack and little else.
+ * weft_worker_idle — for a connection's handler, before each request: wait
+ * up to timeout ns for fd to be readable. Returns 0 (readable, or the peer
+ * closed: read to know), -ESHUTDOWN (the worker drains: close the
+ * connection), -ETIMEDOUT, -ECANCELED, -EINVAL (w NULL, a bad timeout), or
+ * weft_io_wait's errors. Blocks the calling task.
+ * Between requests the connection is idle, and a drain ends its wait: it
+ * then waits up to 500 ms more for a request the client may have sent as
+ * the drain began (a busy keep-alive client sends its next one the moment
+ * it has a response), so that such a request is answered, not cut off, and
+ * returns -ESHUTDOWN if none comes (as it does when called while the
+ * worker drains, after the same look). The first call on a
+ * connection is not idle: its client connected to make a request, which a
+ * drain lets it make (until the drain timeout). An idle connection waits
+ * without a buffer, so that it costs its task's stack and little else.
  */
 WEFT_API int weft_worker_idle(weft_worker *w, int fd, int64_t timeout);
 
 /*
- * weft_worker_send — send the supervisor msg (len bytes, at most 64 KiB),
+ * weft_worker_send — send the supervisor msg (len bytes, up to
+ * WEFT_MSGPIPE_MAX),
  * where opts.on_message gets it. weft_worker_recv — take the next message
  * weft_cluster_broadcast sent, waiting up to timeout ns: *msg is malloc'd,
  * free it. One task at a time may recv (another gets -EBUSY).
- * Return 0, -EINVAL, -ETIMEDOUT, -ECANCELED, -EPIPE (the supervisor is
- * gone), -ENOMEM. Block the calling task.
+ * Return 0, or weft_msgpipe_send's and weft_msgpipe_recv's errors:
+ * -EINVAL, -ETIMEDOUT, -ECANCELED, -EPIPE (the supervisor is gone),
+ * -EMSGSIZE, -ENOMEM. Block the calling task.
  */
 WEFT_API int weft_worker_send(weft_worker *w, const void *msg, size_t len,
                               int64_t timeout);

@@ -183,40 +183,50 @@ WEFT_API ssize_t weft_io_sendfile(int out_fd, int in_fd, off_t *offset,
 /*
  * weft_io_listen — a listening socket for address, as Go's net.Listen and
  * Python's socket.create_server make one:
- *   "host:port"    an IPv4 or IPv6 literal, or a name, which getaddrinfo(3)
- *                  resolves (the first address it gives that binds);
- *   "[v6]:port"    an IPv6 literal, e.g. "[::1]:8080" (IPV6_V6ONLY);
+ *   "host:port"    an IPv4 literal, or a name, which getaddrinfo(3)
+ *                  resolves to IPv4 or IPv6 addresses (the first address
+ *                  it gives that binds);
+ *   "[v6]:port"    an IPv6 literal, which takes brackets, e.g.
+ *                  "[::1]:8080" or "[fe80::1%eth0]:80" (IPV6_V6ONLY);
  *   ":port"        every address, IPv6 and IPv4 ("[::]" dual-stack, or
  *                  0.0.0.0 where the host has no IPv6);
  *   "unix:PATH"    a Unix-domain socket at PATH (a leftover socket file at
  *                  PATH that nobody listens on is replaced; any other file
  *                  there is -EADDRINUSE); "unix:@NAME" an abstract one.
- * A port of 0 lets the kernel choose (getsockname(2) tells which). TCP
- * sockets get SO_REUSEADDR, and with WEFT_LISTEN_REUSEPORT also
- * SO_REUSEPORT. backlog is listen(2)'s (0: SOMAXCONN). The fd is
- * non-blocking and close-on-exec.
+ * A port is decimal, 0 .. 65535; 0 lets the kernel choose (getsockname(2)
+ * tells which). TCP sockets get SO_REUSEADDR, and with
+ * WEFT_LISTEN_REUSEPORT also SO_REUSEPORT (Unix sockets ignore the flag).
+ * backlog is listen(2)'s (0: SOMAXCONN). The fd is non-blocking and
+ * close-on-exec.
  * Returns the fd, or -EINVAL (address NULL or malformed: no port, a port
- * above 65535, an unknown flag, a negative backlog), -ENAMETOOLONG (a Unix
+ * above 65535 or with anything after it, an IPv6 literal without
+ * brackets, an empty Unix path or name; an unknown flag, a negative
+ * backlog: all checked before any system call), -ENAMETOOLONG (a Unix
  * path longer than sun_path), -EADDRNOTAVAIL (a name that does not
  * resolve, an address not on this host), and what socket(2), bind(2) and
  * listen(2) report: -EADDRINUSE, -EACCES (a port below 1024 without the
  * right), -ENOENT (a Unix path in a missing directory), -EMFILE, ...
- * Nothing is left open when it fails. Blocks only for name resolution
- * (literals never resolve); any thread or task.
+ * When a name gives several addresses and none binds, the first one's
+ * error. Nothing is left open when it fails (nor a Unix socket file this
+ * call made). Blocks only for name resolution (literals never resolve);
+ * any thread or task.
  */
 WEFT_API int weft_io_listen(const char *address, int backlog, unsigned flags);
 
 /*
  * weft_io_sendall — send all len bytes of buf on the socket fd (Python's
  * socket.sendall), with weft_io_send's flags, waiting as often as needed;
- * timeout bounds the whole call, not each send. Returns len, or a negative
- * errno as weft_io_send gives (-ETIMEDOUT when the time ran out,
- * -ECANCELED, -EPIPE, ...); after an error an unknown part of buf may have
- * been sent, so the connection is best closed. Blocks the calling task
- * (outside a task: the thread).
+ * timeout bounds the whole call, not each send (a send that need not
+ * wait still goes once the time has run out). Returns len (0 for a len of
+ * 0, without a system call), or a negative errno as weft_io_send gives
+ * (-ETIMEDOUT when the time ran out, -ECANCELED, -EPIPE, ...; -EINVAL for
+ * a bad timeout, an unknown flag or a len above SSIZE_MAX, before the fd
+ * is touched); after an error an unknown part of buf may have been sent,
+ * so the connection is best closed. Blocks the calling task (outside a
+ * task: the thread).
  */
-WEFT_API ssize_t weft_io_sendall(int fd, const void *buf, size_t len,
-                                 int flags, int64_t timeout);
+WEFT_API ssize_t weft_io_sendall(int fd, const void *buf, size_t len, int flags,
+                                 int64_t timeout);
 
 /*
  * weft_signal_wait — wait up to timeout ns for one of the signals in set,

@@ -36,15 +36,17 @@ static bool parked(const weft_task *t) {
 
 /* What the fd's parked waiters wait for. */
 static unsigned parked_want(const weft__fd_waiters *w) {
-  return (parked(w->reader) ? WEFT__POLL_IN : 0) |
-         (parked(w->writer) ? WEFT__POLL_OUT : 0);
+  bool r = parked(w->reader);
+  return (r ? WEFT__POLL_IN : 0) | (parked(w->writer) ? WEFT__POLL_OUT : 0) |
+         (r && w->exclusive ? WEFT__POLL_EXCLUSIVE : 0);
 }
 
 int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
   weft__hub *h = t->hub;
   bool read = events & WEFT__POLL_IN, write = events & WEFT__POLL_OUT;
   if (fd < 0 || (!read && !write) ||
-      (events & ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT)))
+      (events &
+       ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT | WEFT__POLL_EXCLUSIVE)))
     return fd < 0 ? -EBADF : -EINVAL;
   int rc = weft__task_may_block(t);
   if (rc < 0)
@@ -60,8 +62,10 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
   rc = weft__poller_set(h->poller, fd, parked_want(w) | events, NULL);
   if (rc < 0)
     return rc;
-  if (read)
+  if (read) {
     w->reader = t;
+    w->exclusive = events & WEFT__POLL_EXCLUSIVE;
+  }
   if (write)
     w->writer = t;
   h->fd_waiters++;

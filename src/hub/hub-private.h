@@ -86,6 +86,7 @@ struct weft_task {
   bool unstamped;             /* parked, not yet stamped: in the */
   weft_task *unstamped_next;  /* hub's list of such tasks */
   weft__timer timer;          /* its deadline while parked with one */
+  int64_t deadline; /* weft_deadline_set's, absolute; INT64_MAX: none */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
   unsigned ready; /* what the poller reported while it waited on an fd */
   bool fd_parked; /* parked in a wait on an fd, which the poller may end */
@@ -108,6 +109,7 @@ typedef struct weft__fd_waiters {
   /* The kind of call whose try blocked (the caller's number, never 0): a
    * guess holds only for calls of that kind. */
   uint8_t wait_first_kind[2];
+  bool exclusive; /* the reader asked for WEFT__POLL_EXCLUSIVE */
 } weft__fd_waiters;
 
 struct weft__hub {
@@ -170,6 +172,14 @@ void weft__hub_forget_in_child(void);
 /* Marks t cancelled and wakes it with -ECANCELED if it is parked, unless
  * its wait is shielded (it then sees the cancellation at its next wait). */
 void weft__task_cancel_wake(weft_task *t);
+
+/* Ends the wait t is parked in with code (negative), as a cancellation
+ * would end it, but without cancelling t: its next waits wait as before.
+ * Not a wait a shield protects, nor one already ended by a wake that t
+ * has not yet seen. Returns whether it ended one. For weft's own layers,
+ * on t's hub's thread (the cluster ends its idle connections' waits so).
+ */
+bool weft__task_interrupt(weft_task *t, int code);
 
 /* Whether the running task t may block now: 0, or -ECANCELED once it is
  * cancelled (unless shielded). (It may block from inside a generator it

@@ -11,6 +11,15 @@
  * with nanosecond precision through epoll_pwait2 (Linux 5.11) where the kernel
  * has it, else rounded up to whole milliseconds for epoll_wait, so that a
  * wait never returns before its deadline for want of resolution.
+ *
+ * Exclusive arming (WEFT__POLL_EXCLUSIVE) cannot be one-shot: the kernel
+ * takes EPOLLEXCLUSIVE only with EPOLL_CTL_ADD and refuses it with
+ * EPOLLONESHOT and with MOD. So such an fd is added level-triggered (slot
+ * EXCLUSIVE_SLOT) and deleted when it is reported or armed otherwise: two
+ * system calls per wait instead of one, for the fds that ask (listening
+ * sockets, whose waits are few next to their accepts). The delete is also
+ * what sends this poller to the back of the socket's queue of waiters,
+ * which spreads connections over the idle ones.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,7 +39,8 @@ enum { BATCH = 256 };
 struct weft__poller {
   int epfd;
   int wake_fd;
-  bool no_pwait2; /* the kernel said ENOSYS once */
+  bool no_pwait2;    /* the kernel said ENOSYS once */
+  bool no_exclusive; /* the kernel refused EPOLLEXCLUSIVE once */
   weft__fdtable fds;
   struct epoll_event got[BATCH];
 };
@@ -42,6 +52,7 @@ int weft__poller_new(weft__poller **out) {
   if (!p)
     return -ENOMEM;
   p->no_pwait2 = false;
+  p->no_exclusive = false;
   p->fds = (weft__fdtable){0};
   p->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (p->epfd < 0) {
@@ -71,6 +82,35 @@ void weft__poller_free(weft__poller *p) {
   free(p);
 }
 
+enum { EXCLUSIVE_SLOT = 2 };
+
+/* Adds fd level-triggered with EPOLLEXCLUSIVE. Returns 0, a negative errno,
+ * or 1 when it must be armed as an ordinary fd: a kernel before 4.5
+ * (EINVAL, remembered), or an fd registered through a dup (EEXIST). */
+static int arm_exclusive(weft__poller *p, weft__fd_entry *e, int fd,
+                         unsigned events, void *data) {
+  struct epoll_event ev = {.events = EPOLLEXCLUSIVE, .data.fd = fd};
+  if (events & WEFT__POLL_IN)
+    ev.events |= EPOLLIN;
+  if (events & WEFT__POLL_OUT)
+    ev.events |= EPOLLOUT;
+  if (e->slot && epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) != 0 &&
+      errno != ENOENT)
+    return -errno;
+  e->slot = 0;
+  if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    if (errno == EINVAL)
+      p->no_exclusive = false;
+    if (errno == EINVAL || errno == EEXIST)
+      return 1;
+    return -errno;
+  }
+  e->slot = EXCLUSIVE_SLOT;
+  e->events = events;
+  e->data = data;
+  return 0;
+}
+
 int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
   int rc = weft__poller_check(fd, events);
   if (rc < 0)
@@ -90,6 +130,18 @@ int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
   e = weft__fdtable_reserve(&p->fds, fd);
   if (!e)
     return -ENOMEM;
+  if (e->slot == EXCLUSIVE_SLOT) {
+    /* Neither MOD nor a second ADD reaches an exclusive registration. */
+    if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) != 0 && errno != ENOENT)
+      return -errno;
+    e->slot = 0;
+  }
+  if ((events & WEFT__POLL_EXCLUSIVE) && !p->no_exclusive) {
+    rc = arm_exclusive(p, e, fd, events, data);
+    if (rc <= 0)
+      return rc;
+    /* 1: refused; armed one-shot below, as an ordinary fd. */
+  }
   struct epoll_event ev = {.events = EPOLLONESHOT, .data.fd = fd};
   if (events & WEFT__POLL_IN)
     ev.events |= EPOLLIN | EPOLLRDHUP;
@@ -151,6 +203,12 @@ int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
     if (!e || !e->events)
       continue;    /* disarmed since the kernel queued the event */
     e->events = 0; /* one-shot: the kernel disabled it too */
+    if (e->slot == EXCLUSIVE_SLOT) {
+      /* Level-triggered: made one-shot here. Should the delete fail, the
+       * next arming deletes it again. */
+      if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) == 0 || errno == ENOENT)
+        e->slot = 0;
+    }
     unsigned got = 0, g = p->got[i].events;
     if (g & (EPOLLIN | EPOLLRDHUP))
       got |= WEFT__POLL_IN;

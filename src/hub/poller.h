@@ -30,6 +30,13 @@ enum {
   WEFT__POLL_OUT = 2, /* writable */
   WEFT__POLL_ERR = 4, /* an error is pending (reported, never asked for) */
   WEFT__POLL_HUP = 8, /* hung up (reported, never asked for) */
+  /* Asked for with IN (never reported): of the pollers of several hubs or
+   * processes armed on one fd, the kernel wakes only one (epoll's
+   * EPOLLEXCLUSIVE), so that a listening socket shared by many does not wake
+   * them all for one connection. The poller that reported it goes to the
+   * back of the kernel's queue when it arms again, so that connections
+   * spread over the idle pollers. Backends that cannot (poll) ignore it. */
+  WEFT__POLL_EXCLUSIVE = 16,
 };
 
 typedef struct weft__poller weft__poller;
@@ -43,7 +50,8 @@ typedef struct weft__poll_event {
 /* The check every backend's weft__poller_set starts with: 0, or the error
  * for events outside IN|OUT or a negative fd. */
 static inline int weft__poller_check(int fd, unsigned events) {
-  if (events & ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT))
+  if (events &
+      ~(unsigned)(WEFT__POLL_IN | WEFT__POLL_OUT | WEFT__POLL_EXCLUSIVE))
     return -EINVAL;
   return fd < 0 ? -EBADF : 0;
 }

@@ -153,6 +153,7 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   t->cancelled = o.daemon && h->daemons_cancelled;
   h->daemons += o.daemon;
   weft__timer_init(&t->timer);
+  t->deadline = INT64_MAX;
   t->all_next = h->all;
   if (h->all)
     h->all->all_prev = t;
@@ -344,6 +345,14 @@ void weft__task_cancel_wake(weft_task *t) {
     weft__task_wake(t, -ECANCELED);
 }
 
+bool weft__task_interrupt(weft_task *t, int code) {
+  if (t->state != WEFT__TASK_PARKED || t->shielded ||
+      (t->waiter && weft__waiter_woken(t->waiter)))
+    return false;
+  weft__task_wake(t, code);
+  return true;
+}
+
 /* A shield belongs to the task's own function: one raised in a generator
  * the task resumed would outlive the generator's turn (it may yield inside
  * it, or be resumed by another task or thread). */
@@ -404,8 +413,12 @@ int weft_sleep(int64_t ns) {
     return -EINVAL;
   if (ns == 0)
     return weft_yield();
-  int rc = weft__task_park(self, "sleep", weft__deadline_after(ns));
-  return rc == -ETIMEDOUT ? 0 : rc;
+  int64_t until = weft__deadline_after_slow(ns);
+  int64_t cut = weft__deadline_clamp(until);
+  int rc = weft__task_park(self, "sleep", cut);
+  /* A sleep that ran its full length succeeded; one that the task's
+   * deadline cut short failed (weft_deadline_set). */
+  return rc == -ETIMEDOUT && cut == until ? 0 : rc;
 }
 
 weft_task *weft_task_current(void) { return weft__task_running(); }

@@ -16,6 +16,7 @@
 #ifndef WEFT_HUB_TIMER_H
 #define WEFT_HUB_TIMER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,12 +84,25 @@ static inline bool weft__timeout_bad(int64_t timeout) {
 
 int64_t weft__deadline_after_slow(int64_t timeout); /* reads the clock */
 
-/* now + timeout, saturating; WEFT_FOREVER gives INT64_MAX, inline and
- * without a look at the clock, as most waits have no end. Any negative
- * gives INT64_MAX too, but the public calls have rejected the others
- * (weft__timeout_bad) before they come here. */
+/* Whether any task or thread ever set a deadline (weft_deadline_set):
+ * until one does, no wait looks for one (deadline.c). */
+extern atomic_bool weft__deadlines_used;
+
+/* deadline, or the calling task's (thread's) deadline if that is earlier. */
+int64_t weft__deadline_clamp(int64_t deadline);
+
+/* now + timeout, saturating, and no later than the caller's deadline
+ * (weft_deadline_set): every wait of weft computes its end here, which is
+ * what makes a deadline span every call. WEFT_FOREVER gives INT64_MAX,
+ * inline and without a look at the clock, as most waits have no end. Any
+ * negative gives INT64_MAX too, but the public calls have rejected the
+ * others (weft__timeout_bad) before they come here. */
 static inline int64_t weft__deadline_after(int64_t timeout) {
-  return timeout < 0 ? INT64_MAX : weft__deadline_after_slow(timeout);
+  int64_t d = timeout < 0 ? INT64_MAX : weft__deadline_after_slow(timeout);
+  if (__builtin_expect(
+          atomic_load_explicit(&weft__deadlines_used, memory_order_relaxed), 0))
+    d = weft__deadline_clamp(d);
+  return d;
 }
 
 /* The timeout for a millisecond wait (poll, epoll_wait) that must not end

@@ -70,7 +70,8 @@ int weft_io_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
   if (fl < 0)
     return -errno;
   bool blocking = !(fl & O_NONBLOCK);
-  if (blocking && timeout == WEFT_FOREVER) { /* the ordinary blocking call */
+  if (blocking && weft__deadline_after(timeout) == INT64_MAX) {
+    /* No timeout, no deadline: the ordinary blocking call. */
     if (connect(fd, addr, addrlen) == 0)
       return 0;
     if (errno != EINTR)

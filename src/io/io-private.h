@@ -5,7 +5,21 @@
 #define WEFT_IO_PRIVATE_H
 
 #include <stdint.h>
+#include <sys/socket.h>
 #include <weft/hub.h>
+
+/* The MSG_* flags recv(2) and send(2) document, which weft_io_recv and
+ * weft_io_send (and weft_io_sendall, with send's) accept. The kernel
+ * ignores bits it does not know, so a mistyped flag would pass silently;
+ * weft refuses it. */
+#ifndef MSG_ZEROCOPY
+#define MSG_ZEROCOPY 0x4000000
+#endif
+#define WEFT__IO_RECV_FLAGS                                                    \
+  (MSG_DONTWAIT | MSG_ERRQUEUE | MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_WAITALL)
+#define WEFT__IO_SEND_FLAGS                                                    \
+  (MSG_CONFIRM | MSG_DONTROUTE | MSG_DONTWAIT | MSG_EOR | MSG_MORE |           \
+   MSG_NOSIGNAL | MSG_OOB | MSG_ZEROCOPY)
 
 /* Blocks the calling thread in poll(2) until fd has one of events
  * (WEFT_IO_READ, WEFT_IO_WRITE) or the deadline (absolute ns; INT64_MAX:
@@ -20,6 +34,12 @@ int weft__io_wait_thread(int fd, unsigned events, int64_t deadline);
  * (never none), or a negative errno as those two do. */
 int weft__io_wait_until(weft_task *self, int fd, unsigned events,
                         int64_t deadline);
+
+/* With WEFT_IO_READ in weft__io_wait_until's events, in a task: of the hubs
+ * (of this process or others) that wait on fd this way, wake one per
+ * readiness (WEFT__POLL_EXCLUSIVE). Accepts on a shared listening socket
+ * ask for it. */
+#define WEFT__IO_EXCLUSIVE 0x100u
 
 /* Sets O_NONBLOCK on fd if it is not set. Returns 0 (it was set), 1 (it
  * was not: weft had not used this file in a task), or fcntl's negative

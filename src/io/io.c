@@ -15,7 +15,8 @@
 
 unsigned weft__io_poller_events(unsigned io) {
   return ((io & WEFT_IO_READ) ? WEFT__POLL_IN : 0) |
-         ((io & WEFT_IO_WRITE) ? WEFT__POLL_OUT : 0);
+         ((io & WEFT_IO_WRITE) ? WEFT__POLL_OUT : 0) |
+         ((io & WEFT__IO_EXCLUSIVE) ? WEFT__POLL_EXCLUSIVE : 0);
 }
 
 unsigned weft__io_events(unsigned asked, unsigned got) {
@@ -63,11 +64,12 @@ int weft__io_make_nonblocking(int fd) {
 
 int weft__io_wait_until(weft_task *self, int fd, unsigned events,
                         int64_t deadline) {
+  unsigned asked = events & (WEFT_IO_READ | WEFT_IO_WRITE);
   if (!self)
-    return weft__io_wait_thread(fd, events, deadline);
+    return weft__io_wait_thread(fd, asked, deadline);
   int rc =
       weft__hub_wait_fd(self, fd, weft__io_poller_events(events), deadline);
-  return rc < 0 ? rc : (int)weft__io_events(events, (unsigned)rc);
+  return rc < 0 ? rc : (int)weft__io_events(asked, (unsigned)rc);
 }
 
 int weft_io_wait(int fd, unsigned events, int64_t timeout) {

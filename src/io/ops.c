@@ -205,7 +205,7 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (rc < 0)
         return rc;
       new_file = rc == 1;
-    } else if (timeout != WEFT_FOREVER) {
+    } else if (deadline != INT64_MAX) { /* a timeout or a deadline */
       int fl = fcntl(fd, F_GETFL);
       if (fl < 0)
         return -errno; /* -EBADF */
@@ -248,7 +248,17 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (timeout == 0)
         return -ETIMEDOUT;
     }
-    int rc = weft__io_wait_until(self, fd, dir, deadline);
+    /* Many hubs may accept from one socket (the cluster's workers): one
+     * connection wakes one of them. */
+    int rc = weft__io_wait_until(
+        self, fd, o->kind == ACCEPT ? dir | WEFT__IO_EXCLUSIVE : dir, deadline);
+    if (rc == -ETIMEDOUT && wait_first) {
+      /* The time was up before the first try (a deadline that had passed,
+       * weft_deadline_set): what is there may still be taken, once. */
+      wait_first = false;
+      timeout = 0;
+      continue;
+    }
     if (rc == -EPERM && wait_first) {
       /* A guess left on a number now held by a file epoll cannot watch (a
        * regular file, after a plain close and reuse): such a file never
@@ -287,20 +297,9 @@ ssize_t weft_io_writev(int fd, const struct iovec *iov, int iovcnt,
              &(struct op){.kind = WRITEV, .iov = iov, .iovcnt = iovcnt});
 }
 
-/* The MSG_* flags recv(2) and send(2) document. The kernel ignores bits it
- * does not know, so a mistyped flag would pass silently; weft refuses it. */
-#ifndef MSG_ZEROCOPY
-#define MSG_ZEROCOPY 0x4000000
-#endif
-#define RECV_FLAGS                                                             \
-  (MSG_DONTWAIT | MSG_ERRQUEUE | MSG_OOB | MSG_PEEK | MSG_TRUNC | MSG_WAITALL)
-#define SEND_FLAGS                                                             \
-  (MSG_CONFIRM | MSG_DONTROUTE | MSG_DONTWAIT | MSG_EOR | MSG_MORE |           \
-   MSG_NOSIGNAL | MSG_OOB | MSG_ZEROCOPY)
-
 ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
                      int64_t timeout) {
-  if (flags & ~RECV_FLAGS)
+  if (flags & ~WEFT__IO_RECV_FLAGS)
     return -EINVAL;
   return run(
       fd, timeout,
@@ -309,7 +308,7 @@ ssize_t weft_io_recv(int fd, void *buf, size_t len, int flags,
 
 ssize_t weft_io_send(int fd, const void *buf, size_t len, int flags,
                      int64_t timeout) {
-  if (flags & ~SEND_FLAGS)
+  if (flags & ~WEFT__IO_SEND_FLAGS)
     return -EINVAL;
   return run(
       fd, timeout,

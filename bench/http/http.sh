@@ -25,6 +25,11 @@
 # so that a noisy moment hurts both. The idle rows are not pinned: they
 # measure memory, not time.
 #
+# Pinning is no shield against other work on the machine: a pinned server
+# cannot leave a CPU that another process keeps busy, so on a shared
+# machine compare rows of one run only, and look at the load printed at its
+# start and end. HTTP_PIN=0 runs everything unpinned.
+#
 # Knobs: WRK_SECONDS (10) and WRK_WARMUP (2), each run's length; HTTP_RUNS
 # (1), runs of each row; HTTP_IDLE_CONNS (10000); HTTP_IDLE_SETTLE_MS
 # (2000), how long the idle connections stay quiet before the memory is
@@ -167,7 +172,10 @@ cpu_list() {
   done
 }
 mapfile -t cpus < <(cpu_list)
-if ! command -v taskset >/dev/null 2>&1 || ! taskset -c "${cpus[0]:-0}" true 2>/dev/null; then
+if [ "${HTTP_PIN:-1}" = 0 ]; then
+  cpus=()
+  echo "# HTTP: HTTP_PIN=0: nothing is pinned"
+elif ! command -v taskset >/dev/null 2>&1 || ! taskset -c "${cpus[0]:-0}" true 2>/dev/null; then
   cpus=()
   echo "# HTTP: taskset not found or not allowed: nothing is pinned"
 fi
@@ -419,5 +427,6 @@ for w in 1 2; do
     done
   done
 done
+echo "# HTTP: load average $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the end"
 # A failed row is a comment line above; the run as a whole goes on.
 exit 0

@@ -16,10 +16,12 @@
  *   bench-http-client idle PORT CONNS PID NAME [SETTLE-MS]
  *       BenchmarkHTTPIdle: the resident memory an idle keep-alive
  *       connection costs the server whose supervisor (or nginx master) is
- *       PID. Sums the VmRSS of PID's children (the workers), opens CONNS
- *       connections that each send one GET /hello and read the whole
- *       answer, waits SETTLE-MS (default 2000) with all of them idle, sums
- *       again and prints NAME's row: (after - before) / CONNS as B/conn.
+ *       PID. Warms the workers up (256 connections with one GET each,
+ *       closed), sums the VmRSS of PID's children (the workers) once it
+ *       holds still, opens CONNS connections that each send one GET /hello
+ *       and read the whole answer, waits SETTLE-MS (default 2000) with all
+ *       of them idle, sums again and prints NAME's row: (after - before) /
+ *       CONNS as B/conn.
  *       The row is printed only if every connection got its answer and is
  *       still open, unread and quiet when the memory is read.
  */
@@ -46,6 +48,9 @@
  * that a listen backlog of 511 (nginx's default) never overflows, so that
  * no SYN is dropped and retried a second later. */
 enum { IN_FLIGHT = 256 };
+
+/* Connections of the warm-up before the first reading of memory. */
+enum { WARM_UP = 256 };
 
 /* Room for a whole answer to GET /hello; a bigger one is an error. */
 enum { ANSWER_MAX = 1024 };
@@ -551,6 +556,53 @@ static int count_open(struct idle *s) {
   return open;
 }
 
+/* Opens s->count connections, each with one GET /hello answered; returns
+ * the seconds it took. s->why says what failed, if anything did. */
+static double open_all(struct idle *s, int port) {
+  double t0 = now_s(), deadline = t0 + 60;
+  while (s->answered < s->count && !s->why && now_s() < deadline) {
+    while (s->started < s->count && s->in_flight < IN_FLIGHT && !s->why)
+      start_one(s, port);
+    if (!poll_once(s, 100))
+      s->why = "epoll_wait";
+  }
+  if (!s->why && s->answered < s->count)
+    s->why = "60 s went by";
+  return now_s() - t0;
+}
+
+static bool idle_init(struct idle *s, int count) {
+  *s = (struct idle){.ep = epoll_create1(EPOLL_CLOEXEC), .count = count};
+  s->conns = calloc((size_t)count, sizeof *s->conns);
+  return s->ep >= 0 && s->conns;
+}
+
+static void idle_close(struct idle *s) {
+  for (int i = 0; i < s->started; i++)
+    close(s->conns[i].fd);
+  close(s->ep);
+  free(s->conns);
+}
+
+/* Reads the workers' memory once it holds still: two reads 200 ms apart
+ * that agree, within 5 s. A worker just forked has little resident until
+ * it touches the pages it shares with its parent, and would make the
+ * connections look dearer than they are. */
+static bool read_workers_settled(long server, struct workers *w) {
+  struct workers prev;
+  if (!read_workers(server, &prev))
+    return false;
+  for (int i = 0; i < 25; i++) {
+    usleep(200 * 1000);
+    if (!read_workers(server, w))
+      return false;
+    if (same_workers(&prev, w) && prev.rss_kib == w->rss_kib)
+      return true;
+    prev = *w;
+  }
+  return true;
+}
+
 static int cmd_idle(const char *port_arg, const char *conns_arg,
                     const char *pid_arg, const char *name,
                     const char *settle_arg) {
@@ -568,27 +620,34 @@ static int cmd_idle(const char *port_arg, const char *conns_arg,
            name, (unsigned long long)limit, count);
     return 1;
   }
-  struct workers before, after;
-  if (!read_workers(server, &before)) {
-    printf("# %s failed: no workers of process %ld found\n", name, server);
-    return 1;
-  }
-  struct idle s = {.ep = epoll_create1(EPOLL_CLOEXEC), .count = count};
-  s.conns = calloc((size_t)count, sizeof *s.conns);
-  if (s.ep < 0 || !s.conns) {
+  /* A warm-up: a few hundred connections answered and closed, so that
+   * every worker has served requests (its code and first pools resident)
+   * before the first reading. */
+  struct idle warm;
+  if (!idle_init(&warm, count < WARM_UP ? count : WARM_UP)) {
     printf("# %s failed: out of memory or epoll\n", name);
     return 1;
   }
-  double t0 = now_s(), deadline = t0 + 60;
-  while (s.answered < count && !s.why && now_s() < deadline) {
-    while (s.started < count && s.in_flight < IN_FLIGHT && !s.why)
-      start_one(&s, port);
-    if (!poll_once(&s, 100))
-      s.why = "epoll_wait";
+  open_all(&warm, port);
+  if (warm.why) {
+    printf("# %s failed: the warm-up: %d of %d connections answered; %s%s%s\n",
+           name, warm.answered, warm.count, warm.why,
+           warm.why_errno ? ": " : "",
+           warm.why_errno ? strerror(warm.why_errno) : "");
+    return 1;
   }
-  double opened_s = now_s() - t0;
-  if (!s.why && s.answered < count)
-    s.why = "60 s went by";
+  idle_close(&warm);
+  struct workers before, after;
+  if (!read_workers_settled(server, &before)) {
+    printf("# %s failed: no workers of process %ld found\n", name, server);
+    return 1;
+  }
+  struct idle s;
+  if (!idle_init(&s, count)) {
+    printf("# %s failed: out of memory or epoll\n", name);
+    return 1;
+  }
+  double opened_s = open_all(&s, port);
   /* The connections now idle; the server has had its chance to settle
    * (free per-request buffers, shrink pools). Any event on one of them is a
    * close and is counted. */

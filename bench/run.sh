@@ -203,5 +203,6 @@ st_peer many BenchmarkManyTasks/st
 # gets both CPUs and wrk runs unpinned beside it (oversubscribed: those
 # rows show one core's efficiency shared by two workers, not scaling).
 # nginx and weft are placed alike and take turns. WRK_SECONDS (10) and
-# WRK_WARMUP (2) set each run's length, HTTP_RUNS (1) the runs per row.
+# WRK_WARMUP (2) set each run's length, HTTP_RUNS (1) the runs per row,
+# HTTP_PIN=0 leaves everything unpinned; more in http.sh.
 "$here/http/http.sh" "$build"

@@ -19,7 +19,8 @@ define run_tests
 endef
 
 .PHONY: all build demo test stress bench bench-peers test-asan test-tsan \
-        test-aarch64 test-ucontext test-poll test-clang test-valgrind test-guard-fallback install format check-format clean
+        test-aarch64 test-ucontext test-poll test-clang test-valgrind test-guard-fallback install format check-format clean \
+        fuzz
 
 all: build
 
@@ -64,13 +65,14 @@ test-tsan:
 
 # Valgrind's memcheck over the test programs, built without sanitizers
 # (tests/valgrind.supp says what it is told to overlook, and why).
-# test-proc is left out: Valgrind 3.19 knows neither pidfd_open nor a true
-# vfork (weft falls back to SIGCHLD, and an exec's errno is not seen), and
-# test-shm's children and watcher make Valgrind warn of pidfd_open and
-# futex_waitv, which it does not know (weft falls back without them). The
-# overflow cases overflow on purpose, and 100,000 live stacks, a million
-# timers, or thousands of threads spinning on short timeouts take Valgrind
-# minutes, so those are left out.
+# test-proc and test-cluster are left out: Valgrind 3.19 knows neither
+# pidfd_open nor a true vfork (weft falls back to SIGCHLD, and an exec's
+# errno is not seen), and test-shm's children and watcher make Valgrind warn
+# of pidfd_open and futex_waitv, which it does not know (weft falls back
+# without them). test-accept counts its threads' wake-ups, which Valgrind's
+# serialized threads multiply. The overflow cases overflow on purpose, and
+# 100,000 live stacks, a million timers, or thousands of threads spinning on
+# short timeouts take Valgrind minutes, so those are left out.
 test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-core -guard_faults
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-gen -overflow -hundred_thousand
@@ -83,6 +85,9 @@ test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-sync
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-thread -joins_race
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-shm
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-listen
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-cpus
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-deadline
 
 # The tests again with the stack guards of kernels without guard regions:
 # mprotect guard pages, then canaries only.
@@ -112,6 +117,20 @@ test-ucontext:
 	@mkdir -p build
 	$(call configure,ucontext,-DWEFT_CONTEXT=ucontext -DWEFT_TEST_TIMEOUT_MULTIPLIER=2)
 	$(call run_tests,ucontext)
+
+# libFuzzer on httpd's request handling (tests/fuzz), built by clang with
+# ASan and UBSan, for FUZZ_SECONDS. What it finds new goes to
+# build/fuzz/corpus; the seeds in tests/fuzz/corpus/http are only read. A
+# crash leaves its input in build/fuzz/ (replay: the binary with the file).
+FUZZ_SECONDS ?= 300
+FUZZ_FLAGS ?=
+fuzz:
+	@mkdir -p build/fuzz/corpus
+	@$(CMAKE) -S . -B build/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_SANITIZE=address -DWEFT_FUZZ=ON -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_WERROR=$(WERROR) $(CMAKE_FLAGS) > build/fuzz.log 2>&1 || { cat build/fuzz.log; exit 1; }
+	@$(CMAKE) --build build/fuzz -j $(JOBS) --target fuzz-http
+	cd build/fuzz && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ./tests/fuzz/fuzz-http -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
+	  -dict=$(CURDIR)/tests/fuzz/http.dict $(FUZZ_FLAGS) corpus $(CURDIR)/tests/fuzz/corpus/http
 
 install:
 	@mkdir -p build

@@ -195,3 +195,57 @@ TEST(a_thread_outside_a_task_has_a_deadline_too) {
   close(p[0]);
   close(p[1]);
 }
+
+/* A condition's wait ends at the deadline, and still returns with its lock
+ * held, however long another task keeps the lock. */
+static weft_rlock cond_lock = WEFT_RLOCK_INIT;
+static weft_cond cond;
+
+static void *hold_past_the_deadline(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_rlock_acquire(&cond_lock, WEFT_FOREVER), 0);
+  weft_sleep(SHORT * 3); /* the waiter's deadline passes meanwhile */
+  CHECK_EQ(weft_rlock_release(&cond_lock), 0);
+  return NULL;
+}
+
+static void *cond_under_deadline(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_cond_init(&cond, &cond_lock), 0);
+  CHECK_EQ(weft_rlock_acquire(&cond_lock, WEFT_FOREVER), 0);
+  weft_task *holder;
+  CHECK_EQ(weft_task_spawn(&holder, hold_past_the_deadline, NULL, NULL), 0);
+  CHECK_EQ(weft_deadline_set(weft_now() + SHORT, NULL), 0);
+  /* The holder takes the lock while this task waits, and keeps it past
+   * the deadline: the wait ends, and takes the lock back all the same. */
+  CHECK_EQ(weft_cond_wait(&cond, WEFT_FOREVER), -ETIMEDOUT);
+  CHECK_EQ(weft_rlock_release(&cond_lock), 0); /* held: no -EPERM */
+  CHECK_EQ(weft_deadline_set(WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(holder, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(a_condition_wait_past_the_deadline_returns_with_its_lock) {
+  CHECK_EQ(weft_run(cond_under_deadline, NULL, NULL), 0);
+}
+
+/* After the deadline, a wait for an fd that is ready answers. */
+static void *wait_after_deadline(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  CHECK_EQ(write(p[1], "x", 1), 1);
+  CHECK_EQ(weft_deadline_set(weft_now() - 1, NULL), 0);
+  CHECK_EQ(weft_io_wait(p[0], WEFT_IO_READ, WEFT_FOREVER), WEFT_IO_READ);
+  char c;
+  CHECK_EQ(weft_io_read(p[0], &c, 1, WEFT_FOREVER), 1);
+  CHECK_EQ(weft_io_wait(p[0], WEFT_IO_READ, WEFT_FOREVER), -ETIMEDOUT);
+  CHECK_EQ(weft_deadline_set(WEFT_FOREVER, NULL), 0);
+  close(p[0]);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(a_wait_for_a_ready_fd_answers_after_the_deadline) {
+  CHECK_EQ(weft_run(wait_after_deadline, NULL, NULL), 0);
+}

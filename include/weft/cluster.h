@@ -3,13 +3,13 @@
  * tasks: "multiple processes plus coroutines", supervised as nginx's master
  * supervises its workers.
  *
- *     nginx / gunicorn+gevent / Go        weft
- *     worker_processes auto;              opts.workers (weft_cpu_count())
- *     listen 127.0.0.1:8080;              weft_cluster_listen(c,
- * "127.0.0.1:8080") a handler per connection            opts.handler(w, fd,
- * arg), one task each the master process                  weft_cluster_run(c)
- *     kill -TERM / -QUIT / -HUP master    graceful stop / stop now / reload
- *     worker_cpu_affinity auto;           opts.pin_cpus
+ *     nginx, gunicorn+gevent, Go      weft
+ *     worker_processes auto;          opts.workers = weft_cpu_count()
+ *     listen 127.0.0.1:8080;          weft_cluster_listen(c, "127.0.0.1:8080")
+ *     a handler per connection        opts.handler(w, fd, arg), a task each
+ *     the master process              weft_cluster_run(c)
+ *     kill -TERM / -QUIT / -HUP       graceful stop / stop now / reload
+ *     worker_cpu_affinity auto;       opts.pin_cpus = true
  *
  * The model (docs/cluster.md): the process that calls weft_cluster_run is
  * the supervisor. It opens and binds every listener itself, before any
@@ -118,7 +118,8 @@ typedef struct weft_cluster_opts {
   void *message_arg;
   /* Where the supervisor writes one line per worker event (started,
    * exited with its code or signal, backed off): an fd, default 2
-   * (stderr); -1 for none. */
+   * (stderr); -1 for none. The supervisor's tasks wait while a write
+   * blocks: give a file, a terminal, or a pipe that is read. */
   int log_fd;
 } weft_cluster_opts;
 
@@ -140,7 +141,8 @@ WEFT_API int weft_cpu_count(void);
  * started until weft_cluster_run.
  * Returns 0 with the cluster in *out; -EINVAL (out or o NULL; neither main
  * nor handler; workers outside 1 .. WEFT_CLUSTER_MAX_WORKERS; an unknown
- * accept_mode; a negative drain_timeout), -ENOMEM.
+ * accept_mode; a negative drain_timeout; a conn_stack_size over 1 GiB),
+ * -ENOMEM, -EMFILE or -ENFILE (no pipe for stop and reload requests).
  */
 WEFT_API int weft_cluster_create(weft_cluster **out,
                                  const weft_cluster_opts *o);
@@ -174,9 +176,17 @@ WEFT_API int weft_cluster_listener_port(const weft_cluster *c, int i);
  * they were).
  * Returns 0 after a stop (every worker has exited and been reaped), or
  * -EINVAL (c NULL; a handler but no listener; a listener but no handler),
- * -EALREADY (run before), -EAGAIN or -ENOMEM (the first workers could not
- * be started: none is left running). Blocks: call from a plain thread (it
- * runs the supervisor on a hub of its own) or from a task (it runs in it).
+ * -EALREADY (run before), -EAGAIN, -ENOMEM, -EMFILE, -ENFILE or -ENOSPC
+ * (the first workers could not be started: those that were are stopped
+ * at once, and none is left running), -ECANCELED (run from a task that
+ * was cancelled: the workers were stopped at once, and are all gone).
+ * When it returns, the calling thread's signal mask is as it was before
+ * (instances of the four signals that came during the stop are dropped).
+ * The caller's deadline (weft_deadline_set) does not end the run, and
+ * comes back when it returns. A reload asked for before the run is
+ * dropped; a stop makes the run return 0 at once. Blocks: call from a
+ * plain thread (it runs the supervisor on a hub of its own) or from a task
+ * (it runs in it, its hub's other tasks going on).
  */
 WEFT_API int weft_cluster_run(weft_cluster *c);
 
@@ -184,14 +194,17 @@ WEFT_API int weft_cluster_run(weft_cluster *c);
  * weft_cluster_stop — stop the cluster: gracefully (graceful true, as
  * SIGTERM) or now (as SIGQUIT). Returns at once: weft_cluster_run returns
  * when the workers are gone. Returns 0, -EINVAL (c NULL). A stop before
- * run makes run return at once. Async-signal-safe; any thread or task.
+ * run makes run return at once. -EPERM in a worker (its copy of the
+ * supervisor's cluster). Async-signal-safe; any thread or task.
  */
 WEFT_API int weft_cluster_stop(weft_cluster *c, bool graceful);
 
 /*
  * weft_cluster_reload — a graceful reload, as SIGHUP: start a new
- * generation of workers, then drain the old one. Returns 0, -EINVAL (c
- * NULL), -ESHUTDOWN (stopping). Async-signal-safe; any thread or task.
+ * generation of workers; each old worker drains once the new one of its
+ * index runs (so that new workers that cannot start leave the old ones
+ * serving). Returns 0, -EINVAL (c NULL), -ESHUTDOWN (stopping), -EPERM (in
+ * a worker). Async-signal-safe; any thread or task.
  */
 WEFT_API int weft_cluster_reload(weft_cluster *c);
 
@@ -202,8 +215,9 @@ WEFT_API int weft_cluster_reload(weft_cluster *c);
  * cluster). Returns how many workers it reached, or -EINVAL (c NULL, msg
  * NULL with len > 0), -EMSGSIZE (over WEFT_MSGPIPE_MAX), -EPERM (not from
  * a task of the supervisor's hub while it runs).
- * Blocks while a worker's pipe is full, up to 1 s per worker (a worker
- * that reads nothing is skipped).
+ * Blocks while a worker's pipe is full, up to 1 s per worker: a worker
+ * that takes nothing for that long misses the message, and if part of it
+ * had gone out, its pipe is broken (weft_msgpipe_send) and it gets no more.
  */
 WEFT_API int weft_cluster_broadcast(weft_cluster *c, const void *msg,
                                     size_t len);
@@ -260,7 +274,8 @@ WEFT_API int weft_worker_idle(weft_worker *w, int fd, int64_t timeout);
  * WEFT_MSGPIPE_MAX),
  * where opts.on_message gets it. weft_worker_recv — take the next message
  * weft_cluster_broadcast sent, waiting up to timeout ns: *msg is malloc'd,
- * free it. One task at a time may recv (another gets -EBUSY).
+ * free it. One task at a time may recv (another gets -EBUSY). Without
+ * opts.on_message, what workers send is read and dropped.
  * Return 0, or weft_msgpipe_send's and weft_msgpipe_recv's errors:
  * -EINVAL, -ETIMEDOUT, -ECANCELED, -EPIPE (the supervisor is gone),
  * -EMSGSIZE, -ENOMEM. Block the calling task.

@@ -222,7 +222,8 @@ WEFT_API int weft_yield(void);
 
 /*
  * weft_sleep — block the calling task for ns nanoseconds (at least; 0 is
- * weft_yield). Returns 0, -ECANCELED, -EINVAL (ns negative: a duration,
+ * weft_yield). Returns 0, -ETIMEDOUT (the task's deadline came first:
+ * weft_deadline_set), -ECANCELED, -EINVAL (ns negative: a duration,
  * not a timeout, so WEFT_FOREVER too), -ENOMEM (no memory to arm the
  * timer), or -EPERM outside a task.
  */
@@ -254,7 +255,11 @@ WEFT_API int64_t weft_now(void);
  *     weft_deadline_set(old, NULL);
  *
  * Each task has its own, none when it starts (a spawned task does not
- * inherit its spawner's), as each thread has. Returns 0, or -EINVAL (at
+ * inherit its spawner's), as each thread has; a generator's calls wait
+ * under the deadline of the task or thread that resumed it. weft's own
+ * waits that must finish are not cut short: a condition's wait takes its
+ * lock back, and weft_cluster_run waits for its workers, whatever the
+ * deadline. Returns 0, or -EINVAL (at
  * negative other than WEFT_FOREVER; nothing changed). Does not block.
  * From a task or a thread; not from a signal handler.
  */

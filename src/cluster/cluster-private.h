@@ -16,6 +16,7 @@
 #define WEFT_CLUSTER_PRIVATE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <weft/cluster.h>
@@ -55,7 +56,12 @@ struct slot {
   weft_task *reader;     /* reads the worker's messages, while it runs */
   int64_t started_at;    /* when proc was started */
   int64_t kill_at;       /* when the killer SIGKILLs proc (INT64_MAX: never) */
-  struct slot *next;     /* in weft_cluster.slots */
+  bool first_reported;   /* its first start told weft_cluster_run */
+  /* Broadcasts under way on pipe: the slot's task lets go of the pipe (and
+   * of the slot) only once there are none (sends_done is set then). */
+  int sends;
+  weft_event sends_done;
+  struct slot *next; /* in weft_cluster.slots */
 };
 
 struct weft_cluster {
@@ -69,12 +75,22 @@ struct weft_cluster {
   int ctl[2];
   /* The supervisor's, on its hub's thread. */
   pthread_t thread;
+  pid_t pid; /* the supervisor's; 0 before the run */
   bool supervising;
-  int stopping;           /* RUNNING, STOPPING, STOPPING_NOW */
-  unsigned generation;    /* the newest */
-  struct slot *slots;     /* every slot whose task has not ended */
-  int live_slots;         /* tasks of slots not yet ended */
-  weft_event changed;     /* set when stopping begins, or a slot ends */
+  /* The first start of the workers, which weft_cluster_run reports:
+   * starting while it goes on, how many slots told how it went, and the
+   * first error. */
+  bool starting;
+  int first_starts;
+  int start_error;
+  int stopping;        /* RUNNING, STOPPING, STOPPING_NOW */
+  unsigned generation; /* the newest */
+  struct slot *slots;  /* every slot whose task has not ended */
+  int live_slots;      /* tasks of slots not yet ended */
+  weft_event changed;  /* set when stopping begins, or a slot ends */
+  /* What each slot's accepting worker holds (balance.c), shared with the
+   * workers; NULL unless they share one socket. */
+  _Atomic uint64_t *loads;
   weft_task *killer;      /* kills what a stop's grace left running */
   weft_event killer_wake; /* set when a kill_at was set */
 };
@@ -85,6 +101,7 @@ struct weft_worker {
   int index;
   unsigned generation;
   weft_msgpipe *pipe; /* to and from the supervisor */
+  pid_t pid;          /* this worker's */
   bool draining;
   bool stop_now;
   weft_event drain; /* set when draining begins */
@@ -94,9 +111,31 @@ struct weft_worker {
   struct conn *conn_list;
   weft_event conns_gone; /* set when conns drops to 0 */
   weft_event room;       /* set when a connection ends (max_conns) */
+  weft_task *main_task;  /* the user's main, while it runs */
+  bool failed;           /* an acceptor lost its listener: exit 1 */
   weft_task *acceptors[WEFT_CLUSTER_MAX_LISTENERS];
   int nacceptors;
 };
+
+/* The signals a supervisor and its workers take (SIGTERM, SIGINT, SIGQUIT,
+ * SIGHUP) in *set; blocked in the calling thread at once (as weft's, so
+ * that children start without them blocked), before anything is started:
+ * one that comes before its task waits for it is held, not fatal. Returns
+ * 0 or a negative errno; the mask before goes to *old (may be NULL), for
+ * weft__sigmask_restore. */
+int weft__cluster_block_signals(sigset_t *set, sigset_t *old);
+
+/* Balance of a shared socket (balance.c). create makes the shared table
+ * (before any fork; nothing for REUSEPORT or one worker), free unmaps it.
+ * publish stores the calling worker's count of connections (not while it
+ * drains), leave clears slot index's entry if pid still owns it, ahead
+ * tells whether the calling worker holds clearly more connections than the
+ * least loaded other one. */
+int weft__balance_create(weft_cluster *c);
+void weft__balance_free(weft_cluster *c);
+void weft__balance_publish(const weft_worker *w);
+void weft__balance_leave(const weft_cluster *c, int index, pid_t pid);
+bool weft__balance_ahead(const weft_worker *w);
 
 /* Runs a worker: the function weft_proc_start runs in the child. */
 int weft__cluster_worker_main(void *slot);

@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <weft/io.h>
 
+#include "../core/sigmask.h"
+#include "../core/stack.h"
 #include "cluster-private.h"
 
 void weft_cluster_opts_init(weft_cluster_opts *o) {
@@ -33,7 +35,7 @@ int weft_cluster_create(weft_cluster **out, const weft_cluster_opts *o) {
       o->workers > WEFT_CLUSTER_MAX_WORKERS ||
       (o->accept_mode != WEFT_ACCEPT_SHARED &&
        o->accept_mode != WEFT_ACCEPT_REUSEPORT) ||
-      o->drain_timeout < 0)
+      o->drain_timeout < 0 || o->conn_stack_size > WEFT__STACK_MAX)
     return -EINVAL;
   weft_cluster *c = calloc(1, sizeof *c);
   if (!c)
@@ -43,6 +45,13 @@ int weft_cluster_create(weft_cluster **out, const weft_cluster_opts *o) {
     int err = -errno;
     free(c);
     return err;
+  }
+  int rc = weft__balance_create(c);
+  if (rc < 0) {
+    close(c->ctl[0]);
+    close(c->ctl[1]);
+    free(c);
+    return rc;
   }
   atomic_init(&c->requests, 0);
   weft_event_init(&c->changed);
@@ -133,15 +142,17 @@ int weft_cluster_listen(weft_cluster *c, const char *address) {
 }
 
 int weft_cluster_listener_port(const weft_cluster *c, int i) {
-  if (!c || i < 0 || i >= c->nlisteners)
+  if (!c || i < 0 || i >= c->nlisteners || c->listeners[i].fds[0] < 0)
     return -EINVAL;
   return bound_port(c->listeners[i].fds[0]);
 }
 
-/* Async-signal-safe: an atomic or and a write(2). */
+/* Async-signal-safe: an atomic or, a getpid(2) and a write(2). */
 static int request(weft_cluster *c, int what) {
   if (!c)
     return -EINVAL;
+  if (c->pid && c->pid != getpid())
+    return -EPERM; /* a worker's copy of its supervisor's cluster */
   atomic_fetch_or(&c->requests, what);
   int saved = errno;
   ssize_t r = write(c->ctl[1], "", 1);
@@ -167,6 +178,7 @@ void weft_cluster_free(weft_cluster *c) {
     close_listener(&c->listeners[i]);
   close(c->ctl[0]);
   close(c->ctl[1]);
+  weft__balance_free(c);
   weft_event_destroy(&c->changed);
   weft_event_destroy(&c->killer_wake);
   free(c);
@@ -188,4 +200,13 @@ void weft__cluster_log(const weft_cluster *c, const char *fmt, ...) {
   /* One write: lines of several processes do not interleave. */
   ssize_t r = write(c->o.log_fd, line, (size_t)n);
   (void)r;
+}
+
+int weft__cluster_block_signals(sigset_t *set, sigset_t *old) {
+  sigemptyset(set);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGQUIT);
+  sigaddset(set, SIGHUP);
+  return weft__sigmask_block(set, old);
 }

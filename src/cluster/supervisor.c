@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <weft/io.h>
 
+#include "../core/sigmask.h"
 #include "cluster-private.h"
 
 /* A worker that ran this long had a good start: if it dies, it is
@@ -35,7 +36,10 @@
 /* How long a worker told to stop at once (SIGQUIT) has before SIGKILL; a
  * draining one has opts.drain_timeout plus DRAIN_GRACE. */
 #define STOP_NOW_GRACE WEFT_SEC(2)
-#define DRAIN_GRACE    WEFT_SEC(5)
+
+/* How long the messages of a worker that exited may take to be read. */
+#define READER_GRACE WEFT_SEC(1)
+#define DRAIN_GRACE  WEFT_SEC(5)
 
 static void describe_exit(char *buf, size_t cap, int code) {
   if (code >= 0)
@@ -54,10 +58,37 @@ static void *read_messages(void *arg) {
     if (rc == -ENOMEM && weft_sleep(WEFT_MS(10)) == 0)
       continue;
     if (rc < 0)
-      return NULL; /* the worker is gone, or the slot cancelled us */
-    c->o.on_message(c, s->index, msg, len, c->o.message_arg);
+      return NULL;       /* the worker is gone, or the slot cancelled us */
+    if (c->o.on_message) /* else read and dropped: a sender never blocks */
+      c->o.on_message(c, s->index, msg, len, c->o.message_arg);
     free(msg);
   }
+}
+
+/* Tells s's worker to stop, or ends s's wait for its next start. */
+static void stop_slot(weft_cluster *c, struct slot *s, bool now) {
+  if (s->proc) {
+    weft_proc_signal(s->proc, now ? SIGQUIT : SIGTERM);
+    int64_t at =
+        weft_now() + (now ? STOP_NOW_GRACE : c->o.drain_timeout + DRAIN_GRACE);
+    if (at < s->kill_at)
+      s->kill_at = at;
+  } else {
+    weft_task_cancel(s->task);
+  }
+}
+
+/* A reload's slot that has its worker running retires the slots of the
+ * same index of older generations: only now, so that a reload whose new
+ * workers cannot start (no memory, a process limit sized for one
+ * generation) leaves the old ones serving. */
+static void retire_older(weft_cluster *c, const struct slot *s) {
+  for (struct slot *o = c->slots; o; o = o->next)
+    if (o->index == s->index && o->generation < s->generation && !o->retired) {
+      o->retired = true;
+      stop_slot(c, o, false);
+      weft_event_set(&c->killer_wake);
+    }
 }
 
 static int start_worker(struct slot *s) {
@@ -79,23 +110,33 @@ static int start_worker(struct slot *s) {
   }
   s->started_at = weft_now();
   s->kill_at = INT64_MAX;
-  if (c->o.on_message && weft_task_spawn(&s->reader, read_messages, s,
-                                         &(weft_task_opts){
-                                             .name = "cluster-messages",
-                                         }) < 0) {
+  if (weft_task_spawn(&s->reader, read_messages, s,
+                      &(weft_task_opts){.name = "cluster-messages"}) < 0) {
     s->reader = NULL;
     weft__cluster_log(c, "worker %d: no task to read its messages", s->index);
   }
   weft__cluster_log(c, "worker %d (pid %d, generation %u) started", s->index,
                     (int)weft_proc_pid(s->proc), s->generation);
+  retire_older(c, s);
   return 0;
 }
 
-/* After the worker's exit: its reader ends, its pipe and handle go. */
+/* After the worker's exit: its reader ends, the broadcasts sending on its
+ * pipe end, its pipe and handle go. */
 static void end_worker(struct slot *s) {
+  while (s->sends > 0) {
+    weft_event_clear(&s->sends_done);
+    if (s->sends > 0)
+      weft_event_wait(&s->sends_done, WEFT_FOREVER); /* never cancelled */
+  }
   if (s->reader) {
-    weft_task_cancel(s->reader);
-    weft_task_join(s->reader, WEFT_FOREVER, NULL);
+    /* What the worker sent before it exited is still to be read: the
+     * reader ends at the pipe's end, unless a process the worker left
+     * behind holds the pipe open. */
+    if (weft_task_join(s->reader, READER_GRACE, NULL) == -ETIMEDOUT) {
+      weft_task_cancel(s->reader);
+      weft_task_join(s->reader, WEFT_FOREVER, NULL);
+    }
     weft_task_detach(s->reader);
     s->reader = NULL;
   }
@@ -118,6 +159,17 @@ static void unlink_slot(weft_cluster *c, struct slot *s) {
     }
 }
 
+/* Tells weft_cluster_run how the first start of s's worker went. */
+static void report_first_start(weft_cluster *c, struct slot *s, int rc) {
+  if (s->first_reported || !c->starting)
+    return;
+  s->first_reported = true;
+  c->first_starts++;
+  if (rc < 0 && c->start_error == 0)
+    c->start_error = rc;
+  weft_event_set(&c->changed);
+}
+
 static void *slot_main(void *arg) {
   struct slot *s = arg;
   weft_cluster *c = s->cluster;
@@ -126,27 +178,29 @@ static void *slot_main(void *arg) {
   s->task = weft_task_current();
   int64_t backoff = 0;
   for (;;) {
-    if (!s->proc) {
-      /* A stop or a reload cancels this sleep (only a slot without a
-       * worker is ever cancelled), which ends the slot below. */
-      if (backoff > 0 && weft_sleep(backoff) != 0)
-        break;
-      if (c->stopping || s->retired)
-        break;
-      int rc = start_worker(s);
-      if (rc < 0) {
-        backoff = next_backoff(backoff);
-        weft__cluster_log(c,
-                          "worker %d could not be started (%s): next try "
-                          "in %.1f s",
-                          s->index, weft_strerror(rc), (double)backoff / 1e9);
-        continue;
-      }
+    /* A stop or a reload cancels this sleep (only a slot without a
+     * worker is ever cancelled), which ends the slot below. */
+    if (backoff > 0 && weft_sleep(backoff) != 0)
+      break;
+    if (c->stopping || s->retired)
+      break;
+    int rc = start_worker(s);
+    report_first_start(c, s, rc);
+    if (rc < 0) {
+      if (c->starting)
+        break; /* weft_cluster_run fails, and stops the others */
+      backoff = next_backoff(backoff);
+      weft__cluster_log(c,
+                        "worker %d could not be started (%s): next try "
+                        "in %.1f s",
+                        s->index, weft_strerror(rc), (double)backoff / 1e9);
+      continue;
     }
     int code = 0;
     pid_t pid = weft_proc_pid(s->proc);
     weft_proc_join(s->proc, WEFT_FOREVER, &code); /* never cancelled */
     int64_t lived = weft_now() - s->started_at;
+    weft__balance_leave(c, s->index, pid);
     end_worker(s);
     char how[96];
     describe_exit(how, sizeof how, code);
@@ -160,56 +214,37 @@ static void *slot_main(void *arg) {
     weft__cluster_log(c, "worker %d (pid %d) %s: restarting it in %.1f s",
                       s->index, (int)pid, how, (double)backoff / 1e9);
   }
+  report_first_start(c, s, 0);
   unlink_slot(c, s);
+  weft_event_destroy(&s->sends_done);
   free(s);
   c->live_slots--;
   weft_event_set(&c->changed);
   return NULL;
 }
 
-static struct slot *new_slot(weft_cluster *c, int index) {
+/* A slot for worker index of the newest generation, with its task, which
+ * starts the worker. Returns 0, or the spawn's error (nothing is left). */
+static int add_slot(weft_cluster *c, int index) {
   struct slot *s = calloc(1, sizeof *s);
   if (!s)
-    return NULL;
+    return -ENOMEM;
   s->cluster = c;
   s->index = index;
   s->generation = c->generation;
   s->kill_at = INT64_MAX;
-  s->next = c->slots;
-  c->slots = s;
-  return s;
-}
-
-/* Gives s its task. On failure the slot is dropped, and its worker (if it
- * was started) stopped. */
-static int run_slot(weft_cluster *c, struct slot *s) {
+  weft_event_init(&s->sends_done);
   int rc = weft_task_spawn(NULL, slot_main, s,
                            &(weft_task_opts){.name = "cluster-slot"});
-  if (rc == 0) {
-    c->live_slots++;
-    return 0;
+  if (rc < 0) {
+    weft_event_destroy(&s->sends_done);
+    free(s);
+    return rc;
   }
-  if (s->proc) {
-    weft_proc_kill(s->proc);
-    weft_proc_join(s->proc, WEFT_FOREVER, NULL);
-    end_worker(s);
-  }
-  unlink_slot(c, s);
-  free(s);
-  return rc;
-}
-
-/* Tells s's worker to stop, or ends s's wait for its next start. */
-static void stop_slot(weft_cluster *c, struct slot *s, bool now) {
-  if (s->proc) {
-    weft_proc_signal(s->proc, now ? SIGQUIT : SIGTERM);
-    int64_t at =
-        weft_now() + (now ? STOP_NOW_GRACE : c->o.drain_timeout + DRAIN_GRACE);
-    if (at < s->kill_at)
-      s->kill_at = at;
-  } else {
-    weft_task_cancel(s->task);
-  }
+  s->next = c->slots;
+  c->slots = s;
+  c->live_slots++;
+  return 0;
 }
 
 static void close_listeners(weft_cluster *c) {
@@ -241,37 +276,19 @@ static void begin_stop(weft_cluster *c, bool now) {
 static void reload(weft_cluster *c) {
   if (c->stopping)
     return;
-  struct slot *old = c->slots;
   c->generation++;
   weft__cluster_log(c, "reloading: starting generation %u", c->generation);
-  /* The new generation first, so that someone accepts while the old one
-   * drains; what comes between waits in the listeners' queues, which the
-   * supervisor keeps open. */
+  /* Each new worker, once it runs, retires the old one of its index
+   * (retire_older): someone accepts all along, and what comes between
+   * waits in the listeners' queues, which the supervisor keeps open. */
   for (int i = 0; i < c->o.workers; i++) {
-    struct slot *s = new_slot(c, i);
-    if (!s) {
-      weft__cluster_log(c, "reload: out of memory for worker %d", i);
-      continue;
-    }
-    s->generation = c->generation;
-    int rc = start_worker(s);
+    int rc = add_slot(c, i);
     if (rc < 0)
       weft__cluster_log(c,
-                        "worker %d could not be started (%s): the slot "
-                        "tries again",
+                        "reload: no task for worker %d (%s): the old one "
+                        "stays",
                         i, weft_strerror(rc));
-    rc = run_slot(c, s);
-    if (rc < 0)
-      weft__cluster_log(c, "reload: no task for worker %d (%s)", i,
-                        weft_strerror(rc));
   }
-  for (struct slot *s = old; s; s = s->next) {
-    if (s->retired)
-      continue;
-    s->retired = true;
-    stop_slot(c, s, false);
-  }
-  weft_event_set(&c->killer_wake);
 }
 
 static void apply_requests(weft_cluster *c) {
@@ -296,11 +313,7 @@ static void *control_main(void *arg) {
 static void *signals_main(void *arg) {
   weft_cluster *c = arg;
   sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGQUIT);
-  sigaddset(&set, SIGHUP);
+  weft__cluster_block_signals(&set, NULL); /* blocked already */
   for (;;) {
     int sig = weft_signal_wait(&set, WEFT_FOREVER);
     if (sig < 0)
@@ -340,21 +353,6 @@ static void *killer_main(void *arg) {
   }
 }
 
-/* Stops and reaps the workers started so far, for a first start that
- * failed. */
-static void undo_start(weft_cluster *c) {
-  while (c->slots) {
-    struct slot *s = c->slots;
-    c->slots = s->next;
-    if (s->proc) {
-      weft_proc_kill(s->proc);
-      weft_proc_join(s->proc, WEFT_FOREVER, NULL);
-      end_worker(s);
-    }
-    free(s);
-  }
-}
-
 static int start_helpers(weft_cluster *c, weft_task **t) {
   weft_task_fn fns[3] = {control_main, signals_main, killer_main};
   const char *names[3] = {"cluster-control", "cluster-signals",
@@ -375,45 +373,83 @@ static int start_helpers(weft_cluster *c, weft_task **t) {
   return 0;
 }
 
+/* The four signals' instances that came after the stop began are taken, so
+ * that the mask the caller had can come back without them. */
+static void drop_pending(const sigset_t *set) {
+  struct timespec zero = {0, 0};
+  while (sigtimedwait(set, NULL, &zero) > 0) {
+  }
+}
+
 static int supervise(weft_cluster *c) {
   c->thread = pthread_self();
-  c->supervising = true;
-  if (atomic_load(&c->requests) & (REQUEST_STOP | REQUEST_STOP_NOW))
+  c->pid = getpid();
+  /* A reload before the run has nothing to reload. */
+  int r = atomic_fetch_and(&c->requests, ~REQUEST_RELOAD);
+  if (r & (REQUEST_STOP | REQUEST_STOP_NOW))
     return 0; /* stopped before it ran */
-  int rc = 0;
-  for (int i = 0; i < c->o.workers && rc == 0; i++) {
-    struct slot *s = new_slot(c, i);
-    rc = s ? start_worker(s) : -ENOMEM;
-  }
-  weft_task *helpers[3];
-  if (rc == 0)
-    rc = start_helpers(c, helpers);
+  /* The run waits for its workers whatever the caller's deadline; a
+   * cancellation stops them now, and the run still waits for them. */
+  int64_t deadline;
+  weft_deadline_set(WEFT_FOREVER, &deadline);
+  sigset_t set, mask;
+  int rc = weft__cluster_block_signals(&set, &mask);
   if (rc < 0) {
-    weft__cluster_log(c, "could not start the workers: %s", weft_strerror(rc));
-    undo_start(c);
-    c->supervising = false;
+    weft_deadline_set(deadline, NULL);
     return rc;
   }
-  for (struct slot *s = c->slots, *next; s; s = next) {
-    next = s->next;
-    if (run_slot(c, s) < 0)
-      weft__cluster_log(c, "no task to supervise worker %d", s->index);
+  weft_task *helpers[3];
+  rc = start_helpers(c, helpers);
+  if (rc < 0) {
+    weft__sigmask_restore(&mask);
+    weft_deadline_set(deadline, NULL);
+    return rc;
   }
+  c->supervising = true;
+  c->starting = true;
+  for (int i = 0; i < c->o.workers && rc == 0; i++)
+    rc = add_slot(c, i);
+  if (rc < 0 && c->start_error == 0)
+    c->start_error = rc;
+  bool cancelled = false;
   while (c->live_slots > 0) {
+    if (c->starting && (c->first_starts == c->live_slots || c->start_error)) {
+      c->starting = false;
+      if (c->start_error) {
+        weft__cluster_log(c, "could not start the workers: %s",
+                          weft_strerror(c->start_error));
+        begin_stop(c, true);
+      }
+    }
     weft_event_clear(&c->changed);
     if (c->live_slots == 0)
       break;
-    weft_event_wait(&c->changed, WEFT_FOREVER);
+    if (weft_event_wait(&c->changed, WEFT_FOREVER) == -ECANCELED &&
+        !cancelled) {
+      cancelled = true;
+      weft_task_shield(); /* the waits below must wait */
+      weft__cluster_log(c, "the task that runs the cluster was cancelled");
+      begin_stop(c, true);
+    }
   }
+  if (!cancelled)
+    weft_task_shield(); /* the helpers are cancelled and joined in full */
   for (int i = 0; i < 3; i++) {
     weft_task_cancel(helpers[i]);
     weft_task_join(helpers[i], WEFT_FOREVER, NULL);
     weft_task_detach(helpers[i]);
   }
+  weft_task_unshield();
   c->killer = NULL;
   c->supervising = false;
+  c->starting = false;
+  drop_pending(&set);
+  weft__sigmask_restore(&mask);
+  weft_deadline_set(deadline, NULL);
   weft__cluster_log(c, "stopped");
-  return 0;
+  if (c->start_error)
+    return c->start_error;
+  return cancelled ? -ECANCELED : 0;
 }
 
 static void *supervise_task(void *arg) {
@@ -439,13 +475,21 @@ int weft_cluster_broadcast(weft_cluster *c, const void *msg, size_t len) {
     return -EINVAL;
   if (len > WEFT_MSGPIPE_MAX)
     return -EMSGSIZE;
-  if (!c->supervising || !pthread_equal(c->thread, pthread_self()) ||
-      !weft_task_current())
+  if (!c->supervising || c->pid != getpid() ||
+      !pthread_equal(c->thread, pthread_self()) || !weft_task_current())
     return -EPERM;
   int reached = 0;
-  for (struct slot *s = c->slots; s; s = s->next)
-    if (s->pipe &&
-        weft_msgpipe_send(s->pipe, msg ? msg : "", len, WEFT_SEC(1)) == 0)
-      reached++;
+  /* A slot is neither freed nor unlinked while a send on its pipe is
+   * under way (end_worker waits for sends to end), so s->next is read
+   * from a slot still in the list. */
+  for (struct slot *s = c->slots; s; s = s->next) {
+    if (!s->pipe)
+      continue;
+    s->sends++;
+    int rc = weft_msgpipe_send(s->pipe, msg ? msg : "", len, WEFT_SEC(1));
+    if (--s->sends == 0)
+      weft_event_set(&s->sends_done);
+    reached += rc == 0;
+  }
   return reached;
 }

@@ -58,6 +58,11 @@ static void close_inherited(weft_cluster *c, struct slot *mine) {
   }
   close(c->ctl[0]);
   close(c->ctl[1]);
+  /* What is left of the supervisor's records must not look usable here:
+   * stop, reload and broadcast refuse in a worker (-EPERM). */
+  c->ctl[0] = c->ctl[1] = -1;
+  c->supervising = false;
+  c->slots = NULL;
 }
 
 static int listener_fd(const weft_cluster *c, int i, int index) {
@@ -83,11 +88,14 @@ static void pin(const weft_worker *w) {
   }
 }
 
+static void wake_conns(weft_worker *w, bool only_idle);
+
 static void begin_drain(weft_worker *w, bool now) {
   if (now)
     w->stop_now = true;
   if (w->draining)
     return;
+  weft__balance_leave(w->cluster, w->index, w->pid);
   w->draining = true;
   weft_event_set(&w->drain);
   weft_event_set(&w->wake);
@@ -95,22 +103,24 @@ static void begin_drain(weft_worker *w, bool now) {
 
 static void *signals_main(void *arg) {
   weft_worker *w = arg;
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGQUIT);
-  sigaddset(&set, SIGHUP); /* the supervisor's business: taken, ignored */
+  sigset_t set; /* SIGHUP is the supervisor's business: taken, ignored */
+  weft__cluster_block_signals(&set, NULL); /* blocked already */
   for (;;) {
     int sig = weft_signal_wait(&set, WEFT_FOREVER);
     if (sig < 0)
       return NULL;
-    if (sig == SIGQUIT)
+    if (sig == SIGQUIT && w->draining && !w->stop_now) {
+      /* A stop now during a graceful drain: what the drain waits for is
+       * cancelled now, not at its timeout. */
+      w->stop_now = true;
+      wake_conns(w, false);
+      if (w->main_task && !w->main_done)
+        weft_task_cancel(w->main_task);
+    } else if (sig == SIGQUIT) {
       begin_drain(w, true);
-    else if (sig != SIGHUP)
+    } else if (sig != SIGHUP) {
       begin_drain(w, false);
-    if (w->stop_now)
-      weft_event_set(&w->wake);
+    }
   }
 }
 
@@ -133,6 +143,7 @@ static void *conn_main(void *arg) {
   weft_io_close(me.fd);
   if (--w->conns == 0)
     weft_event_set(&w->conns_gone);
+  weft__balance_publish(w);
   weft_event_set(&w->room);
   return NULL;
 }
@@ -142,9 +153,15 @@ static void *conn_main(void *arg) {
  * connections wait in the queue meanwhile), rather than spin on an accept
  * that keeps failing. */
 #define ACCEPT_REST_FIRST WEFT_MS(5)
-#define ACCEPT_REST_MAX   WEFT_SEC(1)
 
-static bool accept_error_passes(int rc) {
+/* How an acceptor ahead of the others defers (balance.c): BALANCE_DEFERS
+ * naps of BALANCE_DEFER at most before each accept. */
+#define BALANCE_DEFER   WEFT_US(500)
+#define BALANCE_DEFERS  20
+#define ACCEPT_REST_MAX WEFT_SEC(1)
+
+/* Errors of accept that last a while, for which the acceptor rests. */
+static bool accept_error_lasts(int rc) {
   return rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM;
 }
 
@@ -161,29 +178,49 @@ static void *acceptor_main(void *arg) {
         return NULL;
       continue;
     }
+    /* Ahead of the least loaded worker: let the others take what comes
+     * for a moment (not for ever: they may be too busy to). */
+    for (int i = 0; i < BALANCE_DEFERS && weft__balance_ahead(w); i++)
+      if (weft_sleep(BALANCE_DEFER) == -ECANCELED)
+        return NULL;
     int fd = weft_io_accept(lfd, NULL, NULL, WEFT_FOREVER);
+    int rc = fd;
+    const char *what = "accept";
     if (fd >= 0) {
-      rest = 0;
       w->conns++;
+      weft__balance_publish(w);
       weft_event_clear(&w->conns_gone);
-      int rc = weft_task_spawn(NULL, conn_main, (void *)(intptr_t)fd, &opts);
-      if (rc == 0)
+      rc = weft_task_spawn(NULL, conn_main, (void *)(intptr_t)fd, &opts);
+      if (rc == 0) {
+        rest = 0;
         continue;
+      }
       w->conns--;
+      weft__balance_publish(w);
       weft_io_close(fd);
-      fd = rc; /* no task for it: rest as for no memory */
-    }
-    if (fd == -ECANCELED || fd == -EBADF || fd == -EINVAL)
-      return NULL; /* draining, or the listener is gone */
-    /* Anything else (a connection reset before it was taken, a firewall's
-     * -EPERM, a protocol error) concerns one connection: go on. Running
-     * out of fds or memory rests a while, and is logged once a second. */
-    if (!accept_error_passes(fd) && fd != -ENOMEM)
+      what = "no task for a connection";
+    } else if (fd == -ECANCELED && w->draining) {
+      return NULL;
+    } else if (!accept_error_lasts(fd) && fd != -EBADF && fd != -EINVAL &&
+               fd != -ENOTSOCK && fd != -ECANCELED) {
+      /* It concerns one connection (a reset before it was taken, a
+       * firewall's -EPERM, a protocol error): go on. */
       continue;
+    } else if (!accept_error_lasts(fd)) {
+      /* The listener is gone, or the task cancelled by someone else: this
+       * worker cannot serve; it drains and exits 1, to be replaced. */
+      weft__cluster_log(c, "worker %d: accept: %s; the worker stops", w->index,
+                        weft_strerror(fd));
+      w->failed = true;
+      begin_drain(w, false);
+      return NULL;
+    }
+    /* Out of fds, of memory, or of tasks: rest a while (the connections
+     * wait in the queue meanwhile), logging once a second. */
     int64_t now = weft_now();
     if (now - last_log >= WEFT_SEC(1)) {
-      weft__cluster_log(c, "worker %d: accept: %s; resting", w->index,
-                        weft_strerror(fd));
+      weft__cluster_log(c, "worker %d: %s: %s; resting", w->index, what,
+                        weft_strerror(rc));
       last_log = now;
     }
     rest = rest ? rest * 2 : ACCEPT_REST_FIRST;
@@ -239,9 +276,10 @@ static void drain(weft_worker *w, weft_task *main_task) {
   for (int i = 0; i < c->nlisteners; i++)
     weft_io_close(listener_fd(c, i, w->index));
   wake_conns(w, true);
-  while (!conns_end_by(w, w->stop_now ? weft_now() : deadline)) {
+  if (!conns_end_by(w, deadline)) {
     wake_conns(w, false);
-    deadline = INT64_MAX; /* cancelled: they end when their cleanup does */
+    conns_end_by(w, INT64_MAX); /* cancelled: they end with their cleanup */
+    deadline = INT64_MAX;
   }
   if (main_task && !w->main_done) {
     int64_t left =
@@ -272,6 +310,7 @@ static void *worker_main(void *arg) {
       weft_task_spawn(&main_task, user_main, w,
                       &(weft_task_opts){.name = "worker-main"}) < 0)
     begin_drain(w, true);
+  w->main_task = main_task;
   while (!w->draining && !(c->nlisteners == 0 && w->main_done)) {
     weft_event_clear(&w->wake);
     if (w->draining || (c->nlisteners == 0 && w->main_done))
@@ -281,21 +320,25 @@ static void *worker_main(void *arg) {
   drain(w, main_task);
   if (main_task) {
     weft_task_join(main_task, WEFT_FOREVER, NULL);
+    w->main_task = NULL;
     weft_task_detach(main_task);
   }
   weft_task_detach(signals); /* a daemon: cancelled as weft_run ends */
-  return NULL;
+  return (void *)(intptr_t)(w->failed ? 1 : 0);
 }
 
 int weft__cluster_worker_main(void *arg) {
   struct slot *s = arg;
   weft_cluster *c = s->cluster;
   close_inherited(c, s);
+  sigset_t set;
+  weft__cluster_block_signals(&set, NULL);
   weft_worker w = {
       .cluster = c,
       .index = s->index,
       .generation = s->generation,
       .pipe = s->far_end,
+      .pid = getpid(),
   };
   s->far_end = NULL; /* the supervisor's copy of it is closed there */
   char name[16];
@@ -309,6 +352,7 @@ int weft__cluster_worker_main(void *arg) {
   weft_event_init(&w.room);
   weft_event_set(&w.conns_gone);
   self_worker = &w;
+  weft__balance_publish(&w); /* here, accepting, with none */
   if (weft_task_key_create(&conn_key, NULL) < 0)
     return 71;
   void *result = NULL;

@@ -166,7 +166,7 @@ void weft__hub_stamp_parked(weft__hub *h);
 /* In a child of fork() that will never return into the task that forked
  * (weft_proc_start's): the thread runs outside any hub and coroutine from
  * here on, and may start a hub of its own. What the old hub held stays
- * unreachable in the child's copy of memory. */
+ * unreachable in the child's copy of memory; its poller's fds are closed. */
 void weft__hub_forget_in_child(void);
 
 /* Marks t cancelled and wakes it with -ECANCELED if it is parked, unless

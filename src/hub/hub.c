@@ -409,6 +409,11 @@ static int loop(weft__hub *h) {
 }
 
 void weft__hub_forget_in_child(void) {
+  /* Its poller's fds would otherwise stay open in the child for its whole
+   * life (a cluster's workers are such children). The hubs of the
+   * parent's other threads are out of reach here. */
+  if (weft__hub_current)
+    weft__poller_close_in_child(weft__hub_current->poller);
   weft__hub_current = NULL;
   weft__coro_running = NULL;
 }

@@ -14,8 +14,8 @@
  *
  * Exclusive arming (WEFT__POLL_EXCLUSIVE) cannot be one-shot: the kernel
  * takes EPOLLEXCLUSIVE only with EPOLL_CTL_ADD and refuses it with
- * EPOLLONESHOT and with MOD. So such an fd is added level-triggered (slot
- * EXCLUSIVE_SLOT) and deleted when it is reported or armed otherwise: two
+ * EPOLLONESHOT and with MOD. So such an fd is added (slot EXCLUSIVE_SLOT)
+ * and deleted when it is reported or armed otherwise: two
  * system calls per wait instead of one, for the fds that ask (listening
  * sockets, whose waits are few next to their accepts). The delete is also
  * what sends this poller to the back of the socket's queue of waiters,
@@ -75,6 +75,11 @@ int weft__poller_new(weft__poller **out) {
   return 0;
 }
 
+void weft__poller_close_in_child(weft__poller *p) {
+  close(p->wake_fd);
+  close(p->epfd);
+}
+
 void weft__poller_free(weft__poller *p) {
   weft__fdtable_fini(&p->fds);
   close(p->wake_fd);
@@ -84,12 +89,16 @@ void weft__poller_free(weft__poller *p) {
 
 enum { EXCLUSIVE_SLOT = 2 };
 
-/* Adds fd level-triggered with EPOLLEXCLUSIVE. Returns 0, a negative errno,
- * or 1 when it must be armed as an ordinary fd: a kernel before 4.5
- * (EINVAL, remembered), or an fd registered through a dup (EEXIST). */
+/* Adds fd with EPOLLEXCLUSIVE, edge-triggered: an fd that is ready when
+ * added is reported once all the same, and an entry that outlives its
+ * delete (an fd closed with close(2) while armed, whose file other
+ * processes keep open) is reported once per new readiness, not at every
+ * wait. Returns 0, a negative errno, or 1 when it must be armed as an
+ * ordinary fd: a kernel before 4.5, which refuses the flag (EINVAL,
+ * remembered). */
 static int arm_exclusive(weft__poller *p, weft__fd_entry *e, int fd,
                          unsigned events, void *data) {
-  struct epoll_event ev = {.events = EPOLLEXCLUSIVE, .data.fd = fd};
+  struct epoll_event ev = {.events = EPOLLEXCLUSIVE | EPOLLET, .data.fd = fd};
   if (events & WEFT__POLL_IN)
     ev.events |= EPOLLIN;
   if (events & WEFT__POLL_OUT)
@@ -98,12 +107,19 @@ static int arm_exclusive(weft__poller *p, weft__fd_entry *e, int fd,
       errno != ENOENT)
     return -errno;
   e->slot = 0;
-  if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    if (errno == EINVAL)
-      p->no_exclusive = false;
-    if (errno == EINVAL || errno == EEXIST)
-      return 1;
-    return -errno;
+  int rc = epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+  if (rc != 0 && errno == EEXIST) {
+    /* Registered, and the table did not know (a close and a reuse of the
+     * number): neither MOD nor ADD reaches it, a delete does. */
+    if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) != 0)
+      return -errno;
+    rc = epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+  }
+  if (rc != 0) {
+    if (errno != EINVAL)
+      return -errno;
+    p->no_exclusive = true;
+    return 1;
   }
   e->slot = EXCLUSIVE_SLOT;
   e->events = events;
@@ -204,8 +220,8 @@ int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
       continue;    /* disarmed since the kernel queued the event */
     e->events = 0; /* one-shot: the kernel disabled it too */
     if (e->slot == EXCLUSIVE_SLOT) {
-      /* Level-triggered: made one-shot here. Should the delete fail, the
-       * next arming deletes it again. */
+      /* Made one-shot here. Should the delete fail, the next arming
+       * deletes it again. */
       if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL) == 0 || errno == ENOENT)
         e->slot = 0;
     }

@@ -68,6 +68,11 @@ int weft__poller_new(weft__poller **out) {
   return 0;
 }
 
+void weft__poller_close_in_child(weft__poller *p) {
+  close(p->wake_rd);
+  close(p->wake_wr);
+}
+
 void weft__poller_free(weft__poller *p) {
   close(p->wake_rd);
   close(p->wake_wr);

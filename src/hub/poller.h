@@ -62,6 +62,11 @@ int weft__poller_new(weft__poller **out);
 /* Releases it; fds it watched are not closed. */
 void weft__poller_free(weft__poller *p);
 
+/* In a child made by fork: closes the fds of the parent's poller p (its
+ * epoll fd, its wake fd), which the child inherited and will never use.
+ * p's memory stays as it is, unreachable. */
+void weft__poller_close_in_child(weft__poller *p);
+
 /* Arms fd for events (WEFT__POLL_IN | WEFT__POLL_OUT) with data, until its
  * first report; or disarms and forgets it when events is 0 (forgetting an
  * unwatched fd is not an error).

@@ -346,7 +346,7 @@ void weft__task_cancel_wake(weft_task *t) {
 }
 
 bool weft__task_interrupt(weft_task *t, int code) {
-  if (t->state != WEFT__TASK_PARKED || t->shielded ||
+  if (t->state != WEFT__TASK_PARKED || t->shielded || t->shield_depth > 0 ||
       (t->waiter && weft__waiter_woken(t->waiter)))
     return false;
   weft__task_wake(t, code);

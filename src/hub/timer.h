@@ -84,6 +84,13 @@ static inline bool weft__timeout_bad(int64_t timeout) {
 
 int64_t weft__deadline_after_slow(int64_t timeout); /* reads the clock */
 
+/* now + timeout, saturating, WEFT_FOREVER giving INT64_MAX: the end of a
+ * wait weft must finish whatever the caller's deadline (a condition taking
+ * its lock back). Every other wait uses weft__deadline_after. */
+static inline int64_t weft__deadline_after_unclamped(int64_t timeout) {
+  return timeout < 0 ? INT64_MAX : weft__deadline_after_slow(timeout);
+}
+
 /* Whether any task or thread ever set a deadline (weft_deadline_set):
  * until one does, no wait looks for one (deadline.c). */
 extern atomic_bool weft__deadlines_used;
@@ -98,7 +105,7 @@ int64_t weft__deadline_clamp(int64_t deadline);
  * negative gives INT64_MAX too, but the public calls have rejected the
  * others (weft__timeout_bad) before they come here. */
 static inline int64_t weft__deadline_after(int64_t timeout) {
-  int64_t d = timeout < 0 ? INT64_MAX : weft__deadline_after_slow(timeout);
+  int64_t d = weft__deadline_after_unclamped(timeout);
   if (__builtin_expect(
           atomic_load_explicit(&weft__deadlines_used, memory_order_relaxed), 0))
     d = weft__deadline_clamp(d);

@@ -87,7 +87,13 @@ int weft_io_wait(int fd, unsigned events, int64_t timeout) {
     int rc = weft__io_wait_thread(fd, events, 0);
     return rc == -ETIMEDOUT ? -ECANCELED : rc;
   }
-  return weft__io_wait_until(self, fd, events, weft__deadline_after(timeout));
+  int64_t deadline = weft__deadline_after(timeout);
+  /* The caller's deadline has passed (weft_deadline_set): readiness is
+   * still an answer, as for any call that need not wait. */
+  if (atomic_load_explicit(&weft__deadlines_used, memory_order_relaxed) &&
+      deadline <= weft__now())
+    return weft__io_wait_thread(fd, events, 0);
+  return weft__io_wait_until(self, fd, events, deadline);
 }
 
 int weft_io_close(int fd) {

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/signalfd.h>
@@ -19,6 +20,53 @@
 
 #include "../core/sigmask.h"
 #include "../hub/timer.h"
+
+/* The signalfds of the waits under way in this process, so that a child
+ * made by fork closes its copies (they belong to the parent's waits, which
+ * the child does not have, and would stay open for the child's life: a
+ * cluster's workers are forks of a supervisor that waits for signals).
+ * Each node lives in its wait's frame. */
+struct live_fd {
+  int fd;
+  struct live_fd *prev, *next;
+};
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct live_fd *live;
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+
+static void close_live_in_child(void) {
+  for (struct live_fd *l = live; l; l = l->next)
+    close(l->fd);
+  live = NULL;
+  /* Another thread of the parent may have held it at the fork. */
+  pthread_mutex_init(&live_mu, NULL);
+}
+
+static void install_close_in_child(void) {
+  pthread_atfork(NULL, NULL, close_live_in_child);
+}
+
+static void live_add(struct live_fd *l) {
+  pthread_once(&live_once, install_close_in_child);
+  pthread_mutex_lock(&live_mu);
+  l->prev = NULL;
+  l->next = live;
+  if (live)
+    live->prev = l;
+  live = l;
+  pthread_mutex_unlock(&live_mu);
+}
+
+static void live_remove(struct live_fd *l) {
+  pthread_mutex_lock(&live_mu);
+  if (l->prev)
+    l->prev->next = l->next;
+  else
+    live = l->next;
+  if (l->next)
+    l->next->prev = l->prev;
+  pthread_mutex_unlock(&live_mu);
+}
 
 int weft_signal_wait(const sigset_t *set, int64_t timeout) {
   /* Both before the signals are blocked: a bad call changes nothing. */
@@ -33,8 +81,11 @@ int weft_signal_wait(const sigset_t *set, int64_t timeout) {
   int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0)
     return -errno;
+  struct live_fd node = {.fd = fd};
+  live_add(&node);
   struct signalfd_siginfo info;
   ssize_t n = weft_io_read(fd, &info, sizeof info, timeout);
+  live_remove(&node);
   weft_io_close(fd);
   if (n < 0)
     return (int)n;

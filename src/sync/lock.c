@@ -239,11 +239,14 @@ static inline bool take_uncontended(weft_lock *l) {
 
 int weft__lock_acquire_at(weft_lock *l, int64_t timeout, bool cancellable,
                           const weft_rlock *as, const void *site) {
-  int rc =
-      take_uncontended(l)
-          ? 0
-          : acquire_slow(l, timeout == 0 ? 0 : weft__deadline_after(timeout),
-                         cancellable, as, site);
+  int rc = take_uncontended(l)
+               ? 0
+               : acquire_slow(l,
+                              timeout == 0 ? 0
+                              : cancellable
+                                  ? weft__deadline_after(timeout)
+                                  : weft__deadline_after_unclamped(timeout),
+                              cancellable, as, site);
   int modes = weft__sync_debug_modes();
   if (__builtin_expect(modes != 0, 0) && rc == 0)
     noted_acquire(l, modes, site, timeout != 0);

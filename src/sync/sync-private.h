@@ -26,7 +26,8 @@ static inline const void *weft__sync_self(void) {
 
 /* weft_lock_acquire for the other primitives: with cancellation ignored
  * when cancellable is false (a condition takes its lock back that way,
- * whatever happened to its waiter), and the call site to report (the
+ * whatever happened to its waiter; nor does the caller's deadline,
+ * weft_deadline_set, end such a wait), and the call site to report (the
  * caller of the public function) for lock-order checking. With as not
  * NULL, l is the lock inside that RLock: its waiters then name the RLock's
  * owner, so that a hub can report a cycle of them as a deadlock. */

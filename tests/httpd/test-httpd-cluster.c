@@ -1,0 +1,470 @@
+/*
+ * The httpd binary in cluster mode, as an operator sees it: a graceful
+ * stop with 200 connections in flight (every response whole), a reload
+ * under load (no request fails, the old workers exit), a worker killed
+ * under load (the service answers on, the worker is replaced), the
+ * supervisor killed (its workers follow within a second), and what an idle
+ * keep-alive connection costs its worker (5 KiB at most).
+ *
+ * The binary runs with its stderr in a log file, which the tests read for
+ * the port and the workers' pids; the load comes from threads of plain
+ * blocking clients.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "harness.h"
+#include "root.h"
+
+#define BIG_BYTES (1 << 20)
+
+/* The sanitizers' shadow memory and larger frames make a measure of
+ * memory theirs. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+static int scaled_ms(int ms) {
+  return (int)(ms * harness_timeout_multiplier());
+}
+
+/* --- the binary ------------------------------------------------------------
+ */
+
+struct httpd {
+  pid_t pid;
+  int port;
+  char log[64];
+};
+
+static struct httpd server;
+
+static void kill_at_exit(void) {
+  if (server.pid > 0)
+    kill(server.pid, SIGKILL);
+  if (server.log[0])
+    unlink(server.log);
+}
+
+/* The log so far, NUL-terminated (static: valid until the next call). */
+static const char *log_text(void) {
+  static char text[1 << 16];
+  int fd = open(server.log, O_RDONLY | O_CLOEXEC);
+  CHECK(fd >= 0);
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  text[n > 0 ? n : 0] = '\0';
+  return text;
+}
+
+static int log_count(const char *what) {
+  int n = 0;
+  for (const char *p = log_text(); (p = strstr(p, what)); p++)
+    n++;
+  return n;
+}
+
+/* Waits up to ms for the log to hold what count times at least. */
+static bool log_wait(const char *what, int count, int ms) {
+  int64_t deadline = harness_now_ns() + (int64_t)scaled_ms(ms) * 1000000;
+  while (log_count(what) < count) {
+    if (harness_now_ns() > deadline)
+      return false;
+    sleep_ms(10);
+  }
+  return true;
+}
+
+/* The pid the log gives the worker of slot index, generation gen. */
+static pid_t worker_pid(int index, unsigned gen) {
+  const char *p = log_text();
+  pid_t pid = 0;
+  while ((p = strstr(p, "worker "))) {
+    int i, n;
+    unsigned g;
+    if (sscanf(p, "worker %d (pid %d, generation %u) started", &i, &n, &g) ==
+            3 &&
+        i == index && g == gen)
+      pid = n;
+    p++;
+  }
+  return pid;
+}
+
+/* Starts httpd with that many workers on a port of the kernel's choosing,
+ * with the tests' root and the extra arguments, and waits for them. */
+static void start_workers(int workers, const char *const *extra) {
+  const char *root = root_make();
+  static char big[BIG_BYTES];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (char)('a' + i % 26);
+  root_file("big.bin", big, sizeof big);
+  strcpy(server.log, "/tmp/httpd-log-XXXXXX");
+  int logfd = mkstemp(server.log);
+  CHECK(logfd >= 0);
+  atexit(kill_at_exit);
+  char nworkers[16];
+  snprintf(nworkers, sizeof nworkers, "%d", workers);
+  const char *argv[32] = {HTTPD_BIN, "--listen",  "127.0.0.1:0", "--root",
+                          root,      "--workers", nworkers};
+  int argc = 7;
+  for (; extra && *extra; extra++)
+    argv[argc++] = *extra;
+  argv[argc] = NULL;
+  fflush(NULL);
+  pid_t parent = getpid();
+  server.pid = fork();
+  CHECK(server.pid >= 0);
+  if (server.pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(0);
+    dup2(logfd, 2);
+    execv(HTTPD_BIN, (char **)argv);
+    _exit(127);
+  }
+  close(logfd);
+  CHECK(log_wait("(port ", 1, 5000));
+  const char *port = strstr(log_text(), "(port ");
+  CHECK(port && sscanf(port, "(port %d)", &server.port) == 1);
+  CHECK(log_wait(") serving", workers, 5000));
+}
+
+static void start(const char *const *extra) { start_workers(2, extra); }
+
+/* Waits up to ms for the supervisor to exit; returns its wait status, or
+ * -1 when it did not. */
+static int wait_exit(int ms) {
+  int64_t deadline = harness_now_ns() + (int64_t)scaled_ms(ms) * 1000000;
+  for (;;) {
+    int status;
+    pid_t r = waitpid(server.pid, &status, WNOHANG);
+    if (r == server.pid) {
+      server.pid = 0;
+      return status;
+    }
+    if (harness_now_ns() > deadline)
+      return -1;
+    sleep_ms(5);
+  }
+}
+
+/* --- load: threads of keep-alive clients ---------------------------------- */
+
+#define LOADERS 4
+
+static atomic_bool load_stop;
+static atomic_long load_ok, load_failed, load_refused;
+static char load_error[256];
+
+static bool send_all(int fd, const char *s, size_t len) {
+  while (len > 0) {
+    ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    s += n;
+    len -= (size_t)n;
+  }
+  return true;
+}
+
+static void *loader(void *arg) {
+  (void)arg;
+  static const char req[] = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+  struct client *c = NULL;
+  int uses = 0;
+  while (!atomic_load(&load_stop)) {
+    if (!c)
+      uses = 0;
+    if (!c && !(c = client_open(server.port))) {
+      atomic_fetch_add(&load_refused, 1);
+      sleep_ms(1);
+      continue;
+    }
+    struct response r;
+    errno = 0;
+    bool ok = send_all(c->fd, req, sizeof req - 1) &&
+              client_response(c, &r, false) == 0 && r.status == 200 &&
+              r.body_len == 12 && memcmp(r.body, "Hello, world", 12) == 0;
+    uses++;
+    if (!ok) {
+      if (atomic_fetch_add(&load_failed, 1) == 0)
+        snprintf(load_error, sizeof load_error,
+                 "request %d on its connection: %s, %zu bytes of answer", uses,
+                 errno ? strerror(errno) : "closed", c->len);
+      client_close(c);
+      c = NULL;
+      continue;
+    }
+    atomic_fetch_add(&load_ok, 1);
+    const char *conn = response_header(&r, "Connection");
+    response_free(&r);
+    if (conn && strcmp(conn, "close") == 0) {
+      client_close(c);
+      c = NULL;
+    }
+  }
+  client_close(c);
+  return NULL;
+}
+
+static pthread_t loaders[LOADERS];
+
+static void load_start(void) {
+  atomic_store(&load_stop, false);
+  for (int i = 0; i < LOADERS; i++)
+    CHECK_EQ(pthread_create(&loaders[i], NULL, loader, NULL), 0);
+}
+
+static void load_end(void) {
+  atomic_store(&load_stop, true);
+  for (int i = 0; i < LOADERS; i++)
+    pthread_join(loaders[i], NULL);
+  printf("  load: %ld ok, %ld failed, %ld refused connects\n",
+         atomic_load(&load_ok), atomic_load(&load_failed),
+         atomic_load(&load_refused));
+}
+
+/* Waits until the load has made n more requests, for ms at most. */
+static bool load_progress(long n, int ms) {
+  long target = atomic_load(&load_ok) + n;
+  int64_t deadline = harness_now_ns() + (int64_t)scaled_ms(ms) * 1000000;
+  while (atomic_load(&load_ok) < target) {
+    if (harness_now_ns() > deadline)
+      return false;
+    sleep_ms(5);
+  }
+  return true;
+}
+
+/* --- the cases ------------------------------------------------------------ */
+
+TEST_TIMEOUT(graceful_stop_finishes_200_connections_in_flight, 60) {
+  enum { HALF = 100 };
+  struct rlimit rl = {4096, 4096};
+  setrlimit(RLIMIT_NOFILE, &rl);
+  start(NULL);
+  static struct client *big[HALF], *part[HALF];
+  /* Half fetch 1 MiB through a small window: their responses are being
+   * sent when the stop comes. */
+  static const char get_big[] = "GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n";
+  for (int i = 0; i < HALF; i++) {
+    big[i] = client_open_rcvbuf(server.port, 16 << 10);
+    CHECK(big[i] != NULL);
+    client_send(big[i], get_big, 0);
+  }
+  /* Half have had a response and sent part of their next request. */
+  for (int i = 0; i < HALF; i++) {
+    part[i] = client_open(server.port);
+    CHECK(part[i] != NULL);
+    struct response r;
+    CHECK_EQ(client_get(part[i], "/hello", &r), 0);
+    CHECK_EQ(r.status, 200);
+    response_free(&r);
+    client_send(part[i], "GET /hello HTTP/1.1\r\nHo", 0);
+  }
+  /* Every big response has begun to arrive. */
+  for (int i = 0; i < HALF; i++) {
+    while (big[i]->len < 16) {
+      ssize_t n = recv(big[i]->fd, big[i]->buf + big[i]->len,
+                       sizeof big[i]->buf - big[i]->len, 0);
+      CHECK(n > 0);
+      big[i]->len += (size_t)n;
+    }
+  }
+  sleep_ms(100); /* the partial heads are read */
+  CHECK_EQ(kill(server.pid, SIGTERM), 0);
+  CHECK(log_wait("stopping gracefully", 1, 5000));
+  for (int i = 0; i < HALF; i++)
+    client_send(part[i], "st: t\r\n\r\n", 0);
+  for (int i = 0; i < HALF; i++) {
+    struct response r;
+    CHECK_EQ(client_response(big[i], &r, false), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(r.body_len, BIG_BYTES);
+    for (size_t j = 0; j < r.body_len; j += 4099)
+      CHECK_EQ(r.body[j], 'a' + j % 26);
+    response_free(&r);
+    CHECK_EQ(client_response(part[i], &r, false), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(r.body, "Hello, world") == 0);
+    CHECK(strcmp(response_header(&r, "Connection"), "close") == 0);
+    response_free(&r);
+  }
+  /* Every connection ends, and the cluster with them. */
+  for (int i = 0; i < HALF; i++) {
+    CHECK(client_closed(big[i], 5000));
+    CHECK(client_closed(part[i], 5000));
+    client_close(big[i]);
+    client_close(part[i]);
+  }
+  int status = wait_exit(10000);
+  CHECK(status != -1);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_EQ(log_count("exited with code 0"), 2);
+}
+
+TEST_TIMEOUT(reloads_under_load_fail_no_request, 60) {
+  start(NULL);
+  load_start();
+  CHECK(load_progress(2000, 10000));
+  /* Three reloads, each under load: the new generation serves, the old
+   * one drains and exits. */
+  for (unsigned gen = 1; gen <= 3; gen++) {
+    pid_t old[2] = {worker_pid(0, gen - 1), worker_pid(1, gen - 1)};
+    CHECK(old[0] > 0 && old[1] > 0);
+    CHECK_EQ(kill(server.pid, SIGHUP), 0);
+    char line[64];
+    snprintf(line, sizeof line, "generation %u) serving", gen);
+    CHECK(log_wait(line, 2, 10000));
+    for (int i = 0; i < 2; i++) {
+      snprintf(line, sizeof line, "(pid %d) exited with code 0", old[i]);
+      CHECK(log_wait(line, 1, 15000));
+    }
+    CHECK(load_progress(2000, 10000));
+  }
+  load_end();
+  if (atomic_load(&load_failed) != 0)
+    harness_fail(__FILE__, __LINE__, "%ld requests failed (first: %s)",
+                 atomic_load(&load_failed), load_error);
+  CHECK_EQ(atomic_load(&load_refused), 0);
+  CHECK_EQ(kill(server.pid, SIGTERM), 0);
+  CHECK(wait_exit(15000) != -1);
+}
+
+TEST_TIMEOUT(a_worker_killed_under_load_is_replaced, 60) {
+  start(NULL);
+  pid_t victim = worker_pid(0, 0);
+  CHECK(victim > 0);
+  load_start();
+  CHECK(load_progress(2000, 10000));
+  CHECK_EQ(kill(victim, SIGKILL), 0);
+  /* The other worker answers meanwhile; the slot gets a new worker. */
+  CHECK(load_progress(2000, 10000));
+  CHECK(log_wait("restarting it", 1, 10000));
+  CHECK(log_wait("generation 0) serving", 3, 10000));
+  pid_t replacement = worker_pid(0, 0);
+  CHECK(replacement > 0 && replacement != victim);
+  CHECK(load_progress(2000, 10000));
+  load_end();
+  /* Only requests in flight on the killed worker's connections fail. */
+  CHECK(atomic_load(&load_failed) <= LOADERS);
+  CHECK_EQ(atomic_load(&load_refused), 0);
+  /* The replacement serves: new connections land on both workers. */
+  for (int i = 0; i < 20; i++) {
+    struct client *c = client_open(server.port);
+    CHECK(c != NULL);
+    struct response r;
+    CHECK_EQ(client_get(c, "/hello", &r), 0);
+    CHECK_EQ(r.status, 200);
+    response_free(&r);
+    client_close(c);
+  }
+  CHECK_EQ(kill(server.pid, SIGTERM), 0);
+  CHECK(wait_exit(15000) != -1);
+}
+
+TEST(workers_die_with_a_killed_supervisor) {
+  /* The orphaned workers come to this process, which reaps them. */
+  CHECK_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  start(NULL);
+  pid_t workers[2] = {worker_pid(0, 0), worker_pid(1, 0)};
+  CHECK(workers[0] > 0 && workers[1] > 0);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(kill(server.pid, SIGKILL), 0);
+  CHECK(wait_exit(5000) != -1);
+  for (int i = 0; i < 2; i++) {
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(workers[i], &status, WNOHANG)) == 0 &&
+           harness_now_ns() - t0 <
+               (int64_t)2000000000 * (int64_t)harness_timeout_multiplier())
+      sleep_ms(5);
+    CHECK_EQ(r, workers[i]);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  }
+  double secs = (double)(harness_now_ns() - t0) / 1e9;
+  printf("  workers gone %.3f s after the supervisor\n", secs);
+  CHECK(secs < 1.0 * harness_timeout_multiplier());
+}
+
+/* A process's resident memory (VmRSS), in bytes. */
+static size_t rss_of(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  size_t kib = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %zu kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib << 10;
+}
+
+/* Opens n connections that each take the deepest paths (an index, a 404,
+ * a file, /hello) and then stay idle. */
+static void open_idle(struct client **cs, int n) {
+  const char *paths[] = {"/sub/", "/nothing", "/hello.txt", "/hello"};
+  const int statuses[] = {200, 404, 200, 200};
+  for (int i = 0; i < n; i++) {
+    cs[i] = client_open(server.port);
+    CHECK(cs[i] != NULL);
+    for (int j = 0; j < 4; j++) {
+      struct response r;
+      CHECK_EQ(client_get(cs[i], paths[j], &r), 0);
+      CHECK_EQ(r.status, statuses[j]);
+      response_free(&r);
+    }
+  }
+}
+
+TEST_TIMEOUT(an_idle_connection_costs_its_worker_under_5_kib, 60) {
+  enum { BASE = 200, MORE = 1000 };
+  struct rlimit rl = {4096, 4096};
+  setrlimit(RLIMIT_NOFILE, &rl);
+  start_workers(1, NULL);
+  pid_t worker = worker_pid(0, 0);
+  CHECK(worker > 0);
+  static struct client *cs[BASE + MORE];
+  open_idle(cs, BASE);
+  size_t rss0 = rss_of(worker);
+  open_idle(cs + BASE, MORE);
+  size_t rss1 = rss_of(worker);
+  double per = (double)(rss1 - rss0) / MORE;
+  printf("  %d idle connections: %.0f bytes resident each in the worker\n",
+         MORE, per);
+  if (!harness_emulated() && !SANITIZED)
+    CHECK(per <= 5 << 10);
+  for (int i = 0; i < BASE + MORE; i++)
+    client_close(cs[i]);
+}

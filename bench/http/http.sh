@@ -9,6 +9,13 @@
 #       wrk -t1 --latency, keep-alive, a warm-up run and then the measured
 #       one. Columns: requests done, 1e9 / (requests per second) as ns/op,
 #       requests per second, and the 99th percentile of latency in us.
+#       That percentile is wrk's after its correction for coordinated
+#       omission (stats_correct in wrk.c): a response that took n times a
+#       connection's mean interval between responses adds samples of n - 1,
+#       n - 2, ... down to 2 intervals. One stall of the server or of wrk,
+#       say 300 ms while another process has the CPU, thus weighs hundreds
+#       of samples, and p99 is the column that noise on the machine moves
+#       most.
 #   BenchmarkHTTPIdle/workers=<w>/conns=10000/<impl>
 #       The workers' resident memory per idle keep-alive connection: their
 #       summed VmRSS before and after 10,000 connections have each had one

@@ -193,3 +193,16 @@ weft_bench bench-many BenchmarkManyTasks/weft
 go_peer many.go BenchmarkManyTasks/go
 gevent_peer gevent_many.py BenchmarkManyTasks/gevent
 st_peer many BenchmarkManyTasks/st
+
+# HTTP on loopback (bench/http/http.sh): weft's examples/httpd and nginx,
+# configured alike and started there on a free port, loaded by wrk -t1
+# (GET /hello and a 64 KiB file, keep-alive, 100 and 1,000 connections),
+# and the memory of 10,000 idle keep-alive connections. Placement: wrk
+# needs a CPU of its own, so a server with 1 worker is pinned to the first
+# CPU and wrk to the second; with 2 workers on a 2-CPU machine the server
+# gets both CPUs and wrk runs unpinned beside it (oversubscribed: those
+# rows show one core's efficiency shared by two workers, not scaling).
+# nginx and weft are placed alike and take turns. WRK_SECONDS (10) and
+# WRK_WARMUP (2) set each run's length, HTTP_RUNS (1) the runs per row,
+# HTTP_PIN=0 leaves everything unpinned; more in http.sh.
+"$here/http/http.sh" "$build"

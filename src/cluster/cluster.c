@@ -151,7 +151,8 @@ int weft_cluster_listener_port(const weft_cluster *c, int i) {
 static int request(weft_cluster *c, int what) {
   if (!c)
     return -EINVAL;
-  if (c->pid && c->pid != getpid())
+  pid_t pid = atomic_load_explicit(&c->pid, memory_order_relaxed);
+  if (pid && pid != getpid())
     return -EPERM; /* a worker's copy of its supervisor's cluster */
   atomic_fetch_or(&c->requests, what);
   int saved = errno;

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -804,4 +805,50 @@ TEST(a_burst_of_connections_spreads_over_the_workers) {
   CHECK_EQ(kill(s.pid, SIGTERM), 0);
   CHECK_EQ(wait_exit(&s, 15), 0);
   close(s.log_rd);
+}
+
+/* opts.pin_cpus: worker i runs on the i-th CPU the process may use. */
+static int pinned_cpu[2] = {-2, -2};
+
+static void report_cpu(weft_worker *w, void *arg) {
+  (void)arg;
+  cpu_set_t set;
+  CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  int cpu = CPU_COUNT(&set) == 1 ? -1 : -3; /* -3: not pinned */
+  for (int i = 0; i < CPU_SETSIZE && cpu == -1; i++)
+    if (CPU_ISSET(i, &set))
+      cpu = i;
+  CHECK_EQ(weft_worker_send(w, &cpu, sizeof cpu, WEFT_SEC(5)), 0);
+}
+
+static void keep_cpu(weft_cluster *c, int worker, const void *msg, size_t len,
+                     void *arg) {
+  (void)c;
+  (void)arg;
+  CHECK_EQ(len, sizeof(int));
+  memcpy(&pinned_cpu[worker], msg, sizeof(int));
+}
+
+TEST(pinned_workers_run_on_one_cpu_each) {
+  cpu_set_t mine;
+  CHECK_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+  if (CPU_COUNT(&mine) < 2)
+    harness_skip("one CPU: nothing to pin apart");
+  int first = -1, second = -1;
+  for (int i = 0; i < CPU_SETSIZE && second < 0; i++)
+    if (CPU_ISSET(i, &mine))
+      *(first < 0 ? &first : &second) = i;
+  weft_cluster_opts o;
+  weft_cluster_opts_init(&o);
+  o.workers = 2;
+  o.main = report_cpu;
+  o.on_message = keep_cpu;
+  o.pin_cpus = true;
+  o.log_fd = -1;
+  weft_cluster *c;
+  CHECK_EQ(weft_cluster_create(&c, &o), 0);
+  CHECK_EQ(weft_cluster_run(c), 0);
+  weft_cluster_free(c);
+  CHECK_EQ(pinned_cpu[0], first);
+  CHECK_EQ(pinned_cpu[1], second);
 }

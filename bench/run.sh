@@ -159,6 +159,16 @@ python_peer python_notes.py \
   BenchmarkCPUBound/workers={1,2}/python-{serial,threads,procs} \
   BenchmarkIOBound/waiters={1,2,100}/python-{serial,procs,threads,asyncio}
 
+# The notes' "combine processes with coroutines" (docs/notes.md): a server
+# whose requests are CPU-bound (27 us of arithmetic each, 8 bytes each
+# way) as weft's cluster with 1 and 2 worker processes, and as one hub in
+# one process, loaded by 16 keep-alive connections from one hub in the
+# benchmark's process, with the CPUs each server kept busy and the scaling
+# from 1 to 2 workers. Not pinned: using both CPUs is the point. The client
+# shares them, as wrk does in the HTTP rows, but needs a fraction of a CPU
+# (its share is printed) where the server needs both.
+weft_bench bench-cluster BenchmarkClusterCPU/{workers={1,2},one-hub}/weft
+
 # 64-byte messages from 1 producer process to 1 consumer, and from 4 to 4:
 # weft's process-safe queue, one plain pipe, Python's multiprocessing.Queue
 # (fork context). Not pinned, unlike the echo rows: a queue between

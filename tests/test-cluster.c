@@ -153,6 +153,13 @@ static int wait_exit(struct sup *s, double seconds) {
   }
 }
 
+/* SIGTERM, and the supervisor exits 0 in time. */
+static void stop_gracefully(struct sup *s) {
+  CHECK_EQ(kill(s->pid, SIGTERM), 0);
+  CHECK_EQ(wait_exit(s, 15), 0);
+  close(s->log_rd);
+}
+
 /* Reads the supervisor's log until it holds what, or the time is up. */
 
 static bool log_has(struct sup *s, const char *what, double seconds) {
@@ -442,9 +449,7 @@ TEST(a_worker_that_keeps_dying_is_backed_off) {
   /* Back-off from 100 ms, doubling: starts at 0, 0.1, 0.3, 0.7, 1.5 s. */
   CHECK(starts >= 3);
   CHECK(starts <= 7);
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 TEST(workers_die_with_a_killed_supervisor) {
@@ -492,9 +497,7 @@ TEST(a_reload_starts_a_new_generation_and_drains_the_old) {
   while (alive(old.pid) && harness_now_ns() < end)
     usleep(10 * 1000);
   CHECK(!alive(old.pid));
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 /* A call to stop from a thread of the supervisor's process. */
@@ -580,9 +583,7 @@ static void kill_with_a_queue(int mode) {
          (double)slowest / 1e6);
   CHECK(lost <= 1); /* the one the killed worker held */
   CHECK_EQ(answered + lost, CONNS);
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 TEST(a_killed_workers_queue_is_not_lost_with_a_shared_socket) {
@@ -646,9 +647,7 @@ TEST(an_acceptor_out_of_fds_rests_and_goes_on) {
     close(fds[i]);
   }
   CHECK_EQ(answered, CONNS);
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 /* The task that runs a cluster is cancelled: the workers are stopped now,
@@ -658,9 +657,10 @@ static weft_cluster *in_task;
 
 static void *run_in_task(void *arg) {
   (void)arg;
-  CHECK_EQ(weft_deadline_set(weft_now() + WEFT_MS(50), NULL), 0);
+  int64_t at = weft_now() + WEFT_MS(50);
+  CHECK_EQ(weft_deadline_set(at, NULL), 0);
   int rc = weft_cluster_run(in_task);
-  CHECK_EQ(weft_deadline(), weft_deadline()); /* still there */
+  CHECK_EQ(weft_deadline(), at); /* the caller's again */
   return (void *)(intptr_t)rc;
 }
 
@@ -802,9 +802,7 @@ TEST(a_burst_of_connections_spreads_over_the_workers) {
   CHECK(per[1] >= CONNS / 4);
   for (int i = 0; i < CONNS; i++)
     close(fds[i]);
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 /* opts.pin_cpus: worker i runs on the i-th CPU the process may use. */

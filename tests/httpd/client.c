@@ -172,3 +172,16 @@ int client_get(struct client *c, const char *path, struct response *r) {
   client_send(c, req, 0);
   return client_response(c, r, false);
 }
+
+size_t client_rss_of(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "r");
+  CHECK(f != NULL);
+  size_t kib = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmRSS: %zu kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib << 10;
+}

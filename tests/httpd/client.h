@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct client {
   int fd;
@@ -51,5 +52,21 @@ bool client_closed(struct client *c, int ms);
 
 /* Sends "GET path HTTP/1.1" with a Host header and reads the response. */
 int client_get(struct client *c, const char *path, struct response *r);
+
+/* The resident memory (VmRSS) of the server process pid, in bytes. */
+size_t client_rss_of(pid_t pid);
+
+/* Whether the tests run under ASan or TSan, whose shadow memory and larger
+ * frames make a measure of memory theirs. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
 
 #endif

@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "server.h"
 
+#include "client.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -116,15 +118,4 @@ void server_stop(struct test_server *s) {
   s->pid = 0;
 }
 
-size_t server_rss(const struct test_server *s) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
-  FILE *f = fopen(path, "r");
-  CHECK(f != NULL);
-  size_t kib = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %zu kB", &kib) == 1)
-      break;
-  fclose(f);
-  return kib << 10;
-}
+size_t server_rss(const struct test_server *s) { return client_rss_of(s->pid); }

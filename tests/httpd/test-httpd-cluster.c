@@ -32,19 +32,6 @@
 
 #define BIG_BYTES (1 << 20)
 
-/* The sanitizers' shadow memory and larger frames make a measure of
- * memory theirs. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
@@ -417,20 +404,6 @@ TEST(workers_die_with_a_killed_supervisor) {
   CHECK(secs < 1.0 * harness_timeout_multiplier());
 }
 
-/* A process's resident memory (VmRSS), in bytes. */
-static size_t rss_of(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-  FILE *f = fopen(path, "r");
-  CHECK(f != NULL);
-  size_t kib = 0;
-  while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %zu kB", &kib) == 1)
-      break;
-  fclose(f);
-  return kib << 10;
-}
-
 /* Opens n connections that each take the deepest paths (an index, a 404,
  * a file, /hello) and then stay idle. */
 static void open_idle(struct client **cs, int n) {
@@ -457,9 +430,9 @@ TEST_TIMEOUT(an_idle_connection_costs_its_worker_under_5_kib, 60) {
   CHECK(worker > 0);
   static struct client *cs[BASE + MORE];
   open_idle(cs, BASE);
-  size_t rss0 = rss_of(worker);
+  size_t rss0 = client_rss_of(worker);
   open_idle(cs + BASE, MORE);
-  size_t rss1 = rss_of(worker);
+  size_t rss1 = client_rss_of(worker);
   double per = (double)(rss1 - rss0) / MORE;
   printf("  %d idle connections: %.0f bytes resident each in the worker\n",
          MORE, per);

@@ -628,17 +628,6 @@ TEST(a_draining_server_closes_after_the_response) {
 /* --- many connections -------------------------------------------------------
  */
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 static void raise_fd_limit(size_t need) {
   struct rlimit rl;
   CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);

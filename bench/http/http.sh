@@ -8,7 +8,10 @@
 #   BenchmarkHTTPStatic/workers=<w>/conns=100/<impl>  GET of a 64 KiB file
 #       wrk -t1 --latency, keep-alive, a warm-up run and then the measured
 #       one. Columns: requests done, 1e9 / (requests per second) as ns/op,
-#       requests per second, and the 99th percentile of latency in us.
+#       requests per second, and the 99th percentile of latency in us;
+#       then the server's CPU time per request, the share of it spent in
+#       user space (srv-usr-%; the rest is the kernel's), and the CPUs wrk
+#       kept busy.
 #       That percentile is wrk's after its correction for coordinated
 #       omission (stats_correct in wrk.c): a response that took n times a
 #       connection's mean interval between responses adds samples of n - 1,
@@ -336,6 +339,19 @@ cpu_ns() {
   echo "$sum"
 }
 
+# user_ticks PID...: the user-mode CPU time of the processes so far, in
+# clock ticks (field 14 of /proc/PID/stat; the name in field 2 has no
+# spaces here), summed; a process gone counts 0.
+user_ticks() {
+  local sum=0 p f
+  for p in "$@"; do
+    if read -r -a f <"/proc/$p/stat" 2>/dev/null; then
+      sum=$((sum + f[13]))
+    fi
+  done
+  echo "$sum"
+}
+
 # children_cpu_ms: the CPU time of this shell's children that it has
 # waited for, in ms (the second line of `times`: user and system), in
 # $children_ms. Not in a command substitution: its subshell has no
@@ -381,14 +397,16 @@ wrk_row() {
   fi
   url=http://127.0.0.1:$port$path
   run_fg "${wrk_pin[@]}" wrk -t1 -c"$c" -d"${warmup}s" "$url" >/dev/null 2>&1
-  local srv_before wrk_before srv_used wrk_used
+  local srv_before wrk_before srv_used wrk_used usr_before usr_used
   srv_kids=$("$client" children "$srv_pid" 2>/dev/null)
   srv_before=$(cpu_ns "$srv_pid" $srv_kids)
+  usr_before=$(user_ticks "$srv_pid" $srv_kids)
   children_cpu_ms
   wrk_before=$children_ms
   run_fg "${wrk_pin[@]}" wrk -t1 -c"$c" -d"${seconds}s" --latency "$url" >"$tmp/wrk.out" 2>&1
   local rc=$?
   srv_used=$(($(cpu_ns "$srv_pid" $srv_kids) - srv_before))
+  usr_used=$(($(user_ticks "$srv_pid" $srv_kids) - usr_before))
   children_cpu_ms
   wrk_used=$((children_ms - wrk_before))
   stop_server
@@ -403,7 +421,7 @@ wrk_row() {
   #   Socket errors: connect 0, read 0, write 0, timeout 12
   #   Non-2xx or 3xx responses: 3
   #   Requests/sec: 123456.78
-  awk -v name="$name" -v srv_ns="$srv_used" -v wrk_ms="$wrk_used" -v secs="$seconds" '
+  awk -v name="$name" -v srv_ns="$srv_used" -v wrk_ms="$wrk_used" -v secs="$seconds" -v usr_ns="$((usr_used * 1000000000 / $(getconf CLK_TCK)))" '
     $1 == "99%" {
       v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
       f = u == "us" ? 1 : u == "ms" ? 1e3 : u == "s" ? 1e6 : u == "m" ? 6e7 : -1
@@ -424,7 +442,8 @@ wrk_row() {
       }
       if (errs != "")
         printf "# %s: %s\n", name, errs
-      printf "%-48s %12d %10.1f ns/op %10.0f req/s %8.0f p99-us %7.0f srv-ns/req %5.2f wrk-CPUs\n", name, reqs, 1e9 / rps, rps, p99, srv_ns / reqs, wrk_ms / 1000 / secs
+      usr_pct = srv_ns > 0 ? 100 * usr_ns / srv_ns : 0
+      printf "%-48s %12d %10.1f ns/op %10.0f req/s %8.0f p99-us %7.0f srv-ns/req %5.0f srv-usr-%% %5.2f wrk-CPUs\n", name, reqs, 1e9 / rps, rps, p99, srv_ns / reqs, usr_pct, wrk_ms / 1000 / secs
     }' "$tmp/wrk.out"
 }
 

@@ -278,6 +278,16 @@ WEFT_API int weft_hub_dump_on_signal(int signo, int fd);
  */
 WEFT_API int weft_io_close(int fd);
 
+/*
+ * weft_io_forget — what weft_io_close does before it closes: wake every
+ * task of this thread's hub that waits on fd with -EBADF, and drop what the
+ * hub's poller keeps about fd. For code that closes or replaces fds by
+ * other means (fclose, dup2, a library's own close), just before it does.
+ * fd itself is left open. Returns 0, or -EBADF for a negative fd. Does not
+ * block. From a task or any thread (outside a hub it does nothing).
+ */
+WEFT_API int weft_io_forget(int fd);
+
 #ifdef __cplusplus
 }
 #endif

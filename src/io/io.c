@@ -96,9 +96,16 @@ int weft_io_wait(int fd, unsigned events, int64_t timeout) {
   return weft__io_wait_until(self, fd, events, deadline);
 }
 
-int weft_io_close(int fd) {
+int weft_io_forget(int fd) {
+  if (fd < 0)
+    return -EBADF;
   weft__hub *h = weft__hub_current;
-  if (h && fd >= 0)
+  if (h)
     weft__hub_forget_fd(h, fd);
+  return 0;
+}
+
+int weft_io_close(int fd) {
+  weft_io_forget(fd);
   return close(fd) == 0 ? 0 : -errno;
 }

@@ -1,0 +1,110 @@
+/*
+ * The hook layer's core: finding libc's functions behind the hooks, and
+ * deciding whether a call may park. See hook-private.h.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hook-private.h"
+
+struct weft__real weft__real;
+
+__thread int weft__hook_handler_depth;
+
+/* Set by exit() (exit.c) and by WEFT_HOOK=0: from then on every hook is
+ * libc's function. */
+static atomic_bool passing_all;
+
+/* This thread's choice (weft_hook_enable): a thread-local that is false
+ * while the hooks are on, so that its zero start means "on". */
+static __thread bool turned_off;
+
+void weft__hook_pass_all(void) {
+  atomic_store_explicit(&passing_all, true, memory_order_relaxed);
+}
+
+/* The next definition of name after this library's: libc's. */
+static void *next(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+static void resolve_once(void) {
+  struct weft__real r;
+#define GET(n) r.n = (__typeof__(r.n))next(#n)
+  GET(read);
+  GET(write);
+  GET(readv);
+  GET(writev);
+  GET(recv);
+  GET(recvfrom);
+  GET(recvmsg);
+  GET(send);
+  GET(sendto);
+  GET(sendmsg);
+  GET(accept);
+  GET(accept4);
+  GET(connect);
+  GET(poll);
+  GET(ppoll);
+  GET(select);
+  GET(pselect);
+  GET(epoll_wait);
+  GET(epoll_pwait);
+  GET(sleep);
+  GET(usleep);
+  GET(nanosleep);
+  GET(clock_nanosleep);
+  GET(close);
+  GET(dup);
+  GET(dup2);
+  GET(dup3);
+  GET(fcntl);
+  GET(fcntl64);
+  GET(ioctl);
+  GET(sigaction);
+  GET(exit);
+#undef GET
+  /* glibc before 2.28 has no fcntl64; its fcntl is the one. */
+  if (!r.fcntl64)
+    r.fcntl64 = r.fcntl;
+  /* Each pointer is written once, with the value every thread would find;
+   * a thread that reads a NULL one resolves again (the REAL macro). */
+  weft__real = r;
+}
+
+void weft__hook_resolve(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, resolve_once);
+}
+
+__attribute__((constructor)) static void hook_start(void) {
+  weft__hook_resolve();
+  const char *env = getenv("WEFT_HOOK");
+  if (env && strcmp(env, "0") == 0)
+    weft__hook_pass_all();
+}
+
+bool weft__hook_here(void) {
+  return !turned_off && weft__hook_handler_depth == 0 &&
+         !atomic_load_explicit(&passing_all, memory_order_relaxed) &&
+         weft_task_current() != NULL;
+}
+
+WEFT__HOOK_API bool weft_hook_installed(void) {
+  if (atomic_load_explicit(&passing_all, memory_order_relaxed))
+    return false;
+  /* What the program's own call to read would reach. */
+  return dlsym(RTLD_DEFAULT, "read") == (void *)read;
+}
+
+WEFT__HOOK_API bool weft_hook_enable(bool on) {
+  bool was = !turned_off;
+  turned_off = !on;
+  return was;
+}
+
+WEFT__HOOK_API bool weft_hook_enabled(void) {
+  return weft_hook_installed() && weft__hook_here();
+}

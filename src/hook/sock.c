@@ -1,0 +1,323 @@
+/*
+ * The socket calls: recv, recvfrom, recvmsg, send, sendto, sendmsg and
+ * their fortified forms, tried with MSG_DONTWAIT (transfer.c); accept and
+ * accept4, which have no such flag and flip a blocking listening socket to
+ * non-blocking (status.c); connect, which sets O_NONBLOCK for its one call
+ * and puts the program's flags back before it waits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "hook-private.h"
+#include "status.h"
+#include "transfer.h"
+
+enum { IOV_ON_STACK = 8 };
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+static int call_flags(const struct weft__hook_op *op, bool nowait) {
+  return nowait ? op->flags | MSG_DONTWAIT : op->flags;
+}
+
+static ssize_t recvfrom_try(struct weft__hook_op *op, size_t done,
+                            bool nowait) {
+  /* The sender's address is the first piece's (a stream has one). */
+  return REAL(recvfrom)(op->fd, (char *)op->buf + done, op->total - done,
+                        call_flags(op, nowait), done ? NULL : op->addr,
+                        done ? NULL : op->addrlen);
+}
+static ssize_t recvfrom_nowait(struct weft__hook_op *op, size_t done) {
+  return recvfrom_try(op, done, true);
+}
+static ssize_t recvfrom_plain(struct weft__hook_op *op, size_t done) {
+  return recvfrom_try(op, done, false);
+}
+
+static ssize_t sendto_try(struct weft__hook_op *op, size_t done, bool nowait) {
+  return REAL(sendto)(op->fd, (const char *)op->cbuf + done, op->total - done,
+                      call_flags(op, nowait), op->caddr, op->caddrlen);
+}
+static ssize_t sendto_nowait(struct weft__hook_op *op, size_t done) {
+  return sendto_try(op, done, true);
+}
+static ssize_t sendto_plain(struct weft__hook_op *op, size_t done) {
+  return sendto_try(op, done, false);
+}
+
+/* recvmsg and sendmsg from byte `done` on: the iovecs advanced, the
+ * control data with the first piece only. */
+static ssize_t msg_try(struct weft__hook_op *op, size_t done, bool nowait) {
+  const struct msghdr *m = op->dir == WEFT_IO_READ ? op->msg : op->cmsg;
+  if (done == 0)
+    return op->dir == WEFT_IO_READ
+               ? REAL(recvmsg)(op->fd, op->msg, call_flags(op, nowait))
+               : REAL(sendmsg)(op->fd, op->cmsg, call_flags(op, nowait));
+  struct iovec local[IOV_ON_STACK], *heap;
+  int n;
+  const struct iovec *v = weft__hook_iov_from(
+      m->msg_iov, (int)m->msg_iovlen, done, local, IOV_ON_STACK, &n, &heap);
+  if (!v)
+    return -1;
+  struct msghdr rest = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)n};
+  ssize_t r = op->dir == WEFT_IO_READ
+                  ? REAL(recvmsg)(op->fd, &rest, call_flags(op, nowait))
+                  : REAL(sendmsg)(op->fd, &rest, call_flags(op, nowait));
+  if (heap) {
+    int e = errno;
+    free(heap);
+    errno = e;
+  }
+  /* What the rest's call learnt of the message (a truncation, say). */
+  if (r >= 0 && op->dir == WEFT_IO_READ)
+    op->msg->msg_flags |= rest.msg_flags;
+  return r;
+}
+static ssize_t msg_nowait(struct weft__hook_op *op, size_t done) {
+  return msg_try(op, done, true);
+}
+static ssize_t msg_plain(struct weft__hook_op *op, size_t done) {
+  return msg_try(op, done, false);
+}
+
+WEFT__HOOK_API ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
+                                struct sockaddr *addr, socklen_t *addrlen) {
+  if (!weft__hook_here())
+    return REAL(recvfrom)(fd, buf, len, flags, addr, addrlen);
+  struct weft__hook_op op = {.fd = fd,
+                             .dir = WEFT_IO_READ,
+                             .socket = true,
+                             .all = flags & MSG_WAITALL,
+                             .total = len,
+                             .nowait = recvfrom_nowait,
+                             .plain = recvfrom_plain,
+                             .buf = buf,
+                             .flags = flags,
+                             .addr = addr,
+                             .addrlen = addrlen};
+  return weft__hook_transfer(&op);
+}
+
+WEFT__HOOK_API ssize_t recv(int fd, void *buf, size_t len, int flags) {
+  if (!weft__hook_here())
+    return REAL(recv)(fd, buf, len, flags);
+  return recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+WEFT__HOOK_API ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen,
+                                  int flags) {
+  if (len > buflen)
+    __chk_fail();
+  return recv(fd, buf, len, flags);
+}
+
+WEFT__HOOK_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len,
+                                      size_t buflen, int flags,
+                                      struct sockaddr *addr,
+                                      socklen_t *addrlen) {
+  if (len > buflen)
+    __chk_fail();
+  return recvfrom(fd, buf, len, flags, addr, addrlen);
+}
+
+WEFT__HOOK_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+  if (!weft__hook_here() || !msg || (int)msg->msg_iovlen < 0)
+    return REAL(recvmsg)(fd, msg, flags);
+  struct weft__hook_op op = {
+      .fd = fd,
+      .dir = WEFT_IO_READ,
+      .socket = true,
+      .all = flags & MSG_WAITALL,
+      .total = weft__hook_iov_total(msg->msg_iov, (int)msg->msg_iovlen),
+      .nowait = msg_nowait,
+      .plain = msg_plain,
+      .flags = flags,
+      .msg = msg};
+  return weft__hook_transfer(&op);
+}
+
+WEFT__HOOK_API ssize_t sendto(int fd, const void *buf, size_t len, int flags,
+                              const struct sockaddr *addr, socklen_t addrlen) {
+  if (!weft__hook_here())
+    return REAL(sendto)(fd, buf, len, flags, addr, addrlen);
+  struct weft__hook_op op = {.fd = fd,
+                             .dir = WEFT_IO_WRITE,
+                             .socket = true,
+                             .all = true,
+                             .total = len,
+                             .nowait = sendto_nowait,
+                             .plain = sendto_plain,
+                             .cbuf = buf,
+                             .flags = flags,
+                             .caddr = addr,
+                             .caddrlen = addrlen};
+  return weft__hook_transfer(&op);
+}
+
+WEFT__HOOK_API ssize_t send(int fd, const void *buf, size_t len, int flags) {
+  if (!weft__hook_here())
+    return REAL(send)(fd, buf, len, flags);
+  return sendto(fd, buf, len, flags, NULL, 0);
+}
+
+WEFT__HOOK_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+  if (!weft__hook_here() || !msg || (int)msg->msg_iovlen < 0)
+    return REAL(sendmsg)(fd, msg, flags);
+  struct weft__hook_op op = {
+      .fd = fd,
+      .dir = WEFT_IO_WRITE,
+      .socket = true,
+      .all = true,
+      .total = weft__hook_iov_total(msg->msg_iov, (int)msg->msg_iovlen),
+      .nowait = msg_nowait,
+      .plain = msg_plain,
+      .flags = flags,
+      .cmsg = msg};
+  return weft__hook_transfer(&op);
+}
+
+/* accept4 in a task: a listening socket the program made blocking is
+ * flipped to non-blocking (once), then each accept that finds no
+ * connection parks until one comes (SO_RCVTIMEO bounds it, as in libc). */
+static int accept_in_task(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                          int flags) {
+  int saved = errno;
+  bool view;
+  bool user_nonblocking;
+  if (weft__hook_flipped_view(fd, &view)) {
+    user_nonblocking = view;
+  } else {
+    int fl = REAL(fcntl)(fd, F_GETFL);
+    if (fl < 0)
+      return REAL(accept4)(fd, addr, addrlen, flags); /* its own errno */
+    user_nonblocking = fl & O_NONBLOCK;
+    if (!user_nonblocking && weft__hook_flip(fd) < 0) {
+      errno = saved;
+      return REAL(accept4)(fd, addr, addrlen, flags); /* blocks, as libc */
+    }
+  }
+  errno = saved;
+  weft__hook_timeout timeout = WEFT_FOREVER;
+  int64_t started = 0;
+  bool timed = false;
+  for (;;) {
+    int c = REAL(accept4)(fd, addr, addrlen, flags);
+    if (c >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || user_nonblocking)
+      return c;
+    if (!timed) {
+      timeout = weft__hook_sock_timeout(fd, SO_RCVTIMEO);
+      started = timeout >= 0 ? weft_now() : 0;
+      timed = true;
+    }
+    weft__hook_timeout left = timeout;
+    if (timeout >= 0 && (left = timeout - (weft_now() - started)) < 0)
+      left = 0;
+    int rc = weft__hook_wait_fd(fd, WEFT_IO_READ, left);
+    if (rc < 0)
+      return weft__hook_fail(weft__hook_wait_errno(rc, timeout, started));
+  }
+}
+
+/* accept4 outside a task on a socket the hooks flipped: blocking, as the
+ * program expects it to be. */
+static int accept_blocking(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                           int flags) {
+  weft__hook_timeout timeout = weft__hook_sock_timeout(fd, SO_RCVTIMEO);
+  int64_t started = timeout >= 0 ? weft_now() : 0;
+  for (;;) {
+    int c = REAL(accept4)(fd, addr, addrlen, flags);
+    if (c >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+      return c;
+    weft__hook_timeout left = timeout;
+    if (timeout >= 0 && (left = timeout - (weft_now() - started)) < 0)
+      left = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int ms = left < 0 ? -1 : (int)((left + 999999) / 1000000);
+    int n = REAL(poll)(&p, 1, ms);
+    if (n == 0)
+      return weft__hook_fail(EAGAIN);
+    if (n < 0 && errno == EINTR)
+      return -1; /* a blocking accept is interrupted too */
+  }
+}
+
+WEFT__HOOK_API int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen,
+                           int flags) {
+  if (weft__hook_here())
+    return accept_in_task(fd, addr, addrlen, flags);
+  bool view;
+  if (weft__hook_flipped_view(fd, &view) && !view)
+    return accept_blocking(fd, addr, addrlen, flags);
+  return REAL(accept4)(fd, addr, addrlen, flags);
+}
+
+WEFT__HOOK_API int accept(int fd, struct sockaddr *addr, socklen_t *addrlen) {
+  return accept4(fd, addr, addrlen, 0);
+}
+
+/* connect on a blocking socket in a task: started non-blocking, the
+ * program's flags put back, then the task parks until the connection is
+ * made or refused (SO_SNDTIMEO bounds it, with EINPROGRESS, as in libc). */
+static int connect_in_task(int fd, const struct sockaddr *addr, socklen_t len) {
+  int saved = errno;
+  int fl = REAL(fcntl)(fd, F_GETFL);
+  if (fl < 0 || (fl & O_NONBLOCK)) {
+    errno = saved;
+    return REAL(connect)(fd, addr, len);
+  }
+  if (REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+    errno = saved;
+    return REAL(connect)(fd, addr, len);
+  }
+  int rc = REAL(connect)(fd, addr, len);
+  int e = errno;
+  REAL(fcntl)(fd, F_SETFL, fl);
+  if (rc == 0)
+    return 0;
+  weft__hook_timeout timeout = weft__hook_sock_timeout(fd, SO_SNDTIMEO);
+  int64_t started = timeout >= 0 ? weft_now() : 0;
+  if (e == EAGAIN) {
+    /* A Unix socket whose listener's queue is full: try again as the
+     * queue drains, as a blocking connect waits. */
+    for (int64_t pause = WEFT_MS(1);;
+         pause = pause < WEFT_MS(50) ? pause * 2 : pause) {
+      if (timeout >= 0 && weft_now() - started >= timeout)
+        return weft__hook_fail(EAGAIN);
+      int w = weft_sleep(pause);
+      if (w < 0)
+        return weft__hook_fail(-w);
+      if (REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+        return -1;
+      rc = REAL(connect)(fd, addr, len);
+      e = errno;
+      REAL(fcntl)(fd, F_SETFL, fl);
+      if (rc == 0)
+        return 0;
+      if (e != EAGAIN)
+        break;
+    }
+  }
+  if (e != EINPROGRESS)
+    return weft__hook_fail(e);
+  int w = weft__hook_wait_fd(fd, WEFT_IO_WRITE, timeout);
+  if (w < 0) {
+    int we = weft__hook_wait_errno(w, timeout, started);
+    return weft__hook_fail(we == EAGAIN ? EINPROGRESS : we);
+  }
+  int err = 0;
+  socklen_t elen = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+    return -1;
+  if (err)
+    return weft__hook_fail(err);
+  errno = saved;
+  return 0;
+}
+
+WEFT__HOOK_API int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+  if (!weft__hook_here())
+    return REAL(connect)(fd, addr, len);
+  return connect_in_task(fd, addr, len);
+}

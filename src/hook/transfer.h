@@ -1,0 +1,61 @@
+/*
+ * The one loop behind every hooked data call (read, write, readv, writev,
+ * recv, recvfrom, recvmsg, send, sendto, sendmsg): try without blocking,
+ * and when that would block on an fd the program made blocking, park the
+ * task until the fd is ready and try again. See transfer.c.
+ */
+#ifndef WEFT_HOOK_TRANSFER_H
+#define WEFT_HOOK_TRANSFER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct weft__hook_op;
+
+/* One attempt at moving the bytes from offset `done` of the call's buffer
+ * on. Returns a count, or -1 with errno set. */
+typedef ssize_t weft__hook_try(struct weft__hook_op *op, size_t done);
+
+struct weft__hook_op {
+  int fd;
+  unsigned dir;           /* WEFT_IO_READ or WEFT_IO_WRITE */
+  bool socket;            /* recv/send family: errors from the socket layer are
+                             final, and the caller's MSG_DONTWAIT is in `flags` */
+  bool all;               /* a blocking call moves all `total` bytes (a write; a
+                             recv with MSG_WAITALL), not the first few */
+  size_t total;           /* bytes asked for */
+  weft__hook_try *nowait; /* never blocks */
+  weft__hook_try *plain;  /* the real call, as the program made it */
+  /* The call's arguments, as its try functions need them. */
+  void *buf;
+  const void *cbuf;
+  const struct iovec *iov;
+  int iovcnt;
+  int flags;
+  struct sockaddr *addr;
+  socklen_t *addrlen;
+  const struct sockaddr *caddr;
+  socklen_t caddrlen;
+  struct msghdr *msg;
+  const struct msghdr *cmsg;
+};
+
+/* Runs op in the calling task (weft__hook_here() was true): returns what
+ * the real call would, errno included. */
+ssize_t weft__hook_transfer(struct weft__hook_op *op);
+
+/* The iovecs of iov[0..iovcnt) from byte `done` on, in `out` (of room
+ * `room` entries) when they fit, else in a malloc'ed array that the caller
+ * frees (*heap). Returns the array and its count in *n, or NULL with errno
+ * ENOMEM. With done 0 it returns iov itself. */
+const struct iovec *weft__hook_iov_from(const struct iovec *iov, int iovcnt,
+                                        size_t done, struct iovec *out,
+                                        int room, int *n, struct iovec **heap);
+
+/* The bytes iov[0..iovcnt) holds (SSIZE_MAX when more). */
+size_t weft__hook_iov_total(const struct iovec *iov, int iovcnt);
+
+#endif

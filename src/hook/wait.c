@@ -1,0 +1,106 @@
+/*
+ * How a hooked call parks its task: on the fd through the hub (the usual
+ * way), or through an epoll fd of its own when another task of the hub
+ * already waits on the fd the same way (weft_io_wait allows one waiter per
+ * direction; two tasks reading one socket is rare, but libc allows it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hook-private.h"
+
+static int wait_through_own_epoll(int fd, unsigned events,
+                                  weft__hook_timeout timeout) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0)
+    return -errno;
+  struct epoll_event ev = {
+      .events = ((events & WEFT_IO_READ) ? EPOLLIN | EPOLLRDHUP : 0) |
+                ((events & WEFT_IO_WRITE) ? EPOLLOUT : 0),
+      .data.fd = fd,
+  };
+  int rc = 0;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+    rc = -errno;
+  else
+    rc = weft_io_wait(ep, WEFT_IO_READ, timeout);
+  REAL(close)(ep);
+  return rc < 0 ? rc : 0;
+}
+
+/* The thread blocks in poll(2), for an fd the hub cannot watch. */
+static int wait_blocking(int fd, unsigned events, weft__hook_timeout timeout) {
+  struct pollfd p = {
+      .fd = fd,
+      .events = (short)(((events & WEFT_IO_READ) ? POLLIN : 0) |
+                        ((events & WEFT_IO_WRITE) ? POLLOUT : 0)),
+  };
+  int64_t until = timeout < 0 ? 0 : weft_now() + timeout;
+  for (;;) {
+    int ms = -1;
+    if (timeout >= 0) {
+      int64_t left = until - weft_now();
+      ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
+    }
+    int n = REAL(poll)(&p, 1, ms);
+    if (n > 0)
+      return (p.revents & POLLNVAL) ? -EBADF : 0;
+    if (n == 0)
+      return -ETIMEDOUT;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
+int weft__hook_wait_fd(int fd, unsigned events, weft__hook_timeout timeout) {
+  int rc = weft_io_wait(fd, events, timeout);
+  if (rc == -EBUSY)
+    rc = wait_through_own_epoll(fd, events, timeout);
+  if (rc >= 0)
+    return 0;
+  switch (rc) {
+  case -ETIMEDOUT:
+  case -ECANCELED:
+  case -EBADF:
+    return rc;
+  default:
+    /* The hub cannot watch this fd (-EPERM: epoll refuses it) or has no
+     * memory for it: the thread waits, as it would in libc. */
+    return wait_blocking(fd, events, timeout);
+  }
+}
+
+int weft__hook_wait_errno(int rc, weft__hook_timeout timeout, int64_t started) {
+  if (rc != -ETIMEDOUT)
+    return -rc;
+  /* weft_io_wait ends at the earlier of the call's timeout and the task's
+   * deadline: the call's own one ran out if its time has passed. */
+  if (timeout >= 0 && weft_now() - started >= timeout)
+    return EAGAIN;
+  return ETIMEDOUT;
+}
+
+weft__hook_timeout weft__hook_sock_timeout(int fd, int optname) {
+  struct timeval tv;
+  socklen_t len = sizeof tv;
+  int saved = errno;
+  weft__hook_timeout t = WEFT_FOREVER;
+  if (getsockopt(fd, SOL_SOCKET, optname, &tv, &len) == 0 &&
+      (tv.tv_sec > 0 || tv.tv_usec > 0))
+    t = (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
+  errno = saved;
+  return t;
+}
+
+bool weft__hook_is_disk(int fd) {
+  struct stat st;
+  int saved = errno;
+  bool disk =
+      fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+  errno = saved;
+  return disk;
+}

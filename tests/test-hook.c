@@ -1,0 +1,614 @@
+/*
+ * The hooks (weft/hook.h): libc's blocking calls, made in a task, park the
+ * task and let the hub run the others; made outside a task, they are
+ * libc's. Each case checks both what the call returns (errno included) and
+ * that other tasks ran while it waited.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft/hook.h>
+#include <weft/hub.h>
+#include <weft/io.h>
+
+#include "harness.h"
+
+/* fcntl(F_GETFL) past the hooks: the flags the kernel has. */
+static int kernel_flags(int fd) { return (int)syscall(SYS_fcntl, fd, F_GETFL); }
+
+/* A task that counts while others wait: proof that the hub ran. */
+struct ticker {
+  volatile int ticks;
+  volatile bool stop;
+};
+
+static void *tick(void *arg) {
+  struct ticker *t = arg;
+  while (!t->stop) {
+    t->ticks++;
+    usleep(2000); /* hooked: parks */
+  }
+  return NULL;
+}
+
+static weft_task *start_ticker(struct ticker *t) {
+  weft_task *task;
+  CHECK_EQ(weft_task_spawn(&task, tick, t, NULL), 0);
+  return task;
+}
+
+static void stop_ticker(struct ticker *t, weft_task *task) {
+  t->stop = true;
+  CHECK_EQ(weft_task_join(task, WEFT_FOREVER, NULL), 0);
+  weft_task_detach(task);
+}
+
+/* Writes one byte to fd after ms milliseconds, from a task. */
+struct later {
+  int fd;
+  int ms;
+};
+
+static void *write_later(void *arg) {
+  struct later *l = arg;
+  usleep((useconds_t)l->ms * 1000);
+  CHECK_EQ(write(l->fd, "x", 1), 1);
+  return NULL;
+}
+
+static weft_task *spawn(weft_task_fn fn, void *arg) {
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, fn, arg, NULL), 0);
+  return t;
+}
+
+static void join(weft_task *t) {
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  weft_task_detach(t);
+}
+
+TEST(installed_and_enabled_only_in_tasks) {
+  CHECK(weft_hook_installed());
+  CHECK(!weft_hook_enabled()); /* not in a task */
+}
+
+static void *enabled_in_task(void *arg) {
+  (void)arg;
+  CHECK(weft_hook_enabled());
+  CHECK(weft_hook_enable(false));
+  CHECK(!weft_hook_enabled());
+  CHECK(!weft_hook_enable(true));
+  CHECK(weft_hook_enabled());
+  return NULL;
+}
+
+TEST(a_task_can_turn_them_off_and_on) {
+  CHECK_EQ(weft_run(enabled_in_task, NULL, NULL), 0);
+}
+
+/* A read of an empty blocking pipe parks its task: the ticker runs, and
+ * the pipe is still blocking for everyone. */
+static void *read_parks(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  struct ticker tk = {0};
+  weft_task *ticker = start_ticker(&tk);
+  struct later l = {p[1], 50};
+  weft_task *writer = spawn(write_later, &l);
+  char c;
+  CHECK_EQ(read(p[0], &c, 1), 1);
+  CHECK_EQ(c, 'x');
+  CHECK(tk.ticks >= 3);
+  CHECK_EQ(kernel_flags(p[0]) & O_NONBLOCK, 0);
+  CHECK_EQ(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0);
+  join(writer);
+  stop_ticker(&tk, ticker);
+  close(p[0]);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(a_blocking_read_parks_only_its_task) {
+  CHECK_EQ(weft_run(read_parks, NULL, NULL), 0);
+}
+
+static void *thread_writes_later(void *arg) {
+  struct timespec ts = {0, 50 * 1000000};
+  nanosleep(&ts, NULL);
+  CHECK_EQ(write(*(int *)arg, "y", 1), 1);
+  return NULL;
+}
+
+TEST(outside_a_task_the_calls_are_libcs) {
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, thread_writes_later, &p[1]), 0);
+  char c;
+  CHECK_EQ(read(p[0], &c, 1), 1); /* blocks the thread, as libc */
+  CHECK_EQ(c, 'y');
+  pthread_join(th, NULL);
+  errno = 0;
+  CHECK_EQ(read(-1, &c, 1), -1);
+  CHECK_EQ(errno, EBADF);
+  close(p[0]);
+  close(p[1]);
+}
+
+static void *errors_as_libc(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  char c = 0;
+  errno = 0;
+  CHECK_EQ(read(-1, &c, 1), -1);
+  CHECK_EQ(errno, EBADF);
+  errno = 0;
+  CHECK_EQ(read(p[1], &c, 1), -1); /* the write end */
+  CHECK_EQ(errno, EBADF);
+  errno = 0;
+  CHECK_EQ(recv(p[0], &c, 1, 0), -1);
+  CHECK_EQ(errno, ENOTSOCK);
+  errno = 0;
+  CHECK_EQ(write(p[0], &c, 1), -1);
+  CHECK_EQ(errno, EBADF);
+  /* A non-blocking fd answers EAGAIN, as without the hooks. */
+  CHECK_EQ(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+  errno = 0;
+  CHECK_EQ(read(p[0], &c, 1), -1);
+  CHECK_EQ(errno, EAGAIN);
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  errno = 0;
+  CHECK_EQ(recv(s[0], &c, 1, MSG_DONTWAIT), -1);
+  CHECK_EQ(errno, EAGAIN);
+  close(s[0]);
+  close(s[1]);
+  close(p[0]);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(errors_are_libcs_in_a_task) {
+  CHECK_EQ(weft_run(errors_as_libc, NULL, NULL), 0);
+}
+
+/* A blocking write of more than the socket holds writes all of it, in
+ * pieces, while a reader task drains the other end. */
+#define BIG (4 << 20)
+
+static void *drain(void *arg) {
+  int fd = *(int *)arg;
+  char *buf = malloc(65536);
+  size_t got = 0;
+  unsigned sum = 0;
+  while (got < BIG) {
+    ssize_t n = read(fd, buf, 65536);
+    CHECK(n > 0);
+    for (ssize_t i = 0; i < n; i++)
+      sum += (unsigned char)buf[i];
+    got += (size_t)n;
+  }
+  free(buf);
+  return (void *)(uintptr_t)sum;
+}
+
+static void *write_all(void *arg) {
+  (void)arg;
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  char *buf = malloc(BIG);
+  unsigned sum = 0;
+  for (int i = 0; i < BIG; i++) {
+    buf[i] = (char)(i * 7);
+    sum += (unsigned char)buf[i];
+  }
+  weft_task *reader = spawn(drain, &s[1]);
+  CHECK_EQ(write(s[0], buf, BIG), BIG);
+  void *got;
+  CHECK_EQ(weft_task_join(reader, WEFT_FOREVER, &got), 0);
+  weft_task_detach(reader);
+  CHECK_EQ((uintptr_t)got, sum);
+  /* writev and sendmsg too. */
+  reader = spawn(drain, &s[1]);
+  struct iovec v[3] = {
+      {buf, 1000}, {buf + 1000, BIG / 2 - 1000}, {buf + BIG / 2, BIG / 2}};
+  CHECK_EQ(writev(s[0], v, 3), BIG);
+  CHECK_EQ(weft_task_join(reader, WEFT_FOREVER, &got), 0);
+  weft_task_detach(reader);
+  CHECK_EQ((uintptr_t)got, sum);
+  reader = spawn(drain, &s[1]);
+  struct msghdr m = {.msg_iov = v, .msg_iovlen = 3};
+  CHECK_EQ(sendmsg(s[0], &m, 0), BIG);
+  CHECK_EQ(weft_task_join(reader, WEFT_FOREVER, &got), 0);
+  weft_task_detach(reader);
+  CHECK_EQ((uintptr_t)got, sum);
+  free(buf);
+  close(s[0]);
+  close(s[1]);
+  return NULL;
+}
+
+TEST(a_blocking_write_writes_everything) {
+  CHECK_EQ(weft_run(write_all, NULL, NULL), 0);
+}
+
+/* SO_RCVTIMEO ends a hooked recv with EAGAIN, as in libc. */
+static void *rcvtimeo(void *arg) {
+  (void)arg;
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  struct timeval tv = {0, 100000};
+  CHECK_EQ(setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  struct ticker tk = {0};
+  weft_task *ticker = start_ticker(&tk);
+  int64_t t0 = weft_now();
+  char c;
+  errno = 0;
+  CHECK_EQ(recv(s[0], &c, 1, 0), -1);
+  CHECK_EQ(errno, EAGAIN);
+  CHECK(weft_now() - t0 >= WEFT_MS(100));
+  CHECK(tk.ticks >= 3);
+  /* A weft deadline: ETIMEDOUT. */
+  CHECK_EQ(weft_deadline_set(weft_now() + WEFT_MS(30), NULL), 0);
+  errno = 0;
+  CHECK_EQ(read(s[0], &c, 1), -1);
+  CHECK_EQ(errno, ETIMEDOUT);
+  CHECK_EQ(weft_deadline_set(WEFT_FOREVER, NULL), 0);
+  stop_ticker(&tk, ticker);
+  close(s[0]);
+  close(s[1]);
+  return NULL;
+}
+
+TEST(socket_timeouts_are_eagain_and_deadlines_etimedout) {
+  CHECK_EQ(weft_run(rcvtimeo, NULL, NULL), 0);
+}
+
+static void *read_forever(void *arg) {
+  int fd = *(int *)arg;
+  char c;
+  errno = 0;
+  ssize_t n = read(fd, &c, 1);
+  return (void *)(intptr_t)(n < 0 ? -errno : n);
+}
+
+static void *cancel_and_close(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  weft_task *r = spawn(read_forever, &p[0]);
+  usleep(20000);
+  CHECK_EQ(weft_task_cancel(r), 0);
+  void *got;
+  CHECK_EQ(weft_task_join(r, WEFT_FOREVER, &got), 0);
+  weft_task_detach(r);
+  CHECK_EQ(VI(got), -ECANCELED);
+  /* close wakes a reader with EBADF (as weft_io_close). */
+  r = spawn(read_forever, &p[0]);
+  usleep(20000);
+  CHECK_EQ(close(p[0]), 0);
+  CHECK_EQ(weft_task_join(r, WEFT_FOREVER, &got), 0);
+  weft_task_detach(r);
+  CHECK_EQ(VI(got), -EBADF);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(cancel_and_close_end_a_hooked_read) {
+  CHECK_EQ(weft_run(cancel_and_close, NULL, NULL), 0);
+}
+
+/* accept and connect on blocking sockets, both in tasks; the listener
+ * stays blocking to the program's eyes. */
+struct server {
+  int lfd;
+  int port;
+};
+
+static void *serve_one(void *arg) {
+  struct server *s = arg;
+  int c = accept(s->lfd, NULL, NULL);
+  CHECK(c >= 0);
+  char buf[5];
+  CHECK_EQ(recv(c, buf, 5, MSG_WAITALL), 5);
+  CHECK_EQ(memcmp(buf, "hello", 5), 0);
+  CHECK_EQ(send(c, "world", 5, 0), 5);
+  close(c);
+  return NULL;
+}
+
+static void *accept_connect(void *arg) {
+  (void)arg;
+  struct server s;
+  s.lfd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(s.lfd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  CHECK_EQ(bind(s.lfd, (struct sockaddr *)&a, sizeof a), 0);
+  CHECK_EQ(listen(s.lfd, 16), 0);
+  socklen_t len = sizeof a;
+  CHECK_EQ(getsockname(s.lfd, (struct sockaddr *)&a, &len), 0);
+  struct ticker tk = {0};
+  weft_task *ticker = start_ticker(&tk);
+  weft_task *server = spawn(serve_one, &s);
+  usleep(20000); /* the server parks in accept */
+  CHECK(tk.ticks >= 2);
+  CHECK(kernel_flags(s.lfd) & O_NONBLOCK);         /* flipped for accept */
+  CHECK_EQ(fcntl(s.lfd, F_GETFL) & O_NONBLOCK, 0); /* not to the program */
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+  CHECK_EQ(kernel_flags(c) & O_NONBLOCK, 0);
+  CHECK_EQ(send(c, "hel", 3, 0), 3);
+  usleep(5000);
+  CHECK_EQ(send(c, "lo", 2, 0), 2);
+  char buf[5];
+  CHECK_EQ(recv(c, buf, 5, MSG_WAITALL), 5);
+  CHECK_EQ(memcmp(buf, "world", 5), 0);
+  join(server);
+  /* The program's own setting goes through. */
+  CHECK_EQ(fcntl(s.lfd, F_SETFL, O_NONBLOCK), 0);
+  CHECK(fcntl(s.lfd, F_GETFL) & O_NONBLOCK);
+  errno = 0;
+  CHECK_EQ(accept(s.lfd, NULL, NULL), -1);
+  CHECK_EQ(errno, EAGAIN);
+  CHECK_EQ(fcntl(s.lfd, F_SETFL, 0), 0);
+  CHECK_EQ(fcntl(s.lfd, F_GETFL) & O_NONBLOCK, 0);
+  /* A refused connect: the errno of libc. */
+  close(s.lfd);
+  int d = socket(AF_INET, SOCK_STREAM, 0);
+  errno = 0;
+  CHECK_EQ(connect(d, (struct sockaddr *)&a, sizeof a), -1);
+  CHECK_EQ(errno, ECONNREFUSED);
+  close(d);
+  close(c);
+  stop_ticker(&tk, ticker);
+  return NULL;
+}
+
+TEST(accept_and_connect_park_and_keep_the_programs_view) {
+  CHECK_EQ(weft_run(accept_connect, NULL, NULL), 0);
+}
+
+/* poll, select and epoll_wait on the program's own fds. */
+static void *polls(void *arg) {
+  (void)arg;
+  int p[2], q[2];
+  CHECK_EQ(pipe(p), 0);
+  CHECK_EQ(pipe(q), 0);
+  struct ticker tk = {0};
+  weft_task *ticker = start_ticker(&tk);
+
+  struct later l = {q[1], 30};
+  weft_task *w = spawn(write_later, &l);
+  struct pollfd fds[2] = {{.fd = p[0], .events = POLLIN},
+                          {.fd = q[0], .events = POLLIN}};
+  CHECK_EQ(poll(fds, 2, -1), 1);
+  CHECK_EQ(fds[0].revents, 0);
+  CHECK_EQ(fds[1].revents, POLLIN);
+  join(w);
+  char c;
+  CHECK_EQ(read(q[0], &c, 1), 1);
+  /* A timeout: 0 ready, no error. */
+  int before = tk.ticks;
+  CHECK_EQ(poll(fds, 2, 30), 0);
+  CHECK(tk.ticks > before);
+  /* One fd. */
+  w = spawn(write_later, &l);
+  CHECK_EQ(poll(&fds[1], 1, 5000), 1);
+  join(w);
+  CHECK_EQ(read(q[0], &c, 1), 1);
+
+  w = spawn(write_later, &l);
+  fd_set r;
+  FD_ZERO(&r);
+  FD_SET(p[0], &r);
+  FD_SET(q[0], &r);
+  int nfds = (p[0] > q[0] ? p[0] : q[0]) + 1;
+  CHECK_EQ(select(nfds, &r, NULL, NULL, NULL), 1);
+  CHECK(!FD_ISSET(p[0], &r));
+  CHECK(FD_ISSET(q[0], &r));
+  join(w);
+  CHECK_EQ(read(q[0], &c, 1), 1);
+  struct timeval tv = {0, 30000};
+  FD_SET(p[0], &r);
+  before = tk.ticks;
+  CHECK_EQ(select(nfds, &r, NULL, NULL, &tv), 0);
+  CHECK(tk.ticks > before);
+  CHECK(!FD_ISSET(p[0], &r));
+
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = q[0]};
+  CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, q[0], &ev), 0);
+  w = spawn(write_later, &l);
+  struct epoll_event got[4];
+  CHECK_EQ(epoll_wait(ep, got, 4, -1), 1);
+  CHECK_EQ(got[0].data.fd, q[0]);
+  join(w);
+  CHECK_EQ(read(q[0], &c, 1), 1);
+  CHECK_EQ(epoll_wait(ep, got, 4, 20), 0);
+  close(ep);
+
+  stop_ticker(&tk, ticker);
+  close(p[0]);
+  close(p[1]);
+  close(q[0]);
+  close(q[1]);
+  return NULL;
+}
+
+TEST(poll_select_and_epoll_wait_park) {
+  CHECK_EQ(weft_run(polls, NULL, NULL), 0);
+}
+
+static void *sleep_200ms(void *arg) {
+  int how = VI(arg);
+  struct timespec ts = {0, 200 * 1000000};
+  switch (how) {
+  case 0:
+    CHECK_EQ(nanosleep(&ts, NULL), 0);
+    break;
+  case 1:
+    CHECK_EQ(usleep(200000), 0);
+    break;
+  case 2:
+    CHECK_EQ(clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL), 0);
+    break;
+  case 3: {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    now.tv_nsec += 200 * 1000000;
+    if (now.tv_nsec >= 1000000000) {
+      now.tv_sec++;
+      now.tv_nsec -= 1000000000;
+    }
+    CHECK_EQ(clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &now, NULL), 0);
+    break;
+  }
+  }
+  return NULL;
+}
+
+static void *sleeps(void *arg) {
+  (void)arg;
+  int64_t t0 = weft_now();
+  weft_task *t[4];
+  for (int i = 0; i < 4; i++)
+    t[i] = spawn(sleep_200ms, IV(i));
+  for (int i = 0; i < 4; i++)
+    join(t[i]);
+  int64_t took = weft_now() - t0;
+  CHECK(took >= WEFT_MS(200));
+  CHECK(took < WEFT_MS(700)); /* together, not one after the other (800) */
+  /* A bad request is libc's error. */
+  struct timespec bad = {0, 2000000000};
+  errno = 0;
+  CHECK_EQ(nanosleep(&bad, NULL), -1);
+  CHECK_EQ(errno, EINVAL);
+  return NULL;
+}
+
+TEST(sleeps_overlap) { CHECK_EQ(weft_run(sleeps, NULL, NULL), 0); }
+
+static void *cancelled_sleep(void *arg) {
+  (void)arg;
+  struct timespec ts = {10, 0}, rem = {0, 0};
+  errno = 0;
+  int r = nanosleep(&ts, &rem);
+  return (void *)(intptr_t)(r == -1 && errno == ECANCELED && rem.tv_sec >= 9);
+}
+
+static void *cancel_sleep(void *arg) {
+  (void)arg;
+  weft_task *t = spawn(cancelled_sleep, NULL);
+  usleep(10000);
+  CHECK_EQ(weft_task_cancel(t), 0);
+  void *ok;
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &ok), 0);
+  weft_task_detach(t);
+  CHECK(ok);
+  return NULL;
+}
+
+TEST(a_cancelled_sleep_fails_with_ecanceled) {
+  CHECK_EQ(weft_run(cancel_sleep, NULL, NULL), 0);
+}
+
+/* A handler's calls are libc's, and sigaction shows the program's own
+ * handler. */
+static volatile bool handler_saw_hooks = true;
+static int handler_fd = -1;
+
+static void on_usr1(int sig) {
+  (void)sig;
+  handler_saw_hooks = weft_hook_enabled();
+  (void)!write(handler_fd, "s", 1);
+}
+
+static void *signal_in_task(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  handler_fd = p[1];
+  struct sigaction sa = {0}, old;
+  sa.sa_handler = on_usr1;
+  sigemptyset(&sa.sa_mask);
+  CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+  CHECK_EQ(sigaction(SIGUSR1, NULL, &old), 0);
+  CHECK(old.sa_handler == on_usr1);
+  CHECK_EQ(old.sa_flags & SA_SIGINFO, 0);
+  CHECK(weft_hook_enabled());
+  CHECK_EQ(raise(SIGUSR1), 0);
+  CHECK(!handler_saw_hooks);
+  char c;
+  CHECK_EQ(read(p[0], &c, 1), 1);
+  CHECK(signal(SIGUSR1, SIG_DFL) == on_usr1);
+  close(p[0]);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(signal_handlers_run_unhooked) {
+  CHECK_EQ(weft_run(signal_in_task, NULL, NULL), 0);
+}
+
+/* A child forked in a task blocks as plain C does: it has no hub. */
+static void *fork_in_task(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    char c;
+    if (weft_hook_enabled() || read(p[0], &c, 1) != 1 || c != 'f')
+      _exit(1);
+    _exit(0);
+  }
+  CHECK(pid > 0);
+  usleep(20000);
+  CHECK_EQ(write(p[1], "f", 1), 1);
+  int st;
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(p[0]);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(a_child_forked_in_a_task_is_plain_c) {
+  CHECK_EQ(weft_run(fork_in_task, NULL, NULL), 0);
+}
+
+/* A regular file is read with the plain call. */
+static void *file_read(void *arg) {
+  (void)arg;
+  char path[] = "/tmp/weft-hook-XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  unlink(path);
+  CHECK_EQ(write(fd, "data", 4), 4);
+  CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+  char buf[8];
+  CHECK_EQ(read(fd, buf, sizeof buf), 4);
+  CHECK_EQ(memcmp(buf, "data", 4), 0);
+  CHECK_EQ(read(fd, buf, sizeof buf), 0);
+  close(fd);
+  return NULL;
+}
+
+TEST(regular_files_are_plain_reads) {
+  CHECK_EQ(weft_run(file_read, NULL, NULL), 0);
+}

@@ -7,10 +7,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -611,4 +613,97 @@ static void *file_read(void *arg) {
 
 TEST(regular_files_are_plain_reads) {
   CHECK_EQ(weft_run(file_read, NULL, NULL), 0);
+}
+
+/* Name resolution in tasks runs on the resolver threads. */
+static int threads_now(void) {
+  int n = 0;
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "Threads: %d", &n) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return n;
+}
+
+static void *lookup(void *arg) {
+  (void)arg;
+  struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+  struct addrinfo *res = NULL;
+  int rc = getaddrinfo("localhost", "80", &hints, &res);
+  if (rc != 0)
+    return IV(rc);
+  const struct sockaddr_in *a = (const struct sockaddr_in *)res->ai_addr;
+  bool ok = res->ai_family == AF_INET &&
+            a->sin_addr.s_addr == htonl(INADDR_LOOPBACK) &&
+            a->sin_port == htons(80);
+  freeaddrinfo(res);
+  /* And back: the name of 127.0.0.1, and gethostbyname_r. */
+  char host[256], serv[32];
+  struct sockaddr_in lo = {.sin_family = AF_INET,
+                           .sin_port = htons(80),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (getnameinfo((struct sockaddr *)&lo, sizeof lo, host, sizeof host, serv,
+                  sizeof serv, NI_NUMERICSERV) != 0 ||
+      strcmp(serv, "80") != 0)
+    ok = false;
+  struct hostent he, *got = NULL;
+  char buf[1024];
+  int herr = 0;
+  if (gethostbyname_r("localhost", &he, buf, sizeof buf, &got, &herr) != 0 ||
+      got != &he || he.h_addrtype != AF_INET ||
+      memcmp(he.h_addr_list[0], &lo.sin_addr, 4) != 0)
+    ok = false;
+  return IV(ok ? 0 : -1);
+}
+
+static void *lookups(void *arg) {
+  (void)arg;
+  int before = threads_now();
+  struct ticker tk = {0};
+  weft_task *ticker = start_ticker(&tk);
+  enum { N = 100 };
+  weft_task *t[N];
+  for (int i = 0; i < N; i++)
+    t[i] = spawn(lookup, NULL);
+  for (int i = 0; i < N; i++) {
+    void *rc;
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, &rc), 0);
+    weft_task_detach(t[i]);
+    CHECK_EQ(VI(rc), 0);
+  }
+  CHECK(threads_now() > before); /* the resolver pool */
+  stop_ticker(&tk, ticker);
+  return NULL;
+}
+
+TEST(lookups_run_on_the_resolver_threads) {
+  CHECK_EQ(weft_run(lookups, NULL, NULL), 0);
+  CHECK_EQ(VI(lookup(NULL)), 0); /* on a plain thread: libc's */
+}
+
+static void *cancelled_lookup(void *arg) {
+  (void)arg;
+  struct addrinfo *res = NULL;
+  errno = 0;
+  int rc = getaddrinfo("localhost", "80", NULL, &res);
+  return IV(rc == EAI_SYSTEM && errno == ECANCELED);
+}
+
+static void *cancel_lookup(void *arg) {
+  (void)arg;
+  weft_task *t = spawn(cancelled_lookup, NULL);
+  CHECK_EQ(weft_task_cancel(t), 0); /* before it ran */
+  void *ok;
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &ok), 0);
+  weft_task_detach(t);
+  CHECK(ok);
+  usleep(50000); /* the pool finishes and frees the lookup (ASan: no leak) */
+  return NULL;
+}
+
+TEST(a_cancelled_lookup_leaves_at_once) {
+  CHECK_EQ(weft_run(cancel_lookup, NULL, NULL), 0);
 }

@@ -20,6 +20,7 @@
 #ifndef WEFT_HOOK_PRIVATE_H
 #define WEFT_HOOK_PRIVATE_H
 
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -76,6 +77,12 @@ struct weft__real {
   int (*ioctl)(int, unsigned long, ...);
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
   void (*exit)(int);
+  int (*getaddrinfo)(const char *, const char *, const struct addrinfo *,
+                     struct addrinfo **);
+  int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t,
+                     char *, socklen_t, int);
+  int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t,
+                         struct hostent **, int *);
 };
 
 extern struct weft__real weft__real;

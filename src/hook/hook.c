@@ -65,6 +65,9 @@ static void resolve_once(void) {
   GET(ioctl);
   GET(sigaction);
   GET(exit);
+  GET(getaddrinfo);
+  GET(getnameinfo);
+  GET(gethostbyname_r);
 #undef GET
   /* glibc before 2.28 has no fcntl64; its fcntl is the one. */
   if (!r.fcntl64)

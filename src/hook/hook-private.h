@@ -87,14 +87,15 @@ struct weft__real {
 
 extern struct weft__real weft__real;
 
-/* Fills weft__real; safe to call again (it is done once). */
+/* Fills weft__real; safe to call again, from any thread. */
 void weft__hook_resolve(void);
 
 /* The real function name, resolved first if this is the first call.
  * Every hook calls its real function through this. */
 #define REAL(name)                                                             \
-  (__builtin_expect(weft__real.name != NULL, 1)                                \
-       ? weft__real.name                                                       \
+  (__builtin_expect(                                                           \
+       __atomic_load_n(&weft__real.name, __ATOMIC_RELAXED) != NULL, 1)         \
+       ? __atomic_load_n(&weft__real.name, __ATOMIC_RELAXED)                   \
        : (weft__hook_resolve(), weft__real.name))
 
 /* Whether a call made here may park: in a task of a hub whose hooks are

@@ -3,7 +3,6 @@
  * deciding whether a call may park. See hook-private.h.
  */
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +29,15 @@ void weft__hook_pass_all(void) {
 /* The next definition of name after this library's: libc's. */
 static void *next(const char *name) { return dlsym(RTLD_NEXT, name); }
 
-static void resolve_once(void) {
-  struct weft__real r;
-#define GET(n) r.n = (__typeof__(r.n))next(#n)
+/* Each pointer is stored once per resolution, with the value every thread
+ * would find, so resolutions that race store the same values; the stores
+ * and the loads in REAL are atomic (relaxed: nothing else is published by
+ * them). No pthread_once: a sanitizer's runtime calls the hooks (its
+ * sigaction) before it can take a call to its own pthread_once. */
+void weft__hook_resolve(void) {
+#define GET(n)                                                                 \
+  __atomic_store_n(&weft__real.n, (__typeof__(weft__real.n))next(#n),          \
+                   __ATOMIC_RELAXED)
   GET(read);
   GET(write);
   GET(readv);
@@ -70,16 +75,8 @@ static void resolve_once(void) {
   GET(gethostbyname_r);
 #undef GET
   /* glibc before 2.28 has no fcntl64; its fcntl is the one. */
-  if (!r.fcntl64)
-    r.fcntl64 = r.fcntl;
-  /* Each pointer is written once, with the value every thread would find;
-   * a thread that reads a NULL one resolves again (the REAL macro). */
-  weft__real = r;
-}
-
-void weft__hook_resolve(void) {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
-  pthread_once(&once, resolve_once);
+  if (!weft__real.fcntl64)
+    __atomic_store_n(&weft__real.fcntl64, weft__real.fcntl, __ATOMIC_RELAXED);
 }
 
 __attribute__((constructor)) static void hook_start(void) {

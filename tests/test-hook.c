@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -706,4 +707,144 @@ static void *cancel_lookup(void *arg) {
 
 TEST(a_cancelled_lookup_leaves_at_once) {
   CHECK_EQ(weft_run(cancel_lookup, NULL, NULL), 0);
+}
+
+/* A plain thread's accept on a listener the hooks made non-blocking for a
+ * task still blocks until a connection comes, as the program expects. */
+static int flipped_lfd = -1;
+
+static void *accept_once_in_task(void *arg) {
+  (void)arg;
+  /* Nothing to accept: a 10 ms receive timeout ends the wait, after the
+   * listener was flipped. */
+  struct timeval tv = {0, 10000};
+  CHECK_EQ(setsockopt(flipped_lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  errno = 0;
+  CHECK_EQ(accept(flipped_lfd, NULL, NULL), -1);
+  CHECK_EQ(errno, EAGAIN);
+  tv.tv_usec = 0;
+  CHECK_EQ(setsockopt(flipped_lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  return NULL;
+}
+
+static void *connect_later(void *arg) {
+  struct timespec ts = {0, 30 * 1000000};
+  nanosleep(&ts, NULL);
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK_EQ(connect(c, arg, sizeof(struct sockaddr_in)), 0);
+  return (void *)(intptr_t)c;
+}
+
+TEST(a_threads_accept_on_a_flipped_listener_blocks) {
+  flipped_lfd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  CHECK_EQ(bind(flipped_lfd, (struct sockaddr *)&a, sizeof a), 0);
+  CHECK_EQ(listen(flipped_lfd, 4), 0);
+  socklen_t len = sizeof a;
+  CHECK_EQ(getsockname(flipped_lfd, (struct sockaddr *)&a, &len), 0);
+  CHECK_EQ(weft_run(accept_once_in_task, NULL, NULL), 0);
+  CHECK(kernel_flags(flipped_lfd) & O_NONBLOCK);
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, connect_later, &a), 0);
+  int s = accept(flipped_lfd, NULL, NULL); /* blocks, 30 ms */
+  CHECK(s >= 0);
+  void *c;
+  pthread_join(th, &c);
+  /* dup and F_DUPFD carry the program's view. */
+  int d = dup(flipped_lfd);
+  CHECK_EQ(fcntl(d, F_GETFL) & O_NONBLOCK, 0);
+  int e = fcntl(flipped_lfd, F_DUPFD_CLOEXEC, 100);
+  CHECK(e >= 100);
+  CHECK_EQ(fcntl(e, F_GETFL) & O_NONBLOCK, 0);
+  int on = 1;
+  CHECK_EQ(ioctl(e, FIONBIO, &on), 0);
+  CHECK(fcntl(e, F_GETFL) & O_NONBLOCK);
+  close(d);
+  close(e);
+  close(s);
+  close(VI(c));
+  close(flipped_lfd);
+}
+
+/* Two tasks blocked reading one socket (libc allows it; the second waits
+ * through an epoll fd of its own), and a dup2 over an fd a task waits on
+ * wakes it with EBADF. */
+static void *read_one(void *arg) {
+  char c;
+  ssize_t n = read(*(int *)arg, &c, 1);
+  return (void *)(intptr_t)(n == 1 ? c : -errno);
+}
+
+static void *two_readers_and_dup2(void *arg) {
+  (void)arg;
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  weft_task *a = spawn(read_one, &s[0]);
+  weft_task *b = spawn(read_one, &s[0]);
+  usleep(10000);
+  CHECK_EQ(write(s[1], "ab", 2), 2);
+  void *ra, *rb;
+  CHECK_EQ(weft_task_join(a, WEFT_FOREVER, &ra), 0);
+  CHECK_EQ(weft_task_join(b, WEFT_FOREVER, &rb), 0);
+  weft_task_detach(a);
+  weft_task_detach(b);
+  CHECK((VI(ra) == 'a' && VI(rb) == 'b') || (VI(ra) == 'b' && VI(rb) == 'a'));
+
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  weft_task *r = spawn(read_one, &p[0]);
+  usleep(10000);
+  CHECK_EQ(dup2(s[1], p[0]), p[0]);
+  void *rr;
+  CHECK_EQ(weft_task_join(r, WEFT_FOREVER, &rr), 0);
+  weft_task_detach(r);
+  CHECK_EQ(VI(rr), -EBADF);
+  close(p[0]);
+  close(p[1]);
+  close(s[0]);
+  close(s[1]);
+  return NULL;
+}
+
+TEST(two_readers_of_one_socket_and_dup2_over_a_waited_fd) {
+  CHECK_EQ(weft_run(two_readers_and_dup2, NULL, NULL), 0);
+}
+
+/* ppoll and pselect, with their timeouts. */
+static void *ppoll_pselect(void *arg) {
+  (void)arg;
+  int q[2];
+  CHECK_EQ(pipe(q), 0);
+  struct later l = {q[1], 20};
+  weft_task *w = spawn(write_later, &l);
+  struct pollfd fd = {.fd = q[0], .events = POLLIN};
+  struct timespec ts = {5, 0};
+  sigset_t none;
+  sigemptyset(&none);
+  CHECK_EQ(ppoll(&fd, 1, &ts, &none), 1);
+  CHECK(fd.revents & POLLIN);
+  join(w);
+  char c;
+  CHECK_EQ(read(q[0], &c, 1), 1);
+  ts.tv_sec = 0;
+  ts.tv_nsec = 20 * 1000000;
+  CHECK_EQ(ppoll(&fd, 1, &ts, NULL), 0);
+  fd_set r;
+  FD_ZERO(&r);
+  FD_SET(q[0], &r);
+  CHECK_EQ(pselect(q[0] + 1, &r, NULL, NULL, &ts, &none), 0);
+  w = spawn(write_later, &l);
+  FD_SET(q[0], &r);
+  ts.tv_sec = 5;
+  CHECK_EQ(pselect(q[0] + 1, &r, NULL, NULL, &ts, NULL), 1);
+  CHECK(FD_ISSET(q[0], &r));
+  join(w);
+  close(q[0]);
+  close(q[1]);
+  return NULL;
+}
+
+TEST(ppoll_and_pselect_park) {
+  CHECK_EQ(weft_run(ppoll_pselect, NULL, NULL), 0);
 }

@@ -848,3 +848,41 @@ static void *ppoll_pselect(void *arg) {
 TEST(ppoll_and_pselect_park) {
   CHECK_EQ(weft_run(ppoll_pselect, NULL, NULL), 0);
 }
+
+/* A child forked by a task closes an fd its parent's hub waits on: the
+ * parent's wait must not notice (the epoll instance is shared across the
+ * fork; a child that touched it would take the parent's registration). */
+static void *fork_and_close(void *arg) {
+  int fd = *(int *)arg;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fd);
+    _exit(weft_task_current() == NULL ? 0 : 1);
+  }
+  int st;
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  return NULL;
+}
+
+static void *wait_across_a_fork(void *arg) {
+  (void)arg;
+  int p[2];
+  CHECK_EQ(pipe(p), 0);
+  weft_task *r = spawn(read_one, &p[0]);
+  usleep(10000); /* the reader waits, registered in the hub's epoll */
+  weft_task *f = spawn(fork_and_close, &p[0]);
+  join(f);
+  CHECK_EQ(write(p[1], "k", 1), 1);
+  void *got;
+  CHECK_EQ(weft_task_join(r, WEFT_SEC(5), &got), 0);
+  weft_task_detach(r);
+  CHECK_EQ(VI(got), 'k');
+  close(p[0]);
+  close(p[1]);
+  return NULL;
+}
+
+TEST(a_close_in_a_forked_child_leaves_the_parents_waits_alone) {
+  CHECK_EQ(weft_run(wait_across_a_fork, NULL, NULL), 0);
+}

@@ -14,11 +14,11 @@
  * that atexit handlers and destructors, which may run on a task's stack,
  * never park it.
  *
- * fork: a child forked by a task has no hub running (only the forking
- * thread exists, in the middle of its task), so its hooks are off.
+ * fork needs nothing here: a child of fork has no hub (weft forgets it in
+ * every child, src/hub/hub.c), so its calls are libc's until it starts a
+ * hub of its own.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -133,14 +133,4 @@ WEFT__HOOK_API void exit(int status) {
   weft__hook_pass_all();
   REAL(exit)(status);
   __builtin_unreachable();
-}
-
-/* In the child of a fork made by a task: hooks off on its one thread. */
-static void child_after_fork(void) {
-  if (weft_task_current())
-    weft_hook_enable(false);
-}
-
-__attribute__((constructor)) static void watch_forks(void) {
-  pthread_atfork(NULL, NULL, child_after_fork);
 }

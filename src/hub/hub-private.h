@@ -168,9 +168,10 @@ static inline weft_task *weft__task_running(void) {
  * turns (plus the coarse clock's tick, a few ms), never exceed it. */
 void weft__hub_stamp_parked(weft__hub *h);
 
-/* In a child of fork() that will never return into the task that forked
- * (weft_proc_start's): the thread runs outside any hub and coroutine from
- * here on, and may start a hub of its own. What the old hub held stays
+/* In a child of fork() (every child: hub.c runs it as a fork handler):
+ * the thread runs outside any hub and coroutine from here on, and may start
+ * a hub of its own; a child forked in a task that goes on in the task's
+ * code runs it as plain thread code. What the old hub held stays
  * unreachable in the child's copy of memory; its poller's fds are closed. */
 void weft__hub_forget_in_child(void);
 

@@ -22,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,13 +442,25 @@ static int loop(weft__hub *h) {
 }
 
 void weft__hub_forget_in_child(void) {
-  /* Its poller's fds would otherwise stay open in the child for its whole
-   * life (a cluster's workers are such children). The hubs of the
-   * parent's other threads are out of reach here. */
-  if (weft__hub_current)
-    weft__poller_close_in_child(weft__hub_current->poller);
+  /* Forgotten first: closing the poller's fds must not reach back into the
+   * hub (a close through weft's hooks forgets the fd in the current hub).
+   * The fds would otherwise stay open in the child for its whole life (a
+   * cluster's workers are such children). The hubs of the parent's other
+   * threads are out of reach here. */
+  weft__hub *h = weft__hub_current;
   weft__hub_current = NULL;
   weft__coro_running = NULL;
+  if (h)
+    weft__poller_close_in_child(h->poller);
+}
+
+/* Every child of fork() forgets its thread's hub at once, before any other
+ * handler of weft's or the program's runs: the hub's epoll instance is
+ * shared with the parent, so a change made to it in the child (an fd
+ * forgotten by a close, a wait armed) would change the parent's. Registered
+ * when the library loads, so that this handler is the first of weft's. */
+__attribute__((constructor)) static void forget_hubs_in_children(void) {
+  pthread_atfork(NULL, NULL, weft__hub_forget_in_child);
 }
 
 int weft_run(weft_task_fn fn, void *arg, void **result) {

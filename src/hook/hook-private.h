@@ -104,7 +104,8 @@ bool weft__hook_here(void);
 
 /* A signal handler that runs through the hooks' trampoline counts itself
  * here (signal.c), so that its calls are never parked. */
-extern __thread int weft__hook_handler_depth;
+extern __thread int weft__hook_handler_depth
+    __attribute__((tls_model("initial-exec")));
 
 /* What a hooked call waits up to, as weft's timeouts: ns, or WEFT_FOREVER. */
 typedef int64_t weft__hook_timeout;

@@ -12,7 +12,11 @@
 
 struct weft__real weft__real;
 
-__thread int weft__hook_handler_depth;
+/* Initial-exec: read in signal handlers, where a lazily allocated TLS
+ * block (the general dynamic model's __tls_get_addr) is not safe. The
+ * library is loaded at start (linked or preloaded), so its TLS is static. */
+__thread int weft__hook_handler_depth
+    __attribute__((tls_model("initial-exec")));
 
 /* Set by exit() (exit.c) and by WEFT_HOOK=0: from then on every hook is
  * libc's function. */
@@ -20,7 +24,7 @@ static atomic_bool passing_all;
 
 /* This thread's choice (weft_hook_enable): a thread-local that is false
  * while the hooks are on, so that its zero start means "on". */
-static __thread bool turned_off;
+static __thread bool turned_off __attribute__((tls_model("initial-exec")));
 
 void weft__hook_pass_all(void) {
   atomic_store_explicit(&passing_all, true, memory_order_relaxed);

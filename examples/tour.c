@@ -330,6 +330,7 @@ int main(void) {
   tour_processes();
   tour_shared_memory();
   tour_cluster();
+  tour_hooks();
   printf("\n(next: futures and pools)\n");
   return 0;
 }

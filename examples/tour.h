@@ -11,5 +11,6 @@ void tour_locks(void);
 void tour_processes(void);
 void tour_shared_memory(void);
 void tour_cluster(void);
+void tour_hooks(void);
 
 #endif

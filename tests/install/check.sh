@@ -15,9 +15,14 @@ test -e "$libdir/libweft.a" || { echo "no libweft.a"; exit 1; }
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 cc -o "$work/pc" "$top/tests/install/consumer.c" $(pkg-config --cflags --libs weft)
 LD_LIBRARY_PATH=$libdir "$work/pc"
+test -e "$libdir/libweft-hook.so.0" || { echo "no SONAME link libweft-hook.so.0"; exit 1; }
+cc -o "$work/pc-hook" "$top/tests/install/hook-consumer.c" \
+  $(pkg-config --cflags --libs weft weft-hook)
+LD_LIBRARY_PATH=$libdir "$work/pc-hook"
 
 cmake -S "$top/tests/install" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/build" >/dev/null
 LD_LIBRARY_PATH=$libdir "$work/build/consumer-shared"
 "$work/build/consumer-static"
+LD_LIBRARY_PATH=$libdir "$work/build/consumer-hook"
 echo "install: pkg-config and find_package consumers ran"

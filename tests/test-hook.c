@@ -886,3 +886,27 @@ static void *wait_across_a_fork(void *arg) {
 TEST(a_close_in_a_forked_child_leaves_the_parents_waits_alone) {
   CHECK_EQ(weft_run(wait_across_a_fork, NULL, NULL), 0);
 }
+
+static void *pwait2(void *arg) {
+  (void)arg;
+  int q[2];
+  CHECK_EQ(pipe(q), 0);
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = q[0]};
+  CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, q[0], &ev), 0);
+  struct epoll_event got[2];
+  struct timespec ts = {0, 20 * 1000000};
+  int64_t t0 = weft_now();
+  CHECK_EQ(epoll_pwait2(ep, got, 2, &ts, NULL), 0);
+  CHECK(weft_now() - t0 >= WEFT_MS(20));
+  struct later l = {q[1], 10};
+  weft_task *w = spawn(write_later, &l);
+  CHECK_EQ(epoll_pwait2(ep, got, 2, NULL, NULL), 1);
+  join(w);
+  close(ep);
+  close(q[0]);
+  close(q[1]);
+  return NULL;
+}
+
+TEST(epoll_pwait2_parks) { CHECK_EQ(weft_run(pwait2, NULL, NULL), 0); }

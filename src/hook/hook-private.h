@@ -63,6 +63,8 @@ struct weft__real {
                  const sigset_t *);
   int (*epoll_wait)(int, struct epoll_event *, int, int);
   int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+  int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *,
+                      const sigset_t *); /* NULL before glibc 2.35 */
   unsigned (*sleep)(unsigned);
   int (*usleep)(useconds_t);
   int (*nanosleep)(const struct timespec *, struct timespec *);

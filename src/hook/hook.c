@@ -61,6 +61,7 @@ void weft__hook_resolve(void) {
   GET(pselect);
   GET(epoll_wait);
   GET(epoll_pwait);
+  GET(epoll_pwait2);
   GET(sleep);
   GET(usleep);
   GET(nanosleep);

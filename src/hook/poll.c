@@ -1,5 +1,6 @@
 /*
- * poll, ppoll, select, pselect, epoll_wait, epoll_pwait and the fortified
+ * poll, ppoll, select, pselect, epoll_wait, epoll_pwait, epoll_pwait2 and
+ * the fortified
  * polls, in a task: asked once without waiting (the real call with a zero
  * timeout), and when nothing is ready, the task parks until something may
  * be, then asks again; the answer is always the real call's. Their own
@@ -287,6 +288,22 @@ WEFT__HOOK_API int epoll_pwait(int ep, struct epoll_event *events, int max,
   struct epoll_ctx c = {ep, events, max, mask};
   struct pollfd p = {.fd = ep, .events = POLLIN};
   return wait_loop(epoll_try, &c, &p, 1, ms_timeout(timeout));
+}
+
+WEFT__HOOK_API int epoll_pwait2(int ep, struct epoll_event *events, int max,
+                                const struct timespec *tmo,
+                                const sigset_t *mask) {
+  int (*real)(int, struct epoll_event *, int, const struct timespec *,
+              const sigset_t *) = REAL(epoll_pwait2);
+  if (!real) /* a libc without it: what the kernel call would say */
+    return weft__hook_fail(ENOSYS);
+  if (!weft__hook_here() || (tmo && tmo->tv_sec == 0 && tmo->tv_nsec == 0) ||
+      (tmo &&
+       (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= 1000000000)))
+    return real(ep, events, max, tmo, mask);
+  struct epoll_ctx c = {ep, events, max, mask};
+  struct pollfd p = {.fd = ep, .events = POLLIN};
+  return wait_loop(epoll_try, &c, &p, 1, ts_timeout(tmo));
 }
 
 WEFT__HOOK_API int epoll_wait(int ep, struct epoll_event *events, int max,

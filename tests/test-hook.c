@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -910,3 +911,56 @@ static void *pwait2(void *arg) {
 }
 
 TEST(epoll_pwait2_parks) { CHECK_EQ(weft_run(pwait2, NULL, NULL), 0); }
+
+/* SO_SNDTIMEO: a blocking send into a full socket ends with EAGAIN after
+ * the timeout (nothing sent), or with the count sent so far. */
+static void *sndtimeo(void *arg) {
+  (void)arg;
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  struct timeval tv = {0, 50000};
+  CHECK_EQ(setsockopt(s[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+  static char chunk[65536];
+  /* Fill it without blocking. */
+  while (send(s[0], chunk, sizeof chunk, MSG_DONTWAIT) > 0)
+    ;
+  int64_t t0 = weft_now();
+  errno = 0;
+  CHECK_EQ(send(s[0], chunk, sizeof chunk, 0), -1);
+  CHECK_EQ(errno, EAGAIN);
+  CHECK(weft_now() - t0 >= WEFT_MS(50));
+  close(s[0]);
+  close(s[1]);
+  return NULL;
+}
+
+TEST(a_send_timeout_is_eagain) { CHECK_EQ(weft_run(sndtimeo, NULL, NULL), 0); }
+
+/* posix_spawn and vfork from a task work as in plain C. */
+static void *spawns(void *arg) {
+  (void)arg;
+  extern char **environ;
+  pid_t pid;
+  char *argv[] = {"true", NULL};
+  CHECK_EQ(posix_spawnp(&pid, "true", NULL, NULL, argv, environ), 0);
+  int st;
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  pid = vfork();
+  if (pid == 0)
+    _exit(7);
+  CHECK(pid > 0);
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+  return NULL;
+}
+
+TEST(posix_spawn_and_vfork_in_a_task) {
+  CHECK_EQ(weft_run(spawns, NULL, NULL), 0);
+}
+
+/* Bodies of the cases above, run on a plain thread: libc's behaviour. */
+TEST(the_same_bodies_on_a_thread_are_libcs) {
+  CHECK(errors_as_libc(NULL) == NULL);
+  CHECK(file_read(NULL) == NULL);
+}

@@ -197,6 +197,13 @@ PIN=$pin go_peer echo.go BenchmarkEcho/conns={1,100,10000}/go
 PIN=$pin gevent_peer gevent_echo.py BenchmarkEcho/conns={1,100,10000}/gevent
 PIN=$pin st_peer echo BenchmarkEcho/conns={1,100,10000}/st
 
+# What the hooks add to a read that need not wait (bench/hooked-read.c): a
+# byte written into a pipe and read back, the read through the hooks in a
+# task (a program linked with libweft-hook), through weft_io_read in a
+# task, and as read(2) on a plain thread (both in a program without them).
+weft_bench bench-hooked-read BenchmarkHookedRead/hooked
+weft_bench bench-read BenchmarkHookedRead/{weft_io_read,read}
+
 # A million tasks alive at once (gevent: 100,000), each program in a
 # process of its own for its peak memory.
 weft_bench bench-many BenchmarkManyTasks/weft

@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -149,26 +148,12 @@ static void *client_main(void *arg) {
   return NULL;
 }
 
-/* Lets this process (and the server it forks) hold n connections' fds. */
-static bool enough_fds(int n) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-    return false;
-  rlim_t want = (rlim_t)n + 64;
-  if (rl.rlim_cur >= want)
-    return true;
-  if (rl.rlim_max < want)
-    return false;
-  rl.rlim_cur = want;
-  return setrlimit(RLIMIT_NOFILE, &rl) == 0;
-}
-
 static void echo(int conns) {
   char name[64];
   snprintf(name, sizeof name, "BenchmarkEcho/conns=%d/weft", conns);
   if (!bench_selected(name))
     return;
-  if (!enough_fds(conns)) {
+  if (!bench_fds(conns)) {
     printf("# skip %s: RLIMIT_NOFILE too low for %d connections\n", name,
            conns);
     return;

@@ -110,6 +110,43 @@ st_peer() {
   fi
 }
 
+# redis_benchmark_row N: redis-benchmark's GETs from N clients on the
+# server at $REDIS_PORT (the value SET with redis-cli first: redis-benchmark
+# -t get would GET a key nobody set, a nil reply). A run's GETs are sized
+# as bench.h sizes a round, to about 0.25 s, and the median of 5 runs is
+# printed; redis-benchmark's time starts once its clients are made.
+redis_benchmark_row() {
+  local n=$1 name="BenchmarkRedisGet/clients=$1/redis-benchmark" rps gets i
+  local value=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+  if ! wanted "$name"; then
+    return
+  fi
+  if [ "$(redis-cli -p "$REDIS_PORT" SET weft:bench:get "$value")" != OK ]; then
+    echo "# $name failed: SET with redis-cli"
+    return
+  fi
+  # rps GETS: one run's GETs per second.
+  rps() {
+    (ulimit -n "$(ulimit -Hn)" 2>/dev/null
+     ${redis_client_pin:-} redis-benchmark -p "$REDIS_PORT" -c "$n" -n "$1" -P 1 --csv \
+       GET weft:bench:get | awk -F'"' 'NR == 2 { print $4 }')
+  }
+  rps=$(rps $((n * 20 > 20000 ? n * 20 : 20000)))
+  if [ -z "$rps" ]; then
+    echo "# $name failed: redis-benchmark gave no figure"
+    return
+  fi
+  gets=$(awk -v r="$rps" -v n="$n" 'BEGIN { g = int(r / 4); print (g > 2 * n ? g : 2 * n) }')
+  local runs=()
+  for i in 1 2 3 4 5; do
+    runs+=("$(rps "$gets")")
+  done
+  rps=$(printf '%s\n' "${runs[@]}" | sort -g | sed -n 3p)
+  awk -v name="$name" -v gets="$gets" -v r="$rps" \
+    'BEGIN { if (r > 0) printf "%-40s %12d %10.1f ns/op\n", name, gets, 1e9 / r;
+             else printf "# %s failed: redis-benchmark gave no figure\n", name }'
+}
+
 echo "# weft benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 "$build/bench/bench-switch"
 if command -v python3 >/dev/null 2>&1; then
@@ -196,6 +233,110 @@ PIN=$pin weft_bench bench-echo BenchmarkEcho/conns={1,100,10000}/weft
 PIN=$pin go_peer echo.go BenchmarkEcho/conns={1,100,10000}/go
 PIN=$pin gevent_peer gevent_echo.py BenchmarkEcho/conns={1,100,10000}/gevent
 PIN=$pin st_peer echo BenchmarkEcho/conns={1,100,10000}/st
+
+# What the hooks add to a read that need not wait (bench/hooked-read.c): a
+# byte written into a pipe and read back, the read through the hooks in a
+# task (a program linked with libweft-hook), through weft_io_read in a
+# task, and as read(2) on a plain thread (both in a program without them).
+weft_bench bench-hooked-read BenchmarkHookedRead/hooked
+weft_bench bench-read BenchmarkHookedRead/{weft_io_read,read}
+
+# BenchmarkRedisGet (bench/redis-client.h says what a row measures): n
+# clients (1, 100, 1,000), each with a connection of its own, making GETs
+# of one 64-byte value one at a time, every reply checked; ns per GET over
+# all clients (1/throughput), and the resident memory a client adds.
+# weft: tasks on one hub, hiredis's synchronous API through the hooks;
+# pthread: the same client on a thread each, without the hooks; gevent:
+# redis-py, monkey-patched; go: redigo, GOMAXPROCS=1; redis-benchmark:
+# redis' own load generator, an event loop in C on one thread, as the
+# reference (it records each reply's latency and checks none). One
+# redis-server serves every row:
+# bench-redis-server starts it here on a free loopback port (REDIS_PORT
+# tells the rows) and stops it once they are done.
+#
+# Placement: the server shares the machine's 2 CPUs with the clients. By
+# default (REDIS_PIN=split) the server is pinned to the first CPU and every
+# client program to the last, so that each side has one CPU of its own
+# (the pthread row's threads share theirs, as weft's tasks, Go's
+# GOMAXPROCS=1 and gevent's hub share one thread). At 100 and 1,000
+# clients a row's ns/op is then what its client spends on a GET, as long
+# as the server keeps up: it does here, the fastest client (go) getting
+# about 4.5 us a GET, while the others are slower on a CPU they saturate.
+# With 1 client each GET waits for two wake-ups across CPUs, which in this
+# VM go through the hypervisor (some 70 us a GET, in every row alike): that
+# row measures the machine more than the clients. REDIS_PIN=one pins the
+# server and the clients to the same CPU, as the echo rows are (1 client:
+# about 9 us a GET; every row then also holds the server's CPU time, the
+# same in all, which narrows the ratios between them); REDIS_PIN=0 leaves
+# everything unpinned.
+redis_rows=(BenchmarkRedisGet/clients={1,100,1000}/{weft,pthread,gevent,go,redis-benchmark})
+if wanted "${redis_rows[@]}"; then
+  redis_server_pin=
+  redis_client_pin=
+  if [ -n "$pin" ]; then
+    case ${REDIS_PIN:-split} in
+    split) redis_server_pin="taskset -c 0" redis_client_pin=$pin ;;
+    one) redis_server_pin=$pin redis_client_pin=$pin ;;
+    esac
+  fi
+  # The server's helper prints the port, then stops the server when its
+  # stdin (this script's end of the coprocess's pipe) closes. bash forgets
+  # a coprocess's fds once it has ended: a helper that failed leaves none.
+  coproc redis_server { $redis_server_pin "$build/bench/bench-redis-server"; }
+  redis_server_pid=${redis_server_PID:-}
+  REDIS_PORT=
+  if [ -n "${redis_server[0]:-}" ]; then
+    read -r REDIS_PORT <&"${redis_server[0]}"
+  fi
+  if [ -z "$REDIS_PORT" ]; then
+    wait "$redis_server_pid"
+    if [ $? = 2 ]; then
+      skip "redis-server not installed (make bench-peers)" "${redis_rows[@]}"
+    else
+      skip "bench-redis-server could not start redis-server" "${redis_rows[@]}"
+    fi
+  else
+    export REDIS_PORT
+    if [ -x "$build/bench/bench-redis" ]; then
+      PIN=$redis_client_pin weft_bench bench-redis BenchmarkRedisGet/clients={1,100,1000}/weft
+      PIN=$redis_client_pin weft_bench bench-redis-pthread BenchmarkRedisGet/clients={1,100,1000}/pthread
+    else
+      skip "hiredis not installed (make bench-peers, then rebuild)" \
+        BenchmarkRedisGet/clients={1,100,1000}/{weft,pthread}
+    fi
+    if [ -n "$gevent_python" ] && "$gevent_python" -c 'import redis' >/dev/null 2>&1; then
+      PIN=$redis_client_pin gevent_peer gevent_redis.py BenchmarkRedisGet/clients={1,100,1000}/gevent
+    else
+      skip "python3-gevent or python3-redis not installed (make bench-peers)" \
+        BenchmarkRedisGet/clients={1,100,1000}/gevent
+    fi
+    # Debian's redigo is a GOPATH package, as the Go peers build
+    # (GO111MODULE=off).
+    redis_gopath=
+    if command -v go >/dev/null 2>&1; then
+      redis_gopath="$(go env GOPATH):/usr/share/gocode"
+    fi
+    if [ -n "$redis_gopath" ] && GOPATH=$redis_gopath GO111MODULE=off \
+      go list github.com/gomodule/redigo/redis >/dev/null 2>&1; then
+      GOPATH=$redis_gopath PIN=$redis_client_pin go_peer redis.go BenchmarkRedisGet/clients={1,100,1000}/go
+    else
+      skip "go or redigo not installed (make bench-peers)" \
+        BenchmarkRedisGet/clients={1,100,1000}/go
+    fi
+    if command -v redis-benchmark >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+      for n in 1 100 1000; do
+        redis_benchmark_row "$n"
+      done
+    else
+      skip "redis-tools not installed (make bench-peers)" \
+        BenchmarkRedisGet/clients={1,100,1000}/redis-benchmark
+    fi
+  fi
+  if [ -n "${redis_server[1]:-}" ]; then
+    exec {redis_server[1]}>&-
+  fi
+  wait "$redis_server_pid" 2>/dev/null
+fi
 
 # A million tasks alive at once (gevent: 100,000), each program in a
 # process of its own for its peak memory.

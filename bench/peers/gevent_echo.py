@@ -25,18 +25,10 @@ import gevent
 import gevent.event
 from gevent import socket
 
+from pybench import raise_file_limit
+
 MSG = b"x" * 64
 SIZES = (1, 100, 10000)
-
-
-def raise_file_limit():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def nodelay(sock):

@@ -18,20 +18,11 @@ import time
 import gevent
 import gevent.event
 
+from pybench import status_kb
+
 NAME = "BenchmarkManyTasks/gevent"
 TASKS = 100_000
 ROUNDS = 3
-
-
-def status_kb(field):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
 
 
 def task(gate):

@@ -24,8 +24,6 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,26 +33,6 @@ const (
 	tasks  = 1000000
 	rounds = 3
 )
-
-// statusKB reads a "VmRSS:"-style field of /proc/self/status, in kB.
-func statusKB(field string) int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, field+":") {
-			f := strings.Fields(line[len(field)+1:])
-			if len(f) > 0 {
-				v, err := strconv.ParseInt(f[0], 10, 64)
-				if err == nil {
-					return v
-				}
-			}
-		}
-	}
-	return -1
-}
 
 // round runs the benchmark once in this process and returns ns per task
 // and bytes per task.

@@ -2,12 +2,17 @@
 
 // The measuring loop the Go peers share (run with each: go run hub.go
 // measure.go): size a round to about 0.2 s, then take the median of 5
-// rounds, and print it in Go's benchmark format, as weft's bench.h does.
+// rounds, and print it in Go's benchmark format, as weft's bench.h does;
+// and what several peers need of the process (its memory, its fd limit).
 package main
 
 import (
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 )
 
@@ -49,4 +54,39 @@ func timed(fn func(n int)) func(n int) float64 {
 
 func report(name string, n int, ns float64) {
 	fmt.Printf("%-40s %12d %10.1f ns/op\n", name, n, ns)
+}
+
+// statusKB reads a "VmRSS:"-style field of /proc/self/status, in kB.
+func statusKB(field string) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			f := strings.Fields(line[len(field)+1:])
+			if len(f) > 0 {
+				v, err := strconv.ParseInt(f[0], 10, 64)
+				if err == nil {
+					return v
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// raiseFileLimit raises the soft RLIMIT_NOFILE to the hard limit and
+// returns the soft limit it got.
+func raiseFileLimit() uint64 {
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) != nil {
+		return 0
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	return lim.Cur
 }

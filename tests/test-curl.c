@@ -170,8 +170,8 @@ static void check_body(const struct fetch *f, int *bad) {
   if (f->rc != CURLE_OK || f->status != 200 || f->len != len ||
       memcmp(f->got, want, len) != 0) {
     if (!*bad)
-      fprintf(stderr, "fetch %d: %s, status %ld, %zu bytes (want %zu)\n",
-              f->n, curl_easy_strerror(f->rc), f->status, f->len, len);
+      fprintf(stderr, "fetch %d: %s, status %ld, %zu bytes (want %zu)\n", f->n,
+              curl_easy_strerror(f->rc), f->status, f->len, len);
     (*bad)++;
   }
 }

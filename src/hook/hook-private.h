@@ -122,13 +122,18 @@ typedef int64_t weft__hook_timeout;
  */
 int weft__hook_wait_fd(int fd, unsigned events, weft__hook_timeout timeout);
 
-/* The fd's O_NONBLOCK as the program sees it (status.c). */
-bool weft__hook_user_nonblocking(int fd);
+/* The fd's status flags (F_GETFL) as the program sees them, its own
+ * O_NONBLOCK included (status.c), or -1 when fd is no open fd. */
+int weft__hook_user_flags(int fd);
 
 /* The receive or send timeout of a socket (SO_RCVTIMEO or SO_SNDTIMEO,
  * as `optname` says), as a weft timeout: WEFT_FOREVER when none or not a
  * socket. */
 weft__hook_timeout weft__hook_sock_timeout(int fd, int optname);
+
+/* The same, in *t, and whether fd is a socket at all: one system call
+ * answers both (a socket is no disk file, so no fstat is needed). */
+bool weft__hook_socket_timeout(int fd, int optname, weft__hook_timeout *t);
 
 /* Whether fd is a regular file or a block device, whose reads and writes
  * never wait for a peer: those the hooks leave as plain calls. */

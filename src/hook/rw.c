@@ -5,7 +5,9 @@
  * transfer.c for the rest.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -17,9 +19,29 @@ enum { IOV_ON_STACK = 8 };
 /* glibc's report of a fortified call's overflow: aborts. */
 extern void __chk_fail(void) __attribute__((noreturn));
 
+/* Set once preadv2 or pwritev2 said ENOSYS (a kernel before 4.6, or an
+ * emulator such as qemu-user that lacks them): tries then go straight to
+ * the wait for readiness and the plain call (transfer.c). */
+static atomic_bool no_rwf_nowait;
+
+/* One preadv2 or pwritev2 (as `call` is) with RWF_NOWAIT at the current
+ * position. */
+static ssize_t nowait_call(ssize_t (*call)(int, const struct iovec *, int,
+                                           off_t, int),
+                           int fd, const struct iovec *v, int n) {
+  if (atomic_load_explicit(&no_rwf_nowait, memory_order_relaxed)) {
+    errno = ENOSYS;
+    return -1;
+  }
+  ssize_t r = call(fd, v, n, -1, RWF_NOWAIT);
+  if (r < 0 && errno == ENOSYS)
+    atomic_store_explicit(&no_rwf_nowait, true, memory_order_relaxed);
+  return r;
+}
+
 static ssize_t read_nowait(struct weft__hook_op *op, size_t done) {
   struct iovec v = {(char *)op->buf + done, op->total - done};
-  return preadv2(op->fd, &v, 1, -1, RWF_NOWAIT);
+  return nowait_call(preadv2, op->fd, &v, 1);
 }
 
 static ssize_t read_plain(struct weft__hook_op *op, size_t done) {
@@ -28,11 +50,24 @@ static ssize_t read_plain(struct weft__hook_op *op, size_t done) {
 
 static ssize_t write_nowait(struct weft__hook_op *op, size_t done) {
   struct iovec v = {(char *)op->cbuf + done, op->total - done};
-  return pwritev2(op->fd, &v, 1, -1, RWF_NOWAIT);
+  return nowait_call(pwritev2, op->fd, &v, 1);
 }
 
 static ssize_t write_plain(struct weft__hook_op *op, size_t done) {
-  return REAL(write)(op->fd, (const char *)op->cbuf + done, op->total - done);
+  size_t n = op->total - done;
+  if (op->plain_max && n > op->plain_max)
+    n = op->plain_max;
+  return REAL(write)(op->fd, (const char *)op->cbuf + done, n);
+}
+
+static ssize_t read_socket(struct weft__hook_op *op, size_t done) {
+  return REAL(recv)(op->fd, (char *)op->buf + done, op->total - done,
+                    MSG_DONTWAIT);
+}
+
+static ssize_t write_socket(struct weft__hook_op *op, size_t done) {
+  return REAL(send)(op->fd, (const char *)op->cbuf + done, op->total - done,
+                    MSG_DONTWAIT);
 }
 
 /* readv and writev: the iovecs from `done` on, through the right call. */
@@ -45,11 +80,29 @@ static ssize_t iov_call(struct weft__hook_op *op, size_t done, bool nowait) {
     return -1;
   ssize_t r;
   if (op->dir == WEFT_IO_READ)
-    r = nowait ? preadv2(op->fd, v, n, -1, RWF_NOWAIT)
-               : REAL(readv)(op->fd, v, n);
+    r = nowait ? nowait_call(preadv2, op->fd, v, n) : REAL(readv)(op->fd, v, n);
   else
-    r = nowait ? pwritev2(op->fd, v, n, -1, RWF_NOWAIT)
+    r = nowait ? nowait_call(pwritev2, op->fd, v, n)
                : REAL(writev)(op->fd, v, n);
+  if (heap) {
+    int e = errno;
+    free(heap);
+    errno = e;
+  }
+  return r;
+}
+
+/* readv and writev on a socket: recvmsg and sendmsg with MSG_DONTWAIT. */
+static ssize_t iov_socket(struct weft__hook_op *op, size_t done) {
+  struct iovec local[IOV_ON_STACK], *heap;
+  int n;
+  const struct iovec *v = weft__hook_iov_from(op->iov, op->iovcnt, done, local,
+                                              IOV_ON_STACK, &n, &heap);
+  if (!v)
+    return -1;
+  struct msghdr m = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)n};
+  ssize_t r = op->dir == WEFT_IO_READ ? REAL(recvmsg)(op->fd, &m, MSG_DONTWAIT)
+                                      : REAL(sendmsg)(op->fd, &m, MSG_DONTWAIT);
   if (heap) {
     int e = errno;
     free(heap);
@@ -74,6 +127,7 @@ WEFT__HOOK_API ssize_t read(int fd, void *buf, size_t len) {
                              .total = len,
                              .nowait = read_nowait,
                              .plain = read_plain,
+                             .socket_nowait = read_socket,
                              .buf = buf};
   return weft__hook_transfer(&op);
 }
@@ -99,6 +153,7 @@ WEFT__HOOK_API ssize_t write(int fd, const void *buf, size_t len) {
                              .total = len,
                              .nowait = write_nowait,
                              .plain = write_plain,
+                             .socket_nowait = write_socket,
                              .cbuf = buf};
   return weft__hook_transfer(&op);
 }
@@ -111,6 +166,7 @@ static ssize_t vector(int fd, const struct iovec *iov, int iovcnt,
                              .total = weft__hook_iov_total(iov, iovcnt),
                              .nowait = iov_nowait,
                              .plain = iov_plain,
+                             .socket_nowait = iov_socket,
                              .iov = iov,
                              .iovcnt = iovcnt};
   return weft__hook_transfer(&op);

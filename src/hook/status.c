@@ -146,12 +146,12 @@ void weft__hook_flipped_copy(int from, int to) {
   errno = saved;
 }
 
-bool weft__hook_user_nonblocking(int fd) {
-  bool view;
-  if (weft__hook_flipped_view(fd, &view))
-    return view;
+int weft__hook_user_flags(int fd) {
   int saved = errno;
   int fl = REAL(fcntl)(fd, F_GETFL);
+  bool view;
+  if (fl >= 0 && weft__hook_flipped_view(fd, &view))
+    fl = view ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
   errno = saved;
-  return fl >= 0 && (fl & O_NONBLOCK);
+  return fl;
 }

@@ -4,12 +4,15 @@
  * The first try is the whole call when the fd is ready, so the common case
  * costs what libc's call costs. Only when it would block does the loop
  * learn what the program asked for, a system call each, cheap next to a
- * park: the fd's O_NONBLOCK (then EAGAIN is the answer), whether it is a
- * regular file (then the plain call, as the kernel has no readiness for
- * disks), and its SO_RCVTIMEO or SO_SNDTIMEO (the wait's bound).
+ * park: the fd's O_NONBLOCK (then EAGAIN is the answer), its SO_RCVTIMEO or
+ * SO_SNDTIMEO (the wait's bound; a socket's answer also says it is no disk
+ * file), and for an fd that is no socket whether it is a regular file (then
+ * the plain call, as the kernel has no readiness for disks).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +75,24 @@ static bool nowait_unsupported(const struct weft__hook_op *op, int e) {
   return !op->socket && (e == EOPNOTSUPP || e == EINVAL || e == ENOSYS);
 }
 
+/* Whether an fd open with status flags fl may move bytes in dir. */
+static bool access_allows(int fl, unsigned dir) {
+  int mode = fl & O_ACCMODE;
+  return mode == O_RDWR ||
+         (dir == WEFT_IO_READ ? mode == O_RDONLY : mode == O_WRONLY);
+}
+
+/* Whether fd is ready for dir now (or has an error or hang-up to report),
+ * by poll(2) with no wait. */
+static bool ready_now(int fd, unsigned dir) {
+  struct pollfd p = {.fd = fd,
+                     .events = dir == WEFT_IO_READ ? POLLIN : POLLOUT};
+  int saved = errno;
+  bool ready = REAL(poll)(&p, 1, 0) > 0;
+  errno = saved;
+  return ready;
+}
+
 /* Whether the try's result completes the call. */
 static bool complete(const struct weft__hook_op *op, size_t done) {
   return !op->all || done >= op->total;
@@ -101,31 +122,51 @@ ssize_t weft__hook_transfer(struct weft__hook_op *op) {
     return -1;
   }
   int first_error = r < 0 ? errno : EAGAIN;
+  bool use_plain = nowait_unsupported(op, first_error);
   /* It would block (or moved only part of what it must). */
-  if ((op->socket && (op->flags & MSG_DONTWAIT)) ||
-      weft__hook_user_nonblocking(op->fd)) {
+  int fl = op->socket && (op->flags & MSG_DONTWAIT)
+               ? O_RDWR | O_NONBLOCK
+               : weft__hook_user_flags(op->fd);
+  if (fl < 0 || !access_allows(fl, op->dir))
+    /* A bad fd or its wrong end, found only now when the try could not
+     * tell (RWF_NOWAIT refused): the plain call fails at once. */
+    return done > 0 ? (ssize_t)done : op->plain(op, 0);
+  if (fl & O_NONBLOCK) {
     if (done > 0)
       return (ssize_t)done;
-    if (nowait_unsupported(op, first_error))
+    if (use_plain)
       return op->plain(op, 0); /* non-blocking anyway */
     return weft__hook_fail(first_error);
   }
-  if (!op->socket && weft__hook_is_disk(op->fd))
+  weft__hook_timeout timeout;
+  bool socket = weft__hook_socket_timeout(
+      op->fd, op->dir == WEFT_IO_READ ? SO_RCVTIMEO : SO_SNDTIMEO, &timeout);
+  if (!socket && weft__hook_is_disk(op->fd))
     return plain_rest(op, done);
-  weft__hook_timeout timeout = weft__hook_sock_timeout(
-      op->fd, op->dir == WEFT_IO_READ ? SO_RCVTIMEO : SO_SNDTIMEO);
+  if (use_plain && socket && op->socket_nowait) {
+    /* No RWF_NOWAIT here, but a socket takes MSG_DONTWAIT. */
+    op->nowait = op->socket_nowait;
+    use_plain = false;
+  }
+  /* A plain write made once the fd is writable blocks no longer than the
+   * kernel takes to move PIPE_BUF bytes: poll reports a pipe writable with
+   * that much room. */
+  if (use_plain && op->dir == WEFT_IO_WRITE)
+    op->plain_max = PIPE_BUF;
   int64_t started = timeout >= 0 ? weft_now() : 0;
-  bool use_plain = nowait_unsupported(op, first_error);
   for (;;) {
-    weft__hook_timeout left = timeout;
-    if (timeout >= 0) {
-      left = timeout - (weft_now() - started);
-      if (left < 0)
-        left = 0;
+    /* A plain call is made only once the fd is ready, lest it block. */
+    if (!use_plain || !ready_now(op->fd, op->dir)) {
+      weft__hook_timeout left = timeout;
+      if (timeout >= 0) {
+        left = timeout - (weft_now() - started);
+        if (left < 0)
+          left = 0;
+      }
+      int rc = weft__hook_wait_fd(op->fd, op->dir, left);
+      if (rc < 0)
+        return stop(done, weft__hook_wait_errno(rc, timeout, started));
     }
-    int rc = weft__hook_wait_fd(op->fd, op->dir, left);
-    if (rc < 0)
-      return stop(done, weft__hook_wait_errno(rc, timeout, started));
     r = use_plain ? op->plain(op, done) : op->nowait(op, done);
     if (r > 0) {
       done += (size_t)r;

@@ -29,6 +29,12 @@ struct weft__hook_op {
   size_t total;           /* bytes asked for */
   weft__hook_try *nowait; /* never blocks */
   weft__hook_try *plain;  /* the real call, as the program made it */
+  /* read, write, readv, writev: the try as a socket call (MSG_DONTWAIT),
+   * for a socket when the kernel refuses RWF_NOWAIT. */
+  weft__hook_try *socket_nowait;
+  /* Set by the loop for a plain write made after a wait: at most this many
+   * bytes per call (0: all), so that it cannot block (see transfer.c). */
+  size_t plain_max;
   /* The call's arguments, as its try functions need them. */
   void *buf;
   const void *cbuf;

@@ -84,15 +84,21 @@ int weft__hook_wait_errno(int rc, weft__hook_timeout timeout, int64_t started) {
   return ETIMEDOUT;
 }
 
-weft__hook_timeout weft__hook_sock_timeout(int fd, int optname) {
+bool weft__hook_socket_timeout(int fd, int optname, weft__hook_timeout *t) {
   struct timeval tv;
   socklen_t len = sizeof tv;
   int saved = errno;
-  weft__hook_timeout t = WEFT_FOREVER;
-  if (getsockopt(fd, SOL_SOCKET, optname, &tv, &len) == 0 &&
-      (tv.tv_sec > 0 || tv.tv_usec > 0))
-    t = (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
+  bool socket = getsockopt(fd, SOL_SOCKET, optname, &tv, &len) == 0;
+  *t = WEFT_FOREVER;
+  if (socket && (tv.tv_sec > 0 || tv.tv_usec > 0))
+    *t = (int64_t)tv.tv_sec * 1000000000 + (int64_t)tv.tv_usec * 1000;
   errno = saved;
+  return socket;
+}
+
+weft__hook_timeout weft__hook_sock_timeout(int fd, int optname) {
+  weft__hook_timeout t;
+  weft__hook_socket_timeout(fd, optname, &t);
   return t;
 }
 

@@ -5,7 +5,9 @@
  * libweft-hook, so in a task those calls park the task instead of the
  * thread. The server, on a thread of its own, pauses 50 ms before each
  * answer: 100 fetches in tasks take about one pause, where the same fetches
- * with the hooks turned off take one pause each.
+ * with the hooks turned off take one pause each. Then the same with a real
+ * library, hiredis, when it and a redis-server are installed
+ * (tour-hook-redis.c).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,6 +20,7 @@
 #include <weft.h>
 #include <weft/hook.h>
 
+#include "tour-hook.h"
 #include "tour.h"
 
 #define PAUSE WEFT_MS(50)
@@ -153,4 +156,5 @@ void tour_hooks(void) {
   shutdown(lfd, SHUT_RDWR);
   pthread_join(server, NULL);
   close(lfd);
+  tour_hooks_redis();
 }

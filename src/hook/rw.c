@@ -14,8 +14,6 @@
 #include "hook-private.h"
 #include "transfer.h"
 
-enum { IOV_ON_STACK = 8 };
-
 /* glibc's report of a fortified call's overflow: aborts. */
 extern void __chk_fail(void) __attribute__((noreturn));
 
@@ -72,42 +70,17 @@ static ssize_t write_socket(struct weft__hook_op *op, size_t done) {
 
 /* readv and writev: the iovecs from `done` on, through the right call. */
 static ssize_t iov_call(struct weft__hook_op *op, size_t done, bool nowait) {
-  struct iovec local[IOV_ON_STACK], *heap;
-  int n;
-  const struct iovec *v = weft__hook_iov_from(op->iov, op->iovcnt, done, local,
-                                              IOV_ON_STACK, &n, &heap);
-  if (!v)
+  struct weft__hook_iovs rest;
+  if (!weft__hook_iovs_from(&rest, op->iov, op->iovcnt, done))
     return -1;
   ssize_t r;
   if (op->dir == WEFT_IO_READ)
-    r = nowait ? nowait_call(preadv2, op->fd, v, n) : REAL(readv)(op->fd, v, n);
+    r = nowait ? nowait_call(preadv2, op->fd, rest.v, rest.n)
+               : REAL(readv)(op->fd, rest.v, rest.n);
   else
-    r = nowait ? nowait_call(pwritev2, op->fd, v, n)
-               : REAL(writev)(op->fd, v, n);
-  if (heap) {
-    int e = errno;
-    free(heap);
-    errno = e;
-  }
-  return r;
-}
-
-/* readv and writev on a socket: recvmsg and sendmsg with MSG_DONTWAIT. */
-static ssize_t iov_socket(struct weft__hook_op *op, size_t done) {
-  struct iovec local[IOV_ON_STACK], *heap;
-  int n;
-  const struct iovec *v = weft__hook_iov_from(op->iov, op->iovcnt, done, local,
-                                              IOV_ON_STACK, &n, &heap);
-  if (!v)
-    return -1;
-  struct msghdr m = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)n};
-  ssize_t r = op->dir == WEFT_IO_READ ? REAL(recvmsg)(op->fd, &m, MSG_DONTWAIT)
-                                      : REAL(sendmsg)(op->fd, &m, MSG_DONTWAIT);
-  if (heap) {
-    int e = errno;
-    free(heap);
-    errno = e;
-  }
+    r = nowait ? nowait_call(pwritev2, op->fd, rest.v, rest.n)
+               : REAL(writev)(op->fd, rest.v, rest.n);
+  weft__hook_iovs_free(&rest);
   return r;
 }
 
@@ -160,13 +133,18 @@ WEFT__HOOK_API ssize_t write(int fd, const void *buf, size_t len) {
 
 static ssize_t vector(int fd, const struct iovec *iov, int iovcnt,
                       unsigned dir) {
+  /* On a socket without RWF_NOWAIT: recvmsg or sendmsg of the same. */
+  struct msghdr m = {.msg_iov = (struct iovec *)iov,
+                     .msg_iovlen = (size_t)iovcnt};
   struct weft__hook_op op = {.fd = fd,
+                             .msg = &m,
+                             .cmsg = &m,
                              .dir = dir,
                              .all = dir == WEFT_IO_WRITE,
                              .total = weft__hook_iov_total(iov, iovcnt),
                              .nowait = iov_nowait,
                              .plain = iov_plain,
-                             .socket_nowait = iov_socket,
+                             .socket_nowait = weft__hook_msg_nowait,
                              .iov = iov,
                              .iovcnt = iovcnt};
   return weft__hook_transfer(&op);

@@ -14,8 +14,6 @@
 #include "status.h"
 #include "transfer.h"
 
-enum { IOV_ON_STACK = 8 };
-
 extern void __chk_fail(void) __attribute__((noreturn));
 
 static int call_flags(const struct weft__hook_op *op, bool nowait) {
@@ -55,27 +53,21 @@ static ssize_t msg_try(struct weft__hook_op *op, size_t done, bool nowait) {
     return op->dir == WEFT_IO_READ
                ? REAL(recvmsg)(op->fd, op->msg, call_flags(op, nowait))
                : REAL(sendmsg)(op->fd, op->cmsg, call_flags(op, nowait));
-  struct iovec local[IOV_ON_STACK], *heap;
-  int n;
-  const struct iovec *v = weft__hook_iov_from(
-      m->msg_iov, (int)m->msg_iovlen, done, local, IOV_ON_STACK, &n, &heap);
-  if (!v)
+  struct weft__hook_iovs rest_iov;
+  if (!weft__hook_iovs_from(&rest_iov, m->msg_iov, (int)m->msg_iovlen, done))
     return -1;
-  struct msghdr rest = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)n};
+  struct msghdr rest = {.msg_iov = (struct iovec *)rest_iov.v,
+                        .msg_iovlen = (size_t)rest_iov.n};
   ssize_t r = op->dir == WEFT_IO_READ
                   ? REAL(recvmsg)(op->fd, &rest, call_flags(op, nowait))
                   : REAL(sendmsg)(op->fd, &rest, call_flags(op, nowait));
-  if (heap) {
-    int e = errno;
-    free(heap);
-    errno = e;
-  }
+  weft__hook_iovs_free(&rest_iov);
   /* What the rest's call learnt of the message (a truncation, say). */
   if (r >= 0 && op->dir == WEFT_IO_READ)
     op->msg->msg_flags |= rest.msg_flags;
   return r;
 }
-static ssize_t msg_nowait(struct weft__hook_op *op, size_t done) {
+ssize_t weft__hook_msg_nowait(struct weft__hook_op *op, size_t done) {
   return msg_try(op, done, true);
 }
 static ssize_t msg_plain(struct weft__hook_op *op, size_t done) {
@@ -131,7 +123,7 @@ WEFT__HOOK_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
       .socket = true,
       .all = flags & MSG_WAITALL,
       .total = weft__hook_iov_total(msg->msg_iov, (int)msg->msg_iovlen),
-      .nowait = msg_nowait,
+      .nowait = weft__hook_msg_nowait,
       .plain = msg_plain,
       .flags = flags,
       .msg = msg};
@@ -171,7 +163,7 @@ WEFT__HOOK_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
       .socket = true,
       .all = true,
       .total = weft__hook_iov_total(msg->msg_iov, (int)msg->msg_iovlen),
-      .nowait = msg_nowait,
+      .nowait = weft__hook_msg_nowait,
       .plain = msg_plain,
       .flags = flags,
       .cmsg = msg};

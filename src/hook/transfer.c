@@ -29,26 +29,26 @@ size_t weft__hook_iov_total(const struct iovec *iov, int iovcnt) {
   return t;
 }
 
-const struct iovec *weft__hook_iov_from(const struct iovec *iov, int iovcnt,
-                                        size_t done, struct iovec *out,
-                                        int room, int *n, struct iovec **heap) {
-  *heap = NULL;
+bool weft__hook_iovs_from(struct weft__hook_iovs *r, const struct iovec *iov,
+                          int iovcnt, size_t done) {
+  r->heap = NULL;
   if (done == 0) {
-    *n = iovcnt;
-    return iov;
+    r->v = iov;
+    r->n = iovcnt;
+    return true;
   }
   int i = 0;
   while (i < iovcnt && done >= iov[i].iov_len)
     done -= iov[i++].iov_len;
   int left = iovcnt - i;
-  struct iovec *a = out;
-  if (left > room) {
+  struct iovec *a = r->local;
+  if (left > WEFT__HOOK_IOV_ON_STACK) {
     a = malloc((size_t)left * sizeof *a);
     if (!a) {
       errno = ENOMEM;
-      return NULL;
+      return false;
     }
-    *heap = a;
+    r->heap = a;
   }
   for (int k = 0; k < left; k++)
     a[k] = iov[i + k];
@@ -56,8 +56,18 @@ const struct iovec *weft__hook_iov_from(const struct iovec *iov, int iovcnt,
     a[0].iov_base = (char *)a[0].iov_base + done;
     a[0].iov_len -= done;
   }
-  *n = left;
-  return a;
+  r->v = a;
+  r->n = left;
+  return true;
+}
+
+void weft__hook_iovs_free(struct weft__hook_iovs *r) {
+  if (r->heap) {
+    int e = errno;
+    free(r->heap);
+    r->heap = NULL;
+    errno = e;
+  }
 }
 
 /* What the call returns once it stops after moving `done` bytes with its

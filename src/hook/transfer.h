@@ -53,13 +53,28 @@ struct weft__hook_op {
  * the real call would, errno included. */
 ssize_t weft__hook_transfer(struct weft__hook_op *op);
 
-/* The iovecs of iov[0..iovcnt) from byte `done` on, in `out` (of room
- * `room` entries) when they fit, else in a malloc'ed array that the caller
- * frees (*heap). Returns the array and its count in *n, or NULL with errno
- * ENOMEM. With done 0 it returns iov itself. */
-const struct iovec *weft__hook_iov_from(const struct iovec *iov, int iovcnt,
-                                        size_t done, struct iovec *out,
-                                        int room, int *n, struct iovec **heap);
+/* The iovecs of a call from byte `done` on: on the stack when they fit,
+ * else in memory of their own. */
+enum { WEFT__HOOK_IOV_ON_STACK = 8 };
+struct weft__hook_iovs {
+  const struct iovec *v; /* the iovecs from `done` on */
+  int n;                 /* how many */
+  struct iovec local[WEFT__HOOK_IOV_ON_STACK];
+  struct iovec *heap;
+};
+
+/* Fills r with iov[0..iovcnt) from byte `done` on (iov itself when done is
+ * 0). Returns false, errno ENOMEM, when the copy finds no memory. */
+bool weft__hook_iovs_from(struct weft__hook_iovs *r, const struct iovec *iov,
+                          int iovcnt, size_t done);
+
+/* Frees what weft__hook_iovs_from took, keeping errno. */
+void weft__hook_iovs_free(struct weft__hook_iovs *r);
+
+/* recvmsg or sendmsg (as op->dir says) of op->msg or op->cmsg from byte
+ * `done` on, with MSG_DONTWAIT: the try of recvmsg and sendmsg, and of
+ * readv and writev on a socket that cannot take RWF_NOWAIT (sock.c). */
+ssize_t weft__hook_msg_nowait(struct weft__hook_op *op, size_t done);
 
 /* The bytes iov[0..iovcnt) holds (SSIZE_MAX when more). */
 size_t weft__hook_iov_total(const struct iovec *iov, int iovcnt);

@@ -40,8 +40,10 @@
  *    epoll_wait's and the sleeps' own. A deadline of weft_deadline_set
  *    ends a hooked wait with ETIMEDOUT.
  *  - Cancellation: a cancelled task's hooked call fails with ECANCELED
- *    (the sleeps: nanosleep and clock_nanosleep fail with it; sleep and
- *    usleep return early).
+ *    (clock_nanosleep returns it; sleep returns the seconds left, with
+ *    errno ECANCELED; getaddrinfo returns EAI_SYSTEM with it). A write that
+ *    had moved some bytes returns their count, as libc's does when a
+ *    signal interrupts it. A hooked call never fails with EINTR.
  *  - Regular files and block devices are read and written with the plain
  *    calls: the kernel has no readiness for them, and the task blocks its
  *    thread for the disk, as in gevent.
@@ -55,8 +57,9 @@
  *    the hooks act as in a plain thread until the child starts a hub of
  *    its own. exit() turns the hooks off for the rest of the process, so
  *    that atexit handlers run as in plain C.
- *  - Name resolution: getaddrinfo and gethostbyname_r in a task run on a
- *    small pool of resolver threads while the task parks.
+ *  - Name resolution: getaddrinfo, getnameinfo and gethostbyname_r in a
+ *    task run on a small pool of resolver threads while the task parks.
+ *  - Two tasks may block reading (or writing) one fd, as two threads may.
  *
  * Not hooked, and how to tell (docs/hooks.md, "Limits"): raw syscall(2),
  * io_uring, calls inside libc itself (stdio's reads, glibc's own resolver

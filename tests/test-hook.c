@@ -978,3 +978,30 @@ TEST(the_same_bodies_on_a_thread_are_libcs) {
   CHECK(errors_as_libc(NULL) == NULL);
   CHECK(file_read(NULL) == NULL);
 }
+
+/* A poll whose fd another task closes ends as libc's poll does on a
+ * closed fd: the fd reported POLLNVAL, not an error of poll's own. */
+static void *poll_one(void *arg) {
+  struct pollfd p = {.fd = *(int *)arg, .events = POLLIN};
+  int n = poll(&p, 1, 5000);
+  return IV(n == 1 && (p.revents & POLLNVAL) ? 0 : -1);
+}
+
+static void *poll_then_close(void *arg) {
+  (void)arg;
+  int q[2];
+  CHECK_EQ(pipe(q), 0);
+  weft_task *t = spawn(poll_one, &q[0]);
+  usleep(10000);
+  CHECK_EQ(close(q[0]), 0);
+  void *rc;
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &rc), 0);
+  weft_task_detach(t);
+  CHECK_EQ(VI(rc), 0);
+  close(q[1]);
+  return NULL;
+}
+
+TEST(a_poll_on_an_fd_closed_meanwhile_reports_pollnval) {
+  CHECK_EQ(weft_run(poll_then_close, NULL, NULL), 0);
+}

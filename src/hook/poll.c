@@ -109,7 +109,9 @@ static int wait_loop(try_fn *try, void *ctx, const struct pollfd *fds, nfds_t n,
     if (timeout >= 0 && (left = timeout - (weft_now() - started)) < 0)
       left = 0;
     int rc = park_on(fds, n, &ep, left);
-    if (rc < 0 && rc != -ETIMEDOUT) {
+    /* An fd closed while the task waited (-EBADF) is for the try to report,
+     * as libc does: POLLNVAL from poll, EBADF from select. */
+    if (rc < 0 && rc != -ETIMEDOUT && rc != -EBADF) {
       r = weft__hook_fail(-rc);
       break;
     }

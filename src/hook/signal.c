@@ -36,9 +36,7 @@ struct handler {
 static struct handler handlers[_NSIG];
 
 static void trampoline(int sig, siginfo_t *info, void *uctx) {
-  int saved = errno;
   weft__hook_handler_depth++;
-  errno = saved;
   void *fn = atomic_load_explicit(&handlers[sig].fn, memory_order_acquire);
   int flags = atomic_load_explicit(&handlers[sig].flags, memory_order_relaxed);
   if (flags & SA_SIGINFO)

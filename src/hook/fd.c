@@ -18,6 +18,7 @@
 static void forget(int fd) {
   int saved = errno;
   weft_io_forget(fd);
+  weft__hook_forget_waits(fd);
   weft__hook_flipped_drop(fd);
   errno = saved;
 }

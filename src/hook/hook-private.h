@@ -122,6 +122,10 @@ typedef int64_t weft__hook_timeout;
  */
 int weft__hook_wait_fd(int fd, unsigned events, weft__hook_timeout timeout);
 
+/* Wakes, with EBADF, the calling thread's tasks that wait on fd through
+ * an epoll fd of their own (wait.c): fd is being closed or replaced. */
+void weft__hook_forget_waits(int fd);
+
 /* The fd's status flags (F_GETFL) as the program sees them, its own
  * O_NONBLOCK included (status.c), or -1 when fd is no open fd. */
 int weft__hook_user_flags(int fd);

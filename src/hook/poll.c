@@ -63,7 +63,7 @@ static int epoll_for(const struct pollfd *fds, nfds_t n) {
     if (errno == EPERM)
       continue;
     int e = errno;
-    REAL(close)(ep);
+    close(ep);
     return -e;
   }
   return ep;
@@ -93,12 +93,19 @@ static int park_on(const struct pollfd *fds, nfds_t n, int *ep,
 /*
  * The loop behind poll and select in a task. `try` asks the real call
  * without waiting and returns its answer (>= 0) or -1 with errno; `fds`
- * are what a wait watches. Returns what the call returns.
+ * are what a wait watches: poll's own array when `is_poll`, else a
+ * translation. Returns what the call returns.
+ *
+ * The one fd waited on, closed by another task of the hub meanwhile, ends
+ * the wait (-EBADF) with the answer libc gives for a closed fd, decided
+ * here rather than by another try, which would look at whatever file the
+ * number holds by then: poll reports POLLNVAL, select and epoll_wait fail
+ * with EBADF.
  */
 typedef int try_fn(void *ctx);
 
-static int wait_loop(try_fn *try, void *ctx, const struct pollfd *fds, nfds_t n,
-                     weft__hook_timeout timeout) {
+static int wait_loop(try_fn *try, void *ctx, struct pollfd *fds, nfds_t n,
+                     bool is_poll, weft__hook_timeout timeout) {
   int r = try(ctx);
   if (r != 0 || timeout == 0)
     return r;
@@ -109,9 +116,12 @@ static int wait_loop(try_fn *try, void *ctx, const struct pollfd *fds, nfds_t n,
     if (timeout >= 0 && (left = timeout - (weft_now() - started)) < 0)
       left = 0;
     int rc = park_on(fds, n, &ep, left);
-    /* An fd closed while the task waited (-EBADF) is for the try to report,
-     * as libc does: POLLNVAL from poll, EBADF from select. */
-    if (rc < 0 && rc != -ETIMEDOUT && rc != -EBADF) {
+    if (rc == -EBADF && is_poll && n == 1) {
+      fds[0].revents = POLLNVAL;
+      r = 1;
+      break;
+    }
+    if (rc < 0 && rc != -ETIMEDOUT) {
       r = weft__hook_fail(-rc);
       break;
     }
@@ -128,7 +138,7 @@ static int wait_loop(try_fn *try, void *ctx, const struct pollfd *fds, nfds_t n,
   }
   if (ep >= 0) {
     int e = errno;
-    REAL(close)(ep);
+    close(ep);
     errno = e;
   }
   return r;
@@ -165,7 +175,7 @@ WEFT__HOOK_API int poll(struct pollfd *fds, nfds_t n, int timeout) {
   if (!weft__hook_here() || timeout == 0)
     return REAL(poll)(fds, n, timeout);
   struct poll_ctx c = {fds, n, NULL};
-  return wait_loop(poll_try, &c, fds, n, ms_timeout(timeout));
+  return wait_loop(poll_try, &c, fds, n, true, ms_timeout(timeout));
 }
 
 WEFT__HOOK_API int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
@@ -182,7 +192,7 @@ WEFT__HOOK_API int ppoll(struct pollfd *fds, nfds_t n,
                                      tmo->tv_nsec >= 1000000000)))
     return REAL(ppoll)(fds, n, tmo, mask);
   struct poll_ctx c = {fds, n, mask};
-  return wait_loop(poll_try, &c, fds, n, ts_timeout(tmo));
+  return wait_loop(poll_try, &c, fds, n, true, ts_timeout(tmo));
 }
 
 WEFT__HOOK_API int __ppoll_chk(struct pollfd *fds, nfds_t n,
@@ -231,7 +241,7 @@ static int select_in_task(int nfds, fd_set *r, fd_set *w, fd_set *x,
     if (ev)
       fds[n++] = (struct pollfd){.fd = fd, .events = ev};
   }
-  int ret = wait_loop(select_try, &s, fds, n, timeout);
+  int ret = wait_loop(select_try, &s, fds, n, false, timeout);
   int e = errno;
   free(fds);
   errno = e;
@@ -289,7 +299,7 @@ WEFT__HOOK_API int epoll_pwait(int ep, struct epoll_event *events, int max,
     return REAL(epoll_pwait)(ep, events, max, timeout, mask);
   struct epoll_ctx c = {ep, events, max, mask};
   struct pollfd p = {.fd = ep, .events = POLLIN};
-  return wait_loop(epoll_try, &c, &p, 1, ms_timeout(timeout));
+  return wait_loop(epoll_try, &c, &p, 1, false, ms_timeout(timeout));
 }
 
 WEFT__HOOK_API int epoll_pwait2(int ep, struct epoll_event *events, int max,
@@ -305,7 +315,7 @@ WEFT__HOOK_API int epoll_pwait2(int ep, struct epoll_event *events, int max,
     return real(ep, events, max, tmo, mask);
   struct epoll_ctx c = {ep, events, max, mask};
   struct pollfd p = {.fd = ep, .events = POLLIN};
-  return wait_loop(epoll_try, &c, &p, 1, ts_timeout(tmo));
+  return wait_loop(epoll_try, &c, &p, 1, false, ts_timeout(tmo));
 }
 
 WEFT__HOOK_API int epoll_wait(int ep, struct epoll_event *events, int max,

@@ -3,6 +3,15 @@
  * way), or through an epoll fd of its own when another task of the hub
  * already waits on the fd the same way (weft_io_wait allows one waiter per
  * direction; two tasks reading one socket is rare, but libc allows it).
+ *
+ * A close of the fd must wake such a waiter as it wakes the hub's own
+ * (weft_io_forget): the epoll fd of its own would not hear of it, as epoll
+ * drops a closed file from its set without a word. So each thread keeps
+ * the list of its tasks that wait through an epoll fd of their own, each
+ * entry on its task's stack; a close forgets those epoll fds too, which
+ * wakes the tasks with EBADF. The list is the thread's alone: its tasks
+ * run one at a time, and weft_io_forget reaches the calling thread's hub
+ * only, as a close through weft always has.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +21,21 @@
 #include <unistd.h>
 
 #include "hook-private.h"
+
+struct own_epoll_wait {
+  int fd; /* what the task waits on */
+  int ep; /* the epoll fd it waits through */
+  struct own_epoll_wait *prev, *next;
+};
+
+static __thread struct own_epoll_wait *own_epoll_waits
+    __attribute__((tls_model("initial-exec")));
+
+void weft__hook_forget_waits(int fd) {
+  for (struct own_epoll_wait *w = own_epoll_waits; w; w = w->next)
+    if (w->fd == fd)
+      weft_io_forget(w->ep);
+}
 
 static int wait_through_own_epoll(int fd, unsigned events,
                                   weft__hook_timeout timeout) {
@@ -24,11 +48,24 @@ static int wait_through_own_epoll(int fd, unsigned events,
       .data.fd = fd,
   };
   int rc = 0;
-  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
     rc = -errno;
-  else
+  } else {
+    struct own_epoll_wait w = {.fd = fd, .ep = ep, .next = own_epoll_waits};
+    if (w.next)
+      w.next->prev = &w;
+    own_epoll_waits = &w;
     rc = weft_io_wait(ep, WEFT_IO_READ, timeout);
-  REAL(close)(ep);
+    if (w.prev)
+      w.prev->next = w.next;
+    else
+      own_epoll_waits = w.next;
+    if (w.next)
+      w.next->prev = w.prev;
+  }
+  /* Through close itself, not libc's, so that a sanitizer that follows
+   * fds (TSan) sees the number go. */
+  close(ep);
   return rc < 0 ? rc : 0;
 }
 

@@ -63,6 +63,8 @@
 #include <weft/hub.h>
 #include <weft/io.h>
 
+#include "stress.h"
+
 enum { PAIRS = 6, STREAMS = 2 * PAIRS, HUBS = 2, BUF = 65536 };
 
 struct hub;
@@ -113,17 +115,6 @@ static atomic_int failures;
     atomic_fetch_add(&failures, 1);                                            \
   } while (0)
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static unsigned next(unsigned *seed) {
-  *seed = *seed * 1103515245u + 12345u;
-  return *seed >> 8;
-}
-
 /* Byte pos of every stream is pos % 251; pattern + pos % 251 holds the
  * BUF bytes from pos on (filled by main before the hubs start). */
 static unsigned char pattern[BUF + 251];
@@ -163,11 +154,11 @@ static void take(struct hub *h, struct stream *s, const unsigned char *buf,
  * which may be during the sleep). Returns whether the caller goes on. */
 static bool nap(struct hub *h, unsigned us, const bool *cancelled,
                 const char *who) {
-  int64_t t0 = now_ns();
+  int64_t t0 = weft_now();
   errno = 0;
   int rc = usleep(us);
   int e = errno;
-  int64_t took = now_ns() - t0;
+  int64_t took = weft_now() - t0;
   h->st.sleeps++;
   if (rc == 0) {
     if (took < (int64_t)us * 1000)
@@ -210,13 +201,13 @@ static int poll_first(struct role *r) {
   struct hub *h = r->h;
   struct stream *s = r->s;
   static const int choice[] = {-1, 0, 1, 1, 2, 3};
-  int ms = choice[next(&r->seed) % (sizeof choice / sizeof *choice)];
+  int ms = choice[stress_next(&r->seed) % (sizeof choice / sizeof *choice)];
   struct pollfd p = {.fd = s->rfd, .events = POLLIN};
-  int64_t t0 = now_ns();
+  int64_t t0 = weft_now();
   errno = 0;
   int n = poll(&p, 1, ms);
   int e = errno;
-  int64_t took = now_ns() - t0;
+  int64_t took = weft_now() - t0;
   if (n < 0) {
     if (e != ECANCELED || !r->cancelled)
       FAIL(h, "poll(%d ms) failed: %s%s", ms, strerror(e),
@@ -251,10 +242,11 @@ static void *reader(void *arg) {
   struct stream *s = r->s;
   unsigned char *buf = malloc(BUF);
   while (!h->failed) {
-    size_t want = next(&r->seed) % 4 == 0 ? 1 + next(&r->seed) % 256
-                                          : 1 + next(&r->seed) % BUF;
+    size_t want = stress_next(&r->seed) % 4 == 0
+                      ? 1 + stress_next(&r->seed) % 256
+                      : 1 + stress_next(&r->seed) % BUF;
     bool readable = false;
-    if (next(&r->seed) % 4 == 0) {
+    if (stress_next(&r->seed) % 4 == 0) {
       int p = poll_first(r);
       if (p < 0)
         break;
@@ -265,9 +257,9 @@ static void *reader(void *arg) {
     /* MSG_WAITALL waits for more after the first bytes: with a second
      * reader of the fd, those could go to the other in between, so only a
      * stream's sole reader asks for it. */
-    unsigned how = next(&r->seed) % (s->readers == 1 ? 4 : 3);
+    unsigned how = stress_next(&r->seed) % (s->readers == 1 ? 4 : 3);
     const char *what = "read";
-    int64_t t0 = now_ns();
+    int64_t t0 = weft_now();
     errno = 0;
     ssize_t n;
     if (how == 0) {
@@ -285,7 +277,7 @@ static void *reader(void *arg) {
       n = recv(s->rfd, buf, want, MSG_WAITALL);
     }
     int e = errno;
-    int64_t took = now_ns() - t0;
+    int64_t took = weft_now() - t0;
     h->st.reads++;
     check_blocking(h, s->rfd, what);
     if (n > 0) {
@@ -306,8 +298,8 @@ static void *reader(void *arg) {
       if (!check_failure(r, e, s->rcvtimeo, took, what))
         break;
     }
-    if (next(&r->seed) % 64 == 0 &&
-        !nap(h, next(&r->seed) % 3000, &r->cancelled, "reader"))
+    if (stress_next(&r->seed) % 64 == 0 &&
+        !nap(h, stress_next(&r->seed) % 3000, &r->cancelled, "reader"))
       break;
   }
   free(buf);
@@ -320,12 +312,13 @@ static void *writer(void *arg) {
   struct stream *s = r->s;
   unsigned char *buf = malloc(BUF);
   while (!h->failed) {
-    size_t len = next(&r->seed) % 4 == 0 ? 1 + next(&r->seed) % 256
-                                         : 1 + next(&r->seed) % BUF;
+    size_t len = stress_next(&r->seed) % 4 == 0
+                     ? 1 + stress_next(&r->seed) % 256
+                     : 1 + stress_next(&r->seed) % BUF;
     memcpy(buf, bytes_from(s->sent), len);
-    unsigned how = next(&r->seed) % 3;
+    unsigned how = stress_next(&r->seed) % 3;
     const char *what = how == 0 ? "write" : how == 1 ? "send" : "writev";
-    int64_t t0 = now_ns();
+    int64_t t0 = weft_now();
     errno = 0;
     ssize_t n;
     if (how == 0) {
@@ -338,7 +331,7 @@ static void *writer(void *arg) {
       n = writev(s->wfd, v, 3);
     }
     int e = errno;
-    int64_t took = now_ns() - t0;
+    int64_t took = weft_now() - t0;
     h->st.writes++;
     check_blocking(h, s->wfd, what);
     if (n > 0) {
@@ -365,8 +358,8 @@ static void *writer(void *arg) {
       if (!check_failure(r, e, s->sndtimeo, took, what))
         break;
     }
-    if (next(&r->seed) % 32 == 0 &&
-        !nap(h, next(&r->seed) % 4000, &r->cancelled, "writer"))
+    if (stress_next(&r->seed) % 32 == 0 &&
+        !nap(h, stress_next(&r->seed) % 4000, &r->cancelled, "writer"))
       break;
   }
   free(buf);
@@ -375,7 +368,7 @@ static void *writer(void *arg) {
 
 static struct role *start(struct hub *h, struct stream *s, bool read) {
   struct role *r = malloc(sizeof *r);
-  *r = (struct role){.h = h, .s = s, .seed = next(&h->seed)};
+  *r = (struct role){.h = h, .s = s, .seed = stress_next(&h->seed)};
   if (weft_task_spawn(&r->task, read ? reader : writer, r, NULL) != 0) {
     FAIL(h, "spawn failed");
     free(r);
@@ -407,9 +400,10 @@ static bool stop_role(struct hub *h, struct role *r) {
 /* Cancels a random reader or writer and starts another in its place. */
 static void *chaos(void *arg) {
   struct hub *h = arg;
-  while (!h->failed && nap(h, next(&h->seed) % 500, &h->stopping, "chaos")) {
-    struct stream *s = &h->s[next(&h->seed) % STREAMS];
-    unsigned pick = next(&h->seed) % (unsigned)(s->readers + 1);
+  while (!h->failed &&
+         nap(h, stress_next(&h->seed) % 500, &h->stopping, "chaos")) {
+    struct stream *s = &h->s[stress_next(&h->seed) % STREAMS];
+    unsigned pick = stress_next(&h->seed) % (unsigned)(s->readers + 1);
     struct role **slot = pick == 0 ? &s->writer : &s->reader[pick - 1];
     if (!*slot)
       continue;
@@ -579,12 +573,12 @@ static void close_race(struct hub *h) {
     FAIL(h, "socketpair: %s", strerror(errno));
     return;
   }
-  unsigned action = next(&h->seed) % ACTIONS;
+  unsigned action = stress_next(&h->seed) % ACTIONS;
   struct victim v[2] = {
-      {.fd = sv[0], .how = next(&h->seed) % 3},
-      {.fd = sv[0], .kind = V_READ, .how = next(&h->seed) % 3}};
+      {.fd = sv[0], .how = stress_next(&h->seed) % 3},
+      {.fd = sv[0], .kind = V_READ, .how = stress_next(&h->seed) % 3}};
   int victims = 1;
-  unsigned k = next(&h->seed) % 8;
+  unsigned k = stress_next(&h->seed) % 8;
   v[0].kind = k < 5 ? V_READ : k < 7 ? V_POLL : V_WRITE;
   if (v[0].kind == V_POLL)
     v[0].how %= 2;
@@ -593,7 +587,7 @@ static void close_race(struct hub *h) {
     v[0].len = 1 << 20; /* more than an AF_UNIX socket buffers */
     if (action == DATA_THEN_CLOSE || action == CLOSE_PEER)
       action = CLOSE; /* its own end goes */
-  } else if (second_victim && next(&h->seed) % 2) {
+  } else if (second_victim && stress_next(&h->seed) % 2) {
     victims = 2;
   }
   for (int i = 0; i < victims; i++)
@@ -601,7 +595,7 @@ static void close_race(struct hub *h) {
       victims = i;
       break;
     }
-  for (unsigned i = next(&h->seed) % 3; i > 0; i--)
+  for (unsigned i = stress_next(&h->seed) % 3; i > 0; i--)
     usleep(0); /* parked for a while, or not */
   for (int i = 0; i < victims; i++)
     if (v[i].done)
@@ -613,24 +607,24 @@ static void close_race(struct hub *h) {
   if (action == DATA_THEN_CLOSE) {
     /* Data first: a victim may be woken by it, and even have run, by the
      * time of the close. */
-    sent = 1 + next(&h->seed) % 16;
+    sent = 1 + stress_next(&h->seed) % 16;
     static const unsigned char data[16];
     if (write(sv[1], data, sent) != (ssize_t)sent)
       FAIL(h, "a write to a spare socket failed: %s", strerror(errno));
-    for (unsigned i = next(&h->seed) % 3; i > 0; i--)
+    for (unsigned i = stress_next(&h->seed) % 3; i > 0; i--)
       usleep(0);
   }
   for (int i = 0; i < victims; i++)
     v[i].done_before = v[i].done;
-  bool cancel_first = next(&h->seed) % 2;
+  bool cancel_first = stress_next(&h->seed) % 2;
   if (action == CANCEL_AND_CLOSE && victims > 0 && cancel_first)
     weft_task_cancel(v[0].task);
   if (action == CLOSE_PEER) {
     close(sv[1]);
   } else if (action == DUP2_OVER) {
     /* sv[0] becomes a second name of sv[1]'s socket. */
-    int rc =
-        next(&h->seed) % 2 ? dup2(sv[1], sv[0]) : dup3(sv[1], sv[0], O_CLOEXEC);
+    int rc = stress_next(&h->seed) % 2 ? dup2(sv[1], sv[0])
+                                       : dup3(sv[1], sv[0], O_CLOEXEC);
     if (rc != sv[0])
       FAIL(h, "dup2/dup3 over a waited fd: %d (%s)", rc, strerror(errno));
   } else if (close(sv[0]) != 0) {
@@ -651,7 +645,8 @@ static void close_race(struct hub *h) {
  * are bounded); a cancellation ends the task between rounds. */
 static void *closer(void *arg) {
   struct hub *h = arg;
-  while (!h->failed && nap(h, next(&h->seed) % 2000, &h->stopping, "closer")) {
+  while (!h->failed &&
+         nap(h, stress_next(&h->seed) % 2000, &h->stopping, "closer")) {
     weft_task_shield();
     close_race(h);
     if (weft_task_unshield() == -ECANCELED)
@@ -715,11 +710,11 @@ static void *hub_main(void *arg) {
     struct stream *s = &h->s[i];
     s->readers = i % 3 == 2 ? 2 : 1;
     if (i % 4 == 1) {
-      s->rcvtimeo = WEFT_US(500 + next(&h->seed) % 2500);
+      s->rcvtimeo = WEFT_US(500 + stress_next(&h->seed) % 2500);
       set_timeout(h, s->rfd, SO_RCVTIMEO, s->rcvtimeo);
     }
     if (i % 4 == 2) {
-      s->sndtimeo = WEFT_US(500 + next(&h->seed) % 2500);
+      s->sndtimeo = WEFT_US(500 + stress_next(&h->seed) % 2500);
       set_timeout(h, s->wfd, SO_SNDTIMEO, s->sndtimeo);
     }
     for (int k = 0; k < s->readers; k++)
@@ -731,10 +726,10 @@ static void *hub_main(void *arg) {
   weft_task_spawn(&cl, closer, h, NULL);
   int64_t ns = (int64_t)(h->seconds * 1e9);
   struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-  int64_t t0 = now_ns();
+  int64_t t0 = weft_now();
   if (nanosleep(&ts, NULL) != 0)
     FAIL(h, "nanosleep: %s", strerror(errno));
-  else if (now_ns() - t0 < ns)
+  else if (weft_now() - t0 < ns)
     FAIL(h, "nanosleep returned early");
   /* Stop: the chaos and the closer first, then every reader and writer. */
   h->stopping = true;

@@ -28,6 +28,8 @@
 #include <unistd.h>
 #include <weft.h>
 
+#include "stress.h"
+
 enum { PAIRS = 8, STREAMS = 2 * PAIRS, HUBS = 2, BUF = 65536 };
 
 struct stream {
@@ -54,25 +56,14 @@ static atomic_int failures;
     atomic_fetch_add(&failures, 1);                                            \
   } while (0)
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static unsigned next(unsigned *seed) {
-  *seed = *seed * 1103515245u + 12345u;
-  return *seed >> 8;
-}
-
 /* A timeout: none, a poll, or up to 2 ms. */
 static int64_t pick_timeout(unsigned *seed) {
-  unsigned r = next(seed) % 8;
+  unsigned r = stress_next(seed) % 8;
   if (r == 0)
     return WEFT_FOREVER;
   if (r == 1)
     return 0;
-  return WEFT_US(1 + next(seed) % 2000);
+  return WEFT_US(1 + stress_next(seed) % 2000);
 }
 
 struct role {
@@ -99,9 +90,9 @@ static void *reader(void *arg) {
   free(arg);
   unsigned char *buf = malloc(BUF);
   for (;;) {
-    size_t want = 1 + next(&r.seed) % BUF;
+    size_t want = 1 + stress_next(&r.seed) % BUF;
     int64_t timeout = pick_timeout(&r.seed);
-    int64_t t0 = now_ns();
+    int64_t t0 = weft_now();
     ssize_t n = weft_io_recv(r.s->rfd, buf, want, 0, timeout);
     if (n > 0) {
       for (ssize_t i = 0; i < n; i++)
@@ -115,7 +106,7 @@ static void *reader(void *arg) {
     }
     if (n == 0)
       FAIL(r.h, "a stream ended early");
-    check_idle(r.h, n, timeout, now_ns() - t0, "recv");
+    check_idle(r.h, n, timeout, weft_now() - t0, "recv");
     if (n == -ECANCELED || r.h->failed)
       break;
   }
@@ -128,20 +119,21 @@ static void *writer(void *arg) {
   free(arg);
   unsigned char *buf = malloc(BUF);
   for (;;) {
-    size_t len = 1 + next(&r.seed) % BUF;
+    size_t len = 1 + stress_next(&r.seed) % BUF;
     for (size_t i = 0; i < len; i++)
       buf[i] = (unsigned char)((r.s->sent + i) % 251);
     int64_t timeout = pick_timeout(&r.seed);
-    int64_t t0 = now_ns();
-    ssize_t n = next(&r.seed) % 2 ? weft_io_send(r.s->wfd, buf, len, 0, timeout)
-                                  : weft_io_write(r.s->wfd, buf, len, timeout);
+    int64_t t0 = weft_now();
+    ssize_t n = stress_next(&r.seed) % 2
+                    ? weft_io_send(r.s->wfd, buf, len, 0, timeout)
+                    : weft_io_write(r.s->wfd, buf, len, timeout);
     if (n > 0) {
       r.s->sent += (uint64_t)n;
-      if (next(&r.seed) % 4 == 0)
+      if (stress_next(&r.seed) % 4 == 0)
         weft_yield();
       continue;
     }
-    check_idle(r.h, n, timeout, now_ns() - t0, "send");
+    check_idle(r.h, n, timeout, weft_now() - t0, "send");
     if (n == -ECANCELED || r.h->failed)
       break;
   }
@@ -151,7 +143,7 @@ static void *writer(void *arg) {
 
 static int start(struct hub *h, struct stream *s, bool read) {
   struct role *r = malloc(sizeof *r);
-  *r = (struct role){h, s, next(&h->seed)};
+  *r = (struct role){h, s, stress_next(&h->seed)};
   return weft_task_spawn(read ? &s->reader : &s->writer, read ? reader : writer,
                          r, NULL);
 }
@@ -159,9 +151,9 @@ static int start(struct hub *h, struct stream *s, bool read) {
 /* Cancels a random reader or writer and starts another in its place. */
 static void *chaos(void *arg) {
   struct hub *h = arg;
-  while (weft_sleep(WEFT_US(next(&h->seed) % 500)) == 0 && !h->failed) {
-    struct stream *s = &h->s[next(&h->seed) % STREAMS];
-    bool read = next(&h->seed) % 2;
+  while (weft_sleep(WEFT_US(stress_next(&h->seed) % 500)) == 0 && !h->failed) {
+    struct stream *s = &h->s[stress_next(&h->seed) % STREAMS];
+    bool read = stress_next(&h->seed) % 2;
     weft_task **t = read ? &s->reader : &s->writer;
     if (weft_task_cancel(*t) != 0)
       FAIL(h, "cancel failed");

@@ -179,12 +179,6 @@ static void report(const char *fmt, ...) {
     _exit(1);                                                                  \
   } while (0)
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint32_t rnd(uint64_t *s) {
   *s = *s * 6364136223846793005ull + 1442695040888963407ull;
   return (uint32_t)(*s >> 33);
@@ -203,8 +197,8 @@ static int64_t pick_timeout(uint64_t *seed) {
 }
 
 static void spin_for(int64_t ns) {
-  int64_t end = now_ns() + ns;
-  while (now_ns() < end)
+  int64_t end = weft_now() + ns;
+  while (weft_now() < end)
     ;
 }
 
@@ -300,9 +294,9 @@ static void join_job(struct round *r, enum kind k, struct slot *s,
       s->timeout = timeout;
     }
     atomic_fetch_add(&r->in_join[k], 1);
-    int64_t t0 = now_ns();
+    int64_t t0 = weft_now();
     int rc = join_target(r, timeout, &result);
-    int64_t took = now_ns() - t0;
+    int64_t took = weft_now() - t0;
     atomic_fetch_sub(&r->in_join[k], 1);
     if (s)
       s->joining = false;
@@ -661,8 +655,8 @@ static void *coordinator(void *arg) {
                         &(weft_thread_opts){.name = "hub B"}))
     FATAL("hub B's thread could not start");
 
-  int64_t end = now_ns() + (int64_t)(seconds * 1e9);
-  for (uint64_t n = 0; now_ns() < end && !atomic_load(&failures); n++)
+  int64_t end = weft_now() + (int64_t)(seconds * 1e9);
+  for (uint64_t n = 0; weft_now() < end && !atomic_load(&failures); n++)
     one_round(n, &seed);
 
   atomic_store(&stop, true);
@@ -713,7 +707,7 @@ int main(void) {
   if (env && *env)
     seconds = strtod(env, NULL);
   env = getenv("WEFT_STRESS_SEED");
-  base_seed = env && *env ? strtoull(env, NULL, 0) : (uint64_t)now_ns();
+  base_seed = env && *env ? strtoull(env, NULL, 0) : (uint64_t)weft_now();
   init_pool(&pool_a, 0xa);
   init_pool(&pool_b, 0xb);
   pthread_t dog;

@@ -59,12 +59,6 @@ static weft_queue *queue;
 static double seconds;
 static int64_t stop_at;
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int64_t random_timeout(unsigned *seed) {
   switch (rand_r(seed) % 5) {
   case 0:
@@ -162,7 +156,7 @@ static long first_seq(int who, int run) {
 static void loop(int who) {
   unsigned seed = 977u * (unsigned)(who + 1);
   long seq = first_seq(who, 0);
-  while (now_ns() < stop_at)
+  while (weft_now() < stop_at)
     one_op(&board->t[who], &seed, &seq);
 }
 
@@ -184,7 +178,7 @@ static void *worker(void *arg) {
   unsigned seed = (unsigned)(uintptr_t)arg;
   long seq = first_seq(PROCS + THREADS, (int)(uintptr_t)arg);
   while (one_op(&board->t[PROCS + THREADS], &seed, &seq) == 0 &&
-         now_ns() < stop_at) {
+         weft_now() < stop_at) {
   }
   return NULL;
 }
@@ -195,7 +189,7 @@ static void *canceller(void *arg) {
   for (int i = 0; i < TASKS; i++)
     weft_task_spawn(&w[i], worker, (void *)(uintptr_t)++task_runs, NULL);
   unsigned seed = 31;
-  while (now_ns() < stop_at) {
+  while (weft_now() < stop_at) {
     weft_sleep(WEFT_US(50 + rand_r(&seed) % 500));
     int i = rand_r(&seed) % TASKS;
     weft_task_cancel(w[i]);
@@ -224,7 +218,7 @@ int main(void) {
   board = weft_shm_addr(region);
   weft_shared_lock_init(&board->lock);
   weft_shared_sem_init(&board->sem, SEM_START);
-  stop_at = now_ns() + (int64_t)(seconds * 1e9);
+  stop_at = weft_now() + (int64_t)(seconds * 1e9);
 
   weft_proc *p[PROCS + 1]; /* + 1: never of size 0 */
   for (int i = 0; i < PROCS; i++)

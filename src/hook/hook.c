@@ -84,11 +84,19 @@ void weft__hook_resolve(void) {
     __atomic_store_n(&weft__real.fcntl64, weft__real.fcntl, __ATOMIC_RELAXED);
 }
 
+/* Whether the program's own calls reach the hooks: set before main. */
+static bool in_front;
+
 __attribute__((constructor)) static void hook_start(void) {
   weft__hook_resolve();
   const char *env = getenv("WEFT_HOOK");
   if (env && strcmp(env, "0") == 0)
     weft__hook_pass_all();
+  /* What a call to read from the program reaches first: the hook, or a
+   * sanitizer's interceptor that passes it on to the hook, unless it is
+   * libc's own read, the one after this library. */
+  void *first = dlsym(RTLD_DEFAULT, "read");
+  in_front = weft__real.read && first && first != (void *)weft__real.read;
 }
 
 bool weft__hook_here(void) {
@@ -98,10 +106,7 @@ bool weft__hook_here(void) {
 }
 
 WEFT__HOOK_API bool weft_hook_installed(void) {
-  if (atomic_load_explicit(&passing_all, memory_order_relaxed))
-    return false;
-  /* What the program's own call to read would reach. */
-  return dlsym(RTLD_DEFAULT, "read") == (void *)read;
+  return in_front && !atomic_load_explicit(&passing_all, memory_order_relaxed);
 }
 
 WEFT__HOOK_API bool weft_hook_enable(bool on) {

@@ -105,11 +105,6 @@ WEFT__HOOK_API ssize_t read(int fd, void *buf, size_t len) {
   return weft__hook_transfer(&op);
 }
 
-/* What a hidden caller in this library compares with: the address the
- * program's own calls to read reach (hook.c). */
-extern __typeof__(read) weft__hook_read_self
-    __attribute__((alias("read"), visibility("hidden")));
-
 WEFT__HOOK_API ssize_t __read_chk(int fd, void *buf, size_t len,
                                   size_t buflen) {
   if (len > buflen)

@@ -153,10 +153,15 @@ ssize_t weft__hook_transfer(struct weft__hook_op *op) {
       op->fd, op->dir == WEFT_IO_READ ? SO_RCVTIMEO : SO_SNDTIMEO, &timeout);
   if (!socket && weft__hook_is_disk(op->fd))
     return plain_rest(op, done);
+  /* Whether the next try comes before any wait: the first, when it could
+   * not be made as intended. */
+  bool try_now = false;
   if (use_plain && socket && op->socket_nowait) {
-    /* No RWF_NOWAIT here, but a socket takes MSG_DONTWAIT. */
+    /* No RWF_NOWAIT here, but a socket takes MSG_DONTWAIT: tried at once,
+     * as what is there must not wait (nor fail for a cancellation). */
     op->nowait = op->socket_nowait;
     use_plain = false;
+    try_now = true;
   }
   /* A plain write made once the fd is writable blocks no longer than the
    * kernel takes to move PIPE_BUF bytes: poll reports a pipe writable with
@@ -166,7 +171,9 @@ ssize_t weft__hook_transfer(struct weft__hook_op *op) {
   int64_t started = timeout >= 0 ? weft_now() : 0;
   for (;;) {
     /* A plain call is made only once the fd is ready, lest it block. */
-    if (!use_plain || !ready_now(op->fd, op->dir)) {
+    if (try_now) {
+      try_now = false;
+    } else if (!use_plain || !ready_now(op->fd, op->dir)) {
       weft__hook_timeout left = timeout;
       if (timeout >= 0) {
         left = timeout - (weft_now() - started);

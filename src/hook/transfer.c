@@ -79,10 +79,14 @@ static ssize_t stop(size_t done, int e) {
   return weft__hook_fail(e);
 }
 
-/* Whether an error of the try means "this fd knows no RWF_NOWAIT": the
- * call then waits for readiness first and makes the plain call. */
+/* Whether an error of the try means "this fd knows no RWF_NOWAIT"
+ * (EOPNOTSUPP, as the kernel says for a file without it and, before 4.14,
+ * for the flag itself; ENOSYS before 4.6): the call then waits for
+ * readiness first and makes the plain call. Any other error, EINVAL
+ * included (a timerfd read into too small a buffer, say), is the call's
+ * own, and returned at once as libc's. */
 static bool nowait_unsupported(const struct weft__hook_op *op, int e) {
-  return !op->socket && (e == EOPNOTSUPP || e == EINVAL || e == ENOSYS);
+  return !op->socket && (e == EOPNOTSUPP || e == ENOSYS);
 }
 
 /* Whether an fd open with status flags fl may move bytes in dir. */

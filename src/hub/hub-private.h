@@ -233,12 +233,28 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline);
  * nothing of an accept on the same fd, which may fail at once), and the
  * caller drops it for a file weft has not used in a task before
  * (weft__hub_fd_tried with blocked false). After a try that would have
- * blocked, the next 7 calls wait first, then one tries again. */
+ * blocked, the next 7 calls wait first, then one tries again; a call tries
+ * first all the same while the poller holds a report of the direction that
+ * no try has used up (weft__poller_may_be_ready). */
 bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir, unsigned kind);
 
 /* Tells the guess how the first try of a call of kind on fd went. */
 void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, unsigned kind,
                         bool blocked);
+
+/* Tells the poller what a system call that a task of h just tried on fd
+ * found: the fd is not ready in direction dir (WEFT__POLL_IN or _OUT), as
+ * EAGAIN says, or as a read shorter than asked says of a stream
+ * (short_read). Called in the same run of the task as the system call,
+ * with no wait between the two; it lets the next wait on fd arm it without
+ * a system call (see poller-epoll.c). */
+void weft__hub_fd_not_ready(weft__hub *h, int fd, unsigned dir,
+                            bool short_read);
+
+/* fd names a file just made (accept(2)'s, a socket about to connect): the
+ * number may have been closed behind weft's back (close(2)) and reused,
+ * so the next wait on it makes sure the poller watches the new file. */
+void weft__hub_fd_opened(weft__hub *h, int fd);
 
 /* Wakes the tasks waiting on fd for what got (WEFT__POLL_*) reports. */
 void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got);

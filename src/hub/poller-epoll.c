@@ -206,6 +206,9 @@ static int register_ordinary(weft__poller *p, weft__fd_entry *e, int fd) {
       .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
       .data.u64 = tag(fd, gen),
   };
+  /* A MOD that succeeds finds the file it registered before: what the
+   * entry learnt of its kind still holds. */
+  uint8_t kept = e->flags & (F_KNOWN | F_STREAM);
   if (epoll_ctl(p->epfd, op, fd, &ev) != 0) {
     if (op == EPOLL_CTL_MOD && errno == ENOENT)
       op = EPOLL_CTL_ADD;
@@ -215,11 +218,14 @@ static int register_ordinary(weft__poller *p, weft__fd_entry *e, int fd) {
       return -errno;
     if (epoll_ctl(p->epfd, op, fd, &ev) != 0)
       return -errno;
+    kept = 0;
+  } else if (op == EPOLL_CTL_ADD) {
+    kept = 0;
   }
   e->slot = ORDINARY_SLOT;
   e->gen = gen;
   e->hint = 0;
-  e->flags = 0;
+  e->flags = kept;
   return 0;
 }
 

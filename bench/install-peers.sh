@@ -5,4 +5,4 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq python3 libboost-context-dev golang-go python3-gevent \
-  libst-dev
+  libst-dev nginx wrk

@@ -159,6 +159,16 @@ python_peer python_notes.py \
   BenchmarkCPUBound/workers={1,2}/python-{serial,threads,procs} \
   BenchmarkIOBound/waiters={1,2,100}/python-{serial,procs,threads,asyncio}
 
+# The notes' "combine processes with coroutines" (docs/notes.md): a server
+# whose requests are CPU-bound (27 us of arithmetic each, 8 bytes each
+# way) as weft's cluster with 1 and 2 worker processes, and as one hub in
+# one process, loaded by 16 keep-alive connections from one hub in the
+# benchmark's process, with the CPUs each server kept busy and the scaling
+# from 1 to 2 workers. Not pinned: using both CPUs is the point. The client
+# shares them, as wrk does in the HTTP rows, but needs a fraction of a CPU
+# (its share is printed) where the server needs both.
+weft_bench bench-cluster BenchmarkClusterCPU/{workers={1,2},one-hub}/weft
+
 # 64-byte messages from 1 producer process to 1 consumer, and from 4 to 4:
 # weft's process-safe queue, one plain pipe, Python's multiprocessing.Queue
 # (fork context). Not pinned, unlike the echo rows: a queue between
@@ -193,3 +203,16 @@ weft_bench bench-many BenchmarkManyTasks/weft
 go_peer many.go BenchmarkManyTasks/go
 gevent_peer gevent_many.py BenchmarkManyTasks/gevent
 st_peer many BenchmarkManyTasks/st
+
+# HTTP on loopback (bench/http/http.sh): weft's examples/httpd and nginx,
+# configured alike and started there on a free port, loaded by wrk -t1
+# (GET /hello and a 64 KiB file, keep-alive, 100 and 1,000 connections),
+# and the memory of 10,000 idle keep-alive connections. Placement: wrk
+# needs a CPU of its own, so a server with 1 worker is pinned to the first
+# CPU and wrk to the second; with 2 workers on a 2-CPU machine the server
+# gets both CPUs and wrk runs unpinned beside it (oversubscribed: those
+# rows show one core's efficiency shared by two workers, not scaling).
+# nginx and weft are placed alike and take turns. WRK_SECONDS (10) and
+# WRK_WARMUP (2) set each run's length, HTTP_RUNS (1) the runs per row,
+# HTTP_PIN=0 leaves everything unpinned; more in http.sh.
+"$here/http/http.sh" "$build"

@@ -96,6 +96,9 @@ TEST(a_shared_socket_wakes_one_hub_per_connection_and_alternates) {
   CHECK(a[0].accepted >= CONNS / 4);
   CHECK(a[1].accepted >= CONNS / 4);
   /* No herd: a wake per connection (plus the 50 ms timeouts of the
-   * acceptors' loops, a few per second), where a herd would wake both. */
-  CHECK(a[0].wakeups + a[1].wakeups < CONNS * 3 / 2 + 20);
+   * acceptors' loops, a few per second), where a herd would wake both.
+   * Under qemu-user the threads also sleep for the emulator's own locks,
+   * which the count cannot tell apart. */
+  if (!harness_emulated())
+    CHECK(a[0].wakeups + a[1].wakeups < CONNS * 3 / 2 + 20);
 }

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,13 @@ static int wait_exit(struct sup *s, double seconds) {
     CHECK(harness_now_ns() < end);
     usleep(10 * 1000);
   }
+}
+
+/* SIGTERM, and the supervisor exits 0 in time. */
+static void stop_gracefully(struct sup *s) {
+  CHECK_EQ(kill(s->pid, SIGTERM), 0);
+  CHECK_EQ(wait_exit(s, 15), 0);
+  close(s->log_rd);
 }
 
 /* Reads the supervisor's log until it holds what, or the time is up. */
@@ -441,9 +449,7 @@ TEST(a_worker_that_keeps_dying_is_backed_off) {
   /* Back-off from 100 ms, doubling: starts at 0, 0.1, 0.3, 0.7, 1.5 s. */
   CHECK(starts >= 3);
   CHECK(starts <= 7);
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 TEST(workers_die_with_a_killed_supervisor) {
@@ -491,9 +497,7 @@ TEST(a_reload_starts_a_new_generation_and_drains_the_old) {
   while (alive(old.pid) && harness_now_ns() < end)
     usleep(10 * 1000);
   CHECK(!alive(old.pid));
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 /* A call to stop from a thread of the supervisor's process. */
@@ -579,9 +583,7 @@ static void kill_with_a_queue(int mode) {
          (double)slowest / 1e6);
   CHECK(lost <= 1); /* the one the killed worker held */
   CHECK_EQ(answered + lost, CONNS);
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 TEST(a_killed_workers_queue_is_not_lost_with_a_shared_socket) {
@@ -645,9 +647,7 @@ TEST(an_acceptor_out_of_fds_rests_and_goes_on) {
     close(fds[i]);
   }
   CHECK_EQ(answered, CONNS);
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
 }
 
 /* The task that runs a cluster is cancelled: the workers are stopped now,
@@ -657,9 +657,10 @@ static weft_cluster *in_task;
 
 static void *run_in_task(void *arg) {
   (void)arg;
-  CHECK_EQ(weft_deadline_set(weft_now() + WEFT_MS(50), NULL), 0);
+  int64_t at = weft_now() + WEFT_MS(50);
+  CHECK_EQ(weft_deadline_set(at, NULL), 0);
   int rc = weft_cluster_run(in_task);
-  CHECK_EQ(weft_deadline(), weft_deadline()); /* still there */
+  CHECK_EQ(weft_deadline(), at); /* the caller's again */
   return (void *)(intptr_t)rc;
 }
 
@@ -801,7 +802,51 @@ TEST(a_burst_of_connections_spreads_over_the_workers) {
   CHECK(per[1] >= CONNS / 4);
   for (int i = 0; i < CONNS; i++)
     close(fds[i]);
-  CHECK_EQ(kill(s.pid, SIGTERM), 0);
-  CHECK_EQ(wait_exit(&s, 15), 0);
-  close(s.log_rd);
+  stop_gracefully(&s);
+}
+
+/* opts.pin_cpus: worker i runs on the i-th CPU the process may use. */
+static int pinned_cpu[2] = {-2, -2};
+
+static void report_cpu(weft_worker *w, void *arg) {
+  (void)arg;
+  cpu_set_t set;
+  CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  int cpu = CPU_COUNT(&set) == 1 ? -1 : -3; /* -3: not pinned */
+  for (int i = 0; i < CPU_SETSIZE && cpu == -1; i++)
+    if (CPU_ISSET(i, &set))
+      cpu = i;
+  CHECK_EQ(weft_worker_send(w, &cpu, sizeof cpu, WEFT_SEC(5)), 0);
+}
+
+static void keep_cpu(weft_cluster *c, int worker, const void *msg, size_t len,
+                     void *arg) {
+  (void)c;
+  (void)arg;
+  CHECK_EQ(len, sizeof(int));
+  memcpy(&pinned_cpu[worker], msg, sizeof(int));
+}
+
+TEST(pinned_workers_run_on_one_cpu_each) {
+  cpu_set_t mine;
+  CHECK_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+  if (CPU_COUNT(&mine) < 2)
+    harness_skip("one CPU: nothing to pin apart");
+  int first = -1, second = -1;
+  for (int i = 0; i < CPU_SETSIZE && second < 0; i++)
+    if (CPU_ISSET(i, &mine))
+      *(first < 0 ? &first : &second) = i;
+  weft_cluster_opts o;
+  weft_cluster_opts_init(&o);
+  o.workers = 2;
+  o.main = report_cpu;
+  o.on_message = keep_cpu;
+  o.pin_cpus = true;
+  o.log_fd = -1;
+  weft_cluster *c;
+  CHECK_EQ(weft_cluster_create(&c, &o), 0);
+  CHECK_EQ(weft_cluster_run(c), 0);
+  weft_cluster_free(c);
+  CHECK_EQ(pinned_cpu[0], first);
+  CHECK_EQ(pinned_cpu[1], second);
 }

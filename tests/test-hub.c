@@ -1337,3 +1337,81 @@ TEST(a_dump_to_a_pipe_without_reader_is_epipe_not_a_signal) {
   signal(SIGPIPE, SIG_DFL);
   run_main(dump_to_a_closed_pipe, NULL);
 }
+
+/* Timers are kept lazily (hub.c, arm_for): a wait woken early leaves its
+ * timer armed for the next one. Whatever is left armed, each wait ends at
+ * its own deadline: not at an earlier one left behind, not at a later one
+ * when its own is shorter. */
+static void *poke(void *arg) {
+  weft_event *e = arg;
+  for (int i = 0; i < 5; i++) {
+    weft_sleep(WEFT_MS(2));
+    weft_event_set(e);
+  }
+  return NULL;
+}
+
+static void *waits_of_changing_length(void *arg) {
+  (void)arg;
+  weft_event e;
+  weft_event_init(&e);
+  weft_task *poker;
+  CHECK_EQ(weft_task_spawn(&poker, poke, &e, NULL), 0);
+  /* Five waits with a short deadline, each woken early: their timers are
+   * left armed at about +50 ms. */
+  for (int i = 0; i < 5; i++) {
+    CHECK_EQ(weft_event_wait(&e, WEFT_MS(50)), 0);
+    weft_event_clear(&e);
+  }
+  CHECK_EQ(weft_task_join(poker, WEFT_FOREVER, NULL), 0);
+  /* A longer wait is not ended by the timer left at +50 ms. */
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_event_wait(&e, WEFT_MS(300)), -ETIMEDOUT);
+  int64_t took = harness_now_ns() - t0;
+  CHECK(took >= WEFT_MS(300));
+  /* A long wait woken early, then a short one: the short one ends at its
+   * own deadline, not at the long one's. */
+  CHECK_EQ(weft_task_spawn(&poker, poke, &e, NULL), 0);
+  CHECK_EQ(weft_event_wait(&e, WEFT_SEC(100)), 0);
+  weft_task_cancel(poker);
+  CHECK_EQ(weft_task_join(poker, WEFT_FOREVER, NULL), 0);
+  weft_event_clear(&e);
+  t0 = harness_now_ns();
+  CHECK_EQ(weft_event_wait(&e, WEFT_MS(20)), -ETIMEDOUT);
+  took = harness_now_ns() - t0;
+  CHECK(took >= WEFT_MS(20));
+  CHECK(took < WEFT_SEC(10));
+  weft_event_destroy(&e);
+  return NULL;
+}
+
+TEST(each_wait_ends_at_its_own_deadline_whatever_timer_is_left) {
+  CHECK_EQ(weft_run(waits_of_changing_length, NULL, NULL), 0);
+}
+
+/* A task whose timed wait ended early, then blocked for ever, leaves no
+ * timer that would put off the deadlock report until it fires. */
+static void *timed_then_cycle(void *arg) {
+  (void)arg;
+  weft_event e;
+  weft_event_init(&e);
+  weft_event_set(&e);
+  CHECK_EQ(weft_event_wait(&e, WEFT_SEC(100)), 0); /* at once, no park */
+  weft_event_clear(&e);
+  weft_task *poker;
+  CHECK_EQ(weft_task_spawn(&poker, poke, &e, NULL), 0);
+  CHECK_EQ(weft_event_wait(&e, WEFT_SEC(100)), 0); /* parked, woken early */
+  weft_task_detach(poker);                         /* it ends by itself */
+  return make_a_cycle(NULL); /* and this task ends, its timer still set */
+}
+
+TEST(a_timer_left_armed_does_not_delay_a_deadlock_report) {
+  char out[4096];
+  int64_t t0 = harness_now_ns();
+  int status = harness_run_child(deadlock_child, fn_arg(timed_then_cycle), NULL,
+                                 out, sizeof out);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+  CHECK_STR_HAS(out, "weft: deadlock: every task is blocked");
+  CHECK(harness_now_ns() - t0 < WEFT_SEC(20)); /* not the 100 s timer's */
+}

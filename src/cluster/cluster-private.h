@@ -75,7 +75,9 @@ struct weft_cluster {
   int ctl[2];
   /* The supervisor's, on its hub's thread. */
   pthread_t thread;
-  pid_t pid; /* the supervisor's; 0 before the run */
+  /* The supervisor's pid (0 before the run): read by stop and reload,
+   * from any thread. */
+  _Atomic pid_t pid;
   bool supervising;
   /* The first start of the workers, which weft_cluster_run reports:
    * starting while it goes on, how many slots told how it went, and the

@@ -17,6 +17,7 @@
 
 #include "../core/sigmask.h"
 #include "../core/stack.h"
+#include "../io/listen.h"
 #include "cluster-private.h"
 
 void weft_cluster_opts_init(weft_cluster_opts *o) {
@@ -71,18 +72,6 @@ static char *with_port(const char *address, int port) {
   return s;
 }
 
-static int bound_port(int fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-    return -errno;
-  if (ss.ss_family == AF_INET)
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  if (ss.ss_family == AF_INET6)
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-  return -EINVAL;
-}
-
 static void close_listener(struct listener *l) {
   for (int i = 0; i < l->nfds; i++)
     if (l->fds[i] >= 0)
@@ -121,7 +110,7 @@ int weft_cluster_listen(weft_cluster *c, const char *address) {
       break;
     l.fds[i] = rc;
     if (i == 0 && per_worker) {
-      int port = bound_port(rc);
+      int port = weft__listen_port(rc);
       rest = port < 0 ? NULL : with_port(address, port);
       if (!rest)
         rc = port < 0 ? port : -ENOMEM;
@@ -144,14 +133,15 @@ int weft_cluster_listen(weft_cluster *c, const char *address) {
 int weft_cluster_listener_port(const weft_cluster *c, int i) {
   if (!c || i < 0 || i >= c->nlisteners || c->listeners[i].fds[0] < 0)
     return -EINVAL;
-  return bound_port(c->listeners[i].fds[0]);
+  return weft__listen_port(c->listeners[i].fds[0]);
 }
 
 /* Async-signal-safe: an atomic or, a getpid(2) and a write(2). */
 static int request(weft_cluster *c, int what) {
   if (!c)
     return -EINVAL;
-  if (c->pid && c->pid != getpid())
+  pid_t pid = atomic_load_explicit(&c->pid, memory_order_relaxed);
+  if (pid && pid != getpid())
     return -EPERM; /* a worker's copy of its supervisor's cluster */
   atomic_fetch_or(&c->requests, what);
   int saved = errno;

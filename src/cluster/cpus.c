@@ -193,14 +193,18 @@ static void set_path(struct hier *h, const char *path) {
   h->listed = true;
 }
 
+/* root + rel, opened for reading, or NULL. */
+static FILE *open_under(const char *root, const char *rel) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s%s", root, rel) >= (int)sizeof path)
+    return NULL;
+  return fopen(path, "re");
+}
+
 /* Takes this process's cgroup paths from root/proc/self/cgroup: lines
  * "ID:CONTROLLERS:PATH". */
 static void read_cgroup(const char *root, struct cgroups *cg) {
-  char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s/proc/self/cgroup", root) >=
-      (int)sizeof path)
-    return;
-  FILE *f = fopen(path, "re");
+  FILE *f = open_under(root, "/proc/self/cgroup");
   if (!f)
     return;
   char *line = NULL;
@@ -275,11 +279,7 @@ static void place(const char *root, struct hier *h, const char *mroot,
  * PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE
  * SUPEROPTIONS". */
 static void read_mountinfo(const char *root, struct cgroups *cg) {
-  char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s/proc/self/mountinfo", root) >=
-      (int)sizeof path)
-    return;
-  FILE *f = fopen(path, "re");
+  FILE *f = open_under(root, "/proc/self/mountinfo");
   if (!f)
     return;
   char *line = NULL;

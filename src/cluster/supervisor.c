@@ -383,7 +383,7 @@ static void drop_pending(const sigset_t *set) {
 
 static int supervise(weft_cluster *c) {
   c->thread = pthread_self();
-  c->pid = getpid();
+  atomic_store_explicit(&c->pid, getpid(), memory_order_relaxed);
   /* A reload before the run has nothing to reload. */
   int r = atomic_fetch_and(&c->requests, ~REQUEST_RELOAD);
   if (r & (REQUEST_STOP | REQUEST_STOP_NOW))
@@ -475,7 +475,7 @@ int weft_cluster_broadcast(weft_cluster *c, const void *msg, size_t len) {
     return -EINVAL;
   if (len > WEFT_MSGPIPE_MAX)
     return -EMSGSIZE;
-  if (!c->supervising || c->pid != getpid() ||
+  if (!c->supervising || atomic_load(&c->pid) != getpid() ||
       !pthread_equal(c->thread, pthread_self()) || !weft_task_current())
     return -EPERM;
   int reached = 0;

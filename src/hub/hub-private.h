@@ -85,8 +85,13 @@ struct weft_task {
   int64_t parked_at;          /* about when it parked (see stamp) */
   bool unstamped;             /* parked, not yet stamped: in the */
   weft_task *unstamped_next;  /* hub's list of such tasks */
-  weft__timer timer;          /* its deadline while parked with one */
-  int64_t deadline; /* weft_deadline_set's, absolute; INT64_MAX: none */
+  /* Its timer, armed lazily (weft__task_park): while it is parked with a
+   * deadline, armed at that deadline or before it; otherwise it may still
+   * be armed, from an earlier wait, and is dropped when it fires. */
+  weft__timer timer;
+  int64_t wait_until; /* the deadline of the wait it is parked in, or
+                         INT64_MAX */
+  int64_t deadline;   /* weft_deadline_set's, absolute; INT64_MAX: none */
   void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
   unsigned ready; /* what the poller reported while it waited on an fd */
   bool fd_parked; /* parked in a wait on an fd, which the poller may end */

@@ -125,15 +125,40 @@ int weft__task_switch_out(weft_task *t) {
                           0);
 }
 
+/* Timers are kept lazily, as Go keeps its own: a wait that ends before its
+ * deadline leaves its task's timer armed, and the task's next wait with a
+ * deadline no earlier reuses it as it is; a timer that fires for a task no
+ * longer parked is dropped, and one that fires for a task parked with a
+ * later deadline moves to that deadline (fire_timers). So a connection
+ * that waits with the same long timeout before each request touches the
+ * heap about once per timeout, not twice per request. A wait without a
+ * deadline disarms the task's timer: a hub whose tasks all wait without
+ * one has no timer armed, which its deadlock check relies on. */
+static int arm_for(weft__hub *h, weft_task *t, int64_t deadline) {
+  if (deadline == INT64_MAX) {
+    weft__timer_disarm(&h->timers, &t->timer);
+    return 0;
+  }
+  if (!weft__timer_armed(&t->timer))
+    return weft__timer_arm(&h->timers, &t->timer, deadline);
+  if (t->timer.deadline > deadline) {
+    /* Cannot fail: the disarm leaves room in the heap. */
+    weft__timer_disarm(&h->timers, &t->timer);
+    return weft__timer_arm(&h->timers, &t->timer, deadline);
+  }
+  return 0; /* armed earlier: fire_timers moves it on */
+}
+
 int weft__task_park(weft_task *t, const char *what, int64_t deadline) {
   int rc = weft__task_may_block(t);
   weft__hub *h = t->hub;
-  if (rc == 0 && deadline != INT64_MAX)
-    rc = weft__timer_arm(&h->timers, &t->timer, deadline);
+  if (rc == 0)
+    rc = arm_for(h, t, deadline);
   if (rc < 0) {
     t->waits_for = NULL;
     return rc;
   }
+  t->wait_until = deadline;
   t->state = WEFT__TASK_PARKED;
   t->waits_on = what;
   if (!t->unstamped) { /* stamped later (weft__hub_stamp_parked) */
@@ -151,8 +176,7 @@ int weft__task_park(weft_task *t, const char *what, int64_t deadline) {
 void weft__task_wake(weft_task *t, int code) {
   if (t->state != WEFT__TASK_PARKED)
     return;
-  if (t->timer.slot != WEFT__TIMER_IDLE) /* a wait with a deadline */
-    weft__timer_disarm(&t->hub->timers, &t->timer);
+  /* Its timer stays armed, lazily: see arm_for. */
   t->wake_code = code;
   weft__runq_push(t->hub, t);
 }
@@ -169,7 +193,10 @@ static void run_task(weft__hub *h, weft_task *t) {
     weft__task_release(last);
 }
 
-/* Fires the due timers: each wakes its parked task with -ETIMEDOUT. */
+/* Fires the due timers: each wakes its task with -ETIMEDOUT if the task
+ * is parked in a wait whose deadline has come; a task parked with a later
+ * deadline has its timer moved there, and the timer of a task no longer
+ * parked is dropped (see arm_for). */
 static void fire_timers(weft__hub *h) {
   if (!weft__timer_first(&h->timers))
     return; /* no clock read when nothing is armed */
@@ -177,7 +204,12 @@ static void fire_timers(weft__hub *h) {
   weft__timer *tm;
   while ((tm = weft__timer_pop_due(&h->timers, now)) != NULL) {
     weft_task *t = (weft_task *)((char *)tm - offsetof(weft_task, timer));
-    weft__task_wake(t, -ETIMEDOUT);
+    if (t->state != WEFT__TASK_PARKED || t->wait_until == INT64_MAX)
+      continue;
+    if (t->wait_until <= now)
+      weft__task_wake(t, -ETIMEDOUT);
+    else /* cannot fail: the pop left room in the heap */
+      weft__timer_arm(&h->timers, tm, t->wait_until);
   }
 }
 

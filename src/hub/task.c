@@ -120,6 +120,9 @@ static void task_main(weft__coro *co, int code) {
   if (t == t->hub->main)
     t->hub->main_result = t->result;
   t->state = WEFT__TASK_FINISHED;
+  /* A timer left armed by its last wait (hub.c, arm_for) would keep the
+   * hub from seeing that nothing can wake its tasks any more. */
+  weft__timer_disarm(&t->hub->timers, &t->timer);
   t->hub->unfinished--;
   t->hub->daemons -= t->daemon;
   wake_joiners(t, false);
@@ -153,6 +156,7 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   t->cancelled = o.daemon && h->daemons_cancelled;
   h->daemons += o.daemon;
   weft__timer_init(&t->timer);
+  t->wait_until = INT64_MAX;
   t->deadline = INT64_MAX;
   t->all_next = h->all;
   if (h->all)

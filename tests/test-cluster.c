@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -85,6 +86,9 @@ static struct sup start(weft_cluster_opts *o, const char *address) {
   s.pid = fork();
   CHECK(s.pid >= 0);
   if (s.pid == 0) {
+    /* It dies with the case (a case that fails or times out leaves no
+     * supervisor behind, and its workers die with it). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     close(logp[0]);
     int rc = weft_cluster_run(c);
     weft_cluster_free(c);

@@ -1393,7 +1393,7 @@ TEST(each_wait_ends_at_its_own_deadline_whatever_timer_is_left) {
  * timer that would put off the deadlock report until it fires. */
 static void *timed_then_cycle(void *arg) {
   (void)arg;
-  weft_event e;
+  static weft_event e; /* the poker outlives this task */
   weft_event_init(&e);
   weft_event_set(&e);
   CHECK_EQ(weft_event_wait(&e, WEFT_SEC(100)), 0); /* at once, no park */

@@ -324,7 +324,39 @@ stop_server() {
   srv_pid='' srv_kids=''
 }
 
-# wrk_row NAME IMPL W CONNS PATH EXPECTED: one measured row.
+# cpu_ns PID...: the CPU time the processes have used so far, in ns (the
+# first field of /proc/PID/schedstat), summed; a process gone counts 0.
+cpu_ns() {
+  local sum=0 p v
+  for p in "$@"; do
+    if read -r v _ <"/proc/$p/schedstat" 2>/dev/null; then
+      sum=$((sum + v))
+    fi
+  done
+  echo "$sum"
+}
+
+# children_cpu_ms: the CPU time of this shell's children that it has
+# waited for, in ms (the second line of `times`: user and system), in
+# $children_ms. Not in a command substitution: its subshell has no
+# children of its own.
+children_cpu_ms() {
+  times >"$tmp/times"
+  children_ms=$(awk 'NR == 2 {
+    t = 0
+    for (i = 1; i <= 2; i++) {
+      split($i, p, "m"); sub(/s$/, "", p[2]); t += p[1] * 60000 + p[2] * 1000
+    }
+    printf "%d\n", t
+  }' "$tmp/times")
+}
+
+# wrk_row NAME IMPL W CONNS PATH EXPECTED: one measured row. Besides wrk's
+# figures, the CPU time the server used per request (srv-ns/req: the
+# supervisor or master and its workers, over the measured run) and the
+# CPUs wrk kept busy (wrk-CPUs): a row whose wrk is near 1.00 measured the
+# client as much as the server, and its servers are best compared by
+# their CPU per request.
 wrk_row() {
   local name=$1 impl=$2 w=$3 c=$4 path=$5 expected=$6 url
   if ! wanted "$name"; then
@@ -349,8 +381,16 @@ wrk_row() {
   fi
   url=http://127.0.0.1:$port$path
   run_fg "${wrk_pin[@]}" wrk -t1 -c"$c" -d"${warmup}s" "$url" >/dev/null 2>&1
+  local srv_before wrk_before srv_used wrk_used
+  srv_kids=$("$client" children "$srv_pid" 2>/dev/null)
+  srv_before=$(cpu_ns "$srv_pid" $srv_kids)
+  children_cpu_ms
+  wrk_before=$children_ms
   run_fg "${wrk_pin[@]}" wrk -t1 -c"$c" -d"${seconds}s" --latency "$url" >"$tmp/wrk.out" 2>&1
   local rc=$?
+  srv_used=$(($(cpu_ns "$srv_pid" $srv_kids) - srv_before))
+  children_cpu_ms
+  wrk_used=$((children_ms - wrk_before))
   stop_server
   if [ "$rc" != 0 ]; then
     echo "# $name failed: wrk exited with $rc"
@@ -363,7 +403,7 @@ wrk_row() {
   #   Socket errors: connect 0, read 0, write 0, timeout 12
   #   Non-2xx or 3xx responses: 3
   #   Requests/sec: 123456.78
-  awk -v name="$name" '
+  awk -v name="$name" -v srv_ns="$srv_used" -v wrk_ms="$wrk_used" -v secs="$seconds" '
     $1 == "99%" {
       v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
       f = u == "us" ? 1 : u == "ms" ? 1e3 : u == "s" ? 1e6 : u == "m" ? 6e7 : -1
@@ -384,7 +424,7 @@ wrk_row() {
       }
       if (errs != "")
         printf "# %s: %s\n", name, errs
-      printf "%-48s %12d %10.1f ns/op %10.0f req/s %8.0f p99-us\n", name, reqs, 1e9 / rps, rps, p99
+      printf "%-48s %12d %10.1f ns/op %10.0f req/s %8.0f p99-us %7.0f srv-ns/req %5.2f wrk-CPUs\n", name, reqs, 1e9 / rps, rps, p99, srv_ns / reqs, wrk_ms / 1000 / secs
     }' "$tmp/wrk.out"
 }
 

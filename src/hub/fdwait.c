@@ -144,11 +144,6 @@ bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir,
   uint8_t *g = w ? &w->wait_first[d] : NULL;
   if (!g || *g == 0 || w->wait_first_kind[d] != kind)
     return false;
-  /* A report came that no try has used up: the call may well succeed,
-   * and waiting first would cost the poller a system call to find out.
-   * The guess is kept for the calls after. */
-  if (weft__poller_may_be_ready(h->poller, fd, dir))
-    return false;
   (*g)--;
   return true;
 }

@@ -238,9 +238,7 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline);
  * nothing of an accept on the same fd, which may fail at once), and the
  * caller drops it for a file weft has not used in a task before
  * (weft__hub_fd_tried with blocked false). After a try that would have
- * blocked, the next 7 calls wait first, then one tries again; a call tries
- * first all the same while the poller holds a report of the direction that
- * no try has used up (weft__poller_may_be_ready). */
+ * blocked, the next 7 calls wait first, then one tries again. */
 bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir, unsigned kind);
 
 /* Tells the guess how the first try of a call of kind on fd went. */

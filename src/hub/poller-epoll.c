@@ -381,11 +381,6 @@ void weft__poller_not_ready(weft__poller *p, int fd, unsigned events,
   e->hint &= (uint8_t)~clear;
 }
 
-bool weft__poller_may_be_ready(weft__poller *p, int fd, unsigned events) {
-  weft__fd_entry *e = fd >= 0 ? weft__fdtable_get(&p->fds, fd) : NULL;
-  return e && e->slot == ORDINARY_SLOT && (e->hint & events);
-}
-
 void weft__poller_doubt(weft__poller *p, int fd) {
   weft__fd_entry *e = fd >= 0 ? weft__fdtable_get(&p->fds, fd) : NULL;
   if (e && e->slot == ORDINARY_SLOT)

@@ -103,13 +103,6 @@ int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data);
 void weft__poller_not_ready(weft__poller *p, int fd, unsigned events,
                             bool short_read);
 
-/* Whether arming fd for events may find it ready at once: true when a
- * report of those events came that no caller has shown to be used up
- * since. A caller that would wait before it tries a system call had better
- * try first then. Always false with poll, whose arming costs no more
- * either way. */
-bool weft__poller_may_be_ready(weft__poller *p, int fd, unsigned events);
-
 /* The number fd now names a file the poller may never have seen (accept(2)
  * made it, or a socket is about to connect): its next arming asks the
  * kernel rather than trust the poller's record. No system call. */

@@ -2,13 +2,21 @@
  * The epoll poller, Linux's. See poller.h.
  *
  * Registration. An fd is registered once (EPOLL_CTL_ADD), edge-triggered
- * for both directions and a peer's shutdown (EPOLLIN | EPOLLOUT |
- * EPOLLRDHUP | EPOLLET), and stays registered until it is forgotten
- * (events 0: weft_io_close, or a wait that left without its report), when
- * it is deleted. Arming is then the table's affair: the entry's events say
- * which directions a report is wanted for, and the caller's pointer lives
- * there too. The kernel reports each readiness once (edge-triggered);
- * what comes for a direction nobody armed is kept as a hint.
+ * for reading and a peer's shutdown (EPOLLIN | EPOLLRDHUP | EPOLLET), and
+ * for writing too (EPOLLOUT) from the first arming for writing on; it
+ * stays registered until it is forgotten (events 0: weft_io_close, or a
+ * wait that left without its report), when it is deleted. Writing is left
+ * out until asked for because a TCP socket is woken for writing about once
+ * per exchange (the peer's acknowledgement frees its send buffer), which
+ * nobody waits for when sends complete at once, as a server's mostly do:
+ * registered from the start (as nginx and Go register), those edges were
+ * nearly one report in two of weft's TCP echo benchmark, each polled by
+ * the kernel and handled here for nothing. Adding EPOLLOUT later is one
+ * MOD in a file's life. Arming is then the table's affair: the entry's
+ * events say which directions a report is wanted for, and the caller's
+ * pointer lives there too. The kernel reports each readiness once
+ * (edge-triggered); what comes for a direction nobody armed is kept as a
+ * hint.
  *
  * Hints. Per direction, the entry's hint says that the fd may be ready.
  * Every report of the direction sets it, whether it went to a waiter or
@@ -103,6 +111,7 @@ enum {
   F_STREAM = 4, /* a stream socket or a pipe, whose short reads say it is
                    drained */
   F_DOUBT = 8,  /* the number may name a new file: ask the kernel */
+  F_OUT = 16,   /* registered for writing too */
 };
 
 /* An arming on trust, to recheck at + WEFT__POLL_RECHECK if the entry's
@@ -192,18 +201,22 @@ static void forget_entry(weft__fd_entry *e) {
   e->seq = seq;
 }
 
-/* Registers fd as an ordinary fd, or registers it again: MOD when the
+/* Registers fd as an ordinary fd, or registers it again, for reading, and
+ * for writing when events asks or it was registered so: MOD when the
  * table says it is registered, else ADD; MOD failing with ENOENT (the
  * number names a file the kernel does not have: closed with close(2) and
  * reused) adds, ADD failing with EEXIST (registered, and the table did not
  * know) modifies. Either way the kernel looks at the file and queues it if
  * it is ready, and the registration takes a new generation. On error the
  * entry is unchanged. */
-static int register_ordinary(weft__poller *p, weft__fd_entry *e, int fd) {
+static int register_ordinary(weft__poller *p, weft__fd_entry *e, int fd,
+                             unsigned events) {
   int op = e->slot == ORDINARY_SLOT ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
   uint32_t gen = next_gen(p);
+  bool out = (events & WEFT__POLL_OUT) ||
+             (e->slot == ORDINARY_SLOT && (e->flags & F_OUT));
   struct epoll_event ev = {
-      .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+      .events = EPOLLIN | EPOLLRDHUP | EPOLLET | (out ? EPOLLOUT : 0),
       .data.u64 = tag(fd, gen),
   };
   /* A MOD that succeeds finds the file it registered before: what the
@@ -225,7 +238,7 @@ static int register_ordinary(weft__poller *p, weft__fd_entry *e, int fd) {
   e->slot = ORDINARY_SLOT;
   e->gen = gen;
   e->hint = 0;
-  e->flags = kept;
+  e->flags = kept | (out ? F_OUT : 0);
   return 0;
 }
 
@@ -341,12 +354,13 @@ int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
    * number may have been reused since the fd was last armed); else the
    * kernel is asked now. */
   unsigned fresh = events & ~e->events & (WEFT__POLL_IN | WEFT__POLL_OUT);
-  bool ask =
-      e->slot != ORDINARY_SLOT || (e->flags & F_DOUBT) || (e->hint & fresh);
+  bool ask = e->slot != ORDINARY_SLOT || (e->flags & F_DOUBT) ||
+             (e->hint & fresh) ||
+             ((fresh & WEFT__POLL_OUT) && !(e->flags & F_OUT));
   if (!ask && !queue_recheck(p, e, fd))
     ask = true; /* no memory to queue the recheck */
   if (ask) {
-    rc = register_ordinary(p, e, fd);
+    rc = register_ordinary(p, e, fd, events);
     if (rc < 0)
       return rc;
   }
@@ -412,7 +426,7 @@ static int run_rechecks(weft__poller *p, int64_t now, weft__poll_event *evs,
       p->rq_head++;
       continue;
     }
-    int rc = register_ordinary(p, e, r->fd);
+    int rc = register_ordinary(p, e, r->fd, e->events);
     if (rc == -EBADF || rc == -EPERM) {
       evs[out++] = (weft__poll_event){.fd = r->fd,
                                       .events = WEFT__POLL_ERR | WEFT__POLL_HUP,

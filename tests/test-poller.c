@@ -457,3 +457,32 @@ TEST(a_trusted_arming_of_a_closed_number_is_reported_broken) {
   close(fds[1]);
   weft__poller_free(p);
 }
+
+/* epoll registers an fd for writing only from its first arming for
+ * writing on: that arming reports a writable fd at once all the same, and
+ * later ones, after a try that said EAGAIN, the room that comes. */
+TEST(writing_is_watched_from_its_first_arming) {
+  weft__poller *p = make();
+  weft__poll_event ev[4];
+  int sv[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  CHECK_EQ(weft__poller_set(p, sv[0], WEFT__POLL_IN, NULL), 0);
+  CHECK_EQ(poll_now(p, ev, 4), 0); /* writable, but nobody asked */
+  CHECK_EQ(weft__poller_set(p, sv[0], WEFT__POLL_IN | WEFT__POLL_OUT, NULL), 0);
+  CHECK_EQ(poll_now(p, ev, 4), 1);
+  CHECK_EQ(ev[0].events & (WEFT__POLL_IN | WEFT__POLL_OUT), WEFT__POLL_OUT);
+  char buf[4096] = {0};
+  while (write(sv[0], buf, sizeof buf) > 0)
+    ;
+  CHECK_EQ(errno, EAGAIN);
+  weft__poller_not_ready(p, sv[0], WEFT__POLL_OUT, false);
+  CHECK_EQ(weft__poller_set(p, sv[0], WEFT__POLL_OUT, NULL), 0);
+  CHECK_EQ(poll_now(p, ev, 4), 0);
+  while (read(sv[1], buf, sizeof buf) > 0)
+    ;
+  CHECK_EQ(weft__poller_wait(p, ev, 4, weft__now() + WEFT_SEC(5)), 1);
+  CHECK(ev[0].events & WEFT__POLL_OUT);
+  close(sv[0]);
+  close(sv[1]);
+  weft__poller_free(p);
+}

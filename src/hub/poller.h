@@ -14,9 +14,10 @@
  * that a task did not act on is made again when the fd is armed again.
  *
  * What arming costs is the backend's affair. poll keeps a pollfd per armed
- * fd. epoll registers an fd once, edge-triggered for both directions, and
- * keeps per direction a hint that the fd may be ready; arming a direction
- * whose hint is clear costs no system call. Callers clear hints by telling
+ * fd. epoll registers an fd once, edge-triggered (for writing too from the
+ * first arming for writing on), and keeps per direction a hint that the fd
+ * may be ready; arming a direction whose hint is clear costs no system
+ * call. Callers clear hints by telling
  * the poller what they learnt by trying a system call on the fd
  * (weft__poller_not_ready), which is what makes a wait before each request
  * of a keep-alive connection free; see poller-epoll.c for the invariant.

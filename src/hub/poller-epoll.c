@@ -25,10 +25,10 @@
  * queues it if ready, ep_insert and ep_modify), and by a caller's evidence
  * (weft__poller_not_ready). The invariant:
  *
- *   While the fd is registered for the file its number names, and its
- *   hint for a direction is clear, every readiness of that direction
- *   since the hint was last cleared is still queued in epoll's ready list,
- *   or was used up before the clearing.
+ *   While the fd is registered, for a direction, for the file its number
+ *   names, and its hint for that direction is clear, every readiness of
+ *   the direction since the hint was last cleared is still queued in
+ *   epoll's ready list, or was used up before the clearing.
  *
  * An epoll_ctl makes it true. Evidence does too: the caller saw the fd not
  * ready (EAGAIN; a short read) at a moment T in its task's run, and clears
@@ -37,13 +37,13 @@
  * the file's wait queue after T, and every such wake-up puts an
  * edge-triggered fd on the ready list (unless it is there already), where
  * it stays until an epoll_wait takes it; that epoll_wait reports it, which
- * sets the hint again. So arming a direction whose hint is clear needs no
- * system call: what will end the wait is queued or yet to come, and the
- * next epoll_wait reports it to the armed entry. That is the race of "try,
- * EAGAIN, wait": an edge between the try and the wait is queued, not lost.
- * Arming a direction whose hint is set makes an EPOLL_CTL_MOD, so that the
- * kernel looks at the file now and queues it if it is ready: a report that
- * a waiter did not use up (weft_io_wait twice, a read shorter than what
+ * sets the hint again. So arming a direction that is registered and whose
+ * hint is clear needs no system call: what will end the wait is queued or yet
+ * to come, and the next epoll_wait reports it to the armed entry. That is the
+ * race of "try, EAGAIN, wait": an edge between the try and the wait is queued,
+ * not lost. Arming a direction whose hint is set makes an EPOLL_CTL_MOD, so
+ * that the kernel looks at the file now and queues it if it is ready: a report
+ * that a waiter did not use up (weft_io_wait twice, a read shorter than what
  * came) is made again, as the one-shot arming weft had before did, and a
  * hint is never handed to a caller as readiness, stale or not.
  *

@@ -9,14 +9,20 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct weft__fd_entry {
-  unsigned events; /* 0: not watched */
+  unsigned events; /* armed for: 0 when not */
   void *data;
-  int slot; /* backend's use (poll: index in its pollfd array; epoll: 1
-               while the kernel has the fd registered) */
+  int slot; /* backend's use (poll: index in its pollfd array; epoll: how
+               the kernel has the fd registered) */
+  /* The epoll backend's alone (see poller-epoll.c). */
+  uint32_t gen;  /* the registration's generation, in its reports */
+  uint32_t seq;  /* armings on trust, to match their rechecks */
+  uint8_t hint;  /* WEFT__POLL_IN, _OUT: reported, maybe not used up */
+  uint8_t flags; /* what the backend learnt of the file */
 } weft__fd_entry;
 
 typedef struct weft__fdtable {

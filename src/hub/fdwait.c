@@ -8,10 +8,16 @@
  * parked. So an fd is armed exactly while some task waits on it: a waiter
  * woken by the report finds the fd disarmed already, and one that leaves
  * without it (a timeout, a cancellation) arms the fd for those still
- * waiting, or disarms it. A waiter clears its slot when it next runs;
- * until then the slot still names it, so a slot counts as taken only while
- * its task is parked, and a close reaches a waiter that was woken but has
- * not run yet.
+ * waiting, or disarms and forgets it. A waiter clears its slot when it
+ * next runs; until then the slot still names it, so a slot counts as
+ * taken only while its task is parked, and a close reaches a waiter that
+ * was woken but has not run yet.
+ *
+ * Arming is free with epoll when the poller knows the fd is not ready (see
+ * poller-epoll.c): the io calls tell it what their tries found
+ * (weft__hub_fd_not_ready), and which fds are new (weft__hub_fd_opened).
+ * Waits end only on the poller's reports, never on its hints, so a wait
+ * returns what the kernel said was ready.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -85,11 +91,13 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
     if (w->writer == t)
       w->writer = NULL;
     /* Left without its report (a timeout, a cancellation): the fd may still
-     * be armed for it. Armed for nobody, it would be reported later: for a
-     * new file with the same number, should this one be closed with
-     * close(2) while a dup keeps it alive, since epoll keeps it then. So
-     * it is armed for those still waiting, or disarmed: one system call,
-     * off the path where the report came. */
+     * be armed for it. So it is armed for those still waiting, or
+     * forgotten: one system call, off the path where reports come. Kept
+     * registered for nobody, the fd would go on being reported: for a new
+     * file with the same number too, should this one be closed with
+     * close(2) while a dup keeps it alive, as epoll keeps it then, and the
+     * next wait on the number trust the registration (an fd that timed out
+     * has had its hints cleared by the tries before). */
     if (rc < 0)
       weft__poller_set(h->poller, fd, parked_want(w), NULL);
   }
@@ -138,6 +146,15 @@ bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir,
     return false;
   (*g)--;
   return true;
+}
+
+void weft__hub_fd_not_ready(weft__hub *h, int fd, unsigned dir,
+                            bool short_read) {
+  weft__poller_not_ready(h->poller, fd, dir, short_read);
+}
+
+void weft__hub_fd_opened(weft__hub *h, int fd) {
+  weft__poller_doubt(h->poller, fd);
 }
 
 void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, unsigned kind,

@@ -246,6 +246,20 @@ bool weft__hub_fd_wait_first(weft__hub *h, int fd, unsigned dir, unsigned kind);
 void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, unsigned kind,
                         bool blocked);
 
+/* Tells the poller what a system call that a task of h just tried on fd
+ * found: the fd is not ready in direction dir (WEFT__POLL_IN or _OUT), as
+ * EAGAIN says, or as a read shorter than asked says of a stream
+ * (short_read). Called in the same run of the task as the system call,
+ * with no wait between the two; it lets the next wait on fd arm it without
+ * a system call (see poller-epoll.c). */
+void weft__hub_fd_not_ready(weft__hub *h, int fd, unsigned dir,
+                            bool short_read);
+
+/* fd names a file just made (accept(2)'s, a socket about to connect): the
+ * number may have been closed behind weft's back (close(2)) and reused,
+ * so the next wait on it makes sure the poller watches the new file. */
+void weft__hub_fd_opened(weft__hub *h, int fd);
+
 /* Wakes the tasks waiting on fd for what got (WEFT__POLL_*) reports. */
 void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got);
 

@@ -133,6 +133,21 @@ int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data) {
   return 0;
 }
 
+/* poll(2) looks at every armed fd afresh at each wait: arming costs no
+ * system call, so there is nothing to learn or doubt. */
+void weft__poller_not_ready(weft__poller *p, int fd, unsigned events,
+                            bool short_read) {
+  (void)p;
+  (void)fd;
+  (void)events;
+  (void)short_read;
+}
+
+void weft__poller_doubt(weft__poller *p, int fd) {
+  (void)p;
+  (void)fd;
+}
+
 int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
                       int64_t deadline) {
   if (max <= 0)

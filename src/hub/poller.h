@@ -10,10 +10,25 @@
  * before; the first report of the fd disarms it, and events 0 disarms and
  * forgets it. One-shot suits the hub, which arms an fd each time a task
  * waits on it: the report that wakes the task disarms the fd with it.
+ * Arming reports what is ready at the time, as poll(2) would: a report
+ * that a task did not act on is made again when the fd is armed again.
+ *
+ * What arming costs is the backend's affair. poll keeps a pollfd per armed
+ * fd. epoll registers an fd once, edge-triggered (for writing too from the
+ * first arming for writing on), and keeps per direction a hint that the fd
+ * may be ready; arming a direction whose hint is clear costs no system
+ * call. Callers clear hints by telling
+ * the poller what they learnt by trying a system call on the fd
+ * (weft__poller_not_ready), which is what makes a wait before each request
+ * of a keep-alive connection free; see poller-epoll.c for the invariant.
+ *
  * Arming works whatever the kernel did with the fd meanwhile: an fd closed
- * with close(2) and its number reused is armed afresh (with epoll: the MOD
- * fails, and the fd is added, a second system call), so the table the
- * poller keeps cannot make it skip an arming.
+ * with close(2) and its number reused is armed afresh. With poll that is
+ * free; with epoll an arming that trusted the poller's record of the
+ * number is checked with the kernel when no report came for it within
+ * WEFT__POLL_RECHECK, so a reused number costs that delay at most (none
+ * after the fd was forgotten, events 0, or weft__poller_doubt, which
+ * callers use when they close an fd or make one).
  *
  * Thread safety: a poller belongs to one hub and is used by its thread,
  * except weft__poller_wake, which any thread may call, and a signal
@@ -23,6 +38,7 @@
 #define WEFT_HUB_POLLER_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum {
@@ -72,14 +88,41 @@ void weft__poller_close_in_child(weft__poller *p);
  * unwatched fd is not an error).
  * Returns 0, -EBADF (not an open fd), -EPERM (a file that cannot be polled,
  * such as a regular file, with epoll), -EINVAL (events outside IN|OUT), or
- * -ENOMEM. On error nothing changed. */
+ * -ENOMEM. On error nothing changed, but for forgetting, which forgets the
+ * poller's record whatever the kernel said. */
 int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data);
+
+/* What a caller learnt by trying a system call on fd: that fd is not ready
+ * for events (WEFT__POLL_IN, WEFT__POLL_OUT) now. short_read false: the
+ * call said EAGAIN. short_read true: a read (events WEFT__POLL_IN) returned
+ * fewer bytes than asked, which says the same of a stream socket or a pipe
+ * that has not reported an end of file, and nothing of other files (a
+ * datagram socket, a tty), which the backend tells apart itself. Must be
+ * called in the same run of the caller's task as the system call, with no
+ * weft__poller_wait between the two. Costs at most one system call per
+ * registration (what kind of file fd is), and nothing with poll. */
+void weft__poller_not_ready(weft__poller *p, int fd, unsigned events,
+                            bool short_read);
+
+/* The number fd now names a file the poller may never have seen (accept(2)
+ * made it, or a socket is about to connect): its next arming asks the
+ * kernel rather than trust the poller's record. No system call. */
+void weft__poller_doubt(weft__poller *p, int fd);
+
+/* How long an arming that trusted the poller's record waits for a report
+ * before the poller checks the record with the kernel (epoll): what a
+ * number reused behind weft's back may cost, and what a wait that lasts
+ * longer costs (one epoll_ctl). Longer than the gap between requests of a
+ * busy keep-alive connection: with wrk's 1000 connections on one httpd
+ * worker (about 8 ms apart), 10 ms rechecked 0.23 waits per request, 25 ms
+ * 0.003. */
+#define WEFT__POLL_RECHECK ((int64_t)25 * 1000 * 1000) /* 25 ms */
 
 /* Waits until some armed fd is ready, the deadline (absolute
  * CLOCK_MONOTONIC ns; INT64_MAX for none, anything <= now to poll) passes,
  * or weft__poller_wake is called. Fills up to max events and returns how
  * many (0 on timeout, a wake or a signal), or a negative errno. Each fd
- * reported is disarmed. */
+ * reported is disarmed, whatever part of its events the report concerns. */
 int weft__poller_wait(weft__poller *p, weft__poll_event *evs, int max,
                       int64_t deadline);
 

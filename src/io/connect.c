@@ -37,6 +37,10 @@ static int connect_result(int fd) {
 static int connect_nonblocking(weft_task *self, int fd,
                                const struct sockaddr *addr, socklen_t addrlen,
                                int64_t timeout) {
+  /* A socket being connected is, as a rule, new: its number may have been
+   * closed behind weft's back (close(2)) and reused. */
+  if (self)
+    weft__hub_fd_opened(self->hub, fd);
   if (connect(fd, addr, addrlen) == 0)
     return 0;
   /* EINTR: the attempt goes on in the background, as EINPROGRESS. */

@@ -190,6 +190,27 @@ static ssize_t try_blocking_fd(int fd, int fl, const struct op *o) {
   }
 }
 
+/* Tells the hub of the task what a try on fd found (see
+ * weft__hub_fd_not_ready): a try that would have blocked, or a read that
+ * came back short (one that consumed what it read: not a peek, not urgent
+ * or queued errors), says the fd is not ready, which lets the next wait
+ * arm it without a system call; an accepted connection is a new file,
+ * whatever the number named before. */
+static void tell_hub(weft__hub *h, int fd, unsigned pdir, const struct op *o,
+                     ssize_t r, bool blocked) {
+  if (blocked) {
+    weft__hub_fd_not_ready(h, fd, pdir, false);
+  } else if (o->kind == ACCEPT) {
+    if (r >= 0)
+      weft__hub_fd_opened(h, (int)r);
+  } else if ((o->kind == READ ||
+              (o->kind == RECV && !(o->flags & (MSG_PEEK | MSG_OOB |
+                                                MSG_ERRQUEUE | MSG_TRUNC)))) &&
+             r > 0 && (size_t)r < o->len) {
+    weft__hub_fd_not_ready(h, fd, pdir, true);
+  }
+}
+
 static ssize_t run(int fd, int64_t timeout, struct op *o) {
   if (weft__timeout_bad(timeout))
     return -EINVAL; /* before the fd is made non-blocking */
@@ -240,8 +261,11 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (err == EINTR || (o->kind == ACCEPT && err == ECONNABORTED))
         continue;
       bool blocked = err == EAGAIN || err == EWOULDBLOCK;
-      if (self && first_try && kind)
-        weft__hub_fd_tried(self->hub, fd, pdir, kind, blocked);
+      if (self) {
+        if (first_try && kind)
+          weft__hub_fd_tried(self->hub, fd, pdir, kind, blocked);
+        tell_hub(self->hub, fd, pdir, o, r, blocked);
+      }
       first_try = false;
       if (!blocked)
         return r >= 0 ? r : -err;

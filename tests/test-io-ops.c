@@ -729,8 +729,10 @@ static void *unknown_flags(void *arg) {
                         WEFT_SEC(1)),
            1);
   CHECK_EQ(weft_io_recv(s[1], c, 1, 0, WEFT_SEC(1)), 1);
-  /* weft_io_wait: only WEFT_IO_READ and WEFT_IO_WRITE. */
+  /* weft_io_wait: only WEFT_IO_READ and WEFT_IO_WRITE, and
+   * WEFT_IO_AFTER_EAGAIN beside one of them. */
   CHECK_EQ(weft_io_wait(s[0], WEFT_IO_READ | 4, WEFT_SEC(1)), -EINVAL);
+  CHECK_EQ(weft_io_wait(s[0], WEFT_IO_AFTER_EAGAIN, WEFT_SEC(1)), -EINVAL);
   CHECK_EQ(weft_io_wait(s[0], 0x80000000u, WEFT_SEC(1)), -EINVAL);
   close(s[0]);
   close(s[1]);
@@ -1106,6 +1108,92 @@ static void *short_reads(void *arg) {
 
 TEST(reads_shorter_than_what_came_never_wait_for_more) {
   run(short_reads, NULL);
+}
+
+/* A program that drives its fds itself (non-blocking recv and send, a
+ * weft_io_wait after EAGAIN, as the hooks do) and says so with
+ * WEFT_IO_AFTER_EAGAIN: its waits cost no epoll_ctl either. */
+static void *raw_server(void *arg) {
+  int fd = (int)VI(arg);
+  char buf[64];
+  for (int i = 0; i < 10 + EXCHANGES; i++) {
+    ssize_t r;
+    while ((r = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) < 0) {
+      CHECK_EQ(errno, EAGAIN);
+      CHECK_EQ(
+          weft_io_wait(fd, WEFT_IO_READ | WEFT_IO_AFTER_EAGAIN, WEFT_SEC(10)),
+          WEFT_IO_READ);
+    }
+    CHECK_EQ(r, 8);
+    CHECK_EQ(send(fd, "response", 8, MSG_DONTWAIT), 8);
+  }
+  return NULL;
+}
+
+static void *raw_exchange_main(void *arg) {
+  (void)arg;
+  int sv[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  weft_task *server;
+  CHECK_EQ(weft_task_spawn(&server, raw_server, IV(sv[1]), NULL), 0);
+  long before = 0, waits = 0;
+  for (int i = 0; i < 10 + EXCHANGES; i++) {
+    if (i == 10)
+      before = atomic_load(&epoll_ctls);
+    char buf[64];
+    CHECK_EQ(send(sv[0], "request!", 8, MSG_DONTWAIT), 8);
+    ssize_t r;
+    while ((r = recv(sv[0], buf, sizeof buf, MSG_DONTWAIT)) < 0) {
+      CHECK_EQ(errno, EAGAIN);
+      CHECK_EQ(weft_io_wait(sv[0], WEFT_IO_READ | WEFT_IO_AFTER_EAGAIN,
+                            WEFT_SEC(10)),
+               WEFT_IO_READ);
+      waits += i >= 10;
+    }
+    CHECK_EQ(r, 8);
+  }
+  long made = atomic_load(&epoll_ctls) - before;
+  printf("  %ld epoll_ctl in %ld waits\n", made, waits);
+  CHECK(waits >= EXCHANGES);    /* each recv found nothing yet */
+  CHECK(made < EXCHANGES / 10); /* as above: rechecks of slow waits only */
+  CHECK_EQ(weft_task_join(server, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_io_close(sv[0]), 0);
+  CHECK_EQ(weft_io_close(sv[1]), 0);
+  return NULL;
+}
+
+TEST(waits_after_eagain_cost_no_epoll_ctl) { run(raw_exchange_main, NULL); }
+
+/* WEFT_IO_AFTER_EAGAIN claimed of an fd that is ready, its report used up
+ * by an earlier wait: the wait still ends, once the hub rechecks the fd
+ * (WEFT__POLL_RECHECK, 25 ms), and reports what is there. */
+static void *wrong_claim(void *arg) {
+  (void)arg;
+  int sv[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CHECK_EQ(write(sv[1], "a", 1), 1);
+  CHECK_EQ(weft_io_wait(sv[0], WEFT_IO_READ, WEFT_SEC(10)), WEFT_IO_READ);
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(
+      weft_io_wait(sv[0], WEFT_IO_READ | WEFT_IO_AFTER_EAGAIN, WEFT_SEC(10)),
+      WEFT_IO_READ);
+  CHECK(harness_now_ns() - t0 < WEFT_SEC(5));
+  CHECK_EQ(weft_io_close(sv[0]), 0);
+  CHECK_EQ(weft_io_close(sv[1]), 0);
+  return NULL;
+}
+
+TEST(a_wrong_after_eagain_claim_costs_time_not_a_wake_up) {
+  run(wrong_claim, NULL);
+  /* Outside a task the flag changes nothing: poll(2) answers. */
+  int sv[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  CHECK_EQ(write(sv[1], "a", 1), 1);
+  CHECK_EQ(
+      weft_io_wait(sv[0], WEFT_IO_READ | WEFT_IO_AFTER_EAGAIN, WEFT_SEC(10)),
+      WEFT_IO_READ);
+  close(sv[0]);
+  close(sv[1]);
 }
 
 static void *send_later(void *arg) {

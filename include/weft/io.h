@@ -81,6 +81,8 @@ extern "C" {
 
 #define WEFT_IO_READ  1u /* readable, a peer's EOF, or an error pending */
 #define WEFT_IO_WRITE 2u /* writable, or an error pending */
+/* For weft_io_wait: the caller's own try just found fd not ready. */
+#define WEFT_IO_AFTER_EAGAIN 0x40u
 
 /*
  * weft_io_wait — wait up to timeout ns until fd is readable and/or writable,
@@ -96,6 +98,15 @@ extern "C" {
  * ready), -ENOMEM. A timeout of 0 polls and never blocks, so it reports
  * readiness, not a cancellation. Blocks the calling task (outside a task: the
  * thread).
+ *
+ * events may also carry WEFT_IO_AFTER_EAGAIN, for a caller that drives fd
+ * itself (a non-blocking read(2), recv(2), send(2)) and waits when a call
+ * fails with EAGAIN: it says that such a call, made by the calling task
+ * with no wait or yield of any kind since, found fd not ready in each
+ * direction asked. The hub then arms fd without a system call (docs/io.md, "How
+ * the hub waits"). A wrong claim costs time, never a wake-up: a wait for an fd
+ * that was in fact ready ends once the hub rechecks it, 25 ms later at
+ * most. Outside a task, and with the poll(2) fallback, it changes nothing.
  */
 WEFT_API int weft_io_wait(int fd, unsigned events, int64_t timeout);
 

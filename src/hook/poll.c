@@ -69,7 +69,8 @@ static int epoll_for(const struct pollfd *fds, nfds_t n) {
   return ep;
 }
 
-/* Waits in the task until fds[0..n) may be ready or `left` ns pass.
+/* Waits in the task until fds[0..n) may be ready or `left` ns pass,
+ * after a try that found none ready, with no wait since.
  * *ep is an epoll fd made on first need (-1 before), which the caller
  * closes. Returns 0 or a negative errno (-ETIMEDOUT). */
 static int park_on(const struct pollfd *fds, nfds_t n, int *ep,
@@ -81,7 +82,9 @@ static int park_on(const struct pollfd *fds, nfds_t n, int *ep,
   if (n == 1 && fds[0].fd >= 0 &&
       !(fds[0].events & ~(READ_EVENTS | WRITE_EVENTS)) &&
       to_weft(fds[0].events))
-    return weft__hook_wait_fd(fds[0].fd, to_weft(fds[0].events), left);
+    /* The try before found it not ready. */
+    return weft__hook_wait_fd(
+        fds[0].fd, to_weft(fds[0].events) | WEFT_IO_AFTER_EAGAIN, left);
   if (*ep < 0) {
     *ep = epoll_for(fds, n);
     if (*ep < 0)

@@ -196,8 +196,16 @@ static int accept_in_task(int fd, struct sockaddr *addr, socklen_t *addrlen,
   bool timed = false;
   for (;;) {
     int c = REAL(accept4)(fd, addr, addrlen, flags);
-    if (c >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK) || user_nonblocking)
+    if (c >= 0) {
+      /* A new file: whatever the hub knew of its number is of an old one,
+       * closed behind its back. */
+      int e = errno;
+      weft_io_forget(c);
+      errno = e;
       return c;
+    }
+    if ((errno != EAGAIN && errno != EWOULDBLOCK) || user_nonblocking)
+      return -1;
     if (!timed) {
       timeout = weft__hook_sock_timeout(fd, SO_RCVTIMEO);
       started = timeout >= 0 ? weft_now() : 0;
@@ -206,7 +214,7 @@ static int accept_in_task(int fd, struct sockaddr *addr, socklen_t *addrlen,
     weft__hook_timeout left = timeout;
     if (timeout >= 0 && (left = timeout - (weft_now() - started)) < 0)
       left = 0;
-    int rc = weft__hook_wait_fd(fd, WEFT_IO_READ, left);
+    int rc = weft__hook_wait_fd(fd, WEFT_IO_READ | WEFT_IO_AFTER_EAGAIN, left);
     if (rc < 0)
       return weft__hook_fail(weft__hook_wait_errno(rc, timeout, started));
   }

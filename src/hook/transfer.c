@@ -173,6 +173,9 @@ ssize_t weft__hook_transfer(struct weft__hook_op *op) {
   if (use_plain && op->dir == WEFT_IO_WRITE)
     op->plain_max = PIPE_BUF;
   int64_t started = timeout >= 0 ? weft_now() : 0;
+  /* Whether the last try said EAGAIN, which the wait passes on to the hub
+   * (WEFT_IO_AFTER_EAGAIN): nothing between the two lets the hub run. */
+  bool eagain = r < 0 && !use_plain;
   for (;;) {
     /* A plain call is made only once the fd is ready, lest it block. */
     if (try_now) {
@@ -184,11 +187,13 @@ ssize_t weft__hook_transfer(struct weft__hook_op *op) {
         if (left < 0)
           left = 0;
       }
-      int rc = weft__hook_wait_fd(op->fd, op->dir, left);
+      int rc = weft__hook_wait_fd(
+          op->fd, op->dir | (eagain ? WEFT_IO_AFTER_EAGAIN : 0), left);
       if (rc < 0)
         return stop(done, weft__hook_wait_errno(rc, timeout, started));
     }
     r = use_plain ? op->plain(op, done) : op->nowait(op, done);
+    eagain = r < 0 && !use_plain;
     if (r > 0) {
       done += (size_t)r;
       if (complete(op, done))

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <unistd.h>
 #include <weft/io.h>
 
@@ -73,6 +74,8 @@ int weft__io_wait_until(weft_task *self, int fd, unsigned events,
 }
 
 int weft_io_wait(int fd, unsigned events, int64_t timeout) {
+  bool after_eagain = events & WEFT_IO_AFTER_EAGAIN;
+  events &= ~WEFT_IO_AFTER_EAGAIN;
   if (events == 0 || (events & ~(WEFT_IO_READ | WEFT_IO_WRITE)) ||
       weft__timeout_bad(timeout))
     return -EINVAL;
@@ -93,6 +96,9 @@ int weft_io_wait(int fd, unsigned events, int64_t timeout) {
   if (atomic_load_explicit(&weft__deadlines_used, memory_order_relaxed) &&
       deadline <= weft__now())
     return weft__io_wait_thread(fd, events, 0);
+  if (self && after_eagain)
+    weft__hub_fd_not_ready(self->hub, fd, weft__io_poller_events(events),
+                           false);
   return weft__io_wait_until(self, fd, events, deadline);
 }
 

@@ -251,6 +251,98 @@ TEST(a_blocking_write_writes_everything) {
   CHECK_EQ(weft_run(write_all, NULL, NULL), 0);
 }
 
+/* What a recv in this task does on an empty socket: EAGAIN at once (the
+ * program's non-blocking view, or a short SO_RCVTIMEO), or ETIMEDOUT when
+ * it waited for the task's deadline, as a blocking socket's does. */
+static int empty_recv_says(int fd) {
+  char c;
+  CHECK_EQ(weft_deadline_set(weft_now() + WEFT_MS(50), NULL), 0);
+  errno = 0;
+  CHECK_EQ(recv(fd, &c, 1, 0), -1);
+  int e = errno;
+  CHECK_EQ(weft_deadline_set(WEFT_FOREVER, NULL), 0);
+  return e;
+}
+
+static void set_nonblocking(int fd, bool on) {
+  int fl = fcntl(fd, F_GETFL);
+  CHECK(fl >= 0);
+  CHECK_EQ(fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK), 0);
+}
+
+/* A socketpair whose first end takes the number `want` (the lowest free
+ * one), non-blocking or not; the other end goes to *peer. */
+static void socketpair_at(int want, bool nonblocking, int *peer) {
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | (nonblocking ? SOCK_NONBLOCK : 0),
+                      0, s),
+           0);
+  CHECK_EQ(s[0], want);
+  *peer = s[1];
+}
+
+/* The hooks keep what they learn of a socket (its O_NONBLOCK, its
+ * timeouts) for its next waits: every change the program makes through
+ * libc, and every new file under the number, is seen. */
+static void *view_follows(void *arg) {
+  (void)arg;
+  int s[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+  int n = s[0], peer = s[1];
+  CHECK_EQ(empty_recv_says(n), ETIMEDOUT); /* learnt: blocking */
+  set_nonblocking(n, true);
+  CHECK_EQ(empty_recv_says(n), EAGAIN);
+  set_nonblocking(n, false);
+  CHECK_EQ(empty_recv_says(n), ETIMEDOUT);
+  int on = 1;
+  CHECK_EQ(ioctl(n, FIONBIO, &on), 0);
+  CHECK_EQ(empty_recv_says(n), EAGAIN);
+  on = 0;
+  CHECK_EQ(ioctl(n, FIONBIO, &on), 0);
+  CHECK_EQ(empty_recv_says(n), ETIMEDOUT);
+  struct timeval tv = {0, 10000};
+  CHECK_EQ(setsockopt(n, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  CHECK_EQ(empty_recv_says(n), EAGAIN); /* after 10 ms */
+  tv.tv_usec = 0;
+  CHECK_EQ(setsockopt(n, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  CHECK_EQ(empty_recv_says(n), ETIMEDOUT);
+  /* New files under the number: after close, dup2, fclose, close_range. */
+  close(n);
+  close(peer);
+  socketpair_at(n, true, &peer);
+  CHECK_EQ(empty_recv_says(n), EAGAIN);
+  int t[2];
+  CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, t), 0);
+  CHECK_EQ(dup2(t[0], n), n);
+  CHECK_EQ(empty_recv_says(n), ETIMEDOUT);
+  close(t[0]);
+  close(t[1]);
+  FILE *f = fdopen(n, "r+");
+  CHECK(f != NULL);
+  CHECK_EQ(fclose(f), 0);
+  close(peer);
+  socketpair_at(n, true, &peer);
+  CHECK_EQ(empty_recv_says(n), EAGAIN);
+  CHECK_EQ(close_range((unsigned)n, (unsigned)n, 0), 0);
+  close(peer);
+  socketpair_at(n, false, &peer);
+  CHECK_EQ(empty_recv_says(n), ETIMEDOUT);
+  /* A socket the program made with its own timeout, learnt at once. */
+  close(n);
+  close(peer);
+  socketpair_at(n, false, &peer);
+  tv.tv_usec = 10000;
+  CHECK_EQ(setsockopt(n, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+  CHECK_EQ(empty_recv_says(n), EAGAIN);
+  close(n);
+  close(peer);
+  return NULL;
+}
+
+TEST(what_the_hooks_keep_of_a_socket_follows_the_program) {
+  CHECK_EQ(weft_run(view_follows, NULL, NULL), 0);
+}
+
 /* SO_RCVTIMEO ends a hooked recv with EAGAIN, as in libc. */
 static void *rcvtimeo(void *arg) {
   (void)arg;

@@ -1,17 +1,22 @@
 /*
- * close, dup, dup2, dup3, fcntl and ioctl(FIONBIO): closing or replacing
- * an fd wakes the tasks of the thread's hub that wait on it (as
- * weft_io_close), and the program's view of O_NONBLOCK on a flipped
- * listening socket (status.c) is kept through fcntl, ioctl and dups.
+ * close, dup, dup2, dup3, fcntl and ioctl(FIONBIO), and the other calls
+ * that close fds (fclose, close_range, closefrom): closing or replacing an
+ * fd wakes the tasks of the thread's hub that wait on it (as
+ * weft_io_close), the program's view of O_NONBLOCK on a flipped listening
+ * socket (status.c) is kept through fcntl, ioctl and dups, and what the
+ * hooks keep of a socket (view.c) is dropped once the call took effect.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "hook-private.h"
 #include "status.h"
+#include "view.h"
 
 /* Wakes the waiters on fd and forgets what the hooks know of it, keeping
  * errno: just before fd is closed or replaced. */
@@ -23,16 +28,26 @@ static void forget(int fd) {
   errno = saved;
 }
 
+/* What forget leaves for after the call: fd's view, which a call still
+ * under way on another thread may learn anew until fd is closed. Keeps
+ * errno. */
+static void forget_view(int fd) { weft__hook_view_drop(fd); }
+
 WEFT__HOOK_API int close(int fd) {
-  if (fd >= 0)
-    forget(fd);
-  return REAL(close)(fd);
+  if (fd < 0)
+    return REAL(close)(fd);
+  forget(fd);
+  int r = REAL(close)(fd);
+  forget_view(fd);
+  return r;
 }
 
 WEFT__HOOK_API int dup(int fd) {
   int r = REAL(dup)(fd);
-  if (r >= 0)
+  if (r >= 0) {
     weft__hook_flipped_copy(fd, r);
+    forget_view(r);
+  }
   return r;
 }
 
@@ -48,6 +63,7 @@ WEFT__HOOK_API int dup2(int from, int to) {
   int r = REAL(dup2)(from, to);
   if (r >= 0)
     weft__hook_flipped_copy(from, to);
+  forget_view(to);
   return r;
 }
 
@@ -62,6 +78,7 @@ WEFT__HOOK_API int dup3(int from, int to, int flags) {
   int r = REAL(dup3)(from, to, flags);
   if (r >= 0)
     weft__hook_flipped_copy(from, to);
+  forget_view(to);
   return r;
 }
 
@@ -79,19 +96,24 @@ static int fcntl_with(int (*real)(int, int, ...), int fd, int cmd, void *arg) {
   case F_SETFL: {
     int fl = (int)(long)arg;
     bool view;
+    int r;
     if (weft__hook_flipped_view(fd, &view)) {
-      int r = real(fd, cmd, fl | O_NONBLOCK);
+      r = real(fd, cmd, fl | O_NONBLOCK);
       if (r == 0)
         weft__hook_flipped_set_view(fd, fl & O_NONBLOCK);
-      return r;
+    } else {
+      r = real(fd, cmd, fl);
     }
-    return real(fd, cmd, fl);
+    forget_view(fd);
+    return r;
   }
   case F_DUPFD:
   case F_DUPFD_CLOEXEC: {
     int r = real(fd, cmd, (int)(long)arg);
-    if (r >= 0)
+    if (r >= 0) {
       weft__hook_flipped_copy(fd, r);
+      forget_view(r);
+    }
     return r;
   }
   default:
@@ -130,7 +152,44 @@ WEFT__HOOK_API int ioctl(int fd, unsigned long request, ...) {
     /* The fd stays non-blocking; the program's wish is kept. */
     int on = *(const int *)arg;
     weft__hook_flipped_set_view(fd, on != 0);
+    forget_view(fd);
     return 0;
   }
-  return REAL(ioctl)(fd, request, arg);
+  int r = REAL(ioctl)(fd, request, arg);
+  if (request == FIONBIO)
+    forget_view(fd);
+  return r;
+}
+
+WEFT__HOOK_API int fclose(FILE *f) {
+  int saved = errno;
+  int fd = f ? fileno(f) : -1;
+  errno = saved;
+  if (fd >= 0)
+    forget(fd);
+  int r = REAL(fclose)(f);
+  if (fd >= 0)
+    forget_view(fd);
+  return r;
+}
+
+WEFT__HOOK_API int close_range(unsigned first, unsigned last, int flags) {
+  int (*real)(unsigned, unsigned, int) = REAL(close_range);
+  int r = real ? real(first, last, flags)
+               : (int)syscall(SYS_close_range, first, last, flags);
+  /* With CLOSE_RANGE_CLOEXEC nothing is closed yet; dropping the views
+   * anyway costs a system call or two at the next waits. */
+  if (r == 0)
+    weft__hook_view_drop_range(first, last);
+  return r;
+}
+
+WEFT__HOOK_API void closefrom(int first) {
+  void (*real)(int) = REAL(closefrom);
+  if (real)
+    real(first);
+  else
+    syscall(SYS_close_range, (unsigned)first, ~0u, 0);
+  if (first >= 0)
+    weft__hook_view_drop_range((unsigned)first, ~0u);
 }

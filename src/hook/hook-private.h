@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -77,6 +78,10 @@ struct weft__real {
   int (*fcntl)(int, int, ...);
   int (*fcntl64)(int, int, ...);
   int (*ioctl)(int, unsigned long, ...);
+  int (*fclose)(FILE *);
+  int (*close_range)(unsigned, unsigned, int); /* NULL before glibc 2.34 */
+  void (*closefrom)(int);                      /* NULL before glibc 2.34 */
+  int (*setsockopt)(int, int, int, const void *, socklen_t);
   int (*sigaction)(int, const struct sigaction *, struct sigaction *);
   void (*exit)(int);
   int (*getaddrinfo)(const char *, const char *, const struct addrinfo *,

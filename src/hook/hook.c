@@ -73,6 +73,10 @@ void weft__hook_resolve(void) {
   GET(fcntl);
   GET(fcntl64);
   GET(ioctl);
+  GET(fclose);
+  GET(close_range);
+  GET(closefrom);
+  GET(setsockopt);
   GET(sigaction);
   GET(exit);
   GET(getaddrinfo);

@@ -13,6 +13,7 @@
 #include "hook-private.h"
 #include "status.h"
 #include "transfer.h"
+#include "view.h"
 
 extern void __chk_fail(void) __attribute__((noreturn));
 
@@ -245,16 +246,32 @@ static int accept_blocking(int fd, struct sockaddr *addr, socklen_t *addrlen,
 
 WEFT__HOOK_API int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen,
                            int flags) {
-  if (weft__hook_here())
-    return accept_in_task(fd, addr, addrlen, flags);
   bool view;
-  if (weft__hook_flipped_view(fd, &view) && !view)
-    return accept_blocking(fd, addr, addrlen, flags);
-  return REAL(accept4)(fd, addr, addrlen, flags);
+  int c;
+  if (weft__hook_here())
+    c = accept_in_task(fd, addr, addrlen, flags);
+  else if (weft__hook_flipped_view(fd, &view) && !view)
+    c = accept_blocking(fd, addr, addrlen, flags);
+  else
+    c = REAL(accept4)(fd, addr, addrlen, flags);
+  /* A new socket: what view.c kept of its number was of an old one. */
+  if (c >= 0)
+    weft__hook_view_drop(c);
+  return c;
 }
 
 WEFT__HOOK_API int accept(int fd, struct sockaddr *addr, socklen_t *addrlen) {
   return accept4(fd, addr, addrlen, 0);
+}
+
+/* setsockopt: a socket's timeouts, which the hooks keep (view.c), change
+ * with it; every option at SOL_SOCKET drops what is kept. */
+WEFT__HOOK_API int setsockopt(int fd, int level, int name, const void *value,
+                              socklen_t len) {
+  int r = REAL(setsockopt)(fd, level, name, value, len);
+  if (level == SOL_SOCKET)
+    weft__hook_view_drop(fd);
+  return r;
 }
 
 /* connect on a blocking socket in a task: started non-blocking, the

@@ -3,11 +3,12 @@
  *
  * The first try is the whole call when the fd is ready, so the common case
  * costs what libc's call costs. Only when it would block does the loop
- * learn what the program asked for, a system call each, cheap next to a
- * park: the fd's O_NONBLOCK (then EAGAIN is the answer), its SO_RCVTIMEO or
- * SO_SNDTIMEO (the wait's bound; a socket's answer also says it is no disk
- * file), and for an fd that is no socket whether it is a regular file (then
- * the plain call, as the kernel has no readiness for disks).
+ * learn what the program asked for (view.c: a system call each the first
+ * time, none for a socket after that): the fd's O_NONBLOCK (then EAGAIN is
+ * the answer), its SO_RCVTIMEO or SO_SNDTIMEO (the wait's bound; a socket's
+ * answer also says it is no disk file), and for an fd that is no socket
+ * whether it is a regular file (then the plain call, as the kernel has no
+ * readiness for disks).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 
 #include "hook-private.h"
 #include "transfer.h"
+#include "view.h"
 
 size_t weft__hook_iov_total(const struct iovec *iov, int iovcnt) {
   size_t t = 0;
@@ -138,23 +140,22 @@ ssize_t weft__hook_transfer(struct weft__hook_op *op) {
   int first_error = r < 0 ? errno : EAGAIN;
   bool use_plain = nowait_unsupported(op, first_error);
   /* It would block (or moved only part of what it must). */
-  int fl = op->socket && (op->flags & MSG_DONTWAIT)
-               ? O_RDWR | O_NONBLOCK
-               : weft__hook_user_flags(op->fd);
-  if (fl < 0 || !access_allows(fl, op->dir))
+  struct weft__hook_view view = {.flags = O_RDWR | O_NONBLOCK};
+  if (!(op->socket && (op->flags & MSG_DONTWAIT)))
+    weft__hook_view_of(op->fd, op->dir, &view);
+  if (view.flags < 0 || !access_allows(view.flags, op->dir))
     /* A bad fd or its wrong end, found only now when the try could not
      * tell (RWF_NOWAIT refused): the plain call fails at once. */
     return done > 0 ? (ssize_t)done : op->plain(op, 0);
-  if (fl & O_NONBLOCK) {
+  if (view.flags & O_NONBLOCK) {
     if (done > 0)
       return (ssize_t)done;
     if (use_plain)
       return op->plain(op, 0); /* non-blocking anyway */
     return weft__hook_fail(first_error);
   }
-  weft__hook_timeout timeout;
-  bool socket = weft__hook_socket_timeout(
-      op->fd, op->dir == WEFT_IO_READ ? SO_RCVTIMEO : SO_SNDTIMEO, &timeout);
+  weft__hook_timeout timeout = view.timeout;
+  bool socket = view.socket;
   if (!socket && weft__hook_is_disk(op->fd))
     return plain_rest(op, done);
   /* Whether the next try comes before any wait: the first, when it could

@@ -1,0 +1,39 @@
+/*
+ * The program's view of an fd, as a hooked call that would block needs it:
+ * its O_NONBLOCK (then EAGAIN is the answer), its access mode, whether it
+ * is a socket, and the socket's SO_RCVTIMEO or SO_SNDTIMEO. Learnt with
+ * system calls (fcntl, getsockopt) and, for a socket, kept by fd number
+ * until a hooked call closes the number, puts another file under it or
+ * changes what is kept, so that a socket's later waits cost none. See
+ * view.c for the invariant, and docs/hooks.md for what the hooks cannot
+ * see.
+ */
+#ifndef WEFT_HOOK_VIEW_H
+#define WEFT_HOOK_VIEW_H
+
+#include <stdbool.h>
+#include <weft/io.h>
+
+#include "hook-private.h"
+
+struct weft__hook_view {
+  int flags;   /* the access mode and O_NONBLOCK of F_GETFL as the program
+                  sees it (status.c); no other status flag */
+  bool socket; /* a socket (then no disk file) */
+  weft__hook_timeout timeout; /* the socket's for the direction asked */
+};
+
+/* Fills *v for a call on fd in direction dir (WEFT_IO_READ or
+ * WEFT_IO_WRITE); v->flags is -1 when fd is no open fd. Keeps errno. */
+void weft__hook_view_of(int fd, unsigned dir, struct weft__hook_view *v);
+
+/* Forgets what is kept of fd: called after every hooked call that closed
+ * fd, made it name another file, or changed its O_NONBLOCK or timeouts.
+ * Lock-free; safe in a signal handler and after fork. */
+void weft__hook_view_drop(int fd);
+
+/* Forgets what is kept of the fds from `first` to `last`, both included
+ * (close_range, closefrom). */
+void weft__hook_view_drop_range(unsigned first, unsigned last);
+
+#endif

@@ -81,8 +81,9 @@ extern "C" {
 
 #define WEFT_IO_READ  1u /* readable, a peer's EOF, or an error pending */
 #define WEFT_IO_WRITE 2u /* writable, or an error pending */
-/* For weft_io_wait: the caller's own try just found fd not ready. */
-#define WEFT_IO_AFTER_EAGAIN 0x40u
+/* For weft_io_wait: wait only if the caller's own call would most likely
+ * fail with EAGAIN (see weft_io_found). */
+#define WEFT_IO_GUESS 0x80u
 
 /*
  * weft_io_wait — wait up to timeout ns until fd is readable and/or writable,
@@ -93,22 +94,60 @@ extern "C" {
  * read or write reports it), or: -ETIMEDOUT, -ECANCELED (in a task),
  * -EBADF (fd closed by weft_io_close while waiting, or not an open fd),
  * -EBUSY (another task waits on fd the same way), -EINVAL (events empty
- * or unknown, a bad timeout), -EPERM (in a task with the epoll poller, an fd
- * epoll cannot watch, such as a regular file, which poll(2) reports always
- * ready), -ENOMEM. A timeout of 0 polls and never blocks, so it reports
- * readiness, not a cancellation. Blocks the calling task (outside a task: the
- * thread).
+ * or unknown, a bad timeout, WEFT_IO_GUESS with both directions), -EPERM
+ * (in a task with the epoll poller, an fd epoll cannot watch, such as a
+ * regular file, which poll(2) reports always ready), -ENOMEM. A timeout of
+ * 0 polls and never blocks, so it reports readiness, not a cancellation.
+ * Blocks the calling task (outside a task: the thread).
  *
- * events may also carry WEFT_IO_AFTER_EAGAIN, for a caller that drives fd
- * itself (a non-blocking read(2), recv(2), send(2)) and waits when a call
- * fails with EAGAIN: it says that such a call, made by the calling task
- * with no wait or yield of any kind since, found fd not ready in each
- * direction asked. The hub then arms fd without a system call (docs/io.md, "How
- * the hub waits"). A wrong claim costs time, never a wake-up: a wait for an fd
- * that was in fact ready ends once the hub rechecks it, 25 ms later at
- * most. Outside a task, and with the poll(2) fallback, it changes nothing.
+ * With WEFT_IO_GUESS in events (one direction), for a caller about to make
+ * a call of its own on fd (see weft_io_found): the wait happens only if
+ * the hub guesses that the call would fail with EAGAIN, by what the calls
+ * before found (a reply read after its request is written) and by nothing
+ * having said since that fd may be ready; then the call that would fail is
+ * saved, and the wait costs no system call. Otherwise weft_io_wait returns
+ * 0 at once, and so it does outside a task, in a cancelled task, with a
+ * timeout of 0, and with the poll(2) fallback. Such a wait may end in
+ * -ETIMEDOUT or -ECANCELED while fd had become ready: the caller should
+ * make its call once before it gives up, as weft's own calls do.
  */
 WEFT_API int weft_io_wait(int fd, unsigned events, int64_t timeout);
+
+/* What a call of the caller's own found, for weft_io_found. */
+enum {
+  WEFT_IO_FOUND_NOT_READY = 1,  /* it failed with EAGAIN, or a poll(2) of
+                                   fd with no wait reported nothing */
+  WEFT_IO_FOUND_SHORT_READ = 2, /* a read returned fewer bytes than it
+                                   asked for (not a MSG_PEEK) */
+  WEFT_IO_FOUND_READY = 3,      /* a poll(2), select(2) or the like said fd
+                                   is ready */
+};
+
+/*
+ * weft_io_found — tells the hub of the calling task what a call of the
+ * caller's own on fd found, in direction events (WEFT_IO_READ and/or
+ * WEFT_IO_WRITE; WEFT_IO_READ alone for a short read), for a caller that
+ * drives fd itself: non-blocking calls (read(2) or recv(2) with
+ * MSG_DONTWAIT, send(2)) and weft_io_wait when one fails with EAGAIN, as
+ * weft's own calls and the hooks (weft/hook.h) do. The hub then arms fd
+ * for the next wait without a system call, as for its own calls
+ * (docs/io.md, "How the hub waits"), and guesses better when to wait first
+ * (WEFT_IO_GUESS).
+ *
+ * NOT_READY and SHORT_READ must come from a call made by the calling task
+ * with no wait or yield of any kind since: they say fd is drained, and the
+ * hub trusts that until the kernel says otherwise. A short read says so of
+ * a stream (a stream socket, a pipe); the hub tells apart the files where
+ * it says nothing (a datagram socket, a terminal). A wrong claim costs
+ * time, never a wake-up: a wait for an fd that was in fact ready ends once
+ * the hub rechecks it, 25 ms later at most. READY may come at any time.
+ *
+ * Returns 0, or -EINVAL (events or found unknown, events empty, a short
+ * read with WEFT_IO_WRITE), -EBADF (fd < 0); nothing changed then. Outside
+ * a task, with the poll(2) fallback, or for an fd the hub never waited on
+ * it does nothing and returns 0. Never blocks.
+ */
+WEFT_API int weft_io_found(int fd, unsigned events, int found);
 
 /*
  * weft_io_read, weft_io_write — read(2) and write(2), waiting up to timeout

@@ -81,10 +81,11 @@ static int park_on(const struct pollfd *fds, nfds_t n, int *ep,
   }
   if (n == 1 && fds[0].fd >= 0 &&
       !(fds[0].events & ~(READ_EVENTS | WRITE_EVENTS)) &&
-      to_weft(fds[0].events))
-    /* The try before found it not ready. */
-    return weft__hook_wait_fd(
-        fds[0].fd, to_weft(fds[0].events) | WEFT_IO_AFTER_EAGAIN, left);
+      to_weft(fds[0].events)) {
+    /* The try before found it not ready: the hub's wait is free. */
+    weft_io_found(fds[0].fd, to_weft(fds[0].events), WEFT_IO_FOUND_NOT_READY);
+    return weft__hook_wait_fd(fds[0].fd, to_weft(fds[0].events), left);
+  }
   if (*ep < 0) {
     *ep = epoll_for(fds, n);
     if (*ep < 0)
@@ -165,17 +166,38 @@ struct poll_ctx {
   const sigset_t *mask;
 };
 
+/* The hub hears of what a try in a task found ready (weft_io_found), so
+ * that a read that follows does not wait first on a guess. */
+static void tell_hub_ready(int fd, bool readable, bool writable) {
+  unsigned io = (readable ? WEFT_IO_READ : 0) | (writable ? WEFT_IO_WRITE : 0);
+  if (io)
+    weft_io_found(fd, io, WEFT_IO_FOUND_READY);
+}
+
 static int poll_try(void *c) {
   struct poll_ctx *p = c;
+  int r;
   if (p->mask) {
     struct timespec zero = {0, 0};
-    return REAL(ppoll)(p->fds, p->n, &zero, p->mask);
+    r = REAL(ppoll)(p->fds, p->n, &zero, p->mask);
+  } else {
+    r = REAL(poll)(p->fds, p->n, 0);
   }
-  return REAL(poll)(p->fds, p->n, 0);
+  if (r > 0) {
+    int e = errno;
+    for (nfds_t i = 0; i < p->n; i++) {
+      short got = p->fds[i].revents;
+      if (p->fds[i].fd >= 0 && got && !(got & POLLNVAL))
+        tell_hub_ready(p->fds[i].fd, got & (READ_EVENTS | POLLHUP | POLLERR),
+                       got & (WRITE_EVENTS | POLLERR));
+    }
+    errno = e;
+  }
+  return r;
 }
 
 WEFT__HOOK_API int poll(struct pollfd *fds, nfds_t n, int timeout) {
-  if (!weft__hook_here() || timeout == 0)
+  if (!weft__hook_here())
     return REAL(poll)(fds, n, timeout);
   struct poll_ctx c = {fds, n, NULL};
   return wait_loop(poll_try, &c, fds, n, true, ms_timeout(timeout));
@@ -222,8 +244,16 @@ static int select_try(void *c) {
     if (s->sets[i])
       *s->sets[i] = s->given[i];
   struct timespec zero = {0, 0};
-  return REAL(pselect)(s->nfds, s->sets[0], s->sets[1], s->sets[2], &zero,
-                       s->mask);
+  int r = REAL(pselect)(s->nfds, s->sets[0], s->sets[1], s->sets[2], &zero,
+                        s->mask);
+  if (r > 0) {
+    int e = errno;
+    for (int fd = 0; fd < s->nfds; fd++)
+      tell_hub_ready(fd, s->sets[0] && FD_ISSET(fd, s->sets[0]),
+                     s->sets[1] && FD_ISSET(fd, s->sets[1]));
+    errno = e;
+  }
+  return r;
 }
 
 static int select_in_task(int nfds, fd_set *r, fd_set *w, fd_set *x,

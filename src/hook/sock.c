@@ -207,6 +207,8 @@ static int accept_in_task(int fd, struct sockaddr *addr, socklen_t *addrlen,
     }
     if ((errno != EAGAIN && errno != EWOULDBLOCK) || user_nonblocking)
       return -1;
+    weft_io_found(fd, WEFT_IO_READ, WEFT_IO_FOUND_NOT_READY);
+    errno = EAGAIN;
     if (!timed) {
       timeout = weft__hook_sock_timeout(fd, SO_RCVTIMEO);
       started = timeout >= 0 ? weft_now() : 0;
@@ -215,7 +217,7 @@ static int accept_in_task(int fd, struct sockaddr *addr, socklen_t *addrlen,
     weft__hook_timeout left = timeout;
     if (timeout >= 0 && (left = timeout - (weft_now() - started)) < 0)
       left = 0;
-    int rc = weft__hook_wait_fd(fd, WEFT_IO_READ | WEFT_IO_AFTER_EAGAIN, left);
+    int rc = weft__hook_wait_fd(fd, WEFT_IO_READ, left);
     if (rc < 0)
       return weft__hook_fail(weft__hook_wait_errno(rc, timeout, started));
   }

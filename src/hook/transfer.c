@@ -126,9 +126,39 @@ static ssize_t plain_rest(struct weft__hook_op *op, size_t done) {
   return r < 0 ? stop(done, errno) : (ssize_t)done;
 }
 
+/* Tells the hub what a try that returned r, from byte `done` on, found
+ * (weft_io_found): EAGAIN, or a read that says the fd is drained (fewer
+ * bytes than asked, and no peek or other read that leaves bytes behind).
+ * Made right after the try, before anything lets the hub run. */
+static void tell_hub(const struct weft__hook_op *op, ssize_t r, size_t done) {
+  int e = errno;
+  if (r < 0 && (e == EAGAIN || e == EWOULDBLOCK))
+    weft_io_found(op->fd, op->dir, WEFT_IO_FOUND_NOT_READY);
+  else if (r > 0 && op->dir == WEFT_IO_READ && (size_t)r < op->total - done &&
+           !(op->flags & (MSG_PEEK | MSG_OOB | MSG_ERRQUEUE | MSG_TRUNC)))
+    weft_io_found(op->fd, WEFT_IO_READ, WEFT_IO_FOUND_SHORT_READ);
+  errno = e;
+}
+
+/* Waits before the first try when the hub guesses that it would fail
+ * (WEFT_IO_GUESS: a reply read after its request was written): only for
+ * a blocking socket whose view is kept, so that nothing else must be
+ * learnt first. Returns whether the call must fail with EBADF instead (the
+ * fd was closed while the task waited); any other end of the wait leaves
+ * the try to decide, as it would have without the guess. */
+static bool guess_says_closed(const struct weft__hook_op *op) {
+  if ((op->socket && (op->flags & MSG_DONTWAIT)) ||
+      !weft__hook_view_kept_blocking(op->fd, op->dir))
+    return false;
+  return weft_io_wait(op->fd, op->dir | WEFT_IO_GUESS, WEFT_FOREVER) == -EBADF;
+}
+
 ssize_t weft__hook_transfer(struct weft__hook_op *op) {
   size_t done = 0;
+  if (guess_says_closed(op))
+    return weft__hook_fail(EBADF);
   ssize_t r = op->nowait(op, 0);
+  tell_hub(op, r, 0);
   if (r >= 0) {
     done = (size_t)r;
     if (r == 0 || complete(op, done))
@@ -174,9 +204,6 @@ ssize_t weft__hook_transfer(struct weft__hook_op *op) {
   if (use_plain && op->dir == WEFT_IO_WRITE)
     op->plain_max = PIPE_BUF;
   int64_t started = timeout >= 0 ? weft_now() : 0;
-  /* Whether the last try said EAGAIN, which the wait passes on to the hub
-   * (WEFT_IO_AFTER_EAGAIN): nothing between the two lets the hub run. */
-  bool eagain = r < 0 && !use_plain;
   for (;;) {
     /* A plain call is made only once the fd is ready, lest it block. */
     if (try_now) {
@@ -188,13 +215,12 @@ ssize_t weft__hook_transfer(struct weft__hook_op *op) {
         if (left < 0)
           left = 0;
       }
-      int rc = weft__hook_wait_fd(
-          op->fd, op->dir | (eagain ? WEFT_IO_AFTER_EAGAIN : 0), left);
+      int rc = weft__hook_wait_fd(op->fd, op->dir, left);
       if (rc < 0)
         return stop(done, weft__hook_wait_errno(rc, timeout, started));
     }
     r = use_plain ? op->plain(op, done) : op->nowait(op, done);
-    eagain = r < 0 && !use_plain;
+    tell_hub(op, r, done);
     if (r > 0) {
       done += (size_t)r;
       if (complete(op, done))

@@ -115,6 +115,14 @@ void weft__hook_view_of(int fd, unsigned dir, struct weft__hook_view *v) {
         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
+bool weft__hook_view_kept_blocking(int fd, unsigned dir) {
+  uint32_t *w = word_of(fd, false);
+  uint32_t seen = w ? __atomic_load_n(w, __ATOMIC_SEQ_CST) : 0;
+  uint32_t want = KEPT | (dir == WEFT_IO_READ ? READS : WRITES);
+  uint32_t unwanted = NONBLOCK | (dir == WEFT_IO_READ ? RCVTIMEO : SNDTIMEO);
+  return (seen & want) == want && !(seen & unwanted);
+}
+
 void weft__hook_view_drop(int fd) {
   uint32_t *w = word_of(fd, false);
   if (!w)

@@ -27,6 +27,11 @@ struct weft__hook_view {
  * WEFT_IO_WRITE); v->flags is -1 when fd is no open fd. Keeps errno. */
 void weft__hook_view_of(int fd, unsigned dir, struct weft__hook_view *v);
 
+/* Whether fd's view is kept (no system call) and is that of a blocking
+ * socket open for dir, with no timeout in that direction: such a call may
+ * wait before it tries (WEFT_IO_GUESS). */
+bool weft__hook_view_kept_blocking(int fd, unsigned dir);
+
 /* Forgets what is kept of fd: called after every hooked call that closed
  * fd, made it name another file, or changed its O_NONBLOCK or timeouts.
  * Lock-free; safe in a signal handler and after fork. */

@@ -153,6 +153,14 @@ void weft__hub_fd_not_ready(weft__hub *h, int fd, unsigned dir,
   weft__poller_not_ready(h->poller, fd, dir, short_read);
 }
 
+bool weft__hub_fd_known_not_ready(weft__hub *h, int fd, unsigned dir) {
+  return weft__poller_known_not_ready(h->poller, fd, dir);
+}
+
+void weft__hub_fd_maybe_ready(weft__hub *h, int fd, unsigned dir) {
+  weft__poller_maybe_ready(h->poller, fd, dir);
+}
+
 void weft__hub_fd_opened(weft__hub *h, int fd) {
   weft__poller_doubt(h->poller, fd);
 }

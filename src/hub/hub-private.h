@@ -255,6 +255,13 @@ void weft__hub_fd_tried(weft__hub *h, int fd, unsigned dir, unsigned kind,
 void weft__hub_fd_not_ready(weft__hub *h, int fd, unsigned dir,
                             bool short_read);
 
+/* Whether a wait on fd for dir would cost no system call and wait for
+ * readiness still to come (see weft__poller_known_not_ready). */
+bool weft__hub_fd_known_not_ready(weft__hub *h, int fd, unsigned dir);
+
+/* A caller saw fd ready in direction dir (see weft__poller_maybe_ready). */
+void weft__hub_fd_maybe_ready(weft__hub *h, int fd, unsigned dir);
+
 /* fd names a file just made (accept(2)'s, a socket about to connect): the
  * number may have been closed behind weft's back (close(2)) and reused,
  * so the next wait on it makes sure the poller watches the new file. */

@@ -395,6 +395,19 @@ void weft__poller_not_ready(weft__poller *p, int fd, unsigned events,
   e->hint &= (uint8_t)~clear;
 }
 
+bool weft__poller_known_not_ready(weft__poller *p, int fd, unsigned events) {
+  weft__fd_entry *e = fd >= 0 ? weft__fdtable_get(&p->fds, fd) : NULL;
+  return e && e->slot == ORDINARY_SLOT && !(e->flags & F_DOUBT) &&
+         !(e->hint & events) &&
+         (!(events & WEFT__POLL_OUT) || (e->flags & F_OUT));
+}
+
+void weft__poller_maybe_ready(weft__poller *p, int fd, unsigned events) {
+  weft__fd_entry *e = fd >= 0 ? weft__fdtable_get(&p->fds, fd) : NULL;
+  if (e && e->slot == ORDINARY_SLOT)
+    e->hint |= (uint8_t)(events & (WEFT__POLL_IN | WEFT__POLL_OUT));
+}
+
 void weft__poller_doubt(weft__poller *p, int fd) {
   weft__fd_entry *e = fd >= 0 ? weft__fdtable_get(&p->fds, fd) : NULL;
   if (e && e->slot == ORDINARY_SLOT)

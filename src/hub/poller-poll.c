@@ -143,6 +143,19 @@ void weft__poller_not_ready(weft__poller *p, int fd, unsigned events,
   (void)short_read;
 }
 
+bool weft__poller_known_not_ready(weft__poller *p, int fd, unsigned events) {
+  (void)p;
+  (void)fd;
+  (void)events;
+  return false;
+}
+
+void weft__poller_maybe_ready(weft__poller *p, int fd, unsigned events) {
+  (void)p;
+  (void)fd;
+  (void)events;
+}
+
 void weft__poller_doubt(weft__poller *p, int fd) {
   (void)p;
   (void)fd;

@@ -104,6 +104,17 @@ int weft__poller_set(weft__poller *p, int fd, unsigned events, void *data);
 void weft__poller_not_ready(weft__poller *p, int fd, unsigned events,
                             bool short_read);
 
+/* Whether arming fd for events (WEFT__POLL_IN or WEFT__POLL_OUT) now would
+ * cost no system call and wait for readiness still to come: fd is
+ * registered for the direction, with its hint clear (a caller found it not
+ * ready, and no report or weft__poller_maybe_ready came since). Always
+ * false with poll. */
+bool weft__poller_known_not_ready(weft__poller *p, int fd, unsigned events);
+
+/* A caller saw fd ready for events (a poll(2) of its own said so): sets the
+ * hints, so that the next arming asks the kernel. No system call. */
+void weft__poller_maybe_ready(weft__poller *p, int fd, unsigned events);
+
 /* The number fd now names a file the poller may never have seen (accept(2)
  * made it, or a socket is about to connect): its next arming asks the
  * kernel rather than trust the poller's record. No system call. */

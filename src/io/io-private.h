@@ -54,4 +54,10 @@ unsigned weft__io_events(unsigned asked, unsigned got);
 /* WEFT_IO_* as the poller's WEFT__POLL_*. */
 unsigned weft__io_poller_events(unsigned io);
 
+/* The kinds of call a guess that an fd blocks is kept for (see
+ * weft__hub_fd_wait_first): the data calls of one direction are one kind,
+ * whoever makes them (weft's own, or a caller's with WEFT_IO_GUESS),
+ * accept another; 0 takes no guess. */
+enum { WEFT__IO_NO_GUESS, WEFT__IO_READS, WEFT__IO_WRITES, WEFT__IO_ACCEPTS };
+
 #endif

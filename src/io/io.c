@@ -73,18 +73,35 @@ int weft__io_wait_until(weft_task *self, int fd, unsigned events,
   return rc < 0 ? rc : (int)weft__io_events(asked, (unsigned)rc);
 }
 
+/* The guess kind of the data calls in direction io (WEFT_IO_READ or
+ * WEFT_IO_WRITE): weft's own and a caller's (WEFT_IO_GUESS) alike. */
+static unsigned data_kind(unsigned io) {
+  return io == WEFT_IO_READ ? WEFT__IO_READS : WEFT__IO_WRITES;
+}
+
 int weft_io_wait(int fd, unsigned events, int64_t timeout) {
-  bool after_eagain = events & WEFT_IO_AFTER_EAGAIN;
-  events &= ~WEFT_IO_AFTER_EAGAIN;
+  bool guess = events & WEFT_IO_GUESS;
+  events &= ~WEFT_IO_GUESS;
   if (events == 0 || (events & ~(WEFT_IO_READ | WEFT_IO_WRITE)) ||
+      (guess && events == (WEFT_IO_READ | WEFT_IO_WRITE)) ||
       weft__timeout_bad(timeout))
     return -EINVAL;
   if (fd < 0)
     return -EBADF;
+  weft_task *self = weft__task_running();
+  if (guess) {
+    /* The hub's guess, and no sign of readiness since the evidence that
+     * fd was drained: then the wait is free, and the call it saves would
+     * most likely have failed. */
+    unsigned pdir = weft__io_poller_events(events);
+    if (!self || timeout == 0 || self->cancelled ||
+        !weft__hub_fd_known_not_ready(self->hub, fd, pdir) ||
+        !weft__hub_fd_wait_first(self->hub, fd, pdir, data_kind(events)))
+      return 0;
+  }
   /* A poll (0) never blocks, in a task or not: poll(2) itself. */
   if (timeout == 0)
     return weft__io_wait_thread(fd, events, 0);
-  weft_task *self = weft__task_running();
   if (self && self->cancelled) {
     /* Cancelled: ready is still an answer; waiting is not. */
     int rc = weft__io_wait_thread(fd, events, 0);
@@ -96,10 +113,36 @@ int weft_io_wait(int fd, unsigned events, int64_t timeout) {
   if (atomic_load_explicit(&weft__deadlines_used, memory_order_relaxed) &&
       deadline <= weft__now())
     return weft__io_wait_thread(fd, events, 0);
-  if (self && after_eagain)
-    weft__hub_fd_not_ready(self->hub, fd, weft__io_poller_events(events),
-                           false);
   return weft__io_wait_until(self, fd, events, deadline);
+}
+
+int weft_io_found(int fd, unsigned events, int found) {
+  if (events == 0 || (events & ~(WEFT_IO_READ | WEFT_IO_WRITE)) ||
+      found < WEFT_IO_FOUND_NOT_READY || found > WEFT_IO_FOUND_READY ||
+      (found == WEFT_IO_FOUND_SHORT_READ && events != WEFT_IO_READ))
+    return -EINVAL;
+  if (fd < 0)
+    return -EBADF;
+  weft_task *self = weft__task_running();
+  if (!self)
+    return 0;
+  for (unsigned io = WEFT_IO_READ; io <= WEFT_IO_WRITE; io <<= 1) {
+    if (!(events & io))
+      continue;
+    unsigned pdir = weft__io_poller_events(io);
+    switch (found) {
+    case WEFT_IO_FOUND_NOT_READY:
+      weft__hub_fd_tried(self->hub, fd, pdir, data_kind(io), true);
+      weft__hub_fd_not_ready(self->hub, fd, pdir, false);
+      break;
+    case WEFT_IO_FOUND_SHORT_READ:
+      weft__hub_fd_not_ready(self->hub, fd, pdir, true);
+      break;
+    default:
+      weft__hub_fd_maybe_ready(self->hub, fd, pdir);
+    }
+  }
+  return 0;
 }
 
 int weft_io_forget(int fd) {

@@ -49,25 +49,24 @@ static bool per_call_nonblocking(enum op_kind k) {
 }
 
 /* The kind of call a guess that the fd blocks is kept for (see
- * weft__hub_fd_wait_first): the data calls of one direction are one kind,
- * accept another; sendfile takes no guess, as a wait on out_fd cannot see
+ * io-private.h); sendfile takes no guess, as a wait on out_fd cannot see
  * that in_fd is wrong. */
 static unsigned guess_kind(enum op_kind k) {
   switch (k) {
   case READ:
   case READV:
   case RECV:
-    return 1;
+    return WEFT__IO_READS;
   case WRITE:
   case WRITEV:
   case SEND:
-    return 2;
+    return WEFT__IO_WRITES;
   case ACCEPT:
-    return 3;
+    return WEFT__IO_ACCEPTS;
   case SENDFILE:
-    return 0;
+    return WEFT__IO_NO_GUESS;
   }
-  return 0;
+  return WEFT__IO_NO_GUESS;
 }
 
 static unsigned direction(enum op_kind k) {

@@ -49,6 +49,11 @@ static inline int weft__ctx_switch(weft__ctx *from, weft__ctx *to, int code) {
   return got;
 }
 
+/* A hint that *ctx will be resumed soon (see weft__machine_prefetch). */
+static inline void weft__ctx_prefetch(const weft__ctx *ctx) {
+  weft__machine_prefetch(&ctx->machine);
+}
+
 /* Waits until *ctx, left by a switch on some thread, is saved and may be
  * resumed. The wait is the few instructions between a claim of the context
  * and the switch's publication of it, and is almost never taken; should the

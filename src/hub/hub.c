@@ -45,9 +45,23 @@ void weft__runq_push(weft__hub *h, weft_task *t) {
   h->runq_len++;
 }
 
+/* A pop warms the cache for the tasks after the one it hands out: the
+ * stack of the next one, resumed once this one has run for a while, and
+ * the context (the coroutine it is suspended in) of the one after, so that
+ * the next pop finds its stack pointer at hand. With many tasks parked
+ * long (a server's idle connections, a thousand clients), their stacks are
+ * cold, and a switch into one would otherwise wait for memory twice. A
+ * short queue's few tasks stay warm, and their pops skip it. */
+enum { PREFETCH_MIN_QUEUE = 8 };
 static weft_task *runq_pop(weft__hub *h) {
   weft_task *t = h->runq_head;
   if (t) {
+    weft_task *next = t->next;
+    if (next && h->runq_len > PREFETCH_MIN_QUEUE) {
+      weft__ctx_prefetch(&next->active->ctx);
+      if (next->next)
+        __builtin_prefetch(&next->next->active->ctx);
+    }
     h->runq_head = t->next;
     if (!h->runq_head)
       h->runq_tail = NULL;

@@ -28,6 +28,10 @@ void weft__machine_make(weft__machine_ctx *ctx, void *stack_lo,
                         size_t stack_size, void (*fn)(void *arg, int code),
                         void *arg);
 
+static inline void weft__machine_prefetch(const weft__machine_ctx *ctx) {
+  __builtin_prefetch(&ctx->uc);
+}
+
 static inline bool weft__machine_saved(weft__machine_ctx *ctx) {
   return __atomic_load_n(&ctx->saved, __ATOMIC_ACQUIRE);
 }

@@ -54,9 +54,9 @@ static int bench_cmp(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* A field of /proc/self/status ("VmRSS", "VmHWM") in KiB, or -1. */
-static inline long bench_status_kb(const char *field) {
-  FILE *f = fopen("/proc/self/status", "r");
+/* A "Name:  <n> kB" field of a /proc file in KiB, or -1. */
+static inline long bench_proc_kb(const char *path, const char *field) {
+  FILE *f = fopen(path, "r");
   if (!f)
     return -1;
   char line[256];
@@ -69,6 +69,18 @@ static inline long bench_status_kb(const char *field) {
     }
   fclose(f);
   return kb;
+}
+
+/* A field of /proc/self/status ("VmRSS", "VmHWM") in KiB, or -1. */
+static inline long bench_status_kb(const char *field) {
+  return bench_proc_kb("/proc/self/status", field);
+}
+
+/* A field of /proc/meminfo ("KernelStack") in KiB, or -1: the whole
+ * machine's, so other processes starting or ending threads meanwhile show
+ * in it. */
+static inline long bench_meminfo_kb(const char *field) {
+  return bench_proc_kb("/proc/meminfo", field);
 }
 
 /* Lets this process, and the children it forks, hold n fds (sockets, say)

@@ -76,8 +76,10 @@ void redis_bench_row(const struct redis_impl *impl, int port, int n) {
     return;
   }
   long before = bench_status_kb("VmRSS");
+  long kstack_before = bench_meminfo_kb("KernelStack");
   bool ok = impl->start(n, port, why, sizeof why);
   long after = bench_status_kb("VmRSS");
+  long kstack_after = bench_meminfo_kb("KernelStack");
   /* Size a round to about 0.2 s, then take the median of 5. */
   uint64_t per = 1;
   double t[5];
@@ -100,9 +102,11 @@ void redis_bench_row(const struct redis_impl *impl, int port, int n) {
     printf("# %s failed: %s\n", name, why);
   } else {
     qsort(t, 5, sizeof *t, bench_cmp);
-    printf("%-40s %12llu %10.1f ns/op %10.0f B/client\n", name,
-           (unsigned long long)(per * (uint64_t)n), t[2],
-           (double)(after - before) * 1024 / n);
+    printf("%-40s %12llu %10.1f ns/op %10.0f B/client %8.0f "
+           "kstack-B/client\n",
+           name, (unsigned long long)(per * (uint64_t)n), t[2],
+           (double)(after - before) * 1024 / n,
+           (double)(kstack_after - kstack_before) * 1024 / n);
   }
   fflush(stdout);
 }

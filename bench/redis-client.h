@@ -10,7 +10,10 @@
  * program SETs the value once before its rows. ns/op is the wall time of a
  * round over the GETs all clients made in it (1/throughput); B/client is the
  * resident memory the n clients added (VmRSS once each client has connected and
- * made one GET, less VmRSS before the first one started), over n.
+ * made one GET, less VmRSS before the first one started), over n;
+ * kstack-B/client is the kernel stacks they added, which VmRSS leaves out
+ * (/proc/meminfo's KernelStack, the machine's, over the same span, over n):
+ * 16 KiB a thread on x86_64, and nothing for a task or a goroutine.
  */
 #ifndef WEFT_BENCH_REDIS_CLIENT_H
 #define WEFT_BENCH_REDIS_CLIENT_H

@@ -9,7 +9,8 @@ hooks. The server is the one bench/run.sh started (bench-redis-server), on
 the port in $REDIS_PORT; the value is SET once before the rows. Every reply
 is checked. As in weft's rows (bench/redis-client.h): B/client is VmRSS
 once every client has connected and made one GET, less VmRSS before the
-first connected, over n, each row in a process of its own (this script
+first connected, over n, and kstack-B/client the kernel stacks the clients
+added over the same span (/proc/meminfo's KernelStack), over n, each row in a process of its own (this script
 again, the regex followed by --row n); a round's GETs are sized so that it
 takes about 0.2 s, spread evenly over the clients, and the median of 5
 rounds is printed.
@@ -31,7 +32,7 @@ import gevent
 import gevent.event
 import redis
 
-from pybench import FILTER, raise_file_limit, run, status_kb
+from pybench import FILTER, meminfo_kb, raise_file_limit, run, status_kb
 
 # The key and value of bench/redis-client.h.
 KEY = "weft:bench:get"
@@ -126,9 +127,9 @@ def row(port, n):
         return
     gevent.sleep(0)  # start the hub before measuring
     gc.collect()
-    before = status_kb("VmRSS")
+    before, kstack_before = status_kb("VmRSS"), meminfo_kb("KernelStack")
     clients = Clients(port, n)
-    after = status_kb("VmRSS")
+    after, kstack_after = status_kb("VmRSS"), meminfo_kb("KernelStack")
     try:
         if clients.error is not None:
             raise clients.error
@@ -140,7 +141,9 @@ def row(port, n):
             return dt
 
         run(name, gets, start=n,
-            extra=f"{(after - before) * 1024 / n:10.0f} B/client")
+            extra=f"{(after - before) * 1024 / n:10.0f} B/client "
+                  f"{(kstack_after - kstack_before) * 1024 / n:8.0f} "
+                  "kstack-B/client")
     except Exception as e:
         print(f"# {name} failed: {e}", flush=True)
     finally:

@@ -33,8 +33,19 @@ def run(name, fn, start=1000, rate=None, extra=None):
 
 def status_kb(field):
     """A field of /proc/self/status ("VmRSS") in KiB, or -1."""
+    return proc_kb("/proc/self/status", field)
+
+
+def meminfo_kb(field):
+    """A field of /proc/meminfo ("KernelStack") in KiB, or -1: the whole
+    machine's."""
+    return proc_kb("/proc/meminfo", field)
+
+
+def proc_kb(path, field):
+    """A "Name:  <n> kB" field of a /proc file in KiB, or -1."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])

@@ -57,8 +57,15 @@ func report(name string, n int, ns float64) {
 }
 
 // statusKB reads a "VmRSS:"-style field of /proc/self/status, in kB.
-func statusKB(field string) int64 {
-	data, err := os.ReadFile("/proc/self/status")
+func statusKB(field string) int64 { return procKB("/proc/self/status", field) }
+
+// meminfoKB reads a field of /proc/meminfo ("KernelStack"), in kB: the
+// whole machine's.
+func meminfoKB(field string) int64 { return procKB("/proc/meminfo", field) }
+
+// procKB reads a "Name:  <n> kB" field of a /proc file, in kB, or -1.
+func procKB(path, field string) int64 {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return -1
 	}

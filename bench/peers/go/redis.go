@@ -10,7 +10,8 @@
 // The server is the one bench/run.sh started (bench-redis-server), on the
 // port in $REDIS_PORT; the value is SET once before the rows. Every reply
 // is checked. As in
-// weft's rows (bench/redis-client.h): B/client is VmRSS once every client
+// weft's rows (bench/redis-client.h): kstack-B/client is the kernel stacks
+// they added (/proc/meminfo's KernelStack); B/client is VmRSS once every client
 // has connected and made one GET, less VmRSS before the first dialled,
 // over n, each row in a process of its own (this program again, with -row
 // n); a round is k GETs on each connection, k sized so that a round takes
@@ -141,9 +142,9 @@ func benchGet(name string, port, n int) {
 		return
 	}
 	runtime.GC()
-	before := statusKB("VmRSS")
+	before, kstackBefore := statusKB("VmRSS"), meminfoKB("KernelStack")
 	cs, err := startClients(port, n)
-	after := statusKB("VmRSS")
+	after, kstackAfter := statusKB("VmRSS"), meminfoKB("KernelStack")
 	defer cs.stop()
 	if err != nil {
 		fmt.Printf("# %s failed: %v\n", name, err)
@@ -162,8 +163,9 @@ func benchGet(name string, port, n int) {
 		fmt.Printf("# %s failed: %v\n", name, failed)
 		return
 	}
-	fmt.Printf("%-40s %12d %10.1f ns/op %10.0f B/client\n", name, k*n,
-		ns/float64(n), float64(after-before)*1024/float64(n))
+	fmt.Printf("%-40s %12d %10.1f ns/op %10.0f B/client %8.0f kstack-B/client\n",
+		name, k*n, ns/float64(n), float64(after-before)*1024/float64(n),
+		float64(kstackAfter-kstackBefore)*1024/float64(n))
 }
 
 func main() {

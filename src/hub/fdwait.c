@@ -105,6 +105,16 @@ int weft__hub_wait_fd(weft_task *t, int fd, unsigned events, int64_t deadline) {
 }
 
 /* Called by the hub for each event the poller reports. */
+void weft__hub_fd_prefetch(weft__hub *h, int fd) {
+  if (fd >= 0 && fd < h->fdw_cap) {
+    weft_task *r = h->fdw[fd].reader, *w = h->fdw[fd].writer;
+    if (r)
+      __builtin_prefetch(&r->ready, 1);
+    if (w && w != r)
+      __builtin_prefetch(&w->ready, 1);
+  }
+}
+
 void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got) {
   weft__fd_waiters *w = waiters_of(h, fd, false);
   if (!w)

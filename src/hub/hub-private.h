@@ -267,6 +267,10 @@ void weft__hub_fd_maybe_ready(weft__hub *h, int fd, unsigned dir);
  * so the next wait on it makes sure the poller watches the new file. */
 void weft__hub_fd_opened(weft__hub *h, int fd);
 
+/* Asks the cache for what weft__hub_fd_ready(h, fd, …) will touch: the
+ * waiters of fd, whose structs a long wait let go cold. A hint. */
+void weft__hub_fd_prefetch(weft__hub *h, int fd);
+
 /* Wakes the tasks waiting on fd for what got (WEFT__POLL_*) reports. */
 void weft__hub_fd_ready(weft__hub *h, int fd, unsigned got);
 

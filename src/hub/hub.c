@@ -358,6 +358,10 @@ int weft_hub_dump(int fd) {
 static int poll_fds(weft__hub *h, int64_t deadline) {
   weft__poll_event ev[64];
   int n = weft__poller_wait(h->poller, ev, 64, deadline);
+  /* The waiters of all the reports are fetched from memory at once, not
+   * one miss after another. */
+  for (int i = 0; i < n; i++)
+    weft__hub_fd_prefetch(h, ev[i].fd);
   for (int i = 0; i < n; i++)
     weft__hub_fd_ready(h, ev[i].fd, ev[i].events);
   return n < 0 ? n : 0;

@@ -327,6 +327,10 @@ static void *view_follows(void *arg) {
   close(peer);
   socketpair_at(n, false, &peer);
   CHECK_EQ(empty_recv_says(n), ETIMEDOUT);
+  close(peer);
+  closefrom(n); /* n is the highest fd */
+  socketpair_at(n, true, &peer);
+  CHECK_EQ(empty_recv_says(n), EAGAIN);
   /* A socket the program made with its own timeout, learnt at once. */
   close(n);
   close(peer);
@@ -402,6 +406,26 @@ static void *cancel_and_close(void *arg) {
   weft_task_detach(r);
   CHECK_EQ(VI(got), -EBADF);
   close(p[1]);
+  /* So do close_range and closefrom, which close the fds it lists. */
+  CHECK_EQ(pipe(p), 0);
+  r = spawn(read_forever, &p[0]);
+  usleep(20000);
+  CHECK_EQ(close_range((unsigned)p[0], (unsigned)p[0], 0), 0);
+  CHECK_EQ(weft_task_join(r, WEFT_FOREVER, &got), 0);
+  weft_task_detach(r);
+  CHECK_EQ(VI(got), -EBADF);
+  close(p[1]);
+  CHECK_EQ(pipe(p), 0);
+  int top = p[0] > p[1] ? p[0] : p[1];
+  r = spawn(read_forever, &p[0]);
+  usleep(20000);
+  closefrom(p[0] < p[1] ? p[0] : p[1]); /* the pipe's are the highest fds */
+  CHECK_EQ(weft_task_join(r, WEFT_FOREVER, &got), 0);
+  weft_task_detach(r);
+  CHECK_EQ(VI(got), -EBADF);
+  errno = 0;
+  CHECK_EQ(fcntl(top, F_GETFD), -1);
+  CHECK_EQ(errno, EBADF);
   return NULL;
 }
 

@@ -144,8 +144,8 @@ enum {
  *
  * Returns 0, or -EINVAL (events or found unknown, events empty, a short
  * read with WEFT_IO_WRITE), -EBADF (fd < 0); nothing changed then. Outside
- * a task, with the poll(2) fallback, or for an fd the hub never waited on
- * it does nothing and returns 0. Never blocks.
+ * a task it does nothing and returns 0; with the poll(2) fallback it saves
+ * nothing. Never blocks.
  */
 WEFT_API int weft_io_found(int fd, unsigned events, int found);
 

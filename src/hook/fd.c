@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -19,8 +21,13 @@
 #include "view.h"
 
 /* Wakes the waiters on fd and forgets what the hooks know of it, keeping
- * errno: just before fd is closed or replaced. */
+ * errno: just before fd is closed or replaced. Not in a signal handler,
+ * which may have interrupted the hub or the hooks in the middle of the
+ * same records: there the hub notices the close by itself, at its next
+ * look at the number (the poller's recheck). */
 static void forget(int fd) {
+  if (weft__hook_handler_depth > 0)
+    return;
   int saved = errno;
   weft_io_forget(fd);
   weft__hook_forget_waits(fd);
@@ -28,17 +35,13 @@ static void forget(int fd) {
   errno = saved;
 }
 
-/* What forget leaves for after the call: fd's view, which a call still
- * under way on another thread may learn anew until fd is closed. Keeps
- * errno. */
-static void forget_view(int fd) { weft__hook_view_drop(fd); }
-
 WEFT__HOOK_API int close(int fd) {
   if (fd < 0)
     return REAL(close)(fd);
   forget(fd);
+  weft__hook_view_hold(fd);
   int r = REAL(close)(fd);
-  forget_view(fd);
+  weft__hook_view_release(fd);
   return r;
 }
 
@@ -46,7 +49,7 @@ WEFT__HOOK_API int dup(int fd) {
   int r = REAL(dup)(fd);
   if (r >= 0) {
     weft__hook_flipped_copy(fd, r);
-    forget_view(r);
+    weft__hook_view_drop(r);
   }
   return r;
 }
@@ -60,10 +63,11 @@ WEFT__HOOK_API int dup2(int from, int to) {
     return REAL(dup2)(from, to);
   errno = saved;
   forget(to);
+  weft__hook_view_hold(to);
   int r = REAL(dup2)(from, to);
   if (r >= 0)
     weft__hook_flipped_copy(from, to);
-  forget_view(to);
+  weft__hook_view_release(to);
   return r;
 }
 
@@ -75,10 +79,11 @@ WEFT__HOOK_API int dup3(int from, int to, int flags) {
     return REAL(dup3)(from, to, flags);
   errno = saved;
   forget(to);
+  weft__hook_view_hold(to);
   int r = REAL(dup3)(from, to, flags);
   if (r >= 0)
     weft__hook_flipped_copy(from, to);
-  forget_view(to);
+  weft__hook_view_release(to);
   return r;
 }
 
@@ -97,6 +102,7 @@ static int fcntl_with(int (*real)(int, int, ...), int fd, int cmd, void *arg) {
     int fl = (int)(long)arg;
     bool view;
     int r;
+    weft__hook_view_hold(fd);
     if (weft__hook_flipped_view(fd, &view)) {
       r = real(fd, cmd, fl | O_NONBLOCK);
       if (r == 0)
@@ -104,7 +110,7 @@ static int fcntl_with(int (*real)(int, int, ...), int fd, int cmd, void *arg) {
     } else {
       r = real(fd, cmd, fl);
     }
-    forget_view(fd);
+    weft__hook_view_release(fd);
     return r;
   }
   case F_DUPFD:
@@ -112,7 +118,7 @@ static int fcntl_with(int (*real)(int, int, ...), int fd, int cmd, void *arg) {
     int r = real(fd, cmd, (int)(long)arg);
     if (r >= 0) {
       weft__hook_flipped_copy(fd, r);
-      forget_view(r);
+      weft__hook_view_drop(r);
     }
     return r;
   }
@@ -147,17 +153,19 @@ WEFT__HOOK_API int fcntl64(int fd, int cmd, ...) {
 WEFT__HOOK_API int ioctl(int fd, unsigned long request, ...) {
   void *arg;
   THIRD_ARG(request, arg);
+  if (request != FIONBIO)
+    return REAL(ioctl)(fd, request, arg);
   bool view;
-  if (request == FIONBIO && arg && weft__hook_flipped_view(fd, &view)) {
+  int r = 0;
+  weft__hook_view_hold(fd);
+  if (arg && weft__hook_flipped_view(fd, &view)) {
     /* The fd stays non-blocking; the program's wish is kept. */
     int on = *(const int *)arg;
     weft__hook_flipped_set_view(fd, on != 0);
-    forget_view(fd);
-    return 0;
+  } else {
+    r = REAL(ioctl)(fd, request, arg);
   }
-  int r = REAL(ioctl)(fd, request, arg);
-  if (request == FIONBIO)
-    forget_view(fd);
+  weft__hook_view_release(fd);
   return r;
 }
 
@@ -165,31 +173,85 @@ WEFT__HOOK_API int fclose(FILE *f) {
   int saved = errno;
   int fd = f ? fileno(f) : -1;
   errno = saved;
-  if (fd >= 0)
-    forget(fd);
+  if (fd < 0)
+    return REAL(fclose)(f);
+  forget(fd);
+  weft__hook_view_hold(fd);
   int r = REAL(fclose)(f);
-  if (fd >= 0)
-    forget_view(fd);
+  weft__hook_view_release(fd);
   return r;
+}
+
+/* Calls fn(fd) for each open fd from first to last, as /proc/self/fd
+ * lists them, read with no allocation: close_range and closefrom are
+ * called in children between fork and exec. Keeps errno. Returns false
+ * when /proc cannot be read. */
+static bool each_open_fd(unsigned first, unsigned last, void (*fn)(int)) {
+  int saved = errno;
+  int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) {
+    errno = saved;
+    return false;
+  }
+  char buf[4096] __attribute__((aligned(8)));
+  long n;
+  while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+    for (long at = 0; at < n;) {
+      struct linux_dirent64 {
+        uint64_t ino;
+        int64_t off;
+        unsigned short reclen;
+        unsigned char type;
+        char name[];
+      } *d = (void *)(buf + at);
+      at += d->reclen;
+      char *end;
+      unsigned long fd = strtoul(d->name, &end, 10);
+      if (d->name[0] >= '0' && d->name[0] <= '9' && *end == '\0' &&
+          fd >= first && fd <= last && (int)fd != dir)
+        fn((int)fd);
+    }
+  }
+  REAL(close)(dir);
+  errno = saved;
+  return true;
+}
+
+/* close_range(2) itself: libc's, or the system call for a libc without
+ * it. */
+static int close_range_real(unsigned first, unsigned last, int flags) {
+  int (*real)(unsigned, unsigned, int) = REAL(close_range);
+  if (real)
+    return real(first, last, flags);
+#ifdef SYS_close_range
+  return (int)syscall(SYS_close_range, first, last, flags);
+#else
+  return weft__hook_fail(ENOSYS);
+#endif
 }
 
 WEFT__HOOK_API int close_range(unsigned first, unsigned last, int flags) {
-  int (*real)(unsigned, unsigned, int) = REAL(close_range);
-  int r = real ? real(first, last, flags)
-               : (int)syscall(SYS_close_range, first, last, flags);
-  /* With CLOSE_RANGE_CLOEXEC nothing is closed yet; dropping the views
-   * anyway costs a system call or two at the next waits. */
-  if (r == 0)
-    weft__hook_view_drop_range(first, last);
+  /* The fds about to close wake their waiters, as close's do; without
+   * /proc the hub notices the closes by itself, at its next look at each
+   * number (the poller's recheck). CLOSE_RANGE_CLOEXEC closes nothing yet;
+   * the views are forgotten all the same, which costs a system call or two
+   * at the next waits. */
+  if (first <= last && !(flags & CLOSE_RANGE_CLOEXEC) &&
+      weft__hook_handler_depth == 0)
+    each_open_fd(first, last, forget);
+  weft__hook_view_hold_range(first, last);
+  int r = close_range_real(first, last, flags);
+  weft__hook_view_release_range(first, last);
   return r;
 }
 
+/* closefrom's fallback on a kernel without close_range (before 5.9). */
+static void close_fd(int fd) { close(fd); }
+
 WEFT__HOOK_API void closefrom(int first) {
-  void (*real)(int) = REAL(closefrom);
-  if (real)
-    real(first);
-  else
-    syscall(SYS_close_range, (unsigned)first, ~0u, 0);
-  if (first >= 0)
-    weft__hook_view_drop_range((unsigned)first, ~0u);
+  unsigned from = first < 0 ? 0 : (unsigned)first; /* as glibc does */
+  int saved = errno;
+  if (close_range(from, ~0u, 0) != 0)
+    each_open_fd(from, ~0u, close_fd); /* one close per open fd, as glibc */
+  errno = saved;
 }

@@ -270,15 +270,37 @@ WEFT__HOOK_API int accept(int fd, struct sockaddr *addr, socklen_t *addrlen) {
  * with it; every option at SOL_SOCKET drops what is kept. */
 WEFT__HOOK_API int setsockopt(int fd, int level, int name, const void *value,
                               socklen_t len) {
+  if (level != SOL_SOCKET)
+    return REAL(setsockopt)(fd, level, name, value, len);
+  weft__hook_view_hold(fd);
   int r = REAL(setsockopt)(fd, level, name, value, len);
-  if (level == SOL_SOCKET)
-    weft__hook_view_drop(fd);
+  weft__hook_view_release(fd);
   return r;
 }
 
 /* connect on a blocking socket in a task: started non-blocking, the
  * program's flags put back, then the task parks until the connection is
  * made or refused (SO_SNDTIMEO bounds it, with EINPROGRESS, as in libc). */
+/* The socket is non-blocking for the connect's own sake while held, and
+ * what a hooked call on another thread learns of it meanwhile is not kept
+ * (view.c). Keeps errno. */
+static int set_flags_held(int fd, int fl) {
+  int e = errno;
+  weft__hook_view_hold(fd);
+  int r = REAL(fcntl)(fd, F_SETFL, fl);
+  if (r != 0)
+    weft__hook_view_release(fd);
+  errno = e;
+  return r;
+}
+
+static void restore_flags(int fd, int fl) {
+  int e = errno;
+  REAL(fcntl)(fd, F_SETFL, fl);
+  weft__hook_view_release(fd);
+  errno = e;
+}
+
 static int connect_in_task(int fd, const struct sockaddr *addr, socklen_t len) {
   int saved = errno;
   int fl = REAL(fcntl)(fd, F_GETFL);
@@ -286,13 +308,13 @@ static int connect_in_task(int fd, const struct sockaddr *addr, socklen_t len) {
     errno = saved;
     return REAL(connect)(fd, addr, len);
   }
-  if (REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+  if (set_flags_held(fd, fl | O_NONBLOCK) != 0) {
     errno = saved;
     return REAL(connect)(fd, addr, len);
   }
   int rc = REAL(connect)(fd, addr, len);
   int e = errno;
-  REAL(fcntl)(fd, F_SETFL, fl);
+  restore_flags(fd, fl);
   if (rc == 0)
     return 0;
   weft__hook_timeout timeout = weft__hook_sock_timeout(fd, SO_SNDTIMEO);
@@ -307,11 +329,11 @@ static int connect_in_task(int fd, const struct sockaddr *addr, socklen_t len) {
       int w = weft_sleep(pause);
       if (w < 0)
         return weft__hook_fail(-w);
-      if (REAL(fcntl)(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+      if (set_flags_held(fd, fl | O_NONBLOCK) != 0)
         return -1;
       rc = REAL(connect)(fd, addr, len);
       e = errno;
-      REAL(fcntl)(fd, F_SETFL, fl);
+      restore_flags(fd, fl);
       if (rc == 0)
         return 0;
       if (e != EAGAIN)

@@ -51,6 +51,15 @@ static struct flipped *find(int fd) {
   return &recs[fd];
 }
 
+/* A child of fork has one thread, and the mutex may have been held by
+ * another of the parent's at the fork: the child's close must not wait
+ * for it. The records are the child's too (it shares the files). */
+static void child_after_fork(void) { pthread_mutex_init(&mu, NULL); }
+
+__attribute__((constructor)) static void watch_forks(void) {
+  pthread_atfork(NULL, NULL, child_after_fork);
+}
+
 int weft__hook_flipped_view(int fd, bool *user_nonblocking) {
   if (!atomic_load_explicit(&any, memory_order_acquire))
     return 0;

@@ -32,13 +32,22 @@ void weft__hook_view_of(int fd, unsigned dir, struct weft__hook_view *v);
  * wait before it tries (WEFT_IO_GUESS). */
 bool weft__hook_view_kept_blocking(int fd, unsigned dir);
 
-/* Forgets what is kept of fd: called after every hooked call that closed
- * fd, made it name another file, or changed its O_NONBLOCK or timeouts.
- * Lock-free; safe in a signal handler and after fork. */
+/* Forgets what is kept of fd: a new fd (accept's, dup's), whose number
+ * may have named another file. Lock-free; safe in a signal handler and
+ * after fork. */
 void weft__hook_view_drop(int fd);
 
-/* Forgets what is kept of the fds from `first` to `last`, both included
- * (close_range, closefrom). */
-void weft__hook_view_drop_range(unsigned first, unsigned last);
+/* Brackets a hooked call that may change fd (close it, put another file
+ * under its number, change its O_NONBLOCK or timeouts): hold before the
+ * call, release after. Each forgets what is kept, and between the two
+ * nothing is kept nor used. Lock-free; safe in a signal handler and after
+ * fork. */
+void weft__hook_view_hold(int fd);
+void weft__hook_view_release(int fd);
+
+/* The same for the fds from first to last, both included (close_range,
+ * closefrom). */
+void weft__hook_view_hold_range(unsigned first, unsigned last);
+void weft__hook_view_release_range(unsigned first, unsigned last);
 
 #endif

@@ -10,6 +10,7 @@
 #include <weft/gen.h>
 #include <weft/hub.h>
 #include <weft/io.h>
+#include <weft/ipc.h>
 #include <weft/proc.h>
 #include <weft/shm.h>
 #include <weft/sync.h>

@@ -1,6 +1,6 @@
 /*
  * weft_msgpipe: framed messages over a pipe or a stream socket. See
- * include/weft/proc.h.
+ * include/weft/ipc.h.
  *
  * A message is its length (8 bytes, this machine's order: both ends are on
  * one machine) and then its bytes. Each end has a lock per direction, so
@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <weft/io.h>
-#include <weft/proc.h>
+#include <weft/ipc.h>
 #include <weft/sync.h>
 
 #include "../core/sigpipe.h"

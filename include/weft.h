@@ -7,6 +7,7 @@
 
 #include <weft/cluster.h>
 #include <weft/core.h>
+#include <weft/exec.h>
 #include <weft/gen.h>
 #include <weft/hub.h>
 #include <weft/io.h>

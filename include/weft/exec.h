@@ -1,0 +1,257 @@
+/*
+ * weft/exec.h — futures, and the pools that complete them: Python's
+ * concurrent.futures for C, for plain threads and tasks alike (a task that
+ * waits on a future parks only itself).
+ *
+ *     Python (concurrent.futures)        weft
+ *     f = Future()                       weft_future_new(&f)
+ *     f.set_result(v)                    weft_future_set_result(f, v)
+ *     f.set_exception(e)                 weft_future_set_error(f, -EIO)
+ *     f.result(timeout)                  weft_future_result(f, t, &v, &err)
+ *     f.cancel()                         weft_future_cancel(f)
+ *     f.add_done_callback(cb)            weft_future_add_done_callback(f, cb,
+ * a) wait(fs, timeout, FIRST_COMPLETED) weft_future_wait_any(fs, n, mode, t)
+ *     as_completed(fs, timeout)          weft_future_iter_new / _next
+ *     ThreadPoolExecutor(n)              weft_thread_pool_new(&p, &opts)
+ *     pool.submit(fn, arg)               weft_thread_pool_submit(p, fn, a, t,
+ * &f) pool.map(fn, args)                 weft_thread_pool_map(p, fn, as, n, t,
+ * fs) pool.shutdown(wait, cancel_futures) weft_thread_pool_shutdown(p, flags)
+ *
+ * A future's outcome. A future is pending, then running (a pool took its
+ * call), then done: finished with a value (a pointer, and a size for the
+ * bytes of a process pool) or with an error (a negative errno the work
+ * returned), or cancelled before it ran. A done future never changes again.
+ * Reading an outcome and waiting for one are separate: weft_future_result
+ * returns whether the wait ended with the future done, and the outcome in
+ * its out parameters, so that a work's own -ETIMEDOUT is never taken for
+ * the wait's.
+ *
+ * Done callbacks run exactly once each, as Python's: by whoever completes
+ * the future (the pool's worker, or the caller of _set_result, _set_error
+ * or _cancel), after the future is done and outside its lock, in the
+ * order they were added; or at once, by the caller of
+ * weft_future_add_done_callback, when the future is done already. A
+ * callback may read its future's outcome (weft_future_result returns at
+ * once) and add callbacks; it must not free the future.
+ *
+ * Handles (docs/README.md, "Handles"): weft_future_new and the pools'
+ * submit give the caller a future it lets go with weft_future_free; the
+ * pool keeps its own hold while the call is queued or running, so a
+ * future freed before it is done still runs its call and its callbacks.
+ * A future let go must not be used again.
+ *
+ * Threads: every function may be called from any task or thread, at once
+ * with the others on the same future. Waits park a task (cancellable:
+ * -ECANCELED) and put a thread to sleep. From a signal handler: none.
+ * After fork: futures and pools are the parent's; a child must not use
+ * them.
+ */
+#ifndef WEFT_EXEC_H
+#define WEFT_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <weft/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct weft_future weft_future;
+
+/* A future's states (weft_future_state). */
+#define WEFT_FUTURE_PENDING   0
+#define WEFT_FUTURE_RUNNING   1
+#define WEFT_FUTURE_FINISHED  2 /* with a value or an error */
+#define WEFT_FUTURE_CANCELLED 3
+
+/* A done callback: f is done when it runs. */
+typedef void (*weft_future_cb)(weft_future *f, void *arg);
+
+/*
+ * weft_future_new — a pending future, for a caller that completes it
+ * itself (the promise side: weft_future_set_running, _set_result,
+ * _set_error). Returns 0, -EINVAL (out NULL), -ENOMEM.
+ */
+WEFT_API int weft_future_new(weft_future **out);
+
+/*
+ * weft_future_set_running — mark a pending future running, as a pool
+ * does when it takes the call, after which it cannot be cancelled.
+ * Returns 0; -ECANCELED (it was cancelled: do not run the call; Python's
+ * set_running_or_notify_cancel returning False); -EALREADY (running or
+ * done already); -EINVAL (f NULL). Never blocks.
+ */
+WEFT_API int weft_future_set_running(weft_future *f);
+
+/*
+ * weft_future_set_result, weft_future_set_error — complete f with a value,
+ * or with an error (a negative errno other than 0), from pending or
+ * running, and run its done callbacks (on the caller's stack: see above),
+ * waking every waiter. Returns 0; -EALREADY (f is done already: nothing
+ * changed); -EINVAL (f NULL, error not negative). Blocks only for what the
+ * callbacks do.
+ */
+WEFT_API int weft_future_set_result(weft_future *f, void *value);
+WEFT_API int weft_future_set_error(weft_future *f, int error);
+
+/*
+ * weft_future_cancel — cancel f if it has not started: it is done,
+ * cancelled, its callbacks run and its waiters wake; a pool drops the
+ * call. Returns 0 (cancelled now, or before); -EBUSY (running: it will
+ * finish); -EALREADY (finished: nothing changed); -EINVAL (f NULL).
+ */
+WEFT_API int weft_future_cancel(weft_future *f);
+
+/*
+ * weft_future_result — wait up to timeout ns for f to be done, and give
+ * its outcome. Returns 0 once f is done, with *value its value (NULL
+ * unless it finished with one) and *error 0 (a value), the work's error,
+ * or -ECANCELED (f was cancelled); either pointer may be NULL. Errors of
+ * the wait: -ETIMEDOUT (not done yet; 0 polls), -ECANCELED (the waiting
+ * task was cancelled), -EDEADLK (the caller is running f's own call in a
+ * pool, which could never finish), -EINVAL (f NULL, a bad timeout).
+ */
+WEFT_API int weft_future_result(weft_future *f, int64_t timeout, void **value,
+                                int *error);
+
+/* The bytes of f's value when a process pool completed it (its size), else
+ * 0. */
+WEFT_API size_t weft_future_size(const weft_future *f);
+
+/* f's state (WEFT_FUTURE_*), or -EINVAL for NULL. Never blocks. */
+WEFT_API int weft_future_state(const weft_future *f);
+
+/* Whether f is done (finished or cancelled); false for NULL. */
+WEFT_API bool weft_future_done(const weft_future *f);
+
+/*
+ * weft_future_add_done_callback — run cb(f, arg) once f is done: at once
+ * on the caller's stack if it is, else by whoever completes it (see
+ * above). Returns 0; -EINVAL (f or cb NULL); -ENOMEM (nothing added).
+ */
+WEFT_API int weft_future_add_done_callback(weft_future *f, weft_future_cb cb,
+                                           void *arg);
+
+/* weft_future_free — let go of the caller's hold on f. A pending or
+ * running future goes on (its pool holds it) and is freed once done and
+ * let go by all. NULL is ignored. */
+WEFT_API void weft_future_free(weft_future *f);
+
+/* What weft_future_wait_any waits for. */
+#define WEFT_FIRST_COMPLETED 1 /* any future done */
+#define WEFT_FIRST_ERROR     2 /* any finished with an error, or all done */
+#define WEFT_ALL_COMPLETED   3 /* every future done */
+
+/*
+ * weft_future_wait_any — wait up to timeout ns until the futures fs[0..n)
+ * meet `mode`, as Python's concurrent.futures.wait. Returns how many of
+ * them are done (then the caller looks at each with weft_future_done), or
+ * -ETIMEDOUT (the mode was not met in time; 0 polls), -ECANCELED (the
+ * waiting task was cancelled), -EINVAL (fs NULL with n > 0, a NULL
+ * future, a bad mode or timeout), -ENOMEM. A future may appear twice. n of
+ * 0 returns 0 at once.
+ */
+WEFT_API int weft_future_wait_any(weft_future *const *fs, size_t n, int mode,
+                                  int64_t timeout);
+
+/* An iteration over futures as they complete (as_completed). */
+typedef struct weft_future_iter weft_future_iter;
+
+/* weft_future_iter_new — watch fs[0..n) (the caller keeps its holds on
+ * them while the iteration lasts). Returns 0, -EINVAL, -ENOMEM. */
+WEFT_API int weft_future_iter_new(weft_future_iter **out,
+                                  weft_future *const *fs, size_t n);
+
+/*
+ * weft_future_iter_next — the next future to be done, in the order they
+ * completed (those done already first, in fs's order), waiting up to
+ * timeout ns. Returns 0 with *f; -ENOENT (every future was given);
+ * -ETIMEDOUT; -ECANCELED (a cancelled task); -EINVAL. One caller at a time.
+ */
+WEFT_API int weft_future_iter_next(weft_future_iter *it, int64_t timeout,
+                                   weft_future **f);
+
+/* weft_future_iter_free — end the iteration (NULL is ignored). */
+WEFT_API void weft_future_iter_free(weft_future_iter *it);
+
+/* ---- thread pools -------------------------------------------------------- */
+
+/*
+ * A call for a pool: returns 0 with its value in *value (NULL if left
+ * alone), or a negative errno, the future's error (a positive return is
+ * taken as -EINVAL).
+ */
+typedef int (*weft_work_fn)(void *arg, void **value);
+
+typedef struct weft_thread_pool weft_thread_pool;
+
+typedef struct weft_thread_pool_opts {
+  /* Most worker threads, started as calls come (none before the first);
+   * 0: the CPUs plus 4, at most 32, as Python's. At most 4096. */
+  int workers;
+  /* Calls that may wait for a worker; 0: no bound. A submit to a full
+   * queue waits for room up to its timeout, or fails at once with -EAGAIN
+   * when full_fails is set. */
+  size_t queue_max;
+  bool full_fails;
+  /* Run first in each worker thread (may be NULL). */
+  void (*initializer)(void *arg);
+  void *initializer_arg;
+  /* The workers' names start with it (NULL: "pool"). Copied. */
+  const char *name;
+} weft_thread_pool_opts;
+
+/* weft_thread_pool_new — a pool; opts may be NULL. Returns 0; -EINVAL (out
+ * NULL, workers negative or over 4096); -ENOMEM. Starts no thread. */
+WEFT_API int weft_thread_pool_new(weft_thread_pool **out,
+                                  const weft_thread_pool_opts *opts);
+
+/*
+ * weft_thread_pool_submit — queue fn(arg) and give its future in *out
+ * (the caller's to free). Returns 0; -EAGAIN (the queue is full and
+ * full_fails is set, or timeout 0); -ETIMEDOUT (no room came in time);
+ * -ECANCELED (a cancelled task waiting for room); -ESHUTDOWN (the pool is
+ * shut down); -EAGAIN or -ENOMEM (no worker could be started and none
+ * runs); -EINVAL (p, fn or out NULL, a bad timeout). Nothing is queued on
+ * error. Blocks only while the queue is full.
+ */
+WEFT_API int weft_thread_pool_submit(weft_thread_pool *p, weft_work_fn fn,
+                                     void *arg, int64_t timeout,
+                                     weft_future **out);
+
+/*
+ * weft_thread_pool_map — submit fn(args[i]) for each i in [0, n), in
+ * order, each future in outs[i] (the caller's to free). Returns 0 when all
+ * were submitted, else the first failed submit's error: the futures before
+ * it were submitted and stay in outs, and outs[i] is NULL from it on.
+ */
+WEFT_API int weft_thread_pool_map(weft_thread_pool *p, weft_work_fn fn,
+                                  void *const *args, size_t n, int64_t timeout,
+                                  weft_future **outs);
+
+/* Flags of weft_thread_pool_shutdown. */
+#define WEFT_POOL_WAIT   1 /* wait for the queued and running calls */
+#define WEFT_POOL_CANCEL 2 /* cancel the queued calls first */
+
+/*
+ * weft_thread_pool_shutdown — take no more calls (submit: -ESHUTDOWN);
+ * with WEFT_POOL_CANCEL cancel those still queued; with WEFT_POOL_WAIT
+ * wait until every call left is done and the workers have ended. May be
+ * called again (to wait, say). Returns 0; -EINVAL (p NULL, unknown flags);
+ * -EDEADLK (WEFT_POOL_WAIT from one of the pool's own workers);
+ * -ECANCELED (a cancelled task waiting: the pool stays shut down).
+ */
+WEFT_API int weft_thread_pool_shutdown(weft_thread_pool *p, int flags);
+
+/* weft_thread_pool_free — shut down with WEFT_POOL_WAIT (the queued calls
+ * run), then free the pool. Not from one of its own workers. NULL is
+ * ignored. */
+WEFT_API void weft_thread_pool_free(weft_thread_pool *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEFT_EXEC_H */

@@ -1,0 +1,58 @@
+/*
+ * The exec layer's insides: the future, which the pools complete, and what
+ * they need of it beyond the public API. See include/weft/exec.h.
+ *
+ * A future is guarded by its guard (src/core/guard.h): its state, outcome,
+ * waiters, callbacks and watchers change under it. Its state is also read
+ * without it (atomically, acquire), and once done nothing else changes, so
+ * a reader that sees it done reads the outcome freely after passing the
+ * guard (the completer may still be leaving it).
+ *
+ * Lock order: a future's guard, then whatever its watchers take (an
+ * iteration's guard, a weft_event's). A pool's lock is never taken under
+ * a future's guard, and a future's callbacks run under no lock of weft's.
+ */
+#ifndef WEFT_EXEC_PRIVATE_H
+#define WEFT_EXEC_PRIVATE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <weft/exec.h>
+
+#include "../hub/hub-private.h"
+
+/* Something told, under the future's guard, when the future is done: the
+ * waits on many futures (weft_future_wait_any, the iteration). `fn` must
+ * be quick and take no lock but leaf ones. Linked while `linked`. */
+typedef struct weft__future_watcher {
+  struct weft__future_watcher *prev, *next;
+  void (*fn)(struct weft__future_watcher *w);
+  void *ctx;
+  size_t index; /* the watcher's own use */
+  bool linked;
+} weft__future_watcher;
+
+/* Links w to f, unless f is done: returns false then (w not linked). */
+bool weft__future_watch(weft_future *f, weft__future_watcher *w);
+
+/* Unlinks w from f if it is linked. After this returns, w->fn is not
+ * running and will not run for f. */
+void weft__future_unwatch(weft_future *f, weft__future_watcher *w);
+
+/* Takes one more hold on f (a pool's, while the call is queued or
+ * running); weft_future_free lets each go. */
+void weft__future_hold(weft_future *f);
+
+/* The future whose call the running thread or task is running (a pool
+ * sets it around the call), so that a wait on it from inside its own call
+ * fails with -EDEADLK rather than waiting forever. */
+void weft__future_running_set(const weft_future *f);
+
+/* Completes f with the outcome of a pool's call: a value (size bytes, which
+ * f then owns and frees, when owned is true), or an error. As
+ * weft_future_set_result and _set_error. */
+int weft__future_finish(weft_future *f, void *value, size_t size, bool owned,
+                        int error);
+
+#endif

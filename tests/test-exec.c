@@ -1,0 +1,659 @@
+/*
+ * Futures and thread pools (weft/exec.h): outcomes, cancellation,
+ * callbacks run exactly once, waits on many futures, the pool's
+ * back-pressure and shutdown, waits from tasks of hubs and from threads,
+ * and bad input.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <weft.h>
+
+#include "harness.h"
+
+/* --- futures -------------------------------------------------------------- */
+
+TEST(a_future_is_completed_once) {
+  weft_future *f;
+  CHECK_EQ(weft_future_new(&f), 0);
+  CHECK_EQ(weft_future_state(f), WEFT_FUTURE_PENDING);
+  CHECK(!weft_future_done(f));
+  void *v = IV(7);
+  int err = 7;
+  CHECK_EQ(weft_future_result(f, 0, &v, &err), -ETIMEDOUT);
+  CHECK_EQ(weft_future_result(f, WEFT_MS(5), &v, &err), -ETIMEDOUT);
+  CHECK_EQ(VI(v), 7); /* untouched */
+  CHECK_EQ(weft_future_set_result(f, IV(42)), 0);
+  CHECK(weft_future_done(f));
+  CHECK_EQ(weft_future_state(f), WEFT_FUTURE_FINISHED);
+  CHECK_EQ(weft_future_result(f, WEFT_FOREVER, &v, &err), 0);
+  CHECK_EQ(VI(v), 42);
+  CHECK_EQ(err, 0);
+  CHECK_EQ(weft_future_result(f, 0, NULL, NULL), 0);
+  /* Done: nothing changes it again. */
+  CHECK_EQ(weft_future_set_result(f, IV(1)), -EALREADY);
+  CHECK_EQ(weft_future_set_error(f, -EIO), -EALREADY);
+  CHECK_EQ(weft_future_cancel(f), -EALREADY);
+  CHECK_EQ(weft_future_set_running(f), -EALREADY);
+  CHECK_EQ(weft_future_result(f, 0, &v, &err), 0);
+  CHECK_EQ(VI(v), 42);
+  CHECK_EQ(weft_future_size(f), 0);
+  weft_future_free(f);
+}
+
+TEST(errors_and_cancellation_are_outcomes) {
+  weft_future *f;
+  CHECK_EQ(weft_future_new(&f), 0);
+  CHECK_EQ(weft_future_set_running(f), 0);
+  CHECK_EQ(weft_future_set_running(f), -EALREADY);
+  CHECK_EQ(weft_future_cancel(f), -EBUSY); /* running: it will finish */
+  CHECK_EQ(weft_future_set_error(f, 0), -EINVAL);
+  CHECK_EQ(weft_future_set_error(f, EIO), -EINVAL);
+  CHECK_EQ(weft_future_state(f), WEFT_FUTURE_RUNNING);
+  /* A work's own -ETIMEDOUT is its outcome, not the wait's. */
+  CHECK_EQ(weft_future_set_error(f, -ETIMEDOUT), 0);
+  void *v = IV(1);
+  int err = 0;
+  CHECK_EQ(weft_future_result(f, WEFT_FOREVER, &v, &err), 0);
+  CHECK_EQ(err, -ETIMEDOUT);
+  CHECK(v == NULL);
+  weft_future_free(f);
+
+  CHECK_EQ(weft_future_new(&f), 0);
+  CHECK_EQ(weft_future_cancel(f), 0);
+  CHECK_EQ(weft_future_cancel(f), 0); /* again: still cancelled */
+  CHECK_EQ(weft_future_state(f), WEFT_FUTURE_CANCELLED);
+  CHECK_EQ(weft_future_set_running(f), -ECANCELED);
+  CHECK_EQ(weft_future_set_result(f, IV(1)), -EALREADY);
+  CHECK_EQ(weft_future_result(f, 0, &v, &err), 0);
+  CHECK_EQ(err, -ECANCELED);
+  weft_future_free(f);
+}
+
+TEST(bad_input_is_einval_and_changes_nothing) {
+  weft_future *f;
+  CHECK_EQ(weft_future_new(NULL), -EINVAL);
+  CHECK_EQ(weft_future_set_running(NULL), -EINVAL);
+  CHECK_EQ(weft_future_set_result(NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_future_set_error(NULL, -EIO), -EINVAL);
+  CHECK_EQ(weft_future_cancel(NULL), -EINVAL);
+  CHECK_EQ(weft_future_result(NULL, 0, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_future_state(NULL), -EINVAL);
+  CHECK(!weft_future_done(NULL));
+  CHECK_EQ(weft_future_size(NULL), 0);
+  weft_future_free(NULL);
+  CHECK_EQ(weft_future_new(&f), 0);
+  CHECK_EQ(weft_future_result(f, -2, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_future_add_done_callback(f, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_future_add_done_callback(NULL, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_future_state(f), WEFT_FUTURE_PENDING);
+  weft_future *fs[] = {f, NULL};
+  CHECK_EQ(weft_future_wait_any(fs, 2, WEFT_FIRST_COMPLETED, 0), -EINVAL);
+  CHECK_EQ(weft_future_wait_any(fs, 1, 0, 0), -EINVAL);
+  CHECK_EQ(weft_future_wait_any(fs, 1, 4, 0), -EINVAL);
+  CHECK_EQ(weft_future_wait_any(fs, 1, WEFT_ALL_COMPLETED, -5), -EINVAL);
+  CHECK_EQ(weft_future_wait_any(NULL, 1, WEFT_ALL_COMPLETED, 0), -EINVAL);
+  CHECK_EQ(weft_future_wait_any(NULL, 0, WEFT_ALL_COMPLETED, 0), 0);
+  weft_future_iter *it;
+  CHECK_EQ(weft_future_iter_new(&it, fs, 2), -EINVAL);
+  CHECK_EQ(weft_future_iter_new(NULL, fs, 1), -EINVAL);
+  CHECK_EQ(weft_future_iter_next(NULL, 0, &f), -EINVAL);
+  weft_future_iter_free(NULL);
+  CHECK_EQ(weft_future_state(f), WEFT_FUTURE_PENDING);
+  weft_future_free(f);
+}
+
+/* --- callbacks ------------------------------------------------------------ */
+
+struct calls {
+  atomic_int n;
+  atomic_int order[8];
+  pthread_t by[8];
+};
+
+static void count_call(weft_future *f, void *arg) {
+  struct calls *c = arg;
+  int i = atomic_fetch_add(&c->n, 1);
+  if (i < 8)
+    c->by[i] = pthread_self();
+  /* The future is done, and its outcome at hand. */
+  int err = 1;
+  CHECK(weft_future_done(f));
+  CHECK_EQ(weft_future_result(f, 0, NULL, &err), 0);
+}
+
+struct ordered {
+  struct calls *c;
+  int tag;
+};
+
+static void ordered_call(weft_future *f, void *arg) {
+  struct ordered *o = arg;
+  int i = atomic_fetch_add(&o->c->n, 1);
+  atomic_store(&o->c->order[i], o->tag);
+  (void)f;
+}
+
+static void *complete_later(void *arg) {
+  usleep(20000);
+  CHECK_EQ(weft_future_set_result(arg, IV(5)), 0);
+  return NULL;
+}
+
+TEST(callbacks_run_exactly_once_by_the_completer_or_at_once) {
+  weft_future *f;
+  CHECK_EQ(weft_future_new(&f), 0);
+  struct calls before = {0}, after = {0};
+  CHECK_EQ(weft_future_add_done_callback(f, count_call, &before), 0);
+  CHECK_EQ(atomic_load(&before.n), 0);
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, complete_later, f), 0);
+  CHECK_EQ(weft_future_result(f, WEFT_SEC(10), NULL, NULL), 0);
+  CHECK_EQ(pthread_join(t, NULL), 0);
+  CHECK_EQ(atomic_load(&before.n), 1);
+  CHECK(pthread_equal(before.by[0], t)); /* by the completer */
+  CHECK_EQ(weft_future_add_done_callback(f, count_call, &after), 0);
+  CHECK_EQ(atomic_load(&after.n), 1); /* at once, by the adder */
+  CHECK(pthread_equal(after.by[0], pthread_self()));
+  CHECK_EQ(atomic_load(&before.n), 1);
+  weft_future_free(f);
+
+  /* In the order they were added. */
+  struct calls c = {0};
+  struct ordered o[3] = {{&c, 1}, {&c, 2}, {&c, 3}};
+  CHECK_EQ(weft_future_new(&f), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_future_add_done_callback(f, ordered_call, &o[i]), 0);
+  CHECK_EQ(weft_future_cancel(f), 0);
+  CHECK_EQ(atomic_load(&c.n), 3);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(atomic_load(&c.order[i]), i + 1);
+  weft_future_free(f);
+
+  /* A future let go before it is done by its only holder: its callbacks
+   * never run, and nothing leaks (ASan). */
+  struct calls never = {0};
+  CHECK_EQ(weft_future_new(&f), 0);
+  CHECK_EQ(weft_future_add_done_callback(f, count_call, &never), 0);
+  weft_future_free(f);
+  CHECK_EQ(atomic_load(&never.n), 0);
+}
+
+/* Threads add callbacks while another completes: each runs once. */
+struct race {
+  weft_future *f;
+  atomic_int calls;
+  atomic_int go;
+};
+
+static void race_call(weft_future *f, void *arg) {
+  (void)f;
+  atomic_fetch_add(&((struct race *)arg)->calls, 1);
+}
+
+static void *add_many(void *arg) {
+  struct race *r = arg;
+  while (!atomic_load(&r->go))
+    ;
+  for (int i = 0; i < 1000; i++)
+    CHECK_EQ(weft_future_add_done_callback(r->f, race_call, r), 0);
+  return NULL;
+}
+
+TEST(callbacks_racing_the_completion_run_once_each) {
+  for (int round = 0; round < 20; round++) {
+    struct race r = {0};
+    CHECK_EQ(weft_future_new(&r.f), 0);
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+      CHECK_EQ(pthread_create(&t[i], NULL, add_many, &r), 0);
+    atomic_store(&r.go, 1);
+    usleep(round * 20);
+    CHECK_EQ(weft_future_set_result(r.f, NULL), 0);
+    for (int i = 0; i < 3; i++)
+      CHECK_EQ(pthread_join(t[i], NULL), 0);
+    CHECK_EQ(atomic_load(&r.calls), 3000);
+    weft_future_free(r.f);
+  }
+}
+
+/* --- waiters of every kind ------------------------------------------------ */
+
+struct waiting {
+  weft_future *f;
+  atomic_int woke;
+  struct ticker {
+    atomic_int ticks;
+    atomic_int stop;
+  } tick;
+};
+
+static void *wait_in_task(void *arg) {
+  struct waiting *w = arg;
+  void *v;
+  int err;
+  CHECK_EQ(weft_future_result(w->f, WEFT_MS(1), &v, &err), -ETIMEDOUT);
+  CHECK_EQ(weft_future_result(w->f, WEFT_SEC(10), &v, &err), 0);
+  CHECK_EQ(VI(v), 5);
+  atomic_fetch_add(&w->woke, 1);
+  return NULL;
+}
+
+static void *ticker(void *arg) {
+  struct ticker *t = arg;
+  while (!atomic_load(&t->stop)) {
+    atomic_fetch_add(&t->ticks, 1);
+    weft_sleep(WEFT_MS(1));
+  }
+  return NULL;
+}
+
+/* A hub: two tasks wait on the future while a third ticks. */
+static void *hub_main(void *arg) {
+  struct waiting *w = arg;
+  weft_task *a, *b, *t;
+  CHECK_EQ(weft_task_spawn(&a, wait_in_task, w, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&b, wait_in_task, w, NULL), 0);
+  CHECK_EQ(weft_task_spawn(&t, ticker, &w->tick, NULL), 0);
+  CHECK_EQ(weft_task_join(a, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_join(b, WEFT_FOREVER, NULL), 0);
+  atomic_store(&w->tick.stop, 1);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  weft_task_detach(a);
+  weft_task_detach(b);
+  weft_task_detach(t);
+  return NULL;
+}
+
+static void *hub_thread(void *arg) {
+  CHECK_EQ(weft_run(hub_main, arg, NULL), 0);
+  return NULL;
+}
+
+TEST(tasks_of_two_hubs_and_a_thread_wait_on_one_future) {
+  struct waiting w = {0};
+  CHECK_EQ(weft_future_new(&w.f), 0);
+  pthread_t hubs[2];
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_create(&hubs[i], NULL, hub_thread, &w), 0);
+  usleep(50000);
+  CHECK(atomic_load(&w.tick.ticks) > 5); /* the hubs ran on meanwhile */
+  CHECK_EQ(atomic_load(&w.woke), 0);
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, complete_later, w.f), 0);
+  void *v;
+  CHECK_EQ(weft_future_result(w.f, WEFT_SEC(10), &v, NULL), 0);
+  CHECK_EQ(VI(v), 5);
+  for (int i = 0; i < 2; i++)
+    CHECK_EQ(pthread_join(hubs[i], NULL), 0);
+  CHECK_EQ(pthread_join(t, NULL), 0);
+  CHECK_EQ(atomic_load(&w.woke), 4);
+  weft_future_free(w.f);
+}
+
+static void *cancelled_waiter(void *arg) {
+  return IV(weft_future_result(arg, WEFT_FOREVER, NULL, NULL));
+}
+
+static void *cancel_a_waiter(void *arg) {
+  weft_future *f = arg;
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, cancelled_waiter, f, NULL), 0);
+  weft_sleep(WEFT_MS(5));
+  CHECK_EQ(weft_task_cancel(t), 0);
+  void *got;
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, &got), 0);
+  weft_task_detach(t);
+  CHECK_EQ(VI(got), -ECANCELED);
+  CHECK_EQ(weft_future_state(f), WEFT_FUTURE_PENDING); /* untouched */
+  return NULL;
+}
+
+TEST(a_cancelled_waiter_leaves_the_future_alone) {
+  weft_future *f;
+  CHECK_EQ(weft_future_new(&f), 0);
+  CHECK_EQ(weft_run(cancel_a_waiter, f, NULL), 0);
+  CHECK_EQ(weft_future_set_result(f, NULL), 0);
+  weft_future_free(f);
+}
+
+/* --- waits on many -------------------------------------------------------- */
+
+struct later {
+  weft_future *f;
+  int ms;
+  int error;
+};
+
+static void *finish_later(void *arg) {
+  struct later *l = arg;
+  usleep((useconds_t)l->ms * 1000);
+  if (l->error)
+    CHECK_EQ(weft_future_set_error(l->f, l->error), 0);
+  else
+    CHECK_EQ(weft_future_set_result(l->f, IV(l->ms)), 0);
+  return NULL;
+}
+
+TEST(wait_any_in_each_mode) {
+  weft_future *fs[3];
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_future_new(&fs[i]), 0);
+  CHECK_EQ(weft_future_wait_any(fs, 3, WEFT_FIRST_COMPLETED, 0), -ETIMEDOUT);
+  CHECK_EQ(weft_future_wait_any(fs, 3, WEFT_FIRST_COMPLETED, WEFT_MS(5)),
+           -ETIMEDOUT);
+  struct later l[3] = {{fs[0], 20, 0}, {fs[1], 40, -EIO}, {fs[2], 300, 0}};
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(pthread_create(&t[i], NULL, finish_later, &l[i]), 0);
+  CHECK_EQ(weft_future_wait_any(fs, 3, WEFT_FIRST_COMPLETED, WEFT_SEC(10)), 1);
+  CHECK(weft_future_done(fs[0]));
+  CHECK_EQ(weft_future_wait_any(fs, 3, WEFT_FIRST_ERROR, WEFT_SEC(10)), 2);
+  CHECK(weft_future_done(fs[1]));
+  CHECK(!weft_future_done(fs[2]));
+  CHECK_EQ(weft_future_wait_any(fs, 3, WEFT_ALL_COMPLETED, WEFT_MS(10)),
+           -ETIMEDOUT);
+  CHECK_EQ(weft_future_wait_any(fs, 3, WEFT_ALL_COMPLETED, WEFT_SEC(10)), 3);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(pthread_join(t[i], NULL), 0);
+  /* FIRST_ERROR with none failing waits for all; a future twice. */
+  weft_future *twice[] = {fs[0], fs[0], fs[2]};
+  CHECK_EQ(weft_future_wait_any(twice, 3, WEFT_FIRST_ERROR, 0), 3);
+  for (int i = 0; i < 3; i++)
+    weft_future_free(fs[i]);
+}
+
+TEST(futures_come_as_they_complete) {
+  weft_future *fs[4];
+  for (int i = 0; i < 4; i++)
+    CHECK_EQ(weft_future_new(&fs[i]), 0);
+  CHECK_EQ(weft_future_set_result(fs[3], NULL), 0); /* done first */
+  weft_future_iter *it;
+  CHECK_EQ(weft_future_iter_new(&it, fs, 4), 0);
+  struct later l[3] = {{fs[2], 10, 0}, {fs[0], 60, 0}, {fs[1], 120, -EIO}};
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(pthread_create(&t[i], NULL, finish_later, &l[i]), 0);
+  weft_future *got;
+  CHECK_EQ(weft_future_iter_next(it, 0, &got), 0);
+  CHECK(got == fs[3]);
+  CHECK_EQ(weft_future_iter_next(it, 0, &got), -ETIMEDOUT);
+  weft_future *want[] = {fs[2], fs[0], fs[1]};
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ(weft_future_iter_next(it, WEFT_SEC(10), &got), 0);
+    CHECK(got == want[i]);
+  }
+  CHECK_EQ(weft_future_iter_next(it, WEFT_SEC(10), &got), -ENOENT);
+  weft_future_iter_free(it);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(pthread_join(t[i], NULL), 0);
+  /* An iteration let go before its futures are done. */
+  weft_future *f;
+  CHECK_EQ(weft_future_new(&f), 0);
+  CHECK_EQ(weft_future_iter_new(&it, &f, 1), 0);
+  weft_future_iter_free(it);
+  CHECK_EQ(weft_future_set_result(f, NULL), 0);
+  weft_future_free(f);
+  for (int i = 0; i < 4; i++)
+    weft_future_free(fs[i]);
+}
+
+/* --- thread pools --------------------------------------------------------- */
+
+static int add_one(void *arg, void **value) {
+  *value = IV(VI(arg) + 1);
+  return 0;
+}
+
+static int fail_with(void *arg, void **value) {
+  (void)value;
+  return (int)VI(arg);
+}
+
+static int wait_for_event(void *arg, void **value) {
+  (void)value;
+  return weft_event_wait(arg, WEFT_SEC(30));
+}
+
+static atomic_int inits;
+static void count_init(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&inits, 1);
+}
+
+TEST(a_thread_pool_runs_calls_and_propagates_errors) {
+  weft_thread_pool *p;
+  atomic_store(&inits, 0);
+  CHECK_EQ(weft_thread_pool_new(
+               &p, &(weft_thread_pool_opts){.workers = 3,
+                                            .initializer = count_init}),
+           0);
+  enum { N = 200 };
+  weft_future *fs[N];
+  void *args[N];
+  for (int i = 0; i < N; i++)
+    args[i] = IV(i);
+  CHECK_EQ(weft_thread_pool_map(p, add_one, args, N, WEFT_FOREVER, fs), 0);
+  for (int i = 0; i < N; i++) {
+    void *v;
+    int err;
+    CHECK_EQ(weft_future_result(fs[i], WEFT_SEC(10), &v, &err), 0);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(VI(v), i + 1);
+    weft_future_free(fs[i]);
+  }
+  weft_future *f;
+  CHECK_EQ(weft_thread_pool_submit(p, fail_with, IV(-EIO), WEFT_FOREVER, &f),
+           0);
+  int err;
+  CHECK_EQ(weft_future_result(f, WEFT_SEC(10), NULL, &err), 0);
+  CHECK_EQ(err, -EIO);
+  weft_future_free(f);
+  CHECK_EQ(weft_thread_pool_submit(p, fail_with, IV(3), WEFT_FOREVER, &f), 0);
+  CHECK_EQ(weft_future_result(f, WEFT_SEC(10), NULL, &err), 0);
+  CHECK_EQ(err, -EINVAL); /* a positive return */
+  weft_future_free(f);
+  CHECK_EQ(weft_thread_pool_shutdown(p, WEFT_POOL_WAIT), 0);
+  CHECK(atomic_load(&inits) >= 1 && atomic_load(&inits) <= 3);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, NULL, 0, &f), -ESHUTDOWN);
+  weft_thread_pool_free(p);
+}
+
+TEST(a_call_is_cancelled_before_it_starts_not_after) {
+  weft_thread_pool *p;
+  CHECK_EQ(weft_thread_pool_new(&p, &(weft_thread_pool_opts){.workers = 1}), 0);
+  weft_event go = WEFT_EVENT_INIT;
+  weft_future *busy, *queued;
+  CHECK_EQ(weft_thread_pool_submit(p, wait_for_event, &go, WEFT_FOREVER, &busy),
+           0);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, IV(1), WEFT_FOREVER, &queued),
+           0);
+  while (weft_future_state(busy) != WEFT_FUTURE_RUNNING)
+    usleep(100);
+  CHECK_EQ(weft_future_cancel(busy), -EBUSY);
+  CHECK_EQ(weft_future_cancel(queued), 0);
+  CHECK_EQ(weft_event_set(&go), 0);
+  int err;
+  CHECK_EQ(weft_future_result(busy, WEFT_SEC(10), NULL, &err), 0);
+  CHECK_EQ(err, 0);
+  CHECK_EQ(weft_future_result(queued, 0, NULL, &err), 0);
+  CHECK_EQ(err, -ECANCELED);
+  weft_future_free(busy);
+  weft_future_free(queued);
+  weft_thread_pool_free(p);
+}
+
+static void *set_later(void *arg) {
+  usleep(10000);
+  CHECK_EQ(weft_event_set(arg), 0);
+  return NULL;
+}
+
+TEST(a_full_queue_pushes_back) {
+  weft_thread_pool *p;
+  CHECK_EQ(weft_thread_pool_new(
+               &p, &(weft_thread_pool_opts){.workers = 1, .queue_max = 1}),
+           0);
+  weft_event go = WEFT_EVENT_INIT;
+  weft_future *busy, *queued, *f;
+  CHECK_EQ(weft_thread_pool_submit(p, wait_for_event, &go, WEFT_FOREVER, &busy),
+           0);
+  while (weft_future_state(busy) != WEFT_FUTURE_RUNNING)
+    usleep(100);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, IV(1), WEFT_FOREVER, &queued),
+           0);
+  /* Full: no room within the timeout, or at once. */
+  int64_t t0 = harness_now_ns();
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, IV(2), WEFT_MS(30), &f),
+           -ETIMEDOUT);
+  CHECK(harness_now_ns() - t0 >= WEFT_MS(25));
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, IV(2), 0, &f), -EAGAIN);
+  /* Room comes once the worker takes the queued call. */
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, set_later, &go), 0);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, IV(2), WEFT_SEC(10), &f), 0);
+  CHECK_EQ(pthread_join(t, NULL), 0);
+  void *v;
+  CHECK_EQ(weft_future_result(f, WEFT_SEC(10), &v, NULL), 0);
+  CHECK_EQ(VI(v), 3);
+  weft_future_free(busy);
+  weft_future_free(queued);
+  weft_future_free(f);
+  weft_thread_pool_free(p);
+
+  /* full_fails: -EAGAIN at once. */
+  CHECK_EQ(
+      weft_thread_pool_new(&p, &(weft_thread_pool_opts){.workers = 1,
+                                                        .queue_max = 1,
+                                                        .full_fails = true}),
+      0);
+  weft_event_clear(&go);
+  CHECK_EQ(weft_thread_pool_submit(p, wait_for_event, &go, WEFT_FOREVER, &busy),
+           0);
+  while (weft_future_state(busy) != WEFT_FUTURE_RUNNING)
+    usleep(100);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, IV(1), WEFT_FOREVER, &queued),
+           0);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, IV(1), WEFT_FOREVER, &f),
+           -EAGAIN);
+  /* A shutdown that cancels what waits, then waits for what runs. */
+  weft_event_set(&go);
+  CHECK_EQ(weft_thread_pool_shutdown(p, WEFT_POOL_CANCEL | WEFT_POOL_WAIT), 0);
+  CHECK(weft_future_done(busy));
+  CHECK(weft_future_done(queued)); /* cancelled, or run first */
+  weft_future_free(busy);
+  weft_future_free(queued);
+  weft_thread_pool_free(p);
+}
+
+static int wait_on_self(void *arg, void **value) {
+  weft_future **self = arg;
+  (void)value;
+  while (!*(weft_future *volatile *)self)
+    usleep(100);
+  return weft_future_result(*self, WEFT_SEC(10), NULL, NULL);
+}
+
+static weft_thread_pool *deadlock_pool;
+static int shut_own_pool(void *arg, void **value) {
+  (void)arg;
+  (void)value;
+  return weft_thread_pool_shutdown(deadlock_pool, WEFT_POOL_WAIT);
+}
+
+TEST(waits_that_could_never_end_are_edeadlk) {
+  weft_thread_pool *p;
+  CHECK_EQ(weft_thread_pool_new(&p, NULL), 0);
+  weft_future *volatile self = NULL;
+  weft_future *f;
+  CHECK_EQ(
+      weft_thread_pool_submit(p, wait_on_self, (void *)&self, WEFT_FOREVER, &f),
+      0);
+  self = f;
+  int err;
+  CHECK_EQ(weft_future_result(f, WEFT_SEC(10), NULL, &err), 0);
+  CHECK_EQ(err, -EDEADLK);
+  weft_future_free(f);
+  deadlock_pool = p;
+  CHECK_EQ(weft_thread_pool_submit(p, shut_own_pool, NULL, WEFT_FOREVER, &f),
+           0);
+  CHECK_EQ(weft_future_result(f, WEFT_SEC(10), NULL, &err), 0);
+  CHECK_EQ(err, -EDEADLK);
+  weft_future_free(f);
+  weft_thread_pool_free(p);
+}
+
+TEST(thread_pool_bad_input) {
+  weft_thread_pool *p;
+  weft_future *f;
+  CHECK_EQ(weft_thread_pool_new(NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_thread_pool_new(&p, &(weft_thread_pool_opts){.workers = -1}),
+           -EINVAL);
+  CHECK_EQ(weft_thread_pool_new(&p, &(weft_thread_pool_opts){.workers = 5000}),
+           -EINVAL);
+  CHECK_EQ(weft_thread_pool_new(&p, NULL), 0);
+  CHECK_EQ(weft_thread_pool_submit(p, NULL, NULL, 0, &f), -EINVAL);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, NULL, 0, NULL), -EINVAL);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, NULL, -3, &f), -EINVAL);
+  CHECK_EQ(weft_thread_pool_submit(NULL, add_one, NULL, 0, &f), -EINVAL);
+  CHECK_EQ(weft_thread_pool_map(p, add_one, NULL, 1, 0, &f), -EINVAL);
+  CHECK_EQ(weft_thread_pool_shutdown(NULL, 0), -EINVAL);
+  CHECK_EQ(weft_thread_pool_shutdown(p, 4), -EINVAL);
+  CHECK_EQ(weft_thread_pool_submit(p, add_one, IV(1), 0, &f), 0); /* works */
+  CHECK_EQ(weft_future_result(f, WEFT_SEC(10), NULL, NULL), 0);
+  weft_future_free(f);
+  weft_thread_pool_free(p);
+  weft_thread_pool_free(NULL);
+}
+
+/* Tasks of a hub wait on pool futures while another task keeps running. */
+struct pool_tasks {
+  weft_thread_pool *p;
+  struct ticker tick;
+};
+
+static int sleep_then(void *arg, void **value) {
+  usleep(20000);
+  *value = arg;
+  return 0;
+}
+
+static void *submit_and_wait(void *arg) {
+  struct pool_tasks *pt = arg;
+  weft_future *f;
+  CHECK_EQ(weft_thread_pool_submit(pt->p, sleep_then, IV(9), WEFT_FOREVER, &f),
+           0);
+  void *v;
+  CHECK_EQ(weft_future_result(f, WEFT_SEC(10), &v, NULL), 0);
+  CHECK_EQ(VI(v), 9);
+  weft_future_free(f);
+  return NULL;
+}
+
+static void *pool_hub_main(void *arg) {
+  struct pool_tasks *pt = arg;
+  weft_task *t[8], *tk;
+  CHECK_EQ(weft_task_spawn(&tk, ticker, &pt->tick, NULL), 0);
+  for (int i = 0; i < 8; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], submit_and_wait, pt, NULL), 0);
+  for (int i = 0; i < 8; i++) {
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+    weft_task_detach(t[i]);
+  }
+  CHECK(atomic_load(&pt->tick.ticks) >= 5);
+  atomic_store(&pt->tick.stop, 1);
+  CHECK_EQ(weft_task_join(tk, WEFT_FOREVER, NULL), 0);
+  weft_task_detach(tk);
+  return NULL;
+}
+
+TEST(tasks_wait_on_pool_futures_while_others_run) {
+  struct pool_tasks pt = {0};
+  CHECK_EQ(weft_thread_pool_new(&pt.p, &(weft_thread_pool_opts){.workers = 8}),
+           0);
+  CHECK_EQ(weft_run(pool_hub_main, &pt, NULL), 0);
+  weft_thread_pool_free(pt.p);
+}

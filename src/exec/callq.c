@@ -1,0 +1,113 @@
+/*
+ * A pool's queue of calls. See callq.h.
+ */
+#include "callq.h"
+
+#include <errno.h>
+#include <weft/hub.h>
+
+#include "../hub/timer.h"
+#include "exec-private.h"
+
+void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
+                      int (*grow)(void *ctx), void *ctx) {
+  *q = (weft__callq){
+      .max = max, .full_fails = full_fails, .grow = grow, .ctx = ctx};
+  weft_rlock_init(&q->lock, "pool");
+  weft_cond_init(&q->work, &q->lock);
+  weft_cond_init(&q->room, &q->lock);
+  weft_cond_init(&q->ended, &q->lock);
+  q->tail = &q->head;
+}
+
+int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout) {
+  int rc = weft_rlock_acquire(&q->lock, WEFT_FOREVER);
+  if (rc < 0)
+    return rc; /* a cancelled task */
+  int64_t deadline = timeout > 0 ? weft__deadline_after(timeout) : 0;
+  while (!q->shut && q->max && q->queued >= q->max) {
+    if (q->full_fails || timeout == 0) {
+      rc = -EAGAIN;
+      break;
+    }
+    int64_t left = timeout < 0 ? WEFT_FOREVER : deadline - weft_now();
+    rc = left == WEFT_FOREVER || left > 0 ? weft_cond_wait(&q->room, left)
+                                          : -ETIMEDOUT;
+    if (rc < 0)
+      break; /* the lock is held again, whatever ended the wait */
+  }
+  if (rc == 0 && q->shut)
+    rc = -ESHUTDOWN;
+  if (rc == 0 && q->grow)
+    rc = q->grow(q->ctx);
+  if (rc == 0) {
+    weft__future_hold(c->future); /* the pool's, until the call is done */
+    c->next = NULL;
+    *q->tail = c;
+    q->tail = &c->next;
+    q->queued++;
+    weft_cond_notify(&q->work, 1);
+  }
+  weft_rlock_release(&q->lock);
+  return rc;
+}
+
+weft__call *weft__callq_take(weft__callq *q) {
+  weft_rlock_acquire(&q->lock, WEFT_FOREVER); /* workers are threads */
+  while (!q->head && !q->shut) {
+    q->idle++;
+    weft_cond_wait(&q->work, WEFT_FOREVER);
+    q->idle--;
+  }
+  weft__call *c = q->head;
+  if (c) {
+    q->head = c->next;
+    if (!q->head)
+      q->tail = &q->head;
+    q->queued--;
+    if (q->max)
+      weft_cond_notify(&q->room, 1);
+  }
+  weft_rlock_release(&q->lock);
+  return c;
+}
+
+void weft__callq_worker_ended(weft__callq *q) {
+  weft_rlock_acquire(&q->lock, WEFT_FOREVER);
+  q->alive--;
+  weft_cond_notify_all(&q->ended);
+  weft_rlock_release(&q->lock);
+}
+
+int weft__callq_shutdown(weft__callq *q, int flags,
+                         void (*free_call)(weft__call *c)) {
+  int rc = weft_rlock_acquire(&q->lock, WEFT_FOREVER);
+  if (rc < 0)
+    return rc; /* a cancelled task: nothing changed */
+  q->shut = true;
+  weft__call *cancelled = NULL;
+  if (flags & WEFT_POOL_CANCEL) {
+    cancelled = q->head;
+    q->head = NULL;
+    q->tail = &q->head;
+    q->queued = 0;
+  }
+  weft_cond_notify_all(&q->work);
+  weft_cond_notify_all(&q->room);
+  weft_rlock_release(&q->lock);
+  /* Their callbacks run here, under no lock of the pool's. */
+  for (weft__call *c = cancelled, *next; c; c = next) {
+    next = c->next;
+    weft_future_cancel(c->future);
+    free_call(c);
+  }
+  if (!(flags & WEFT_POOL_WAIT))
+    return 0;
+  rc = weft_rlock_acquire(&q->lock, WEFT_FOREVER);
+  if (rc < 0)
+    return rc;
+  while (rc == 0 && q->alive > 0)
+    rc = weft_cond_wait(&q->ended, WEFT_FOREVER);
+  weft_rlock_release(&q->lock);
+  return rc;
+}

@@ -1,0 +1,70 @@
+/*
+ * The queue of calls a pool's workers take from, the same for the thread
+ * pool and the process pool: back-pressure for submitters, idle workers
+ * woken as calls come, and a shutdown that cancels what waits and waits
+ * for the workers to end.
+ *
+ * One re-entrant lock and three conditions: work (a call is queued, or the
+ * queue shuts down: idle workers wait on it), room (a call left a full
+ * queue: submitters wait on it) and ended (a worker ended: a shutdown that
+ * waits waits on it). Workers are counted by the pool (started, alive,
+ * idle), under the lock; the pool starts them from `grow`, which the queue
+ * calls under the lock for each call it takes in.
+ */
+#ifndef WEFT_EXEC_CALLQ_H
+#define WEFT_EXEC_CALLQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <weft/exec.h>
+#include <weft/sync.h>
+
+typedef struct weft__call {
+  struct weft__call *next;
+  void *fn;   /* the pool's kind of function */
+  void *arg;  /* its argument (the process pool: the bytes, owned) */
+  size_t len; /* the bytes of arg (the process pool) */
+  weft_future *future;
+} weft__call;
+
+typedef struct weft__callq {
+  weft_rlock lock;
+  weft_cond work, room, ended;
+  weft__call *head, **tail;
+  size_t queued, max; /* max 0: no bound */
+  bool full_fails, shut;
+  int idle, alive; /* the pool's workers, counted under the lock */
+  /* Called under the lock as a call is taken in: starts a worker if the
+   * pool wants one. Returns 0, or the error that refuses the call (no
+   * worker runs, and none could start). */
+  int (*grow)(void *ctx);
+  void *ctx;
+} weft__callq;
+
+/* Makes q empty, with room for max calls (0: no bound). */
+void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
+                      int (*grow)(void *ctx), void *ctx);
+
+/* Queues c (its future made, not yet held by the pool), waiting up to
+ * timeout for room as weft_thread_pool_submit says; takes the pool's hold
+ * on the future when it queues. Returns 0 or the submit's error (nothing
+ * queued). */
+int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout);
+
+/* For a worker: the next call, waiting while there is none; NULL once the
+ * queue is shut down and empty. Counts the worker idle while it waits. */
+weft__call *weft__callq_take(weft__callq *q);
+
+/* For a worker that ends (after take gave NULL, or on its own): counts it
+ * out and wakes a shutdown that waits. */
+void weft__callq_worker_ended(weft__callq *q);
+
+/* Shuts q down as weft_thread_pool_shutdown says, the queued calls'
+ * futures cancelled with WEFT_POOL_CANCEL (and freed with free_call);
+ * with WEFT_POOL_WAIT waits until no worker is alive. Returns 0 or
+ * -ECANCELED (a cancelled task: nothing changed when it could not take
+ * the lock; shut down, not waited for, when it waited). */
+int weft__callq_shutdown(weft__callq *q, int flags,
+                         void (*free_call)(weft__call *c));
+
+#endif

@@ -250,6 +250,81 @@ WEFT_API int weft_thread_pool_shutdown(weft_thread_pool *p, int flags);
  * ignored. */
 WEFT_API void weft_thread_pool_free(weft_thread_pool *p);
 
+/* ---- process pools ------------------------------------------------------ */
+
+/*
+ * A call for a process pool, run in a worker process: a fork of the pool's
+ * process, so fn and whatever it reaches are valid there as they were at
+ * the worker's start (nothing the parent changes later reaches it). It
+ * takes arg's len bytes (a copy, aligned to 8), and gives its result's
+ * bytes in *result (memory of malloc's, which the pool frees; NULL for
+ * none) and *result_len. Returns 0, or a negative errno: the future's
+ * error (a positive return is taken as -EINVAL).
+ */
+typedef int (*weft_proc_work_fn)(const void *arg, size_t len, void **result,
+                                 size_t *result_len);
+
+typedef struct weft_proc_pool weft_proc_pool;
+
+typedef struct weft_proc_pool_opts {
+  /* Most worker processes, started as calls come; 0: one per CPU. At most
+   * 1024. */
+  int workers;
+  /* Calls a worker runs before it is replaced by a new one; 0: no end. */
+  int max_calls;
+  /* As weft_thread_pool_opts's. */
+  size_t queue_max;
+  bool full_fails;
+  /* Run first in each worker process (may be NULL). */
+  void (*initializer)(void *arg);
+  void *initializer_arg;
+  /* The workers' names start with it (NULL: "procpool"). Copied. */
+  const char *name;
+} weft_proc_pool_opts;
+
+/* weft_proc_pool_new — a pool of worker processes; opts may be NULL.
+ * Returns 0; -EINVAL (out NULL, workers negative or over 1024, max_calls
+ * negative); -ENOMEM. Starts no process. */
+WEFT_API int weft_proc_pool_new(weft_proc_pool **out,
+                                const weft_proc_pool_opts *opts);
+
+/*
+ * weft_proc_pool_submit — queue fn(arg's len bytes, copied now) for a
+ * worker process, its future in *out (the caller's to free). A finished
+ * future's value is the result's bytes, weft_future_size of them, kept
+ * with the future. A worker that dies while it runs the call (a signal,
+ * exit, abort) fails that call alone with -EOWNERDEAD
+ * (weft_future_worker_exit says how it died) and is replaced; the pool
+ * goes on. Errors as weft_thread_pool_submit's, and -EMSGSIZE (len over 1
+ * GiB), -EPERM (called in another process than the pool's). Blocks only
+ * while the queue is full.
+ */
+WEFT_API int weft_proc_pool_submit(weft_proc_pool *p, weft_proc_work_fn fn,
+                                   const void *arg, size_t len, int64_t timeout,
+                                   weft_future **out);
+
+/*
+ * weft_future_worker_exit — how the worker process that ran f's call died,
+ * when f failed with -EOWNERDEAD: *code as weft_proc_join gives it (the
+ * exit status, or the negated signal). Returns 0; -ENOENT (f did not fail
+ * that way, or is not done); -EINVAL (f NULL).
+ */
+WEFT_API int weft_future_worker_exit(const weft_future *f, int *code);
+
+/*
+ * weft_proc_pool_shutdown — as weft_thread_pool_shutdown; with
+ * WEFT_POOL_WAIT the worker processes have also exited and been reaped
+ * (none is left a zombie). -EDEADLK: WEFT_POOL_WAIT from a future's done
+ * callback that the pool runs. -EPERM (as from submit): called in another
+ * process than the pool's, such as a worker.
+ */
+WEFT_API int weft_proc_pool_shutdown(weft_proc_pool *p, int flags);
+
+/* weft_proc_pool_free — shut down with WEFT_POOL_WAIT, then free the pool.
+ * NULL, a call from another process or from a callback the pool runs are
+ * ignored. */
+WEFT_API void weft_proc_pool_free(weft_proc_pool *p);
+
 #ifdef __cplusplus
 }
 #endif

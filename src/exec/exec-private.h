@@ -49,10 +49,17 @@ void weft__future_hold(weft_future *f);
  * fails with -EDEADLK rather than waiting forever. */
 void weft__future_running_set(const weft_future *f);
 
-/* Completes f with the outcome of a pool's call: a value (size bytes, which
- * f then owns and frees, when owned is true), or an error. As
- * weft_future_set_result and _set_error. */
-int weft__future_finish(weft_future *f, void *value, size_t size, bool owned,
+/* Completes f with the outcome of a pool's call: a value of size bytes
+ * (0 for a pointer of a thread pool's), with `owned` the buffer f frees
+ * when it goes (or NULL); or an error, and then owned is freed at once.
+ * As weft_future_set_result and _set_error (-EALREADY: done already, and
+ * owned freed). */
+int weft__future_finish(weft_future *f, void *value, size_t size, void *owned,
                         int error);
+
+/* Completes f with -EOWNERDEAD: the process pool's worker that ran its
+ * call died, with exit_code as weft_proc_join gives it (weft_future_
+ * worker_exit). */
+int weft__future_died(weft_future *f, int exit_code);
 
 #endif

@@ -38,7 +38,9 @@ struct weft_future {
   int error;
   void *value;
   size_t size;
-  bool owns_value;
+  void *owned; /* what to free with the future: value's buffer, or NULL */
+  bool died;   /* a process pool's worker died running the call */
+  int exit_code;
   struct weft__waitq waiters;
   struct callback *callbacks, **callbacks_tail;
   weft__future_watcher *watchers;
@@ -81,8 +83,7 @@ void weft_future_free(weft_future *f) {
     next = c->next;
     free(c);
   }
-  if (f->owns_value)
-    free(f->value);
+  free(f->owned);
   free(f);
 }
 
@@ -104,7 +105,7 @@ int weft_future_set_running(weft_future *f) {
  * the state that stopped it (-1 when f was running and state is a
  * cancellation). */
 static int complete(weft_future *f, int state, void *value, size_t size,
-                    bool owned, int error) {
+                    void *owned, int error, bool died, int exit_code) {
   weft__guard_lock(&f->guard);
   int s = atomic_load_explicit(&f->state, memory_order_relaxed);
   if (is_done(s) ||
@@ -114,7 +115,9 @@ static int complete(weft_future *f, int state, void *value, size_t size,
   }
   f->value = value;
   f->size = size;
-  f->owns_value = owned;
+  f->owned = owned;
+  f->died = died;
+  f->exit_code = exit_code;
   f->error = state == WEFT_FUTURE_CANCELLED ? -ECANCELED : error;
   atomic_store_explicit(&f->state, state, memory_order_release);
   weft__waiter *w;
@@ -137,36 +140,52 @@ static int complete(weft_future *f, int state, void *value, size_t size,
   return 0;
 }
 
-int weft__future_finish(weft_future *f, void *value, size_t size, bool owned,
+int weft__future_finish(weft_future *f, void *value, size_t size, void *owned,
                         int error) {
-  if (error && owned) {
-    free(value);
-    owned = false;
+  if (error) {
+    free(owned);
+    value = owned = NULL;
+    size = 0;
   }
-  if (error)
-    value = NULL, size = 0;
-  int rc = complete(f, WEFT_FUTURE_FINISHED, value, size, owned, error);
-  if (rc != 0 && owned)
-    free(value); /* done already: the value has nowhere to go */
+  int rc =
+      complete(f, WEFT_FUTURE_FINISHED, value, size, owned, error, false, 0);
+  if (rc != 0)
+    free(owned); /* done already: the value has nowhere to go */
   return rc == 0 ? 0 : -EALREADY;
+}
+
+int weft__future_died(weft_future *f, int exit_code) {
+  int rc = complete(f, WEFT_FUTURE_FINISHED, NULL, 0, NULL, -EOWNERDEAD, true,
+                    exit_code);
+  return rc == 0 ? 0 : -EALREADY;
+}
+
+int weft_future_worker_exit(const weft_future *f, int *code) {
+  if (!f)
+    return -EINVAL;
+  if (!is_done(state_of(f)) || !f->died)
+    return -ENOENT;
+  if (code)
+    *code = f->exit_code;
+  return 0;
 }
 
 int weft_future_set_result(weft_future *f, void *value) {
   if (!f)
     return -EINVAL;
-  return weft__future_finish(f, value, 0, false, 0);
+  return weft__future_finish(f, value, 0, NULL, 0);
 }
 
 int weft_future_set_error(weft_future *f, int error) {
   if (!f || error >= 0)
     return -EINVAL;
-  return weft__future_finish(f, NULL, 0, false, error);
+  return weft__future_finish(f, NULL, 0, NULL, error);
 }
 
 int weft_future_cancel(weft_future *f) {
   if (!f)
     return -EINVAL;
-  int rc = complete(f, WEFT_FUTURE_CANCELLED, NULL, 0, false, 0);
+  int rc = complete(f, WEFT_FUTURE_CANCELLED, NULL, 0, NULL, 0, false, 0);
   if (rc == 0 || rc == WEFT_FUTURE_CANCELLED)
     return 0;
   return rc == -1 ? -EBUSY : -EALREADY;

@@ -80,7 +80,7 @@ static void run_call(weft__call *c) {
     weft__future_running_set(c->future);
     int rc = fn(c->arg, &value);
     weft__future_running_set(NULL);
-    weft__future_finish(c->future, value, 0, false, rc > 0 ? -EINVAL : rc);
+    weft__future_finish(c->future, value, 0, NULL, rc > 0 ? -EINVAL : rc);
   }
   free_call(c);
 }

@@ -20,8 +20,6 @@
 #include <stddef.h>
 #include <weft/exec.h>
 
-#include "../hub/hub-private.h"
-
 /* Something told, under the future's guard, when the future is done: the
  * waits on many futures (weft_future_wait_any, the iteration). `fn` must
  * be quick and take no lock but leaf ones. Linked while `linked`. */

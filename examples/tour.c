@@ -329,6 +329,7 @@ int main(void) {
   tour_locks();
   tour_processes();
   tour_shared_memory();
+  tour_exec();
   tour_cluster();
   tour_hooks();
   printf("\n(next: futures and pools)\n");

@@ -12,5 +12,6 @@ void tour_processes(void);
 void tour_shared_memory(void);
 void tour_cluster(void);
 void tour_hooks(void);
+void tour_exec(void);
 
 #endif

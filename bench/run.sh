@@ -196,6 +196,26 @@ python_peer python_notes.py \
   BenchmarkCPUBound/workers={1,2}/python-{serial,threads,procs} \
   BenchmarkIOBound/waiters={1,2,100}/python-{serial,procs,threads,asyncio}
 
+# Futures and pools (bench/exec.c says what each row measures): a no-op
+# submitted to a thread pool and its result awaited, one call at a time
+# (RoundTrip) and a million calls submitted, then awaited (Throughput;
+# Python's rounds are 100,000 calls), ns per call: weft_thread_pool,
+# Python's ThreadPoolExecutor and a Go worker pool (goroutines fed by a
+# channel, GOMAXPROCS every CPU); the same on a process pool with 64-byte
+# arguments and results (weft_proc_pool, ProcessPoolExecutor with fork; no
+# Go row); and 1,000 CPU-bound jobs (a hash over 1 MiB; Python: 20 jobs) or
+# I/O-bound ones (a timerfd read 1 ms after it is armed) run on each
+# runner, ns per job and the CPUs kept busy. Not pinned: the pools' workers
+# are meant to run on every CPU, and a wake-up across CPUs (through the
+# hypervisor in a VM) is part of what a round trip costs.
+weft_bench bench-exec BenchmarkThreadPool{RoundTrip,Throughput}/weft \
+  BenchmarkProcessPool{RoundTrip,Throughput}/weft \
+  BenchmarkWorkload/kind={cpu,io}/weft-{thread-pool,proc-pool,tasks}
+go_peer exec.go BenchmarkThreadPool{RoundTrip,Throughput}/go
+python_peer python_exec.py BenchmarkThreadPool{RoundTrip,Throughput}/python \
+  BenchmarkProcessPool{RoundTrip,Throughput}/python \
+  BenchmarkWorkload/kind={cpu,io}/python-{threads,procs}
+
 # The notes' "combine processes with coroutines" (docs/notes.md): a server
 # whose requests are CPU-bound (27 us of arithmetic each, 8 bytes each
 # way) as weft's cluster with 1 and 2 worker processes, and as one hub in

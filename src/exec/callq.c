@@ -14,7 +14,6 @@ void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
   *q = (weft__callq){
       .max = max, .full_fails = full_fails, .grow = grow, .ctx = ctx};
   weft_rlock_init(&q->lock, "pool");
-  weft_cond_init(&q->work, &q->lock);
   weft_cond_init(&q->room, &q->lock);
   weft_cond_init(&q->ended, &q->lock);
   q->tail = &q->head;
@@ -42,24 +41,39 @@ int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout) {
     rc = q->grow(q->ctx);
   if (rc == 0) {
     weft__future_hold(c->future); /* the pool's, until the call is done */
-    c->next = NULL;
-    *q->tail = c;
-    q->tail = &c->next;
-    q->queued++;
-    weft_cond_notify(&q->work, 1);
+    weft__idler *w = q->idlers;
+    if (w) {
+      q->idlers = w->next;
+      q->idle--;
+      w->handed = c;
+      weft_event_set(&w->wake);
+    } else {
+      c->next = NULL;
+      *q->tail = c;
+      q->tail = &c->next;
+      q->queued++;
+    }
   }
   weft_rlock_release(&q->lock);
   return rc;
 }
 
-weft__call *weft__callq_take(weft__callq *q) {
+weft__call *weft__callq_take(weft__callq *q, weft__idler *me) {
   weft_rlock_acquire(&q->lock, WEFT_FOREVER); /* workers are threads */
-  while (!q->head && !q->shut) {
-    q->idle++;
-    weft_cond_wait(&q->work, WEFT_FOREVER);
-    q->idle--;
-  }
   weft__call *c = q->head;
+  if (!c && !q->shut) {
+    /* Idle: wait to be handed a call, or told of the shutdown. */
+    me->handed = NULL;
+    weft_event_clear(&me->wake);
+    me->next = q->idlers;
+    q->idlers = me;
+    q->idle++;
+    weft_rlock_release(&q->lock);
+    weft_event_wait(&me->wake, WEFT_FOREVER);
+    /* Whoever set the event took me off the stack, under the lock, and
+     * wrote `handed` before: the event orders it. */
+    return me->handed;
+  }
   if (c) {
     q->head = c->next;
     if (!q->head)
@@ -92,7 +106,14 @@ int weft__callq_shutdown(weft__callq *q, int flags,
     q->tail = &q->head;
     q->queued = 0;
   }
-  weft_cond_notify_all(&q->work);
+  /* The idle workers end: nothing will be handed to them. */
+  for (weft__idler *w = q->idlers, *next; w; w = next) {
+    next = w->next;
+    q->idle--;
+    w->handed = NULL;
+    weft_event_set(&w->wake);
+  }
+  q->idlers = NULL;
   weft_cond_notify_all(&q->room);
   weft_rlock_release(&q->lock);
   /* Their callbacks run here, under no lock of the pool's. */

@@ -4,12 +4,16 @@
  * woken as calls come, and a shutdown that cancels what waits and waits
  * for the workers to end.
  *
- * One re-entrant lock and three conditions: work (a call is queued, or the
- * queue shuts down: idle workers wait on it), room (a call left a full
- * queue: submitters wait on it) and ended (a worker ended: a shutdown that
- * waits waits on it). Workers are counted by the pool (started, alive,
- * idle), under the lock; the pool starts them from `grow`, which the queue
- * calls under the lock for each call it takes in.
+ * One re-entrant lock, two conditions — room (a call left a full queue:
+ * submitters wait on it) and ended (a worker ended: a shutdown that waits
+ * waits on it) — and a stack of idle workers. A call that comes while a
+ * worker is idle is handed to the one idle most recently, as Go's
+ * scheduler does: it is the likeliest to be still spinning on a CPU, where
+ * the one idle longest sleeps and costs a wake-up across CPUs. Only when
+ * none is idle does a call wait in the queue, which busy workers take from
+ * as they finish. Workers are counted by the pool (alive, idle), under the
+ * lock; the pool starts them from `grow`, which the queue calls under the
+ * lock for each call it takes in.
  */
 #ifndef WEFT_EXEC_CALLQ_H
 #define WEFT_EXEC_CALLQ_H
@@ -27,9 +31,18 @@ typedef struct weft__call {
   weft_future *future;
 } weft__call;
 
+/* A worker's record while it is idle: its wake-up, and the call handed to
+ * it (NULL: the queue shuts down). */
+typedef struct weft__idler {
+  struct weft__idler *next;
+  weft_event wake;
+  weft__call *handed;
+} weft__idler;
+
 typedef struct weft__callq {
   weft_rlock lock;
-  weft_cond work, room, ended;
+  weft_cond room, ended;
+  weft__idler *idlers; /* the idle workers, the most recent first */
   weft__call *head, **tail;
   size_t queued, max; /* max 0: no bound */
   bool full_fails, shut;
@@ -51,9 +64,10 @@ void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
  * queued). */
 int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout);
 
-/* For a worker: the next call, waiting while there is none; NULL once the
- * queue is shut down and empty. Counts the worker idle while it waits. */
-weft__call *weft__callq_take(weft__callq *q);
+/* For a worker: the next call, waiting while there is none, idle as
+ * `me` (the worker's own record, which lives as long as the worker); NULL
+ * once the queue is shut down and empty. */
+weft__call *weft__callq_take(weft__callq *q, weft__idler *me);
 
 /* For a worker that ends (after take gave NULL, or on its own): counts it
  * out and wakes a shutdown that waits. */

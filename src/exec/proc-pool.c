@@ -241,7 +241,8 @@ static void *dispatcher_main(void *arg) {
   weft_proc_pool *p = s->pool;
   dispatcher_of = p;
   weft__call *c;
-  while ((c = weft__callq_take(&p->q)) != NULL) {
+  weft__idler me = {.wake = WEFT_EVENT_INIT};
+  while ((c = weft__callq_take(&p->q, &me)) != NULL) {
     run_remote(s, c);
     free_call(c);
   }

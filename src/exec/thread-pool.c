@@ -91,7 +91,8 @@ static void *worker_main(void *arg) {
   if (p->o.initializer)
     p->o.initializer(p->o.initializer_arg);
   weft__call *c;
-  while ((c = weft__callq_take(&p->q)) != NULL)
+  weft__idler me = {.wake = WEFT_EVENT_INIT};
+  while ((c = weft__callq_take(&p->q, &me)) != NULL)
     run_call(c);
   weft__callq_worker_ended(&p->q);
   return NULL;

@@ -9,6 +9,9 @@
 #include "../hub/timer.h"
 #include "exec-private.h"
 
+/* The most calls a worker takes from the queue at once. */
+enum { TAKE_MAX = 16 };
+
 void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
                       int (*grow)(void *ctx), void *ctx) {
   *q = (weft__callq){
@@ -75,12 +78,23 @@ weft__call *weft__callq_take(weft__callq *q, weft__idler *me) {
     return me->handed;
   }
   if (c) {
-    q->head = c->next;
+    /* A long queue is taken in shares, several calls at a time: every take
+     * is a turn at the lock that the submitter and the other workers
+     * want, and one call's turn cost more than the call. A share leaves as
+     * much for each other worker. */
+    size_t share = q->queued / (size_t)(q->alive > 0 ? q->alive : 1);
+    size_t n = share < 1 ? 1 : share > TAKE_MAX ? TAKE_MAX : share;
+    weft__call *last = c;
+    for (size_t i = 1; i < n && last->next; i++)
+      last = last->next;
+    q->head = last->next;
+    last->next = NULL;
     if (!q->head)
       q->tail = &q->head;
-    q->queued--;
+    for (weft__call *t = c; t; t = t->next)
+      q->queued--;
     if (q->max)
-      weft_cond_notify(&q->room, 1);
+      weft_cond_notify(&q->room, (int)n);
   }
   weft_rlock_release(&q->lock);
   return c;

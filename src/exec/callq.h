@@ -64,9 +64,10 @@ void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
  * queued). */
 int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout);
 
-/* For a worker: the next call, waiting while there is none, idle as
- * `me` (the worker's own record, which lives as long as the worker); NULL
- * once the queue is shut down and empty. */
+/* For a worker: the next calls, a list linked by `next` (one, or a share
+ * of a long queue), waiting while there is none, idle as `me` (the
+ * worker's own record, which lives as long as the worker); NULL once the
+ * queue is shut down and empty. */
 weft__call *weft__callq_take(weft__callq *q, weft__idler *me);
 
 /* For a worker that ends (after take gave NULL, or on its own): counts it

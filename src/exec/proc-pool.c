@@ -243,8 +243,11 @@ static void *dispatcher_main(void *arg) {
   weft__call *c;
   weft__idler me = {.wake = WEFT_EVENT_INIT};
   while ((c = weft__callq_take(&p->q, &me)) != NULL) {
-    run_remote(s, c);
-    free_call(c);
+    for (weft__call *next; c; c = next) {
+      next = c->next;
+      run_remote(s, c);
+      free_call(c);
+    }
   }
   stop_process(s, false);
   weft__callq_worker_ended(&p->q);

@@ -92,8 +92,12 @@ static void *worker_main(void *arg) {
     p->o.initializer(p->o.initializer_arg);
   weft__call *c;
   weft__idler me = {.wake = WEFT_EVENT_INIT};
-  while ((c = weft__callq_take(&p->q, &me)) != NULL)
-    run_call(c);
+  while ((c = weft__callq_take(&p->q, &me)) != NULL) {
+    for (weft__call *next; c; c = next) {
+      next = c->next;
+      run_call(c);
+    }
+  }
   weft__callq_worker_ended(&p->q);
   return NULL;
 }

@@ -1,16 +1,32 @@
 /*
  * A pool's queue of calls. See callq.h.
  */
+#define _GNU_SOURCE
 #include "callq.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <weft/hub.h>
 
 #include "../hub/timer.h"
+#include "../hub/waiter.h"
 #include "exec-private.h"
 
 /* The most calls a worker takes from the queue at once. */
 enum { TAKE_MAX = 16 };
+
+/* How many idle workers may spin, the most recent ones: one fewer than
+ * the CPUs the process may use (none on one CPU). */
+static int spinners(void) {
+  static int n = -1;
+  int v = __atomic_load_n(&n, __ATOMIC_RELAXED);
+  if (v < 0) {
+    cpu_set_t set;
+    v = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) - 1 : 1;
+    __atomic_store_n(&n, v, __ATOMIC_RELAXED);
+  }
+  return v;
+}
 
 void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
                       int (*grow)(void *ctx), void *ctx) {
@@ -49,7 +65,7 @@ int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout) {
       q->idlers = w->next;
       q->idle--;
       w->handed = c;
-      weft_event_set(&w->wake);
+      weft__waiter_wake(w->waiter, 0);
     } else {
       c->next = NULL;
       *q->tail = c;
@@ -66,15 +82,24 @@ weft__call *weft__callq_take(weft__callq *q, weft__idler *me) {
   weft__call *c = q->head;
   if (!c && !q->shut) {
     /* Idle: wait to be handed a call, or told of the shutdown. */
+    weft__waiter w;
+    weft__waiter_init(&w, "pool", q);
+    w.no_spin = spinners() == 0;
+    me->waiter = &w;
     me->handed = NULL;
-    weft_event_clear(&me->wake);
     me->next = q->idlers;
     q->idlers = me;
     q->idle++;
+    /* The idler pushed out of the spinning few stops spinning. */
+    weft__idler *out = me;
+    for (int i = 0; out && i < spinners(); i++)
+      out = out->next;
+    if (out)
+      __atomic_store_n(&out->waiter->no_spin, true, __ATOMIC_RELAXED);
     weft_rlock_release(&q->lock);
-    weft_event_wait(&me->wake, WEFT_FOREVER);
-    /* Whoever set the event took me off the stack, under the lock, and
-     * wrote `handed` before: the event orders it. */
+    weft__waiter_await(&w); /* workers are threads: nothing cancels them */
+    /* Whoever woke us took us off the stack, under the lock, and wrote
+     * `handed` before the wake, which orders it. */
     return me->handed;
   }
   if (c) {
@@ -125,7 +150,7 @@ int weft__callq_shutdown(weft__callq *q, int flags,
     next = w->next;
     q->idle--;
     w->handed = NULL;
-    weft_event_set(&w->wake);
+    weft__waiter_wake(w->waiter, 0);
   }
   q->idlers = NULL;
   weft_cond_notify_all(&q->room);

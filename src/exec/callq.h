@@ -11,9 +11,11 @@
  * scheduler does: it is the likeliest to be still spinning on a CPU, where
  * the one idle longest sleeps and costs a wake-up across CPUs. Only when
  * none is idle does a call wait in the queue, which busy workers take from
- * as they finish. Workers are counted by the pool (alive, idle), under the
- * lock; the pool starts them from `grow`, which the queue calls under the
- * lock for each call it takes in.
+ * as they finish. Only the first idle workers spin while they wait, one
+ * fewer than the CPUs: more would spin on the CPUs the submitters and the
+ * busy workers need, for calls that come to one of them at a time. Workers
+ * are counted by the pool (alive, idle), under the lock; the pool starts them
+ * from `grow`, which the queue calls under the lock for each call it takes in.
  */
 #ifndef WEFT_EXEC_CALLQ_H
 #define WEFT_EXEC_CALLQ_H
@@ -31,11 +33,11 @@ typedef struct weft__call {
   weft_future *future;
 } weft__call;
 
-/* A worker's record while it is idle: its wake-up, and the call handed to
- * it (NULL: the queue shuts down). */
+/* A worker's record while it is idle: its waiter (src/hub/waiter.h), and
+ * the call handed to it (NULL: the queue shuts down). */
 typedef struct weft__idler {
   struct weft__idler *next;
-  weft_event wake;
+  struct weft__waiter *waiter;
   weft__call *handed;
 } weft__idler;
 

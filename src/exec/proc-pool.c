@@ -241,7 +241,7 @@ static void *dispatcher_main(void *arg) {
   weft_proc_pool *p = s->pool;
   dispatcher_of = p;
   weft__call *c;
-  weft__idler me = {.wake = WEFT_EVENT_INIT};
+  weft__idler me = {0};
   while ((c = weft__callq_take(&p->q, &me)) != NULL) {
     for (weft__call *next; c; c = next) {
       next = c->next;

@@ -91,7 +91,7 @@ static void *worker_main(void *arg) {
   if (p->o.initializer)
     p->o.initializer(p->o.initializer_arg);
   weft__call *c;
-  weft__idler me = {.wake = WEFT_EVENT_INIT};
+  weft__idler me = {0};
   while ((c = weft__callq_take(&p->q, &me)) != NULL) {
     for (weft__call *next; c; c = next) {
       next = c->next;

@@ -79,12 +79,16 @@ static void futex_wake_one(_Atomic uint32_t *word) {
 }
 
 /* A thread's wait: spins a moment first (a wake that comes within it costs
- * no system call on either side), then sleeps on the futex word. */
+ * no system call on either side), unless the waiter says not to (which
+ * another thread may say while it spins: it then stops), then sleeps on
+ * the futex word. */
 static int thread_wait(weft__waiter *w, int64_t deadline) {
   int64_t start = weft__now();
   int64_t budget = spin_for ? spin_for : SPIN_MIN;
   int64_t spin_end = start + budget < deadline ? start + budget : deadline;
-  for (int i = 1; weft__cpu_spinning_pays(); i++) {
+  for (int i = 1; !__atomic_load_n(&w->no_spin, __ATOMIC_RELAXED) &&
+                  weft__cpu_spinning_pays();
+       i++) {
     if (weft__waiter_woken(w)) {
       /* Ended by the spin: drift back towards the shortest. */
       spin_for = budget > SPIN_MIN ? budget - budget / 8 : 0;

@@ -56,9 +56,11 @@ struct weft__waiter {
   bool queued;               /* in a queue; guarded by the primitive */
   int64_t since;             /* a time the primitive may keep (0: none) */
   bool shielded;             /* a cancellation does not end the wait */
-  const char *what;          /* "lock", "condition", ...: for reports */
-  const void *object;        /* the primitive, for reports */
-  const char *name;          /* the primitive's name, or NULL */
+  bool no_spin;       /* a thread sleeps without spinning (atomic: may be set
+                         while it spins, which stops it) */
+  const char *what;   /* "lock", "condition", ...: for reports */
+  const void *object; /* the primitive, for reports */
+  const char *name;   /* the primitive's name, or NULL */
   /* Set when only one owner can end this wait (an RLock's owner, by its
    * release): returns that owner (a weft_task, or a thread's token), so
    * that a hub can tell a cycle of such waits among its tasks for the
@@ -104,6 +106,7 @@ static inline void weft__waiter_init(weft__waiter *w, const char *what,
   w->queued = false;
   w->since = 0;
   w->shielded = false;
+  w->no_spin = false;
   w->what = what;
   w->object = object;
   w->name = NULL;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <weft/hub.h>
 
 #include "../hub/timer.h"
@@ -28,14 +29,43 @@ static int spinners(void) {
   return v;
 }
 
-void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
-                      int (*grow)(void *ctx), void *ctx) {
-  *q = (weft__callq){
-      .max = max, .full_fails = full_fails, .grow = grow, .ctx = ctx};
+int weft__callq_init(weft__callq *q, size_t max, bool full_fails, int most,
+                     int (*grow)(void *ctx), void *ctx) {
+  *q = (weft__callq){.max = max,
+                     .full_fails = full_fails,
+                     .most = most,
+                     .grow = grow,
+                     .ctx = ctx};
+  q->threads = calloc((size_t)most, sizeof *q->threads);
+  if (!q->threads)
+    return -ENOMEM;
   weft_rlock_init(&q->lock, "pool");
   weft_cond_init(&q->room, &q->lock);
   weft_cond_init(&q->ended, &q->lock);
   q->tail = &q->head;
+  return 0;
+}
+
+int weft__callq_add_worker(weft__callq *q, weft_thread_fn fn, void *arg,
+                           const char *name) {
+  if (q->idle > 0 || q->started == q->most)
+    return 0;
+  weft_thread *t;
+  int rc = weft_thread_start(
+      &t, fn, arg,
+      &(weft_thread_opts){.name = name, .daemon = WEFT_THREAD_DAEMON});
+  if (rc < 0)
+    return q->alive > 0 ? 0 : rc;
+  q->threads[q->started++] = t;
+  q->alive++;
+  return 0;
+}
+
+void weft__callq_destroy(weft__callq *q) {
+  for (int i = 0; i < q->started; i++)
+    weft_thread_detach(q->threads[i]);
+  free(q->threads);
+  q->threads = NULL;
 }
 
 int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout) {
@@ -168,6 +198,12 @@ int weft__callq_shutdown(weft__callq *q, int flags,
     return rc;
   while (rc == 0 && q->alive > 0)
     rc = weft_cond_wait(&q->ended, WEFT_FOREVER);
+  int started = q->started;
   weft_rlock_release(&q->lock);
-  return rc;
+  if (rc < 0)
+    return rc;
+  /* Every worker has left its loop: joining each takes no time. */
+  for (int i = 0; i < started; i++)
+    weft_thread_join(q->threads[i], WEFT_FOREVER, NULL);
+  return 0;
 }

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <weft/exec.h>
 #include <weft/sync.h>
+#include <weft/thread.h>
 
 typedef struct weft__call {
   struct weft__call *next;
@@ -48,17 +49,33 @@ typedef struct weft__callq {
   weft__call *head, **tail;
   size_t queued, max; /* max 0: no bound */
   bool full_fails, shut;
-  int idle, alive; /* the pool's workers, counted under the lock */
-  /* Called under the lock as a call is taken in: starts a worker if the
-   * pool wants one. Returns 0, or the error that refuses the call (no
-   * worker runs, and none could start). */
+  /* The workers: threads started as calls come, at most `most`; `idle`
+   * and `alive` of them. Under the lock. */
+  int most, started, idle, alive;
+  weft_thread **threads; /* the started ones, `most` of them */
+  /* Called under the lock as a call is taken in, to start a worker with
+   * weft__callq_add_worker when the pool wants one (its workers differ:
+   * threads that run calls, threads that send them to processes). Returns
+   * 0, or the error that refuses the call (no worker runs, and none could
+   * start). */
   int (*grow)(void *ctx);
   void *ctx;
 } weft__callq;
 
-/* Makes q empty, with room for max calls (0: no bound). */
-void weft__callq_init(weft__callq *q, size_t max, bool full_fails,
-                      int (*grow)(void *ctx), void *ctx);
+/* Makes q empty, with room for max calls (0: no bound) and up to `most`
+ * workers. Returns 0 or -ENOMEM. */
+int weft__callq_init(weft__callq *q, size_t max, bool full_fails, int most,
+                     int (*grow)(void *ctx), void *ctx);
+
+/* For grow, under the lock: starts a worker thread named `name` running
+ * fn(arg), if none is idle and fewer than the most run. Returns 0, or the
+ * start's error when no worker runs (then nobody would take the call). */
+int weft__callq_add_worker(weft__callq *q, weft_thread_fn fn, void *arg,
+                           const char *name);
+
+/* Lets the workers' threads go (after a shutdown that waited) and frees
+ * what q holds. */
+void weft__callq_destroy(weft__callq *q);
 
 /* Queues c (its future made, not yet held by the pool), waiting up to
  * timeout for room as weft_thread_pool_submit says; takes the pool's hold
@@ -78,9 +95,10 @@ void weft__callq_worker_ended(weft__callq *q);
 
 /* Shuts q down as weft_thread_pool_shutdown says, the queued calls'
  * futures cancelled with WEFT_POOL_CANCEL (and freed with free_call);
- * with WEFT_POOL_WAIT waits until no worker is alive. Returns 0 or
- * -ECANCELED (a cancelled task: nothing changed when it could not take
- * the lock; shut down, not waited for, when it waited). */
+ * with WEFT_POOL_WAIT waits until no worker is alive, and joins their
+ * threads. Returns 0 or -ECANCELED (a cancelled task: nothing changed
+ * when it could not take the lock; shut down, not waited for, when it
+ * waited). */
 int weft__callq_shutdown(weft__callq *q, int flags,
                          void (*free_call)(weft__call *c));
 

@@ -59,8 +59,7 @@ struct slot {
 
 struct weft_proc_pool {
   weft__callq q;
-  int max, started;      /* under q's lock */
-  weft_thread **threads; /* the dispatchers started, max of them */
+  int max; /* q's most workers, and slots */
   struct slot *slots;
   /* The pipe fds of each slot, both ends (-1: none), for the workers to
    * close those of the others. Written by the dispatchers (atomically), read
@@ -254,25 +253,16 @@ static void *dispatcher_main(void *arg) {
   return NULL;
 }
 
-/* Under the queue's lock: a dispatcher for the call being taken in, as
- * the thread pool adds workers. */
+/* grow, under the queue's lock: a dispatcher, if the pool wants one. */
 static int add_dispatcher(void *pool) {
   weft_proc_pool *p = pool;
-  if (p->q.idle > 0 || p->started == p->max)
+  if (p->q.idle > 0 || p->q.started == p->max)
     return 0;
-  struct slot *s = &p->slots[p->started];
-  *s = (struct slot){.pool = p, .index = p->started};
+  struct slot *s = &p->slots[p->q.started];
+  *s = (struct slot){.pool = p, .index = p->q.started};
   char name[32];
-  snprintf(name, sizeof name, "%s-d%d", p->name, p->started);
-  weft_thread *t;
-  int rc = weft_thread_start(
-      &t, dispatcher_main, s,
-      &(weft_thread_opts){.name = name, .daemon = WEFT_THREAD_DAEMON});
-  if (rc < 0)
-    return p->q.alive > 0 ? 0 : rc;
-  p->threads[p->started++] = t;
-  p->q.alive++;
-  return 0;
+  snprintf(name, sizeof name, "%s-d%d", p->name, p->q.started);
+  return weft__callq_add_worker(&p->q, dispatcher_main, s, name);
 }
 
 int weft_proc_pool_new(weft_proc_pool **out, const weft_proc_pool_opts *opts) {
@@ -283,11 +273,11 @@ int weft_proc_pool_new(weft_proc_pool **out, const weft_proc_pool_opts *opts) {
   if (!p)
     return -ENOMEM;
   p->max = o.workers ? o.workers : default_workers();
-  p->threads = calloc((size_t)p->max, sizeof *p->threads);
   p->slots = calloc((size_t)p->max, sizeof *p->slots);
   p->fds = malloc(2 * (size_t)p->max * sizeof *p->fds);
-  if (!p->threads || !p->slots || !p->fds) {
-    free(p->threads);
+  if (!p->slots || !p->fds ||
+      weft__callq_init(&p->q, o.queue_max, o.full_fails, p->max, add_dispatcher,
+                       p) < 0) {
     free(p->slots);
     free(p->fds);
     free(p);
@@ -299,7 +289,6 @@ int weft_proc_pool_new(weft_proc_pool **out, const weft_proc_pool_opts *opts) {
   snprintf(p->name, sizeof p->name, "%s", o.name ? o.name : "procpool");
   o.name = p->name;
   p->o = o;
-  weft__callq_init(&p->q, o.queue_max, o.full_fails, add_dispatcher, p);
   *out = p;
   return 0;
 }
@@ -345,15 +334,7 @@ int weft_proc_pool_shutdown(weft_proc_pool *p, int flags) {
     return -EPERM;
   if ((flags & WEFT_POOL_WAIT) && dispatcher_of == p)
     return -EDEADLK;
-  int rc = weft__callq_shutdown(&p->q, flags, free_call);
-  if (rc < 0 || !(flags & WEFT_POOL_WAIT))
-    return rc;
-  weft_rlock_acquire(&p->q.lock, WEFT_FOREVER);
-  int started = p->started;
-  weft_rlock_release(&p->q.lock);
-  for (int i = 0; i < started; i++)
-    weft_thread_join(p->threads[i], WEFT_FOREVER, NULL);
-  return 0;
+  return weft__callq_shutdown(&p->q, flags, free_call);
 }
 
 void weft_proc_pool_free(weft_proc_pool *p) {
@@ -365,9 +346,7 @@ void weft_proc_pool_free(weft_proc_pool *p) {
     weft_task_unshield();
   if (rc < 0)
     return; /* cancelled inside a generator, which cannot shield: kept */
-  for (int i = 0; i < p->started; i++)
-    weft_thread_detach(p->threads[i]);
-  free(p->threads);
+  weft__callq_destroy(&p->q);
   free(p->slots);
   free(p->fds);
   free(p);

@@ -53,16 +53,15 @@ int weft_thread_pool_new(weft_thread_pool **out,
   weft_thread_pool *p = calloc(1, sizeof *p);
   if (!p)
     return -ENOMEM;
-  p->max = o.workers ? o.workers : default_workers();
-  p->threads = calloc((size_t)p->max, sizeof *p->threads);
-  if (!p->threads) {
+  if (weft__callq_init(&p->q, o.queue_max, o.full_fails,
+                       o.workers ? o.workers : default_workers(), add_worker,
+                       p) < 0) {
     free(p);
     return -ENOMEM;
   }
   snprintf(p->name, sizeof p->name, "%s", o.name ? o.name : "pool");
   o.name = p->name;
   p->o = o;
-  weft__callq_init(&p->q, o.queue_max, o.full_fails, add_worker, p);
   *out = p;
   return 0;
 }
@@ -102,24 +101,12 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-/* Under the queue's lock, for the call being taken in: a worker, if none
- * is idle and fewer than the most run. Returns 0, or the error of a start
- * that failed while no worker runs (then nobody would take the call). */
+/* grow, under the queue's lock: a worker, if the pool wants one. */
 static int add_worker(void *pool) {
   weft_thread_pool *p = pool;
-  if (p->q.idle > 0 || p->started == p->max)
-    return 0;
   char name[32];
-  snprintf(name, sizeof name, "%s-%d", p->name, p->started);
-  weft_thread *t;
-  int rc = weft_thread_start(
-      &t, worker_main, p,
-      &(weft_thread_opts){.name = name, .daemon = WEFT_THREAD_DAEMON});
-  if (rc < 0)
-    return p->q.alive > 0 ? 0 : rc;
-  p->threads[p->started++] = t;
-  p->q.alive++;
-  return 0;
+  snprintf(name, sizeof name, "%s-%d", p->name, p->q.started);
+  return weft__callq_add_worker(&p->q, worker_main, p, name);
 }
 
 int weft_thread_pool_submit(weft_thread_pool *p, weft_work_fn fn, void *arg,
@@ -163,16 +150,7 @@ int weft_thread_pool_shutdown(weft_thread_pool *p, int flags) {
     return -EINVAL;
   if ((flags & WEFT_POOL_WAIT) && worker_of == p)
     return -EDEADLK;
-  int rc = weft__callq_shutdown(&p->q, flags, free_call);
-  if (rc < 0 || !(flags & WEFT_POOL_WAIT))
-    return rc;
-  /* Every worker has left its loop: joining each takes no time. */
-  weft_rlock_acquire(&p->q.lock, WEFT_FOREVER);
-  int started = p->started;
-  weft_rlock_release(&p->q.lock);
-  for (int i = 0; i < started; i++)
-    weft_thread_join(p->threads[i], WEFT_FOREVER, NULL);
-  return 0;
+  return weft__callq_shutdown(&p->q, flags, free_call);
 }
 
 void weft_thread_pool_free(weft_thread_pool *p) {
@@ -186,8 +164,6 @@ void weft_thread_pool_free(weft_thread_pool *p) {
     weft_task_unshield();
   if (rc < 0)
     return; /* cancelled inside a generator, which cannot shield: kept */
-  for (int i = 0; i < p->started; i++)
-    weft_thread_detach(p->threads[i]);
-  free(p->threads);
+  weft__callq_destroy(&p->q);
   free(p);
 }

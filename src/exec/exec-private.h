@@ -38,6 +38,11 @@ bool weft__future_watch(weft_future *f, weft__future_watcher *w);
  * running and will not run for f. */
 void weft__future_unwatch(weft_future *f, weft__future_watcher *w);
 
+/* weft_future_new with `extra` bytes of the caller's behind the future,
+ * in *area (aligned as malloc's, zeroed), which live and go with it: a
+ * pool's record of the call, one allocation for both. */
+int weft__future_new_with(weft_future **out, size_t extra, void **area);
+
 /* Takes one more hold on f (a pool's, while the call is queued or
  * running); weft_future_free lets each go. */
 void weft__future_hold(weft_future *f);

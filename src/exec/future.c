@@ -16,6 +16,7 @@
  * it was never done).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <weft/exec.h>
 
@@ -58,17 +59,29 @@ static int state_of(const weft_future *f) {
   return atomic_load_explicit(&((weft_future *)f)->state, memory_order_acquire);
 }
 
-int weft_future_new(weft_future **out) {
-  if (!out)
-    return -EINVAL;
-  weft_future *f = calloc(1, sizeof *f);
+/* A future's size, rounded up so that what a pool keeps behind it is
+ * aligned as malloc's memory is. */
+#define FUTURE_SIZE                                                            \
+  ((sizeof(struct weft_future) + _Alignof(max_align_t) - 1) /                  \
+   _Alignof(max_align_t) * _Alignof(max_align_t))
+
+int weft__future_new_with(weft_future **out, size_t extra, void **area) {
+  weft_future *f = calloc(1, FUTURE_SIZE + extra);
   if (!f)
     return -ENOMEM;
   atomic_init(&f->state, WEFT_FUTURE_PENDING);
   atomic_init(&f->holds, 1);
   f->callbacks_tail = &f->callbacks;
+  if (area)
+    *area = (char *)f + FUTURE_SIZE;
   *out = f;
   return 0;
+}
+
+int weft_future_new(weft_future **out) {
+  if (!out)
+    return -EINVAL;
+  return weft__future_new_with(out, 0, NULL);
 }
 
 void weft__future_hold(weft_future *f) {

@@ -229,10 +229,11 @@ static void run_remote(struct slot *s, weft__call *c) {
     stop_process(s, false);
 }
 
+/* Lets go of c's request and of the pool's hold on its future, which c
+ * lives in. */
 static void free_call(weft__call *c) {
-  weft_future_free(c->future);
   free(c->arg);
-  free(c);
+  weft_future_free(c->future);
 }
 
 static void *dispatcher_main(void *arg) {
@@ -302,11 +303,10 @@ int weft_proc_pool_submit(weft_proc_pool *p, weft_proc_work_fn fn,
     return -EPERM;
   if (len > WEFT_MSGPIPE_MAX - HEADER)
     return -EMSGSIZE;
-  weft__call *c = malloc(sizeof *c);
+  weft__call *c;
   char *request = malloc(HEADER + len);
   weft_future *f = NULL;
-  if (!c || !request || weft_future_new(&f) < 0) {
-    free(c);
+  if (!request || weft__future_new_with(&f, sizeof *c, (void **)&c) < 0) {
     free(request);
     return -ENOMEM;
   }
@@ -318,9 +318,8 @@ int weft_proc_pool_submit(weft_proc_pool *p, weft_proc_work_fn fn,
       .fn = (void *)fn, .arg = request, .len = HEADER + len, .future = f};
   int rc = weft__callq_push(&p->q, c, timeout);
   if (rc < 0) {
-    weft_future_free(f);
     free(request);
-    free(c);
+    weft_future_free(f);
     return rc;
   }
   *out = f;

@@ -66,10 +66,8 @@ int weft_thread_pool_new(weft_thread_pool **out,
   return 0;
 }
 
-static void free_call(weft__call *c) {
-  weft_future_free(c->future);
-  free(c);
-}
+/* Lets go of the pool's hold on c's future, which c lives in. */
+static void free_call(weft__call *c) { weft_future_free(c->future); }
 
 /* Runs c and lets go of it. */
 static void run_call(weft__call *c) {
@@ -113,17 +111,14 @@ int weft_thread_pool_submit(weft_thread_pool *p, weft_work_fn fn, void *arg,
                             int64_t timeout, weft_future **out) {
   if (!p || !fn || !out || weft__timeout_bad(timeout))
     return -EINVAL;
-  weft__call *c = malloc(sizeof *c);
-  weft_future *f = NULL;
-  if (!c || weft_future_new(&f) < 0) {
-    free(c);
+  weft_future *f;
+  weft__call *c;
+  if (weft__future_new_with(&f, sizeof *c, (void **)&c) < 0)
     return -ENOMEM;
-  }
   *c = (weft__call){.fn = (void *)fn, .arg = arg, .future = f};
   int rc = weft__callq_push(&p->q, c, timeout);
   if (rc < 0) {
     weft_future_free(f);
-    free(c);
     return rc;
   }
   *out = f;

@@ -90,6 +90,7 @@ int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout) {
     rc = q->grow(q->ctx);
   if (rc == 0) {
     weft__future_hold(c->future); /* the pool's, until the call is done */
+    c->next = NULL;               /* a worker is given a list: this one alone */
     weft__idler *w = q->idlers;
     if (w) {
       q->idlers = w->next;
@@ -97,7 +98,6 @@ int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout) {
       w->handed = c;
       weft__waiter_wake(w->waiter, 0);
     } else {
-      c->next = NULL;
       *q->tail = c;
       q->tail = &c->next;
       q->queued++;
@@ -129,7 +129,10 @@ weft__call *weft__callq_take(weft__callq *q, weft__idler *me) {
     weft_rlock_release(&q->lock);
     weft__waiter_await(&w); /* workers are threads: nothing cancels them */
     /* Whoever woke us took us off the stack, under the lock, and wrote
-     * `handed` before the wake, which orders it. */
+     * `handed` before the wake, which orders it. No pass through the lock
+     * is needed before `w` goes (waiter.h's protocol): a thread's wake
+     * touches nothing of the waiter after it publishes it, but for the
+     * futex wake, which touches no memory. */
     return me->handed;
   }
   if (c) {

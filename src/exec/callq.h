@@ -4,24 +4,40 @@
  * woken as calls come, and a shutdown that cancels what waits and waits
  * for the workers to end.
  *
- * One re-entrant lock, two conditions — room (a call left a full queue:
- * submitters wait on it) and ended (a worker ended: a shutdown that waits
- * waits on it) — and a stack of idle workers. A call that comes while a
- * worker is idle is handed to the one idle most recently, as Go's
- * scheduler does: it is the likeliest to be still spinning on a CPU, where
- * the one idle longest sleeps and costs a wake-up across CPUs. Only when
- * none is idle does a call wait in the queue, which busy workers take from
- * as they finish. Only the first idle workers spin while they wait, one
- * fewer than the CPUs: more would spin on the CPUs the submitters and the
- * busy workers need, for calls that come to one of them at a time. Workers
- * are counted by the pool (alive, idle), under the lock; the pool starts them
- * from `grow`, which the queue calls under the lock for each call it takes in.
+ * A submitter takes no lock: it pushes its call onto the intake, a stack
+ * it swings with a compare-and-swap. Workers take the intake whole, put it
+ * back in submission order on the ready list (under the lock), and each
+ * takes a share of it, several calls a turn when many wait, so that a
+ * long queue costs a turn at the lock per share and not per call.
+ *
+ * Idle workers first spin, watching the intake, then sleep. Only a few
+ * spin at once (one fewer than the CPUs, at least one): more would spin on
+ * the CPUs that the submitters and the busy workers need. A sleeper costs
+ * a futex wake, tens of microseconds on a virtual machine, so a call wakes
+ * one only when nobody would otherwise come for it: it found the intake
+ * empty (a call already there has someone coming, and they take the
+ * whole intake), nobody spins, and someone sleeps. The sleeper woken is
+ * the one that slept last, and it is counted a spinner from its waker's
+ * wake on, so that the next calls do not wake more. A worker that takes a
+ * share and leaves calls behind wakes another in the same way.
+ *
+ * Lost wake-ups: a worker about to sleep counts itself a sleeper, then
+ * looks at the intake once more; a submitter pushes, then reads the
+ * counts. Each side's first step is a read-modify-write and the load
+ * after it is sequentially consistent, so one of the two sees the other.
+ * A spinner stops counting itself before that last look, so a submitter
+ * that saw it spin is seen in turn.
+ *
+ * Lock order: the queue's lock, then the sleepers' guard, then a worker's
+ * waiter (its wake). The pool's `grow` runs under the lock.
  */
 #ifndef WEFT_EXEC_CALLQ_H
 #define WEFT_EXEC_CALLQ_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <weft/exec.h>
 #include <weft/sync.h>
 #include <weft/thread.h>
@@ -34,30 +50,53 @@ typedef struct weft__call {
   weft_future *future;
 } weft__call;
 
-/* A worker's record while it is idle: its waiter (src/hub/waiter.h), and
- * the call handed to it (NULL: the queue shuts down). */
+/* A worker's record while it sleeps: its waiter (src/hub/waiter.h), and
+ * whether its waker counted it a spinner (false: the queue shuts down). */
 typedef struct weft__idler {
   struct weft__idler *next;
   struct weft__waiter *waiter;
-  weft__call *handed;
+  bool spinner;
 } weft__idler;
 
+/* A cache line, to keep apart what different threads write. */
+#define WEFT__CALLQ_LINE 64
+
 typedef struct weft__callq {
+  /* The calls pushed and not yet taken by a worker, the newest first; or
+   * INTAKE_SHUT once the queue is shut down. Written with compare-and-
+   * swap and exchange, by every submit: alone on its line. */
+  _Alignas(WEFT__CALLQ_LINE) _Atomic(uintptr_t) intake;
+  /* Workers spinning (or woken to, and not yet at the intake), and asleep
+   * on `sleepers`: changed by read-modify-writes as workers come and go,
+   * read by every submit. */
+  _Alignas(WEFT__CALLQ_LINE) _Atomic int spinning, sleeping;
+  /* Workers started (written under the lock; read without it to see that
+   * the pool has all it may have). */
+  _Atomic int started;
+  /* Calls submitted and not yet taken to run: the bound's count. */
+  _Alignas(WEFT__CALLQ_LINE) _Atomic size_t queued;
+
+  /* The sleepers, the most recent first, under their guard (a small
+   * lock that never fails, which a submitter may need from a cancelled
+   * task). */
+  uint32_t sleepers_guard;
+  weft__idler *sleepers;
+
   weft_rlock lock;
   weft_cond room, ended;
-  weft__idler *idlers; /* the idle workers, the most recent first */
-  weft__call *head, **tail;
-  size_t queued, max; /* max 0: no bound */
+  weft__call *head, **tail; /* the ready list, in submission order */
+  _Atomic size_t ready;     /* its length (written under the lock) */
+  size_t max;               /* 0: no bound */
   bool full_fails, shut;
-  /* The workers: threads started as calls come, at most `most`; `idle`
-   * and `alive` of them. Under the lock. */
-  int most, started, idle, alive;
+  /* The workers: threads started as calls come, at most `most`; `alive`
+   * of them. Under the lock. */
+  int most, alive;
   weft_thread **threads; /* the started ones, `most` of them */
-  /* Called under the lock as a call is taken in, to start a worker with
-   * weft__callq_add_worker when the pool wants one (its workers differ:
-   * threads that run calls, threads that send them to processes). Returns
-   * 0, or the error that refuses the call (no worker runs, and none could
-   * start). */
+  /* Called under the lock before a call is taken in, while fewer than
+   * `most` workers run, to start a worker with weft__callq_add_worker when
+   * the pool wants one (its workers differ: threads that run calls,
+   * threads that send them to processes). Returns 0, or the error that
+   * refuses the call (no worker runs, and none could start). */
   int (*grow)(void *ctx);
   void *ctx;
 } weft__callq;
@@ -67,9 +106,13 @@ typedef struct weft__callq {
 int weft__callq_init(weft__callq *q, size_t max, bool full_fails, int most,
                      int (*grow)(void *ctx), void *ctx);
 
+/* For grow, under the lock: whether the pool should start a worker for
+ * the call coming (none is idle, and fewer than the most run). */
+bool weft__callq_wants_worker(const weft__callq *q);
+
 /* For grow, under the lock: starts a worker thread named `name` running
- * fn(arg), if none is idle and fewer than the most run. Returns 0, or the
- * start's error when no worker runs (then nobody would take the call). */
+ * fn(arg), if weft__callq_wants_worker. Returns 0, or the start's error
+ * when no worker runs (then nobody would take the call). */
 int weft__callq_add_worker(weft__callq *q, weft_thread_fn fn, void *arg,
                            const char *name);
 
@@ -84,7 +127,7 @@ void weft__callq_destroy(weft__callq *q);
 int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout);
 
 /* For a worker: the next calls, a list linked by `next` (one, or a share
- * of a long queue), waiting while there is none, idle as `me` (the
+ * of a long queue), waiting while there is none, asleep as `me` (the
  * worker's own record, which lives as long as the worker); NULL once the
  * queue is shut down and empty. */
 weft__call *weft__callq_take(weft__callq *q, weft__idler *me);

@@ -257,12 +257,13 @@ static void *dispatcher_main(void *arg) {
 /* grow, under the queue's lock: a dispatcher, if the pool wants one. */
 static int add_dispatcher(void *pool) {
   weft_proc_pool *p = pool;
-  if (p->q.idle > 0 || p->q.started == p->max)
+  if (!weft__callq_wants_worker(&p->q))
     return 0;
-  struct slot *s = &p->slots[p->q.started];
-  *s = (struct slot){.pool = p, .index = p->q.started};
+  int i = atomic_load(&p->q.started);
+  struct slot *s = &p->slots[i];
+  *s = (struct slot){.pool = p, .index = i};
   char name[32];
-  snprintf(name, sizeof name, "%s-d%d", p->name, p->q.started);
+  snprintf(name, sizeof name, "%s-d%d", p->name, i);
   return weft__callq_add_worker(&p->q, dispatcher_main, s, name);
 }
 
@@ -270,9 +271,11 @@ int weft_proc_pool_new(weft_proc_pool **out, const weft_proc_pool_opts *opts) {
   weft_proc_pool_opts o = opts ? *opts : (weft_proc_pool_opts){0};
   if (!out || o.workers < 0 || o.workers > 1024 || o.max_calls < 0)
     return -EINVAL;
-  weft_proc_pool *p = calloc(1, sizeof *p);
+  /* Aligned as its queue's cache lines are. */
+  weft_proc_pool *p = aligned_alloc(_Alignof(weft_proc_pool), sizeof *p);
   if (!p)
     return -ENOMEM;
+  memset(p, 0, sizeof *p);
   p->max = o.workers ? o.workers : default_workers();
   p->slots = calloc((size_t)p->max, sizeof *p->slots);
   p->fds = malloc(2 * (size_t)p->max * sizeof *p->fds);

@@ -28,8 +28,6 @@
 
 struct weft_thread_pool {
   weft__callq q;
-  int max, started;      /* under q's lock */
-  weft_thread **threads; /* the started ones, max of them */
   weft_thread_pool_opts o;
   char name[24];
 };
@@ -50,9 +48,11 @@ int weft_thread_pool_new(weft_thread_pool **out,
   weft_thread_pool_opts o = opts ? *opts : (weft_thread_pool_opts){0};
   if (!out || o.workers < 0 || o.workers > 4096)
     return -EINVAL;
-  weft_thread_pool *p = calloc(1, sizeof *p);
+  /* Aligned as its queue's cache lines are. */
+  weft_thread_pool *p = aligned_alloc(_Alignof(weft_thread_pool), sizeof *p);
   if (!p)
     return -ENOMEM;
+  memset(p, 0, sizeof *p);
   if (weft__callq_init(&p->q, o.queue_max, o.full_fails,
                        o.workers ? o.workers : default_workers(), add_worker,
                        p) < 0) {
@@ -102,8 +102,10 @@ static void *worker_main(void *arg) {
 /* grow, under the queue's lock: a worker, if the pool wants one. */
 static int add_worker(void *pool) {
   weft_thread_pool *p = pool;
+  if (!weft__callq_wants_worker(&p->q))
+    return 0;
   char name[32];
-  snprintf(name, sizeof name, "%s-%d", p->name, p->q.started);
+  snprintf(name, sizeof name, "%s-%d", p->name, atomic_load(&p->q.started));
   return weft__callq_add_worker(&p->q, worker_main, p, name);
 }
 

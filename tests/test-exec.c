@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <weft.h>
@@ -889,6 +890,148 @@ TEST(a_worker_is_replaced_after_max_calls) {
     CHECK_EQ(pids[i], pids[i + 1]);
     if (i > 0)
       CHECK(pids[i] != pids[i - 1]);
+  }
+  weft_proc_pool_free(p);
+}
+
+/* Calls that count their runs in memory shared with the test (mapped
+ * before the pool forks its workers), each by its index; some die. */
+static _Atomic int *runs;
+
+struct counted {
+  int index;
+  int die; /* 0: no; 1: SIGKILL; 2: exit(4); 3: abort */
+};
+
+static int proc_counted(const void *arg, size_t len, void **result,
+                        size_t *result_len) {
+  (void)len;
+  struct counted c;
+  memcpy(&c, arg, sizeof c);
+  atomic_fetch_add(&runs[c.index], 1);
+  if (c.die == 1)
+    kill(getpid(), SIGKILL);
+  if (c.die == 2)
+    _exit(4);
+  if (c.die == 3)
+    abort();
+  int *out = malloc(sizeof *out);
+  if (!out)
+    return -ENOMEM;
+  *out = c.index * 10;
+  *result = out;
+  *result_len = sizeof *out;
+  return 0;
+}
+
+TEST(a_death_among_calls_sent_together_fails_only_the_running_one) {
+  enum { N = 60 };
+  runs = mmap(NULL, N * sizeof *runs, PROT_READ | PROT_WRITE,
+              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(runs != MAP_FAILED);
+  /* One worker: the calls go to it in shares of several at once. */
+  weft_proc_pool *p;
+  CHECK_EQ(weft_proc_pool_new(&p, &(weft_proc_pool_opts){.workers = 1}), 0);
+  weft_future *fs[N];
+  for (int i = 0; i < N; i++) {
+    struct counted c = {i, i == 10 ? 1 : i == 25 ? 2 : i == 40 ? 3 : 0};
+    fs[i] = proc_submit(p, proc_counted, &c, sizeof c);
+  }
+  int codes[] = {0, -SIGKILL, 4, -SIGABRT};
+  for (int i = 0; i < N; i++) {
+    void *v;
+    int err, code;
+    CHECK_EQ(weft_future_result(fs[i], WEFT_SEC(30), &v, &err), 0);
+    int die = i == 10 ? 1 : i == 25 ? 2 : i == 40 ? 3 : 0;
+    if (die) {
+      CHECK_EQ(err, -EOWNERDEAD);
+      CHECK_EQ(weft_future_worker_exit(fs[i], &code), 0);
+      CHECK_EQ(code, codes[die]);
+    } else {
+      CHECK_EQ(err, 0);
+      CHECK_EQ(*(int *)v, i * 10);
+    }
+    /* Every call ran once: none twice, none lost with a dead worker. */
+    CHECK_EQ(atomic_load(&runs[i]), 1);
+    weft_future_free(fs[i]);
+  }
+  weft_proc_pool_free(p);
+  munmap(runs, N * sizeof *runs);
+}
+
+TEST(long_and_short_messages_sent_together_keep_their_order) {
+  weft_proc_pool *p;
+  CHECK_EQ(weft_proc_pool_new(&p, &(weft_proc_pool_opts){.workers = 1}), 0);
+  /* Over and under what a worker's queues take in one message (64 KiB). */
+  size_t sizes[] = {64, 200 << 10, 0, 1 << 20, 64, 64, 100 << 10, 65520, 8};
+  enum { K = sizeof sizes / sizeof *sizes };
+  unsigned char *in[K];
+  weft_future *fs[K];
+  for (int i = 0; i < K; i++) {
+    in[i] = malloc(sizes[i] ? sizes[i] : 1);
+    CHECK(in[i] != NULL);
+    for (size_t j = 0; j < sizes[i]; j++)
+      in[i][j] = (unsigned char)(i * 31 + j * 7 + (j >> 9));
+    fs[i] = proc_submit(p, bytes_plus_one, in[i], sizes[i]);
+  }
+  for (int i = 0; i < K; i++) {
+    check_plus_one(fs[i], in[i], sizes[i]);
+    weft_future_free(fs[i]);
+    free(in[i]);
+  }
+  weft_proc_pool_free(p);
+}
+
+static void die_at_start(void *arg) { _exit((int)VI(arg)); }
+
+TEST(a_worker_that_dies_as_it_starts_fails_calls_and_does_not_hang) {
+  weft_proc_pool *p;
+  CHECK_EQ(
+      weft_proc_pool_new(&p, &(weft_proc_pool_opts){.workers = 1,
+                                                    .initializer = die_at_start,
+                                                    .initializer_arg = IV(5)}),
+      0);
+  weft_future *fs[3];
+  for (int i = 0; i < 3; i++)
+    fs[i] = proc_submit(p, proc_whoami, NULL, 0);
+  for (int i = 0; i < 3; i++) {
+    int err, code;
+    CHECK_EQ(weft_future_result(fs[i], WEFT_SEC(30), NULL, &err), 0);
+    CHECK_EQ(err, -EOWNERDEAD);
+    CHECK_EQ(weft_future_worker_exit(fs[i], &code), 0);
+    CHECK_EQ(code, 5);
+    weft_future_free(fs[i]);
+  }
+  weft_proc_pool_free(p);
+  errno = 0;
+  CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+  CHECK_EQ(errno, ECHILD);
+}
+
+TEST(max_calls_holds_for_calls_sent_together) {
+  weft_proc_pool *p;
+  CHECK_EQ(weft_proc_pool_new(
+               &p, &(weft_proc_pool_opts){.workers = 1, .max_calls = 3}),
+           0);
+  enum { N = 20 };
+  weft_future *fs[N];
+  for (int i = 0; i < N; i++)
+    fs[i] = proc_submit(p, proc_whoami, NULL, 0);
+  int pids[N];
+  for (int i = 0; i < N; i++) {
+    void *v;
+    CHECK_EQ(weft_future_result(fs[i], WEFT_SEC(30), &v, NULL), 0);
+    pids[i] = ((int *)v)[0];
+    weft_future_free(fs[i]);
+  }
+  /* One worker at a time, in order: runs of at most 3 calls a pid. */
+  for (int i = 0, run = 1; i < N; i++, run++) {
+    if (i > 0 && pids[i] != pids[i - 1])
+      run = 1;
+    CHECK(run <= 3);
+    for (int j = 0; j < i; j++)
+      if (pids[j] == pids[i])
+        CHECK(j >= i - 2); /* a pid's calls are together */
   }
   weft_proc_pool_free(p);
 }

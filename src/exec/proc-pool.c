@@ -3,25 +3,37 @@
  *
  * The calls wait in the pool's queue (callq.h). Each worker is a pair: a
  * dispatcher, a weft thread of the pool's process that takes calls from
- * the queue, and the worker process it forked (weft_proc_start), with a
- * message pipe between them (weft/ipc.h). A call goes over as one message
- * (the function's address, then the argument's bytes, copied at submit
- * behind room for the address) and comes back as one (the error, then the
- * result's bytes), which the future keeps as its value.
+ * the queue, and the worker process it forked (weft_proc_start). Between
+ * them, two shared-memory queues (weft/shm.h): requests (the function's
+ * address, then the argument's bytes, copied at submit behind room for the
+ * header) and replies (the error, then the result's bytes, which the
+ * future keeps as its value). Neither side makes a system call for a
+ * message while the other is awake: each spins a moment on its queue
+ * before it sleeps. A message too long for a queue goes as a header there
+ * that says so, and its bytes over the pair's message pipe (weft/ipc.h).
  *
- * A worker that dies is seen by its dispatcher: the pipe ends (the
- * process's end closed with it), or, should another process hold a copy of
- * that end, the process is found gone at one of the dispatcher's looks
- * while it waits (every DEATH_LOOK). Only the call it was running fails
- * (-EOWNERDEAD, with the exit code the join gives), and the next call
- * starts a new process. A process that ran max_calls calls is let go the
- * same way a shutdown lets them go: its pipe is closed, and it exits on
- * the end of its input; the dispatcher joins it, so none is left a zombie.
+ * A dispatcher takes the calls in shares (several when the queue is long)
+ * and sends a share's requests at once, then takes their replies in
+ * order: the worker runs one while the next waits in its queue. It never
+ * waits for room to send while a reply is due (a request that does not fit
+ * waits for the replies), and a request that goes over the pipe goes
+ * alone, so neither side ever waits for the other to read while the other
+ * waits for it to.
  *
- * Fds: each worker process closes, first thing, the pipe ends of the
- * others that it inherited (the table `fds`), so that a worker's end of
- * its pipe is held by it alone and its death ends the pipe at once, and a
- * pipe its dispatcher closes ends for its worker.
+ * A worker that dies is seen by its dispatcher: the pipe ends, or the
+ * process is found gone at one of the dispatcher's looks while it waits
+ * for a reply (every DEATH_LOOK). The worker takes a request, runs it and
+ * replies before it takes the next, so of the requests without a reply,
+ * those still in the request queue never started, and the one before
+ * them, if any, is the call it was running: that call alone fails
+ * (-EOWNERDEAD, with the exit code the join gives), and the others go to a
+ * new process. A process that ran max_calls calls (it is sent no more) is
+ * let go the way a shutdown lets them go: an empty request tells it to
+ * exit, and the dispatcher joins it, so none is left a zombie.
+ *
+ * Fds: each worker process closes, first thing, the fds of the others'
+ * pipes and queues that it inherited (the table `fds`), so that a worker's
+ * end of its pipe is held by it alone and its death ends the pipe at once.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -39,14 +51,31 @@
 #include "callq.h"
 #include "exec-private.h"
 
-/* How often a dispatcher waiting for a result looks whether its worker
- * still lives. */
-#define DEATH_LOOK WEFT_MS(250)
+/* How often a dispatcher waiting for a reply looks whether its worker
+ * still lives: the longest a worker's death goes unseen. */
+#define DEATH_LOOK WEFT_MS(20)
 
-/* The headers of the messages: a request is the function's address then
- * the argument; a reply the error then the result. 8 bytes each, so that
- * what follows is aligned to 8. */
-#define HEADER 8
+/* The header of a message, 16 bytes, so that what follows is aligned as
+ * malloc's memory is. A request: the function's address, and how its
+ * argument comes; an empty request tells the worker to exit. A reply: the
+ * call's error, and how its result comes. */
+#define HEADER 16
+enum { INLINE, PIPED };
+
+struct request_header {
+  uint64_t address;
+  uint32_t how;
+  uint32_t unused;
+};
+
+struct reply_header {
+  int32_t error;
+  uint32_t how;
+  uint64_t unused;
+};
+
+/* Each slot's fds in the table `fds`: its pipe's two ends, its queues. */
+enum { FDS_PER_SLOT = 4 };
 
 struct slot {
   weft_proc_pool *pool;
@@ -54,16 +83,19 @@ struct slot {
   weft_proc *proc;      /* the worker process, or NULL before one starts */
   weft_msgpipe *end;    /* the dispatcher's end of its pipe */
   weft_msgpipe *theirs; /* the worker's end, for the fork to take */
-  int calls;            /* the calls the process ran */
+  weft_queue *requests, *replies;
+  size_t inline_max; /* the longest argument or result the queues take */
+  char *buffer;      /* a queue's longest message, for the dispatcher */
+  int sent, replied; /* by the process, so far */
 };
 
 struct weft_proc_pool {
   weft__callq q;
   int max; /* q's most workers, and slots */
   struct slot *slots;
-  /* The pipe fds of each slot, both ends (-1: none), for the workers to
-   * close those of the others. Written by the dispatchers (atomically), read
-   * by a worker in its copy made by the fork. */
+  /* The fds of each slot (-1: none), for the workers to close those of
+   * the others. Written by the dispatchers (atomically), read by a worker
+   * in its copy made by the fork. */
   int *fds;
   pid_t owner; /* the pool's process */
   weft_proc_pool_opts o;
@@ -79,154 +111,230 @@ static int default_workers(void) {
   return cpus > 0 ? (int)(cpus < 1024 ? cpus : 1024) : 1;
 }
 
-static void set_fds(weft_proc_pool *p, int index, int mine, int theirs) {
-  __atomic_store_n(&p->fds[2 * index], mine, __ATOMIC_RELAXED);
-  __atomic_store_n(&p->fds[2 * index + 1], theirs, __ATOMIC_RELAXED);
+static void set_fds(weft_proc_pool *p, int index, const int fds[]) {
+  for (int i = 0; i < FDS_PER_SLOT; i++)
+    __atomic_store_n(&p->fds[FDS_PER_SLOT * index + i], fds[i],
+                     __ATOMIC_RELAXED);
+}
+
+static void clear_fds(weft_proc_pool *p, int index) {
+  set_fds(p, index, (const int[FDS_PER_SLOT]){-1, -1, -1, -1});
 }
 
 /* ---- in the worker process ----------------------------------------------- */
 
-/* Replies with an error alone. */
-static int reply_error(weft_msgpipe *m, int error) {
-  char header[HEADER] = {0};
-  int32_t e = error;
-  memcpy(header, &e, sizeof e);
-  return weft_msgpipe_send(m, header, sizeof header, WEFT_FOREVER);
+/* Sends the reply to a call: error, or the result's len bytes, through
+ * buffer (a queue's longest message). */
+static int reply(struct slot *s, char *buffer, int error, const void *result,
+                 size_t len) {
+  struct reply_header h = {.error = error, .how = INLINE};
+  if (error)
+    len = 0;
+  if (len > s->inline_max)
+    h.how = PIPED;
+  memcpy(buffer, &h, sizeof h);
+  if (h.how == INLINE && len)
+    memcpy(buffer + HEADER, result, len);
+  int rc = weft_queue_put(s->replies, buffer,
+                          HEADER + (h.how == INLINE ? len : 0), WEFT_FOREVER);
+  if (rc == 0 && h.how == PIPED)
+    rc = weft_msgpipe_send(s->theirs, result, len, WEFT_FOREVER);
+  return rc;
 }
 
 static int worker_process(void *arg) {
   struct slot *s = arg;
   weft_proc_pool *p = s->pool;
-  weft_msgpipe *m = s->theirs;
-  for (int i = 0; i < 2 * p->max; i++) {
+  for (int i = 0; i < FDS_PER_SLOT * p->max; i++) {
     int fd = __atomic_load_n(&p->fds[i], __ATOMIC_RELAXED);
-    if (fd >= 0 && fd != weft_msgpipe_fd(m))
+    if (fd >= 0 && i / FDS_PER_SLOT != s->index)
       close(fd);
   }
+  size_t max = weft_queue_max_message(s->requests);
+  char *buffer = malloc(max);
+  if (!buffer)
+    return 1;
   if (p->o.initializer)
     p->o.initializer(p->o.initializer_arg);
   for (;;) {
-    void *msg;
-    size_t len;
-    if (weft_msgpipe_recv(m, &msg, &len, WEFT_FOREVER) < 0)
-      return 0; /* the dispatcher closed its end: the pool lets it go */
-    if (len < HEADER) {
-      free(msg);
-      return 1;
+    ssize_t n = weft_queue_get(s->requests, buffer, max, WEFT_FOREVER);
+    if (n < HEADER)
+      return n == 0 ? 0 : 1; /* told to exit, or a broken queue */
+    struct request_header h;
+    memcpy(&h, buffer, sizeof h);
+    void *piped = NULL;
+    const void *argument = buffer + HEADER;
+    size_t len = (size_t)n - HEADER;
+    if (h.how == PIPED) {
+      if (weft_msgpipe_recv(s->theirs, &piped, &len, WEFT_FOREVER) < 0)
+        return 1;
+      argument = piped;
     }
-    uint64_t address;
-    memcpy(&address, msg, sizeof address);
-    weft_proc_work_fn fn = (weft_proc_work_fn)(uintptr_t)address;
+    weft_proc_work_fn fn = (weft_proc_work_fn)(uintptr_t)h.address;
     void *result = NULL;
     size_t result_len = 0;
-    int error = fn((char *)msg + HEADER, len - HEADER, &result, &result_len);
-    free(msg);
+    int error = fn(argument, len, &result, &result_len);
+    free(piped);
     if (error > 0)
       error = -EINVAL;
-    char *reply = error ? NULL : malloc(HEADER + result_len);
-    int rc;
-    if (!reply) {
-      rc = reply_error(m, error ? error : -ENOMEM);
-    } else {
-      memset(reply, 0, HEADER);
-      if (result_len)
-        memcpy(reply + HEADER, result, result_len);
-      rc = weft_msgpipe_send(m, reply, HEADER + result_len, WEFT_FOREVER);
-      free(reply);
-    }
+    if (!error && result_len && !result)
+      error = -EINVAL; /* bytes promised, none given */
+    int rc = reply(s, buffer, error, result, result_len);
     free(result);
     if (rc < 0)
-      return 0;
+      return 1;
   }
 }
 
 /* ---- in the pool's process ----------------------------------------------- */
 
+/* Lets go of what start_process made for the slot's process. */
+static void free_transport(struct slot *s) {
+  clear_fds(s->pool, s->index);
+  weft_msgpipe_free(s->end);
+  weft_msgpipe_free(s->theirs);
+  weft_queue_free(s->requests);
+  weft_queue_free(s->replies);
+  free(s->buffer);
+  s->end = s->theirs = NULL;
+  s->requests = s->replies = NULL;
+  s->buffer = NULL;
+}
+
 static int start_process(struct slot *s) {
   weft_proc_pool *p = s->pool;
-  weft_msgpipe *mine, *theirs;
-  int rc = weft_msgpipe_pair(&mine, &theirs);
-  if (rc < 0)
+  int rc = weft_msgpipe_pair(&s->end, &s->theirs);
+  if (rc == 0)
+    rc = weft_queue_create(&s->requests, NULL);
+  if (rc == 0)
+    rc = weft_queue_create(&s->replies, NULL);
+  if (rc == 0) {
+    s->inline_max = weft_queue_max_message(s->requests) - HEADER;
+    s->buffer = malloc(HEADER + s->inline_max);
+    rc = s->buffer ? 0 : -ENOMEM;
+  }
+  if (rc < 0) {
+    free_transport(s);
     return rc;
-  set_fds(p, s->index, weft_msgpipe_fd(mine), weft_msgpipe_fd(theirs));
-  s->theirs = theirs;
+  }
+  set_fds(p, s->index,
+          (const int[FDS_PER_SLOT]){
+              weft_msgpipe_fd(s->end), weft_msgpipe_fd(s->theirs),
+              weft_queue_fd(s->requests), weft_queue_fd(s->replies)});
   char name[32];
   snprintf(name, sizeof name, "%s-%d", p->name, s->index);
   rc = weft_proc_start(&s->proc, worker_process, s,
                        &(weft_proc_opts){.name = name, .daemon = true});
-  weft_msgpipe_free(theirs); /* the worker's now, or nobody's */
-  s->theirs = NULL;
-  set_fds(p, s->index, rc == 0 ? weft_msgpipe_fd(mine) : -1, -1);
   if (rc < 0) {
-    weft_msgpipe_free(mine);
     s->proc = NULL;
+    free_transport(s);
     return rc;
   }
-  s->end = mine;
-  s->calls = 0;
+  /* The worker's end of the pipe is the worker's now. */
+  weft_msgpipe_free(s->theirs);
+  s->theirs = NULL;
+  set_fds(p, s->index,
+          (const int[FDS_PER_SLOT]){weft_msgpipe_fd(s->end), -1,
+                                    weft_queue_fd(s->requests),
+                                    weft_queue_fd(s->replies)});
+  s->sent = s->replied = 0;
   return 0;
 }
 
-/* Lets the worker go: its pipe closed, it exits; joined, so that it is no
- * zombie. Returns its exit code. */
+/* Lets the worker go: told to exit (or killed), and joined, so that it is
+ * no zombie. Returns its exit code. */
 static int stop_process(struct slot *s, bool kill_it) {
   if (!s->proc)
     return 0;
-  set_fds(s->pool, s->index, -1, -1);
-  weft_msgpipe_free(s->end);
-  s->end = NULL;
-  if (kill_it)
+  if (kill_it || weft_queue_put(s->requests, "", 0, 0) < 0)
     weft_proc_kill(s->proc);
   int code = 0;
   weft_proc_join(s->proc, WEFT_FOREVER, &code);
   weft_proc_free(s->proc);
   s->proc = NULL;
+  free_transport(s);
   return code;
 }
 
-/* The reply to the call just sent: 0 with the message, or a negative
- * errno once the pipe failed or the worker is gone. */
-static int await_reply(struct slot *s, void **msg, size_t *len) {
+/* What became of a request. */
+enum sent { SENT, NO_ROOM, NOT_SENT_DEAD, SENT_THEN_DEAD };
+
+/* Puts a request in the queue, waiting for room only with nothing in
+ * flight (then only a dead worker keeps it full). */
+static enum sent put_request(struct slot *s, const void *msg, size_t len,
+                             bool in_flight) {
   for (;;) {
-    int rc = weft_msgpipe_recv(s->end, msg, len, DEATH_LOOK);
+    int rc = weft_queue_put(s->requests, msg, len, in_flight ? 0 : DEATH_LOOK);
+    if (rc == 0)
+      return SENT;
     if (rc != -ETIMEDOUT)
-      return rc;
+      return NOT_SENT_DEAD; /* a broken queue: as good as dead */
+    if (in_flight)
+      return NO_ROOM; /* take replies first */
     if (!weft_proc_alive(s->proc))
-      return weft_msgpipe_recv(s->end, msg, len, 0) == 0 ? 0 : -EPIPE;
+      return NOT_SENT_DEAD;
   }
 }
 
-static void run_remote(struct slot *s, weft__call *c) {
-  weft_proc_pool *p = s->pool;
-  if (weft_future_set_running(c->future) != 0)
-    return; /* cancelled */
-  if (!s->proc) {
-    int rc = start_process(s);
-    if (rc < 0) {
-      weft__future_finish(c->future, NULL, 0, NULL, rc);
-      return;
+/* Sends c's request: into the queue, or its header there and its bytes
+ * over the pipe. */
+static enum sent send_request(struct slot *s, weft__call *c, bool in_flight) {
+  bool piped = c->len - HEADER > s->inline_max;
+  struct request_header h = {.address = (uint64_t)(uintptr_t)c->fn,
+                             .how = piped ? PIPED : INLINE};
+  memcpy(c->arg, &h, sizeof h);
+  enum sent sent = put_request(s, c->arg, piped ? HEADER : c->len, in_flight);
+  if (sent == SENT && piped &&
+      weft_msgpipe_send(s->end, (char *)c->arg + HEADER, c->len - HEADER,
+                        WEFT_FOREVER) < 0)
+    return SENT_THEN_DEAD;
+  return sent;
+}
+
+/* Takes the next reply into s->buffer: its length, or -EPIPE once the
+ * worker is gone and no reply is left. */
+static ssize_t get_reply(struct slot *s) {
+  size_t size = HEADER + s->inline_max;
+  for (;;) {
+    ssize_t n = weft_queue_get(s->replies, s->buffer, size, DEATH_LOOK);
+    if (n != -ETIMEDOUT)
+      return n >= HEADER ? n : -EPIPE;
+    if (!weft_proc_alive(s->proc)) {
+      /* It may have replied, then died, after the get gave up. */
+      n = weft_queue_get(s->replies, s->buffer, size, 0);
+      return n >= HEADER ? n : -EPIPE;
     }
+  }
+}
+
+/* Completes c with the reply to it. Returns 0, or -EPIPE (the worker died
+ * first: c is not completed). */
+static int take_reply(struct slot *s, weft__call *c) {
+  ssize_t n = get_reply(s);
+  if (n < 0)
+    return -EPIPE;
+  struct reply_header h;
+  memcpy(&h, s->buffer, sizeof h);
+  if (h.error) {
+    weft__future_finish(c->future, NULL, 0, NULL, h.error);
+    return 0;
   }
   void *msg;
   size_t len;
-  int rc = weft_msgpipe_send(s->end, c->arg, c->len, WEFT_FOREVER);
-  if (rc == 0)
-    rc = await_reply(s, &msg, &len);
-  if (rc < 0 || len < HEADER) {
-    if (rc == 0)
-      free(msg); /* not a reply of a worker's */
-    /* The worker died (or broke its pipe): that call alone fails. */
-    weft__future_died(c->future, stop_process(s, true));
-    return;
+  if (h.how == PIPED) {
+    if (weft_msgpipe_recv(s->end, &msg, &len, WEFT_FOREVER) < 0)
+      return -EPIPE;
+  } else {
+    len = (size_t)n - HEADER;
+    msg = malloc(len ? len : 1);
+    if (!msg) {
+      weft__future_finish(c->future, NULL, 0, NULL, -ENOMEM);
+      return 0;
+    }
+    memcpy(msg, s->buffer + HEADER, len);
   }
-  int32_t error;
-  memcpy(&error, msg, sizeof error);
-  if (error)
-    weft__future_finish(c->future, NULL, 0, msg, error);
-  else
-    weft__future_finish(c->future, (char *)msg + HEADER, len - HEADER, msg, 0);
-  if (p->o.max_calls && ++s->calls >= p->o.max_calls)
-    stop_process(s, false);
+  weft__future_finish(c->future, msg, len, msg, 0);
+  return 0;
 }
 
 /* Lets go of c's request and of the pool's hold on its future, which c
@@ -236,19 +344,110 @@ static void free_call(weft__call *c) {
   weft_future_free(c->future);
 }
 
+/* After the worker died with `flight` calls sent and not replied to (a
+ * list): fails the one it was running, and gives back, in order, those it
+ * never took (still in its request queue). A worker that died before it
+ * replied to anything fails the first of them instead, as it would every
+ * new one (a crashing initializer, say). */
+static weft__call *after_death(struct slot *s, weft__call *flight) {
+  int untaken = 0;
+  while (weft_queue_get(s->requests, s->buffer, HEADER + s->inline_max, 0) >= 0)
+    untaken++;
+  int in_flight = 0;
+  for (weft__call *c = flight; c; c = c->next)
+    in_flight++;
+  bool replied = s->replied > 0;
+  int code = stop_process(s, true);
+  if (flight && (in_flight > untaken || !replied)) {
+    weft__call *running = flight;
+    flight = flight->next;
+    weft__future_died(running->future, code);
+    free_call(running);
+  }
+  return flight;
+}
+
+/* Runs a share of calls (a list) on the slot's process, a new one if it
+ * has none, and lets go of each. */
+static void run_share(struct slot *s, weft__call *share) {
+  weft_proc_pool *p = s->pool;
+  /* The calls not cancelled yet start; the others are dropped. */
+  weft__call *todo = NULL, **todo_tail = &todo;
+  for (weft__call *c = share, *next; c; c = next) {
+    next = c->next;
+    if (weft_future_set_running(c->future) != 0) {
+      free_call(c);
+      continue;
+    }
+    c->next = NULL;
+    *todo_tail = c;
+    todo_tail = &c->next;
+  }
+  weft__call *flight = NULL, **flight_tail = &flight;
+  while (todo || flight) {
+    if (!s->proc) {
+      int rc = start_process(s);
+      for (weft__call *c; rc < 0 && (c = todo) != NULL;) {
+        todo = c->next;
+        weft__future_finish(c->future, NULL, 0, NULL, rc);
+        free_call(c);
+      }
+      if (rc < 0)
+        return; /* nothing was in flight: no process */
+    }
+    /* Send what may go now: a request over the pipe goes alone. */
+    bool dead = false;
+    while (todo && !dead && (!p->o.max_calls || s->sent < p->o.max_calls)) {
+      weft__call *c = todo;
+      if (flight && c->len - HEADER > s->inline_max)
+        break;
+      enum sent sent = send_request(s, c, flight != NULL);
+      if (sent == NO_ROOM)
+        break;
+      dead = sent != SENT;
+      if (sent == NOT_SENT_DEAD)
+        break;
+      todo = c->next;
+      c->next = NULL;
+      *flight_tail = c;
+      flight_tail = &c->next;
+      s->sent++;
+    }
+    /* Then take the oldest reply. */
+    if (!dead && flight) {
+      dead = take_reply(s, flight) < 0;
+      if (!dead) {
+        weft__call *c = flight;
+        flight = c->next;
+        if (!flight)
+          flight_tail = &flight;
+        free_call(c);
+        s->replied++;
+      }
+    }
+    if (dead) {
+      /* What the worker never took goes first, to a new one. */
+      flight = after_death(s, flight);
+      if (flight) {
+        *flight_tail = todo;
+        todo = flight;
+      }
+      flight = NULL;
+      flight_tail = &flight;
+    } else if (!flight && p->o.max_calls && s->sent >= p->o.max_calls) {
+      stop_process(s, false);
+    }
+  }
+}
+
 static void *dispatcher_main(void *arg) {
   struct slot *s = arg;
   weft_proc_pool *p = s->pool;
   dispatcher_of = p;
   weft__call *c;
   weft__idler me = {0};
-  while ((c = weft__callq_take(&p->q, &me)) != NULL) {
-    for (weft__call *next; c; c = next) {
-      next = c->next;
-      run_remote(s, c);
-      free_call(c);
-    }
-  }
+  while ((c = weft__callq_take(&p->q, &me)) != NULL)
+    run_share(s, c);
   stop_process(s, false);
   weft__callq_worker_ended(&p->q);
   return NULL;
@@ -278,7 +477,7 @@ int weft_proc_pool_new(weft_proc_pool **out, const weft_proc_pool_opts *opts) {
   memset(p, 0, sizeof *p);
   p->max = o.workers ? o.workers : default_workers();
   p->slots = calloc((size_t)p->max, sizeof *p->slots);
-  p->fds = malloc(2 * (size_t)p->max * sizeof *p->fds);
+  p->fds = malloc(FDS_PER_SLOT * (size_t)p->max * sizeof *p->fds);
   if (!p->slots || !p->fds ||
       weft__callq_init(&p->q, o.queue_max, o.full_fails, p->max, add_dispatcher,
                        p) < 0) {
@@ -287,7 +486,7 @@ int weft_proc_pool_new(weft_proc_pool **out, const weft_proc_pool_opts *opts) {
     free(p);
     return -ENOMEM;
   }
-  for (int i = 0; i < 2 * p->max; i++)
+  for (int i = 0; i < FDS_PER_SLOT * p->max; i++)
     p->fds[i] = -1;
   p->owner = getpid();
   snprintf(p->name, sizeof p->name, "%s", o.name ? o.name : "procpool");
@@ -304,7 +503,7 @@ int weft_proc_pool_submit(weft_proc_pool *p, weft_proc_work_fn fn,
     return -EINVAL;
   if (getpid() != p->owner)
     return -EPERM;
-  if (len > WEFT_MSGPIPE_MAX - HEADER)
+  if (len > WEFT_MSGPIPE_MAX)
     return -EMSGSIZE;
   weft__call *c;
   char *request = malloc(HEADER + len);
@@ -313,9 +512,7 @@ int weft_proc_pool_submit(weft_proc_pool *p, weft_proc_work_fn fn,
     free(request);
     return -ENOMEM;
   }
-  uint64_t address = (uint64_t)(uintptr_t)fn;
-  memcpy(request, &address, sizeof address);
-  if (len)
+  if (len) /* behind room for the header, which the dispatcher writes */
     memcpy(request + HEADER, arg, len);
   *c = (weft__call){
       .fn = (void *)fn, .arg = request, .len = HEADER + len, .future = f};

@@ -103,7 +103,7 @@ static void wake_sleeper_guarded(weft__callq *q, bool as_spinner) {
   atomic_fetch_sub(&q->sleeping, 1);
   if (as_spinner)
     atomic_fetch_add(&q->spinning, 1);
-  w->spinner = as_spinner;
+  w->counted = as_spinner;
   weft__waiter_wake(w->waiter, 0);
 }
 
@@ -281,8 +281,12 @@ static int take_share(weft__callq *q, bool *spinner, weft__call **out) {
 }
 
 /* Spins while nothing is there to take, as a counted spinner, for a while:
- * true if something came (the worker stays counted), false if it did not
- * or the worker may not spin (and it is not counted). */
+ * true if something came (the worker stays counted), false if it did not,
+ * if the worker may not spin, or if enough newer spinners pushed it out
+ * (and it is not counted). The spinners are the most recent idlers: a
+ * worker just done is the likeliest to be on a CPU with its caches warm
+ * (and for a process pool, with its process awake), so it takes the place
+ * of the one idle longest, which sleeps. */
 static bool spin(weft__callq *q, bool *spinner) {
   if (!weft__cpu_spinning_pays()) {
     if (*spinner)
@@ -291,12 +295,10 @@ static bool spin(weft__callq *q, bool *spinner) {
     return false;
   }
   if (!*spinner) {
-    if (atomic_fetch_add(&q->spinning, 1) >= spinners()) {
-      atomic_fetch_sub(&q->spinning, 1);
-      return false;
-    }
+    atomic_fetch_add(&q->spinning, 1);
     *spinner = true;
   }
+  unsigned ticket = atomic_fetch_add(&q->spin_tickets, 1);
   /* Each look at the intake takes its cache line from the submitter, who
    * must fetch it back for its next call: the looks are spaced out, more
    * as the spin goes on, so that calls that come fast gather between two. */
@@ -307,7 +309,10 @@ static bool spin(weft__callq *q, bool *spinner) {
       return true;
     for (int i = 0; i < gap; i++)
       weft__cpu_relax();
-    if (weft__now() >= end)
+    unsigned newer =
+        atomic_load_explicit(&q->spin_tickets, memory_order_relaxed) - ticket -
+        1;
+    if (newer >= (unsigned)spinners() || weft__now() >= end)
       break;
   }
   atomic_fetch_sub(&q->spinning, 1);
@@ -317,13 +322,12 @@ static bool spin(weft__callq *q, bool *spinner) {
 
 /* Sleeps until a call or the shutdown wakes the worker, unless something
  * is there to take after it counted itself a sleeper. */
-static void sleep_until_woken(weft__callq *q, weft__idler *me, bool *spinner) {
+static void sleep_until_woken(weft__callq *q, weft__idler *me) {
   weft__waiter w;
   weft__waiter_init(&w, "pool", q);
   w.no_spin = true; /* it spun already */
   weft__guard_lock(&q->sleepers_guard);
   me->waiter = &w;
-  me->spinner = false;
   me->next = q->sleepers;
   q->sleepers = me;
   atomic_fetch_add(&q->sleeping, 1);
@@ -335,26 +339,32 @@ static void sleep_until_woken(weft__callq *q, weft__idler *me, bool *spinner) {
   }
   weft__guard_unlock(&q->sleepers_guard);
   weft__waiter_await(&w); /* workers are threads: nothing cancels them */
-  /* The waker wrote `spinner` before the wake, which orders it; and it
+  /* The waker wrote `counted` before the wake, which orders it; and it
    * touches nothing of w after (waiter.h's protocol), but for the futex
    * wake, which touches no memory. */
-  *spinner = me->spinner;
 }
 
 weft__call *weft__callq_take(weft__callq *q, weft__idler *me) {
-  bool spinner = false; /* counted in q->spinning */
   for (;;) {
     weft__call *c;
-    switch (take_share(q, &spinner, &c)) {
+    switch (take_share(q, &me->counted, &c)) {
     case TAKEN:
       return c;
     case ENDED:
-      if (spinner)
+      if (me->counted)
         atomic_fetch_sub(&q->spinning, 1);
+      me->counted = false;
       return NULL;
     }
-    if (!spin(q, &spinner))
-      sleep_until_woken(q, me, &spinner);
+    if (!spin(q, &me->counted))
+      sleep_until_woken(q, me);
+  }
+}
+
+void weft__callq_coming_back(weft__callq *q, weft__idler *me) {
+  if (!me->counted && weft__cpu_spinning_pays()) {
+    atomic_fetch_add(&q->spinning, 1);
+    me->counted = true;
   }
 }
 

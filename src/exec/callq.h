@@ -11,8 +11,9 @@
  * long queue costs a turn at the lock per share and not per call.
  *
  * Idle workers first spin, watching the intake, then sleep. Only a few
- * spin at once (one fewer than the CPUs, at least one): more would spin on
- * the CPUs that the submitters and the busy workers need. A sleeper costs
+ * spin at once (one fewer than the CPUs, at least one), the most recent
+ * idlers: more would spin on the CPUs that the submitters and the busy
+ * workers need. A sleeper costs
  * a futex wake, tens of microseconds on a virtual machine, so a call wakes
  * one only when nobody would otherwise come for it: it found the intake
  * empty (a call already there has someone coming, and they take the
@@ -50,12 +51,14 @@ typedef struct weft__call {
   weft_future *future;
 } weft__call;
 
-/* A worker's record while it sleeps: its waiter (src/hub/waiter.h), and
- * whether its waker counted it a spinner (false: the queue shuts down). */
+/* A worker's record, which lives as long as the worker: whether it is
+ * counted a spinner (written by the worker, and by its waker while it
+ * sleeps: false then tells it the queue shuts down), and while it sleeps,
+ * its waiter (src/hub/waiter.h). */
 typedef struct weft__idler {
   struct weft__idler *next;
   struct weft__waiter *waiter;
-  bool spinner;
+  bool counted;
 } weft__idler;
 
 /* A cache line, to keep apart what different threads write. */
@@ -70,6 +73,9 @@ typedef struct weft__callq {
    * on `sleepers`: changed by read-modify-writes as workers come and go,
    * read by every submit. */
   _Alignas(WEFT__CALLQ_LINE) _Atomic int spinning, sleeping;
+  /* Taken by each worker as it starts to spin: a spinner that sees as
+   * many newer ones as may spin stops. */
+  _Atomic unsigned spin_tickets;
   /* Workers started (written under the lock; read without it to see that
    * the pool has all it may have). */
   _Atomic int started;
@@ -131,6 +137,13 @@ int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout);
  * worker's own record, which lives as long as the worker); NULL once the
  * queue is shut down and empty. */
 weft__call *weft__callq_take(weft__callq *q, weft__idler *me);
+
+/* For a worker about to complete the last call of its share, after the
+ * call ran: counts it a spinner from now on, so that the call its
+ * completion lets a submitter make next (a round trip) wakes no sleeper:
+ * the worker comes back for it. The completion's callbacks run meanwhile,
+ * so they should be short (exec.h says so). */
+void weft__callq_coming_back(weft__callq *q, weft__idler *me);
 
 /* For a worker that ends (after take gave NULL, or on its own): counts it
  * out and wakes a shutdown that waits. */

@@ -307,12 +307,16 @@ static ssize_t get_reply(struct slot *s) {
   }
 }
 
-/* Completes c with the reply to it. Returns 0, or -EPIPE (the worker died
- * first: c is not completed). */
-static int take_reply(struct slot *s, weft__call *c) {
+/* Completes c with the reply to it; if it is the last call the
+ * dispatcher has, tells the queue (as `me`) that it comes back first.
+ * Returns 0, or -EPIPE (the worker died first: c is not completed). */
+static int take_reply(struct slot *s, weft__idler *me, weft__call *c,
+                      bool last) {
   ssize_t n = get_reply(s);
   if (n < 0)
     return -EPIPE;
+  if (last)
+    weft__callq_coming_back(&s->pool->q, me);
   struct reply_header h;
   memcpy(&h, s->buffer, sizeof h);
   if (h.error) {
@@ -369,7 +373,7 @@ static weft__call *after_death(struct slot *s, weft__call *flight) {
 
 /* Runs a share of calls (a list) on the slot's process, a new one if it
  * has none, and lets go of each. */
-static void run_share(struct slot *s, weft__call *share) {
+static void run_share(struct slot *s, weft__idler *me, weft__call *share) {
   weft_proc_pool *p = s->pool;
   /* The calls not cancelled yet start; the others are dropped. */
   weft__call *todo = NULL, **todo_tail = &todo;
@@ -415,7 +419,7 @@ static void run_share(struct slot *s, weft__call *share) {
     }
     /* Then take the oldest reply. */
     if (!dead && flight) {
-      dead = take_reply(s, flight) < 0;
+      dead = take_reply(s, me, flight, !flight->next && !todo) < 0;
       if (!dead) {
         weft__call *c = flight;
         flight = c->next;
@@ -447,7 +451,7 @@ static void *dispatcher_main(void *arg) {
   weft__call *c;
   weft__idler me = {0};
   while ((c = weft__callq_take(&p->q, &me)) != NULL)
-    run_share(s, c);
+    run_share(s, &me, c);
   stop_process(s, false);
   weft__callq_worker_ended(&p->q);
   return NULL;

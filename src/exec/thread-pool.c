@@ -69,14 +69,17 @@ int weft_thread_pool_new(weft_thread_pool **out,
 /* Lets go of the pool's hold on c's future, which c lives in. */
 static void free_call(weft__call *c) { weft_future_free(c->future); }
 
-/* Runs c and lets go of it. */
-static void run_call(weft__call *c) {
+/* Runs c and lets go of it; the last of a share tells the queue the
+ * worker comes back before it completes the future. */
+static void run_call(weft_thread_pool *p, weft__idler *me, weft__call *c) {
   if (weft_future_set_running(c->future) == 0) {
     void *value = NULL;
     weft_work_fn fn = (weft_work_fn)c->fn;
     weft__future_running_set(c->future);
     int rc = fn(c->arg, &value);
     weft__future_running_set(NULL);
+    if (!c->next)
+      weft__callq_coming_back(&p->q, me);
     weft__future_finish(c->future, value, 0, NULL, rc > 0 ? -EINVAL : rc);
   }
   free_call(c);
@@ -92,7 +95,7 @@ static void *worker_main(void *arg) {
   while ((c = weft__callq_take(&p->q, &me)) != NULL) {
     for (weft__call *next; c; c = next) {
       next = c->next;
-      run_call(c);
+      run_call(p, &me, c);
     }
   }
   weft__callq_worker_ended(&p->q);

@@ -32,7 +32,9 @@
  * order they were added; or at once, by the caller of
  * weft_future_add_done_callback, when the future is done already. A
  * callback may read its future's outcome (weft_future_result returns at
- * once) and add callbacks; it must not free the future.
+ * once) and add callbacks; it must not free the future. A pool's worker
+ * runs the callbacks before it takes its next call, so they should be
+ * short: one that blocks holds a worker up meanwhile.
  *
  * Handles (docs/README.md, "Handles"): weft_future_new and the pools'
  * submit give the caller a future it lets go with weft_future_free; the

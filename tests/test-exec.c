@@ -526,6 +526,87 @@ static void *set_later(void *arg) {
   return NULL;
 }
 
+/* Waits up to 2 s for the flag in arg, which another call sets. */
+static int wait_for_flag(void *arg, void **value) {
+  (void)value;
+  int64_t until = weft_now() + WEFT_SEC(2);
+  while (!atomic_load((atomic_int *)arg))
+    if (weft_now() > until)
+      return -ETIMEDOUT;
+  return 0;
+}
+
+static int set_flag(void *arg, void **value) {
+  (void)value;
+  atomic_store((atomic_int *)arg, 1);
+  return 0;
+}
+
+TEST(a_call_submitted_while_a_worker_takes_one_is_not_left_waiting) {
+  /* A call that came while the only spinner was taking calls from the
+   * queue's intake once stayed there, nobody woken, until that worker was
+   * done: here, never, as its call waits for the other. */
+  weft_thread_pool *p;
+  CHECK_EQ(weft_thread_pool_new(&p, &(weft_thread_pool_opts){.workers = 2}), 0);
+  for (int round = 0; round < 2000; round++) {
+    atomic_int flag = 0;
+    weft_future *a, *x;
+    CHECK_EQ(weft_thread_pool_submit(p, wait_for_flag, &flag, WEFT_FOREVER, &a),
+             0);
+    CHECK_EQ(weft_thread_pool_submit(p, set_flag, &flag, WEFT_FOREVER, &x), 0);
+    int err;
+    CHECK_EQ(weft_future_result(a, WEFT_SEC(10), NULL, &err), 0);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(weft_future_result(x, WEFT_SEC(10), NULL, NULL), 0);
+    weft_future_free(a);
+    weft_future_free(x);
+  }
+  weft_thread_pool_free(p);
+}
+
+struct submits_and_waits {
+  weft_thread_pool *pool;
+  atomic_int done; /* the callback's wait ended: 1 well, -1 not */
+};
+
+static void callback_submits_and_waits(weft_future *f, void *arg) {
+  (void)f;
+  struct submits_and_waits *s = arg;
+  atomic_int flag = 1;
+  weft_future *g;
+  int rc =
+      weft_thread_pool_submit(s->pool, wait_for_flag, &flag, WEFT_FOREVER, &g);
+  if (rc == 0) {
+    rc = weft_future_result(g, WEFT_SEC(5), NULL, NULL);
+    weft_future_free(g);
+  }
+  atomic_store(&s->done, rc == 0 ? 1 : -1);
+}
+
+TEST(a_callback_run_by_a_worker_may_wait_for_a_call_of_its_pool) {
+  /* The worker that runs the callback once counted as coming back to the
+   * queue, and so nobody was woken for the callback's own call. */
+  weft_thread_pool *p;
+  CHECK_EQ(weft_thread_pool_new(&p, &(weft_thread_pool_opts){.workers = 2}), 0);
+  for (int round = 0; round < 20; round++) {
+    /* Both workers asleep: nobody spins to find the callback's call. */
+    usleep(2000);
+    atomic_int flag = 1;
+    struct submits_and_waits s = {.pool = p};
+    weft_future *f;
+    CHECK_EQ(weft_thread_pool_submit(p, wait_for_flag, &flag, WEFT_FOREVER, &f),
+             0);
+    CHECK_EQ(weft_future_add_done_callback(f, callback_submits_and_waits, &s),
+             0);
+    CHECK_EQ(weft_future_result(f, WEFT_SEC(10), NULL, NULL), 0);
+    while (atomic_load(&s.done) == 0)
+      usleep(100);
+    CHECK_EQ(atomic_load(&s.done), 1);
+    weft_future_free(f);
+  }
+  weft_thread_pool_free(p);
+}
+
 TEST(a_full_queue_pushes_back) {
   weft_thread_pool *p;
   CHECK_EQ(weft_thread_pool_new(
@@ -768,6 +849,40 @@ static weft_future *proc_submit(weft_proc_pool *p, weft_proc_work_fn fn,
   return f;
 }
 
+/* Naps 50 ms. */
+static int proc_nap(const void *arg, size_t len, void **result,
+                    size_t *result_len) {
+  (void)arg, (void)len, (void)result, (void)result_len;
+  usleep(50000);
+  return 0;
+}
+
+/* Starts all n of the pool's workers, with n calls that overlap, and
+ * waits for them. The tests that submit many calls at once start the
+ * workers first: a fork while this thread allocates can leave the child
+ * an allocator lock held for good under AddressSanitizer (GCC 12's, whose
+ * allocator takes no care of forks; glibc's does). */
+static void start_workers(weft_proc_pool *p, int n) {
+  weft_future *fs[8];
+  for (int i = 0; i < n; i++)
+    fs[i] = proc_submit(p, proc_nap, NULL, 0);
+  for (int i = 0; i < n; i++) {
+    CHECK_EQ(weft_future_result(fs[i], WEFT_SEC(30), NULL, NULL), 0);
+    weft_future_free(fs[i]);
+  }
+}
+
+/* Reads a byte from the fd in arg: a call that holds its worker until the
+ * test has submitted what it wants sent together. */
+static int proc_gate(const void *arg, size_t len, void **result,
+                     size_t *result_len) {
+  (void)len, (void)result, (void)result_len;
+  int fd;
+  memcpy(&fd, arg, sizeof fd);
+  char b;
+  return read(fd, &b, 1) == 1 ? 0 : -EIO;
+}
+
 static void check_plus_one(weft_future *f, const unsigned char *in, size_t n) {
   void *v;
   int err;
@@ -786,6 +901,7 @@ TEST(a_process_pool_carries_bytes_and_errors) {
                                                     .initializer = init_worker,
                                                     .initializer_arg = IV(77)}),
       0);
+  start_workers(p, 2);
   unsigned char small[64];
   for (int i = 0; i < 64; i++)
     small[i] = (unsigned char)(i * 3);
@@ -929,14 +1045,24 @@ TEST(a_death_among_calls_sent_together_fails_only_the_running_one) {
   runs = mmap(NULL, N * sizeof *runs, PROT_READ | PROT_WRITE,
               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK(runs != MAP_FAILED);
-  /* One worker: the calls go to it in shares of several at once. */
+  /* One worker: the calls go to it in shares of several at once, held
+   * back by a gate until all are submitted (the workers that replace the
+   * dead are forked while this thread allocates nothing: start_workers). */
+  int gate[2];
+  CHECK_EQ(pipe(gate), 0);
   weft_proc_pool *p;
   CHECK_EQ(weft_proc_pool_new(&p, &(weft_proc_pool_opts){.workers = 1}), 0);
+  start_workers(p, 1);
+  weft_future *held = proc_submit(p, proc_gate, &gate[0], sizeof gate[0]);
   weft_future *fs[N];
   for (int i = 0; i < N; i++) {
     struct counted c = {i, i == 10 ? 1 : i == 25 ? 2 : i == 40 ? 3 : 0};
     fs[i] = proc_submit(p, proc_counted, &c, sizeof c);
   }
+  CHECK_EQ(write(gate[1], "", 1), 1);
+  CHECK_EQ(weft_future_result(held, WEFT_SEC(30), NULL, NULL), 0);
+  for (int i = 0; i < N; i++)
+    CHECK_EQ(weft_future_result(fs[i], WEFT_SEC(30), NULL, NULL), 0);
   int codes[] = {0, -SIGKILL, 4, -SIGABRT};
   for (int i = 0; i < N; i++) {
     void *v;
@@ -953,15 +1079,20 @@ TEST(a_death_among_calls_sent_together_fails_only_the_running_one) {
     }
     /* Every call ran once: none twice, none lost with a dead worker. */
     CHECK_EQ(atomic_load(&runs[i]), 1);
-    weft_future_free(fs[i]);
   }
+  for (int i = 0; i < N; i++)
+    weft_future_free(fs[i]);
+  weft_future_free(held);
   weft_proc_pool_free(p);
   munmap(runs, N * sizeof *runs);
+  close(gate[0]);
+  close(gate[1]);
 }
 
 TEST(long_and_short_messages_sent_together_keep_their_order) {
   weft_proc_pool *p;
   CHECK_EQ(weft_proc_pool_new(&p, &(weft_proc_pool_opts){.workers = 1}), 0);
+  start_workers(p, 1);
   /* Over and under what a worker's queues take in one message (64 KiB). */
   size_t sizes[] = {64, 200 << 10, 0, 1 << 20, 64, 64, 100 << 10, 65520, 8};
   enum { K = sizeof sizes / sizeof *sizes };
@@ -1013,17 +1144,27 @@ TEST(max_calls_holds_for_calls_sent_together) {
   CHECK_EQ(weft_proc_pool_new(
                &p, &(weft_proc_pool_opts){.workers = 1, .max_calls = 3}),
            0);
+  /* Held back by a gate until all are submitted (start_workers). */
+  int gate[2];
+  CHECK_EQ(pipe(gate), 0);
+  start_workers(p, 1);
+  weft_future *held = proc_submit(p, proc_gate, &gate[0], sizeof gate[0]);
   enum { N = 20 };
   weft_future *fs[N];
   for (int i = 0; i < N; i++)
     fs[i] = proc_submit(p, proc_whoami, NULL, 0);
+  CHECK_EQ(write(gate[1], "", 1), 1);
   int pids[N];
   for (int i = 0; i < N; i++) {
     void *v;
     CHECK_EQ(weft_future_result(fs[i], WEFT_SEC(30), &v, NULL), 0);
     pids[i] = ((int *)v)[0];
-    weft_future_free(fs[i]);
   }
+  for (int i = 0; i < N; i++)
+    weft_future_free(fs[i]);
+  weft_future_free(held);
+  close(gate[0]);
+  close(gate[1]);
   /* One worker at a time, in order: runs of at most 3 calls a pid. */
   for (int i = 0, run = 1; i < N; i++, run++) {
     if (i > 0 && pids[i] != pids[i - 1])

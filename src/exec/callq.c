@@ -169,19 +169,22 @@ static int grow(weft__callq *q) {
 }
 
 int weft__callq_push(weft__callq *q, weft__call *c, int64_t timeout) {
-  int rc = reserve(q, timeout);
+  /* A worker is started before a place is taken: a place given back
+   * would have to be told to the submitters waiting for one, under the
+   * lock, which a cancelled task may not get. */
+  int rc = weft__callq_wants_worker(q) ? grow(q) : 0;
+  if (rc == 0)
+    rc = reserve(q, timeout);
   if (rc < 0)
     return rc;
-  if (weft__callq_wants_worker(q) && (rc = grow(q)) < 0) {
-    unreserve(q);
-    return rc;
-  }
   weft__future_hold(c->future); /* the pool's, until the call is done */
   /* Guessed empty, which a spinner keeps it: one exclusive fetch of the
    * line, where a load first would fetch it twice. */
   uintptr_t prev = 0;
   do {
     if (prev == INTAKE_SHUT) {
+      /* The place goes back untold: the shutdown woke every submitter
+       * waiting for one, to be refused. */
       weft_future_free(c->future); /* the hold just taken */
       unreserve(q);
       return -ESHUTDOWN;
@@ -217,6 +220,26 @@ static void move_intake(weft__callq *q, uintptr_t in) {
     q->tail = &(*q->tail)->next;
   atomic_store(&q->ready,
                atomic_load_explicit(&q->ready, memory_order_relaxed) + n);
+}
+
+/* Whether calls wait: in the ready list, or in the intake. */
+static bool calls_wait(weft__callq *q) {
+  return atomic_load(&q->ready) != 0 || atomic_load(&q->intake) > INTAKE_SHUT;
+}
+
+/* Under the lock, from a worker that has just stopped counting itself a
+ * spinner (a sequentially consistent read-modify-write): if calls wait
+ * and nobody spins, wakes a sleeper to come for them, or starts a worker
+ * (if none starts, those alive come when done). A submitter that saw the
+ * worker counted, and so woke nobody, pushed before it looked; the worker
+ * stopped counting before it looks here: one of the two sees the other. */
+static void call_for_help(weft__callq *q) {
+  if (!calls_wait(q) || atomic_load(&q->spinning) != 0)
+    return;
+  if (atomic_load(&q->sleeping) > 0)
+    wake_sleeper(q);
+  else if (q->grow && !q->shut)
+    q->grow(q->ctx);
 }
 
 /* What take_share found. */
@@ -269,12 +292,7 @@ static int take_share(weft__callq *q, bool *spinner, weft__call **out) {
     atomic_fetch_sub(&q->spinning, 1);
     *spinner = false;
   }
-  if (q->head && atomic_load(&q->spinning) == 0) {
-    if (atomic_load(&q->sleeping) > 0)
-      wake_sleeper(q);
-    else if (q->grow && !q->shut)
-      q->grow(q->ctx); /* no worker started: the ones alive will come */
-  }
+  call_for_help(q);
   weft_rlock_release(&q->lock);
   *out = c;
   return TAKEN;
@@ -366,6 +384,22 @@ void weft__callq_coming_back(weft__callq *q, weft__idler *me) {
     atomic_fetch_add(&q->spinning, 1);
     me->counted = true;
   }
+}
+
+void weft__callq_not_coming_back(weft__callq *q, weft__idler *me) {
+  if (!me->counted)
+    return;
+  atomic_fetch_sub(&q->spinning, 1);
+  me->counted = false;
+  if (!calls_wait(q))
+    return;
+  weft_rlock_acquire(&q->lock, WEFT_FOREVER); /* workers are threads */
+  call_for_help(q);
+  weft_rlock_release(&q->lock);
+}
+
+void weft__callq_not_coming_back_fn(void *q, void *me) {
+  weft__callq_not_coming_back(q, me);
 }
 
 void weft__callq_worker_ended(weft__callq *q) {

@@ -141,9 +141,17 @@ weft__call *weft__callq_take(weft__callq *q, weft__idler *me);
 /* For a worker about to complete the last call of its share, after the
  * call ran: counts it a spinner from now on, so that the call its
  * completion lets a submitter make next (a round trip) wakes no sleeper:
- * the worker comes back for it. The completion's callbacks run meanwhile,
- * so they should be short (exec.h says so). */
+ * the worker comes back for it. If the completion has callbacks to run,
+ * it calls weft__callq_not_coming_back first (weft__future_finish_then). */
 void weft__callq_coming_back(weft__callq *q, weft__idler *me);
+
+/* Undoes weft__callq_coming_back, before the worker does something that
+ * may take long (a future's callbacks): stops counting it a spinner, and
+ * wakes another for the calls that came meanwhile, if nobody spins. */
+void weft__callq_not_coming_back(weft__callq *q, weft__idler *me);
+
+/* The same, as a completion's weft__before_callbacks fn: a is q, b me. */
+void weft__callq_not_coming_back_fn(void *q, void *me);
 
 /* For a worker that ends (after take gave NULL, or on its own): counts it
  * out and wakes a shutdown that waits. */

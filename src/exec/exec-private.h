@@ -60,6 +60,20 @@ void weft__future_running_set(const weft_future *f);
 int weft__future_finish(weft_future *f, void *value, size_t size, void *owned,
                         int error);
 
+/* What a completion does, if the future has done callbacks, after it
+ * woke the waiters and before it runs the callbacks: fn(a, b), under no
+ * lock of weft's. A pool's worker stops counting itself a spinner there
+ * (callq.h). */
+typedef struct weft__before_callbacks {
+  void (*fn)(void *a, void *b);
+  void *a, *b;
+} weft__before_callbacks;
+
+/* weft__future_finish, with `before` (NULL: none). */
+int weft__future_finish_then(weft_future *f, void *value, size_t size,
+                             void *owned, int error,
+                             const weft__before_callbacks *before);
+
 /* Completes f with -EOWNERDEAD: the process pool's worker that ran its
  * call died, with exit_code as weft_proc_join gives it (weft_future_
  * worker_exit). */

@@ -118,7 +118,8 @@ int weft_future_set_running(weft_future *f) {
  * the state that stopped it (-1 when f was running and state is a
  * cancellation). */
 static int complete(weft_future *f, int state, void *value, size_t size,
-                    void *owned, int error, bool died, int exit_code) {
+                    void *owned, int error, bool died, int exit_code,
+                    const weft__before_callbacks *before) {
   weft__guard_lock(&f->guard);
   int s = atomic_load_explicit(&f->state, memory_order_relaxed);
   if (is_done(s) ||
@@ -145,6 +146,8 @@ static int complete(weft_future *f, int state, void *value, size_t size,
   f->callbacks = NULL;
   f->callbacks_tail = &f->callbacks;
   weft__guard_unlock(&f->guard);
+  if (cbs && before)
+    before->fn(before->a, before->b);
   for (struct callback *c = cbs, *next; c; c = next) {
     next = c->next;
     c->fn(f, c->arg);
@@ -153,23 +156,29 @@ static int complete(weft_future *f, int state, void *value, size_t size,
   return 0;
 }
 
-int weft__future_finish(weft_future *f, void *value, size_t size, void *owned,
-                        int error) {
+int weft__future_finish_then(weft_future *f, void *value, size_t size,
+                             void *owned, int error,
+                             const weft__before_callbacks *before) {
   if (error) {
     free(owned);
     value = owned = NULL;
     size = 0;
   }
-  int rc =
-      complete(f, WEFT_FUTURE_FINISHED, value, size, owned, error, false, 0);
+  int rc = complete(f, WEFT_FUTURE_FINISHED, value, size, owned, error, false,
+                    0, before);
   if (rc != 0)
     free(owned); /* done already: the value has nowhere to go */
   return rc == 0 ? 0 : -EALREADY;
 }
 
+int weft__future_finish(weft_future *f, void *value, size_t size, void *owned,
+                        int error) {
+  return weft__future_finish_then(f, value, size, owned, error, NULL);
+}
+
 int weft__future_died(weft_future *f, int exit_code) {
   int rc = complete(f, WEFT_FUTURE_FINISHED, NULL, 0, NULL, -EOWNERDEAD, true,
-                    exit_code);
+                    exit_code, NULL);
   return rc == 0 ? 0 : -EALREADY;
 }
 
@@ -198,7 +207,7 @@ int weft_future_set_error(weft_future *f, int error) {
 int weft_future_cancel(weft_future *f) {
   if (!f)
     return -EINVAL;
-  int rc = complete(f, WEFT_FUTURE_CANCELLED, NULL, 0, NULL, 0, false, 0);
+  int rc = complete(f, WEFT_FUTURE_CANCELLED, NULL, 0, NULL, 0, false, 0, NULL);
   if (rc == 0 || rc == WEFT_FUTURE_CANCELLED)
     return 0;
   return rc == -1 ? -EBUSY : -EALREADY;

@@ -36,10 +36,12 @@
  * end of its pipe is held by it alone and its death ends the pipe at once.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <weft/exec.h>
 #include <weft/hub.h>
@@ -94,9 +96,11 @@ struct weft_proc_pool {
   int max; /* q's most workers, and slots */
   struct slot *slots;
   /* The fds of each slot (-1: none), for the workers to close those of
-   * the others. Written by the dispatchers (atomically), read by a worker
-   * in its copy made by the fork. */
+   * the others. Written by the dispatchers under fds_lock, with the fds
+   * they name made and closed under it too, and each fork made under it;
+   * read by a worker in its copy made by the fork. */
   int *fds;
+  pthread_mutex_t fds_lock;
   pid_t owner; /* the pool's process */
   weft_proc_pool_opts o;
   char name[24];
@@ -150,9 +154,13 @@ static int worker_process(void *arg) {
     if (fd >= 0 && i / FDS_PER_SLOT != s->index)
       close(fd);
   }
+  /* Mapped, not malloc'd: an allocator whose lock another thread of the
+   * pool's process held at the fork (AddressSanitizer's, which takes no
+   * care of forks) would hang the worker here, before any call. */
   size_t max = weft_queue_max_message(s->requests);
-  char *buffer = malloc(max);
-  if (!buffer)
+  char *buffer = mmap(NULL, max, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buffer == MAP_FAILED)
     return 1;
   if (p->o.initializer)
     p->o.initializer(p->o.initializer_arg);
@@ -179,6 +187,8 @@ static int worker_process(void *arg) {
       error = -EINVAL;
     if (!error && result_len && !result)
       error = -EINVAL; /* bytes promised, none given */
+    if (!error && result_len > WEFT_MSGPIPE_MAX)
+      error = -EMSGSIZE; /* no pipe takes it */
     int rc = reply(s, buffer, error, result, result_len);
     free(result);
     if (rc < 0)
@@ -190,6 +200,7 @@ static int worker_process(void *arg) {
 
 /* Lets go of what start_process made for the slot's process. */
 static void free_transport(struct slot *s) {
+  pthread_mutex_lock(&s->pool->fds_lock);
   clear_fds(s->pool, s->index);
   weft_msgpipe_free(s->end);
   weft_msgpipe_free(s->theirs);
@@ -199,10 +210,16 @@ static void free_transport(struct slot *s) {
   s->end = s->theirs = NULL;
   s->requests = s->replies = NULL;
   s->buffer = NULL;
+  pthread_mutex_unlock(&s->pool->fds_lock);
 }
 
+/* Makes the slot's pipe and queues and forks its worker, all under the
+ * pool's fds_lock with the table `fds` kept true: a dispatcher that forks
+ * meanwhile would give its worker fds that the table does not name, which
+ * it would keep open (a pipe then never ends at its worker's death). */
 static int start_process(struct slot *s) {
   weft_proc_pool *p = s->pool;
+  pthread_mutex_lock(&p->fds_lock);
   int rc = weft_msgpipe_pair(&s->end, &s->theirs);
   if (rc == 0)
     rc = weft_queue_create(&s->requests, NULL);
@@ -213,32 +230,33 @@ static int start_process(struct slot *s) {
     s->buffer = malloc(HEADER + s->inline_max);
     rc = s->buffer ? 0 : -ENOMEM;
   }
-  if (rc < 0) {
-    free_transport(s);
-    return rc;
+  if (rc == 0) {
+    set_fds(p, s->index,
+            (const int[FDS_PER_SLOT]){
+                weft_msgpipe_fd(s->end), weft_msgpipe_fd(s->theirs),
+                weft_queue_fd(s->requests), weft_queue_fd(s->replies)});
+    char name[32];
+    snprintf(name, sizeof name, "%s-%d", p->name, s->index);
+    rc = weft_proc_start(&s->proc, worker_process, s,
+                         &(weft_proc_opts){.name = name, .daemon = true});
   }
-  set_fds(p, s->index,
-          (const int[FDS_PER_SLOT]){
-              weft_msgpipe_fd(s->end), weft_msgpipe_fd(s->theirs),
-              weft_queue_fd(s->requests), weft_queue_fd(s->replies)});
-  char name[32];
-  snprintf(name, sizeof name, "%s-%d", p->name, s->index);
-  rc = weft_proc_start(&s->proc, worker_process, s,
-                       &(weft_proc_opts){.name = name, .daemon = true});
+  if (rc == 0) {
+    /* The worker's end of the pipe is the worker's now: out of the table
+     * before it is closed, so that no fork closes a number reused. */
+    set_fds(p, s->index,
+            (const int[FDS_PER_SLOT]){weft_msgpipe_fd(s->end), -1,
+                                      weft_queue_fd(s->requests),
+                                      weft_queue_fd(s->replies)});
+    weft_msgpipe_free(s->theirs);
+    s->theirs = NULL;
+    s->sent = s->replied = 0;
+  }
+  pthread_mutex_unlock(&p->fds_lock);
   if (rc < 0) {
     s->proc = NULL;
     free_transport(s);
-    return rc;
   }
-  /* The worker's end of the pipe is the worker's now. */
-  weft_msgpipe_free(s->theirs);
-  s->theirs = NULL;
-  set_fds(p, s->index,
-          (const int[FDS_PER_SLOT]){weft_msgpipe_fd(s->end), -1,
-                                    weft_queue_fd(s->requests),
-                                    weft_queue_fd(s->replies)});
-  s->sent = s->replied = 0;
-  return 0;
+  return rc;
 }
 
 /* Lets the worker go: told to exit (or killed), and joined, so that it is
@@ -307,37 +325,50 @@ static ssize_t get_reply(struct slot *s) {
   }
 }
 
-/* Completes c with the reply to it; if it is the last call the
- * dispatcher has, tells the queue (as `me`) that it comes back first.
+/* Completes c with the reply to it. If it is the last call the
+ * dispatcher has, tells the queue (as `me`) that it comes back, once the
+ * reply is whole, and that it does not after all if callbacks run.
  * Returns 0, or -EPIPE (the worker died first: c is not completed). */
 static int take_reply(struct slot *s, weft__idler *me, weft__call *c,
                       bool last) {
   ssize_t n = get_reply(s);
   if (n < 0)
     return -EPIPE;
-  if (last)
-    weft__callq_coming_back(&s->pool->q, me);
   struct reply_header h;
   memcpy(&h, s->buffer, sizeof h);
-  if (h.error) {
-    weft__future_finish(c->future, NULL, 0, NULL, h.error);
-    return 0;
-  }
-  void *msg;
-  size_t len;
-  if (h.how == PIPED) {
-    if (weft_msgpipe_recv(s->end, &msg, &len, WEFT_FOREVER) < 0)
+  void *msg = NULL;
+  size_t len = 0;
+  int error = h.error;
+  if (!error && h.how == PIPED) {
+    /* A wait cut short keeps what came: the next goes on from there. */
+    int rc;
+    while ((rc = weft_msgpipe_recv(s->end, &msg, &len, DEATH_LOOK)) ==
+               -ETIMEDOUT &&
+           weft_proc_alive(s->proc)) {
+    }
+    if (rc == -ENOMEM) {
+      /* The result stays in the pipe, which the worker's next would
+       * follow: the call fails, and the worker goes as if dead (its
+       * death does nothing more to a future done). */
+      weft__future_finish(c->future, NULL, 0, NULL, -ENOMEM);
       return -EPIPE;
-  } else {
+    }
+    if (rc < 0)
+      return -EPIPE;
+  } else if (!error) {
     len = (size_t)n - HEADER;
     msg = malloc(len ? len : 1);
-    if (!msg) {
-      weft__future_finish(c->future, NULL, 0, NULL, -ENOMEM);
-      return 0;
-    }
-    memcpy(msg, s->buffer + HEADER, len);
+    if (msg)
+      memcpy(msg, s->buffer + HEADER, len);
+    else
+      error = -ENOMEM;
   }
-  weft__future_finish(c->future, msg, len, msg, 0);
+  if (last)
+    weft__callq_coming_back(&s->pool->q, me);
+  weft__future_finish_then(
+      c->future, msg, len, msg, error,
+      &(weft__before_callbacks){weft__callq_not_coming_back_fn, &s->pool->q,
+                                me});
   return 0;
 }
 
@@ -375,18 +406,7 @@ static weft__call *after_death(struct slot *s, weft__call *flight) {
  * has none, and lets go of each. */
 static void run_share(struct slot *s, weft__idler *me, weft__call *share) {
   weft_proc_pool *p = s->pool;
-  /* The calls not cancelled yet start; the others are dropped. */
-  weft__call *todo = NULL, **todo_tail = &todo;
-  for (weft__call *c = share, *next; c; c = next) {
-    next = c->next;
-    if (weft_future_set_running(c->future) != 0) {
-      free_call(c);
-      continue;
-    }
-    c->next = NULL;
-    *todo_tail = c;
-    todo_tail = &c->next;
-  }
+  weft__call *todo = share;
   weft__call *flight = NULL, **flight_tail = &flight;
   while (todo || flight) {
     if (!s->proc) {
@@ -399,12 +419,19 @@ static void run_share(struct slot *s, weft__idler *me, weft__call *share) {
       if (rc < 0)
         return; /* nothing was in flight: no process */
     }
-    /* Send what may go now: a request over the pipe goes alone. */
+    /* Send what may go now: a request over the pipe goes alone. A call
+     * starts as it is sent (or sent again, after a death): until then it
+     * may be cancelled, and is dropped here. */
     bool dead = false;
     while (todo && !dead && (!p->o.max_calls || s->sent < p->o.max_calls)) {
       weft__call *c = todo;
       if (flight && c->len - HEADER > s->inline_max)
         break;
+      if (weft_future_set_running(c->future) == -ECANCELED) {
+        todo = c->next;
+        free_call(c);
+        continue;
+      }
       enum sent sent = send_request(s, c, flight != NULL);
       if (sent == NO_ROOM)
         break;
@@ -419,7 +446,11 @@ static void run_share(struct slot *s, weft__idler *me, weft__call *share) {
     }
     /* Then take the oldest reply. */
     if (!dead && flight) {
-      dead = take_reply(s, me, flight, !flight->next && !todo) < 0;
+      /* The last call before the process is let go is not: the join
+       * comes first. */
+      bool last = !flight->next && !todo &&
+                  !(p->o.max_calls && s->sent >= p->o.max_calls);
+      dead = take_reply(s, me, flight, last) < 0;
       if (!dead) {
         weft__call *c = flight;
         flight = c->next;
@@ -492,6 +523,7 @@ int weft_proc_pool_new(weft_proc_pool **out, const weft_proc_pool_opts *opts) {
   }
   for (int i = 0; i < FDS_PER_SLOT * p->max; i++)
     p->fds[i] = -1;
+  pthread_mutex_init(&p->fds_lock, NULL);
   p->owner = getpid();
   snprintf(p->name, sizeof p->name, "%s", o.name ? o.name : "procpool");
   o.name = p->name;
@@ -551,6 +583,7 @@ void weft_proc_pool_free(weft_proc_pool *p) {
     return; /* cancelled inside a generator, which cannot shield: kept */
   weft__callq_destroy(&p->q);
   free(p->slots);
+  pthread_mutex_destroy(&p->fds_lock);
   free(p->fds);
   free(p);
 }

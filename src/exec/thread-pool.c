@@ -70,7 +70,8 @@ int weft_thread_pool_new(weft_thread_pool **out,
 static void free_call(weft__call *c) { weft_future_free(c->future); }
 
 /* Runs c and lets go of it; the last of a share tells the queue the
- * worker comes back before it completes the future. */
+ * worker comes back before it completes the future (and that it does
+ * not, after all, if the future's callbacks run first). */
 static void run_call(weft_thread_pool *p, weft__idler *me, weft__call *c) {
   if (weft_future_set_running(c->future) == 0) {
     void *value = NULL;
@@ -80,7 +81,9 @@ static void run_call(weft_thread_pool *p, weft__idler *me, weft__call *c) {
     weft__future_running_set(NULL);
     if (!c->next)
       weft__callq_coming_back(&p->q, me);
-    weft__future_finish(c->future, value, 0, NULL, rc > 0 ? -EINVAL : rc);
+    weft__future_finish_then(
+        c->future, value, 0, NULL, rc > 0 ? -EINVAL : rc,
+        &(weft__before_callbacks){weft__callq_not_coming_back_fn, &p->q, me});
   }
   free_call(c);
 }

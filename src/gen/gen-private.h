@@ -9,6 +9,7 @@
 #include <weft/gen.h>
 
 #include "../core/coro.h"
+#include "bias.h"
 
 #define GEN_MAGIC 0x67656e21u /* "gen!" */
 
@@ -18,6 +19,7 @@ struct weft_gen {
    * a handle another thread is freeing reads it to report -EINVAL. */
   _Atomic uint32_t magic;
   _Atomic int state;
+  weft__bias bias;   /* who may claim it without a locked instruction */
   bool closing;      /* weft_gen_close is running it; cleared in leave() */
   bool freeing;      /* weft_gen_free is closing it: keep it claimed */
   weft__ctx caller;  /* the resumer's context while the generator runs */

@@ -18,7 +18,10 @@
  * State protocol (g->state), the one field several threads touch at once:
  *  - a resume, throw or close claims the generator with a compare-and-swap
  *    from CREATED or SUSPENDED to RUNNING; the loser of a race gets -EBUSY
- *    and changes nothing;
+ *    and changes nothing. The thread the generator is biased to (bias.h:
+ *    the last to claim it, nearly always the next) claims it with a plain
+ *    store instead, and any other thread revokes that bias before its
+ *    compare-and-swap;
  *  - the generator publishes SUSPENDED or FINISHED (release) right before
  *    it switches out, having read all it needs of g;
  *  - a claimer then waits until the switch has saved the generator's
@@ -38,6 +41,15 @@
 #include "gen-private.h"
 
 static const char GEN_KIND[] = "generator";
+
+/* g->state holds, beside the state (STATE_MASK), the generator's bias
+ * (see claim()): BIASED while a thread may claim it with a plain store,
+ * and in BIAS_TAKES the biases taken so far (a bias can be taken REBIAS_MAX
+ * + 1 times at most, bias.c: well under the field's 15). */
+#define STATE_MASK       0xff
+#define BIASED           0x100
+#define BIAS_TAKES_SHIFT 9
+#define BIAS_TAKES       (0xf << BIAS_TAKES_SHIFT)
 
 static bool valid(const weft_gen *g) {
   return g && atomic_load_explicit(&((weft_gen *)g)->magic,
@@ -62,9 +74,13 @@ static inline int leave(weft_gen *g, int state, int code) {
   weft__coro_running = g->outer;
   g->closing = false;
   /* A generator that weft_gen_free is closing stays claimed: nobody may
-   * resume it between its close and its release. */
-  atomic_store_explicit(&g->state, g->freeing ? WEFT_GEN_RUNNING : state,
-                        memory_order_release);
+   * resume it between its close and its release. One that goes on
+   * suspended keeps its bias (BIASED: only claims change that). */
+  int next = g->freeing ? WEFT_GEN_RUNNING : state;
+  if (next != WEFT_GEN_FINISHED)
+    next |= atomic_load_explicit(&g->state, memory_order_relaxed) &
+            (BIASED | BIAS_TAKES);
+  atomic_store_explicit(&g->state, next, memory_order_release);
   if (state == WEFT_GEN_FINISHED)
     weft__ctx_exit(&g->coro.ctx, &g->caller, code);
   return weft__ctx_switch(&g->coro.ctx, &g->caller, code);
@@ -93,6 +109,7 @@ int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
   g->fn = fn;
   g->arg = arg;
   atomic_init(&g->state, WEFT_GEN_CREATED);
+  g->bias = (weft__bias){0};
   atomic_store_explicit(&g->magic, GEN_MAGIC, memory_order_relaxed);
   *out = g;
   return 0;
@@ -102,19 +119,53 @@ int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
  * or a negative errno when it cannot run. Once claimed, g is the caller's:
  * its context is saved. Every load of the state acquires: a caller that
  * sees FINISHED goes on to wait for the context to be saved, and must not
- * see a saved stack pointer older than the state (weakly ordered CPUs). */
+ * see a saved stack pointer older than the state (weakly ordered CPUs).
+ *
+ * The state's BIASED bit says a thread may claim g with a plain store
+ * (bias.h): only a claim by compare-and-swap sets it or clears it. Each
+ * bias taken also counts in BIAS_TAKES, so that the state's value changes
+ * with every new bias: a claimer that looked at g, revoked the bias it saw
+ * and then finds at its compare-and-swap a state that only looks the same
+ * (another thread claimed g meanwhile, took a bias and let g go) fails it,
+ * looks again and revokes the new bias too. */
 static int claim(weft_gen *g) {
+  const void *me = weft__bias_me();
   int s = atomic_load_explicit(&g->state, memory_order_acquire);
-  for (;;) {
-    if (s == WEFT_GEN_RUNNING)
-      return -EBUSY;
-    if (s == WEFT_GEN_FINISHED)
-      return -ENODATA;
-    if (atomic_compare_exchange_weak_explicit(&g->state, &s, WEFT_GEN_RUNNING,
-                                              memory_order_acquire,
-                                              memory_order_acquire))
-      break;
+  if ((s & ~BIAS_TAKES) == (WEFT_GEN_SUSPENDED | BIASED) &&
+      weft__bias_owner(&g->bias) == me && weft__bias_enter(&g->bias, me)) {
+    /* Nobody else changes the state until a revoke, which the enter saw
+     * did not come. */
+    atomic_store_explicit(&g->state, WEFT_GEN_RUNNING | (s & ~STATE_MASK),
+                          memory_order_relaxed);
+    weft__bias_entered(&g->bias);
+    weft__ctx_wait_saved(&g->coro.ctx);
+    return WEFT_GEN_SUSPENDED;
   }
+  int claimed;
+  for (;;) {
+    int was = s & STATE_MASK;
+    if (was == WEFT_GEN_RUNNING)
+      return -EBUSY;
+    if (was == WEFT_GEN_FINISHED)
+      return -ENODATA;
+    bool mine = false;
+    if (s & BIASED) {
+      mine = weft__bias_owner(&g->bias) == me;
+      if (!mine)
+        weft__bias_revoke(&g->bias, me);
+    }
+    claimed = WEFT_GEN_RUNNING | (s & BIAS_TAKES) | (mine ? BIASED : 0);
+    if (atomic_compare_exchange_weak_explicit(&g->state, &s, claimed,
+                                              memory_order_acquire,
+                                              memory_order_acquire)) {
+      s = was;
+      break;
+    }
+  }
+  if (s == WEFT_GEN_SUSPENDED && !(claimed & BIASED) &&
+      (claimed & BIAS_TAKES) != BIAS_TAKES && weft__bias_take(&g->bias, me))
+    atomic_store_explicit(&g->state, claimed + (1 << BIAS_TAKES_SHIFT) + BIASED,
+                          memory_order_relaxed);
   weft__ctx_wait_saved(&g->coro.ctx);
   return s;
 }
@@ -203,7 +254,8 @@ int weft_gen_free(weft_gen *g) {
 int weft_gen_state(const weft_gen *g) {
   if (!valid(g))
     return -EINVAL;
-  return atomic_load_explicit(&((weft_gen *)g)->state, memory_order_acquire);
+  return atomic_load_explicit(&((weft_gen *)g)->state, memory_order_acquire) &
+         STATE_MASK;
 }
 
 const char *weft_gen_name(const weft_gen *g) {

@@ -12,6 +12,7 @@
 #define WEFT_BENCH_H
 
 #include <regex.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -190,6 +191,48 @@ static inline void bench_group_cpus(struct bench_impl *impls, int count,
 
 static inline void bench_group(struct bench_impl *impls, int count) {
   bench_group_cpus(impls, count, NULL);
+}
+
+/* A busy machine: one child process per CPU, each spinning, started by
+ * bench_busy_start and killed by bench_busy_stop (the load=busy rows). */
+enum { BENCH_BUSY_MAX = 64 };
+static pid_t bench_busy_pids[BENCH_BUSY_MAX];
+static int bench_busy_n;
+
+static inline void bench_busy_start(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  int n = cpus < 1 ? 1 : cpus > BENCH_BUSY_MAX ? BENCH_BUSY_MAX : (int)cpus;
+  fflush(stdout);
+  for (bench_busy_n = 0; bench_busy_n < n; bench_busy_n++) {
+    pid_t pid = fork();
+    if (pid == 0)
+      for (volatile uint64_t spin = 0;; spin++)
+        ;
+    if (pid < 0)
+      break;
+    bench_busy_pids[bench_busy_n] = pid;
+  }
+}
+
+static inline void bench_busy_stop(void) {
+  for (int i = 0; i < bench_busy_n; i++)
+    kill(bench_busy_pids[i], SIGKILL);
+  for (int i = 0; i < bench_busy_n; i++)
+    waitpid(bench_busy_pids[i], NULL, 0);
+  bench_busy_n = 0;
+}
+
+/* bench_group with the machine kept busy meanwhile, if any row of it is
+ * selected (the loops are started only then). */
+static inline void bench_group_busy(struct bench_impl *impls, int count) {
+  bool any = false;
+  for (int i = 0; i < count; i++)
+    any = any || bench_selected(impls[i].name);
+  if (!any)
+    return;
+  bench_busy_start();
+  bench_group(impls, count);
+  bench_busy_stop();
 }
 
 #endif

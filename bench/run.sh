@@ -167,10 +167,13 @@ st_peer hub BenchmarkSpawnJoin/st BenchmarkYield/st
 # GIL, so its contended rows are not a lock fought over in parallel.
 weft_bench bench-sync BenchmarkLockUncontended/{weft,pthread} \
   BenchmarkLockContended/threads={2,4}/{weft,pthread} BenchmarkLockTasks/weft \
-  BenchmarkChanPingPong/weft-{tasks,threads}
-weft_bench bench-thread BenchmarkThreadStartJoin/{weft,pthread}
+  BenchmarkChanPingPong/weft-{tasks,threads} BenchmarkChanPingPong/pthread-cond \
+  BenchmarkChanPingPong/load=busy/{weft-threads,pthread-cond}
+weft_bench bench-thread BenchmarkThreadStartJoin/{weft,pthread} \
+  BenchmarkThreadStartJoin/load=busy/{weft,pthread}
 go_peer sync.go BenchmarkLockUncontended/go BenchmarkLockContended/threads={2,4}/go \
-  BenchmarkChanPingPong/go-P{1,2} BenchmarkThreadStartJoin/go
+  BenchmarkChanPingPong/go-P{1,2} BenchmarkChanPingPong/go-P2-threads \
+  BenchmarkChanPingPong/load=busy/go-P2-threads BenchmarkThreadStartJoin/go
 python_peer python_sync.py BenchmarkLockUncontended/python \
   BenchmarkLockContended/threads={2,4}/python BenchmarkThreadStartJoin/python
 

@@ -11,6 +11,12 @@
  *   BenchmarkChanPingPong/weft-threads         channel and back, between two
  *                                              tasks of one hub, or two
  *                                              threads; ns per round trip
+ *   BenchmarkChanPingPong/pthread-cond         the same hand-over between
+ *                                              two threads with a mutex and
+ *                                              a condition variable each way
+ *   BenchmarkChanPingPong/load=busy/<impl>     weft-threads and pthread-cond
+ *                                              with a spinning process per
+ *                                              CPU beside them (bench.h)
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -151,6 +157,62 @@ static bool chan_threads(uint64_t n) {
   return true;
 }
 
+/* --- the same with a mutex and condition variables ------------------------ */
+
+/* One slot each way: a value and whether it is full. */
+struct slot {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  void *value;
+  bool full;
+};
+
+static struct slot to_pong = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                              .cv = PTHREAD_COND_INITIALIZER},
+                   to_ping = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                              .cv = PTHREAD_COND_INITIALIZER};
+
+static void slot_put(struct slot *s, void *v) {
+  pthread_mutex_lock(&s->mu);
+  while (s->full)
+    pthread_cond_wait(&s->cv, &s->mu);
+  s->value = v;
+  s->full = true;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void *slot_take(struct slot *s) {
+  pthread_mutex_lock(&s->mu);
+  while (!s->full)
+    pthread_cond_wait(&s->cv, &s->mu);
+  void *v = s->value;
+  s->full = false;
+  pthread_cond_signal(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return v;
+}
+
+static void *cond_pong_side(void *arg) {
+  uint64_t n = *(uint64_t *)arg;
+  for (uint64_t i = 0; i < n; i++)
+    slot_put(&to_ping, slot_take(&to_pong));
+  return NULL;
+}
+
+static bool cond_threads(uint64_t n) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, cond_pong_side, &n) != 0)
+    return false;
+  void *v = &n;
+  for (uint64_t i = 0; i < n; i++) {
+    slot_put(&to_pong, v);
+    v = slot_take(&to_ping);
+  }
+  pthread_join(t, NULL);
+  return v == &n;
+}
+
 int main(void) {
   struct bench_impl uncontended[] = {
       {"BenchmarkLockUncontended/weft", weft_uncontended, NULL},
@@ -174,7 +236,13 @@ int main(void) {
   struct bench_impl chans[] = {
       {"BenchmarkChanPingPong/weft-tasks", chan_tasks, NULL},
       {"BenchmarkChanPingPong/weft-threads", chan_threads, NULL},
+      {"BenchmarkChanPingPong/pthread-cond", cond_threads, NULL},
   };
-  bench_group(chans, 2);
+  bench_group(chans, 3);
+  struct bench_impl busy[] = {
+      {"BenchmarkChanPingPong/load=busy/weft-threads", chan_threads, NULL},
+      {"BenchmarkChanPingPong/load=busy/pthread-cond", cond_threads, NULL},
+  };
+  bench_group_busy(busy, 2);
   return 0;
 }

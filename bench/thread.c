@@ -1,7 +1,9 @@
 /*
  * BenchmarkThreadStartJoin/<impl>: start an OS thread that returns at once,
  * and join it: weft_thread_start + weft_thread_join beside pthread_create +
- * pthread_join (Python's threading.Thread is in peers/python_sync.py).
+ * pthread_join (Python's threading.Thread is in peers/python_sync.py); and
+ * BenchmarkThreadStartJoin/load=busy/<impl>, the same with a spinning
+ * process per CPU beside them (bench.h).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -38,5 +40,10 @@ int main(void) {
       {"BenchmarkThreadStartJoin/pthread", pthread_start_join, NULL},
   };
   bench_group(impls, 2);
+  struct bench_impl busy[] = {
+      {"BenchmarkThreadStartJoin/load=busy/weft", weft_start_join, NULL},
+      {"BenchmarkThreadStartJoin/load=busy/pthread", pthread_start_join, NULL},
+  };
+  bench_group_busy(busy, 2);
   return 0;
 }

@@ -15,6 +15,16 @@
 //	BenchmarkChanPingPong/go-P<p>        two goroutines bouncing a value
 //	                                     over two unbuffered channels,
 //	                                     GOMAXPROCS=p; ns per round trip
+//	BenchmarkChanPingPong/go-P2-threads  the same, GOMAXPROCS=2, each
+//	                                     goroutine locked to its own OS
+//	                                     thread (runtime.LockOSThread): a
+//	                                     hand-over between two threads,
+//	                                     as weft-threads' is
+//	BenchmarkChanPingPong/load=busy/go-P2-threads
+//	                                     the same with a spinning process
+//	                                     per CPU beside it (this program,
+//	                                     run again with the argument
+//	                                     -busy, one per CPU)
 //
 // BenchmarkThreadStartJoin has no Go row: a goroutine is not a thread
 // (BenchmarkSpawnJoin/go in hub.go is the start and join of a goroutine).
@@ -29,6 +39,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"sync"
@@ -75,10 +86,22 @@ func contended(threads, n int) {
 
 // pingPong makes n round trips: main sends on ping, the other goroutine
 // receives and sends the value back on pong, main receives it.
-func pingPong(n int) {
+func pingPong(n int) { pingPongOn(n, false) }
+
+// pingPongOn is pingPong, with each goroutine locked to an OS thread of
+// its own when threads is true.
+func pingPongOn(n int, threads bool) {
+	if threads {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	ping := make(chan int)
 	pong := make(chan int)
 	go func() {
+		if threads {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
 		for v := range ping {
 			pong <- v + 1
 		}
@@ -94,10 +117,38 @@ func pingPong(n int) {
 	}
 }
 
+// busy starts a spinning process per CPU (this program, with -busy) and
+// returns what stops them.
+func busy() func() {
+	self, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	var procs []*exec.Cmd
+	for i := 0; i < runtime.NumCPU(); i++ {
+		c := exec.Command(self, "-busy")
+		if err := c.Start(); err != nil {
+			panic(err)
+		}
+		procs = append(procs, c)
+	}
+	return func() {
+		for _, c := range procs {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}
+}
+
 func main() {
 	pattern := "."
 	if len(os.Args) > 1 {
 		pattern = os.Args[1]
+	}
+	if pattern == "-busy" {
+		runtime.GOMAXPROCS(1)
+		for spin := 0; ; spin++ {
+		}
 	}
 	filter = regexp.MustCompile(pattern)
 
@@ -115,6 +166,13 @@ func main() {
 	}
 	bench("BenchmarkChanPingPong/go-P1", 1, pingPong)
 	bench("BenchmarkChanPingPong/go-P2", 2, pingPong)
+	onThreads := func(n int) { pingPongOn(n, true) }
+	bench("BenchmarkChanPingPong/go-P2-threads", 2, onThreads)
+	if name := "BenchmarkChanPingPong/load=busy/go-P2-threads"; filter.MatchString(name) {
+		stop := busy()
+		bench(name, 2, onThreads)
+		stop()
+	}
 	if name := "BenchmarkThreadStartJoin/go"; filter.MatchString(name) {
 		fmt.Printf("# skip %s: goroutines are not threads (BenchmarkSpawnJoin/go is a goroutine's start and join)\n", name)
 	}

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <linux/membarrier.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,16 @@
 /* After this many revokes a generator stays unbiased. */
 enum { REBIAS_MAX = 4 };
 
-WEFT__TLS char weft__bias_token;
+WEFT__TLS _Alignas(8) char weft__bias_token;
+
+_Atomic uint32_t weft__bias_epoch = 1;
+
+static void child_after_fork(void) {
+  /* Never 0, which busy uses for none. */
+  if (atomic_fetch_add_explicit(&weft__bias_epoch, 1, memory_order_relaxed) ==
+      UINT32_MAX)
+    atomic_store_explicit(&weft__bias_epoch, 1, memory_order_relaxed);
+}
 
 static long membarrier(int cmd) { return syscall(SYS_membarrier, cmd, 0, 0); }
 
@@ -29,8 +39,17 @@ static _Atomic int registered;
 static bool can_bias(void) {
   int r = atomic_load_explicit(&registered, memory_order_relaxed);
   if (__builtin_expect(r == 0, 0)) {
-    r = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 ? 1 : -1;
-    atomic_store_explicit(&registered, r, memory_order_relaxed);
+    static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&once);
+    r = atomic_load_explicit(&registered, memory_order_relaxed);
+    if (r == 0) {
+      r = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 &&
+                  pthread_atfork(NULL, NULL, child_after_fork) == 0
+              ? 1
+              : -1;
+      atomic_store_explicit(&registered, r, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&once);
   }
   return r > 0;
 }
@@ -57,8 +76,11 @@ void weft__bias_revoke_slow(weft__bias *b, const void *me) {
     const void *o = atomic_load_explicit(&b->owner, memory_order_acquire);
     if (o == NULL || o == me)
       return;
-    if (o == WEFT__BIAS_REVOKING) {
-      /* Another thread revokes: a system call and a few stores. */
+    uint32_t epoch =
+        atomic_load_explicit(&weft__bias_epoch, memory_order_relaxed);
+    if (o == weft__bias_revoking(epoch)) {
+      /* Another thread revokes: a system call and a few stores. (A tag of
+       * an older epoch is a revoke a fork cut: this one takes it over.) */
       if (spins < 100)
         weft__cpu_relax();
       else
@@ -66,14 +88,16 @@ void weft__bias_revoke_slow(weft__bias *b, const void *me) {
       continue;
     }
     if (!atomic_compare_exchange_weak_explicit(
-            &b->owner, &o, WEFT__BIAS_REVOKING, memory_order_acq_rel,
+            &b->owner, &o, weft__bias_revoking(epoch), memory_order_acq_rel,
             memory_order_relaxed))
       continue;
     barrier_everywhere();
     /* An owner inside a fast claim is a few instructions from its end:
      * its claim stored, or given up. Until then a claim by compare-and-swap
-     * could still be overwritten by its store. */
-    for (int waits = 0; atomic_load_explicit(&b->busy, memory_order_acquire);
+     * could still be overwritten by its store. (A busy of an older epoch
+     * is a fast claim a fork cut, whose thread is not in this process.) */
+    for (int waits = 0;
+         atomic_load_explicit(&b->busy, memory_order_acquire) == epoch;
          waits++) {
       if (waits < 100)
         weft__cpu_relax();

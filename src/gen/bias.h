@@ -47,18 +47,27 @@
 #include "../core/coro.h"
 
 typedef struct weft__bias {
-  /* The thread biased to (its token, weft__bias_me), NULL, or
-   * WEFT__BIAS_REVOKING while a revoke is under way. */
+  /* The thread biased to (its token, weft__bias_me), NULL, or while a
+   * revoke is under way its tag (weft__bias_revoking). */
   _Atomic(const void *) owner;
-  /* The owner is inside a fast claim. */
-  _Atomic bool busy;
-  /* Revokes so far (at most REBIAS_MAX); changed while REVOKING. */
+  /* The owner is inside a fast claim: the process's fork epoch then, or 0. */
+  _Atomic uint32_t busy;
+  /* Revokes so far (at most REBIAS_MAX); changed while revoking. */
   _Atomic uint8_t revokes;
 } weft__bias;
 
-#define WEFT__BIAS_REVOKING ((const void *)1)
+/* Fork: a child goes on with the forking thread alone, so a fast claim or
+ * a revoke that another thread had under way stays so in the child for
+ * good. Each marks itself with the process's epoch, which a fork child
+ * bumps (bias.c): a mark of an older epoch is nobody's, and is ignored. */
+extern _Atomic uint32_t weft__bias_epoch;
 
-extern WEFT__TLS char weft__bias_token;
+/* A revoke's tag in owner: odd, so never a token (those are aligned). */
+static inline const void *weft__bias_revoking(uint32_t epoch) {
+  return (const void *)(2 * (uintptr_t)epoch + 1);
+}
+
+extern WEFT__TLS _Alignas(8) char weft__bias_token;
 
 /* The calling thread's token: an address no other live thread has. */
 static inline const void *weft__bias_me(void) { return &weft__bias_token; }
@@ -73,19 +82,21 @@ static inline const void *weft__bias_owner(const weft__bias *b) {
  * caller stores its claim and calls weft__bias_entered; false if a revoke
  * came (take the slow path). */
 static inline bool weft__bias_enter(weft__bias *b, const void *me) {
-  atomic_store_explicit(&b->busy, true, memory_order_relaxed);
+  atomic_store_explicit(
+      &b->busy, atomic_load_explicit(&weft__bias_epoch, memory_order_relaxed),
+      memory_order_relaxed);
   atomic_signal_fence(memory_order_seq_cst);
   if (__builtin_expect(
           atomic_load_explicit(&b->owner, memory_order_relaxed) == me, 1))
     return true;
-  atomic_store_explicit(&b->busy, false, memory_order_relaxed);
+  atomic_store_explicit(&b->busy, 0, memory_order_relaxed);
   return false;
 }
 
 /* Ends a fast claim, once the claim (the state RUNNING) is stored: the
  * release orders that store before, for a revoker that sees busy clear. */
 static inline void weft__bias_entered(weft__bias *b) {
-  atomic_store_explicit(&b->busy, false, memory_order_release);
+  atomic_store_explicit(&b->busy, 0, memory_order_release);
 }
 
 void weft__bias_revoke_slow(weft__bias *b, const void *me);

@@ -109,7 +109,9 @@ int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
   g->fn = fn;
   g->arg = arg;
   atomic_init(&g->state, WEFT_GEN_CREATED);
-  g->bias = (weft__bias){0};
+  atomic_init(&g->bias.owner, NULL);
+  atomic_init(&g->bias.busy, 0);
+  atomic_init(&g->bias.revokes, 0);
   atomic_store_explicit(&g->magic, GEN_MAGIC, memory_order_relaxed);
   *out = g;
   return 0;

@@ -58,14 +58,14 @@ weft__machine_switch:
 	subq	$8, %rsp
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
+	movl	(%rsp), %r9d	/* before *from is published: then it is not ours */
 
 	movq	(%rsi), %rax
 	movq	$0, (%rsi)
-	movq	%rsp, %r9
 	movq	%rsp, (%rdi)
 	movq	%rax, %rsp
 
-	movl	(%r9), %r8d
+	movl	%r9d, %r8d
 	xorl	(%rsp), %r8d
 	testl	$MXCSR_CONTROL, %r8d
 	jz	1f

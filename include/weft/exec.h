@@ -261,7 +261,8 @@ WEFT_API void weft_thread_pool_free(weft_thread_pool *p);
  * takes arg's len bytes (a copy, aligned to 8), and gives its result's
  * bytes in *result (memory of malloc's, which the pool frees; NULL for
  * none) and *result_len. Returns 0, or a negative errno: the future's
- * error (a positive return is taken as -EINVAL).
+ * error (a positive return is taken as -EINVAL, as is a result_len with no
+ * result; a result over 1 GiB fails with -EMSGSIZE).
  */
 typedef int (*weft_proc_work_fn)(const void *arg, size_t len, void **result,
                                  size_t *result_len);

@@ -11,11 +11,11 @@
  * Dekker handshake:
  *
  *   owner (fast)                          any other thread (revoke)
- *   busy = true                           owner = REVOKING (CAS)
+ *   busy = epoch (not 0)                  owner = REVOKING tag (CAS)
  *   compiler fence                        membarrier(PRIVATE_EXPEDITED)
  *   if owner == me:                       wait while busy
- *     state = RUNNING, busy = false       owner = NULL
- *   else busy = false, go slow            claim by CAS of the state
+ *     state = RUNNING, busy = 0           owner = NULL
+ *   else busy = 0, go slow                claim by CAS of the state
  *
  * membarrier makes every running thread of the process execute a full
  * memory barrier between the revoker's two steps. So either the owner's

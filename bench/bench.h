@@ -165,16 +165,25 @@ static inline void bench_group_cpus(struct bench_impl *impls, int count,
     for (int i = 0; i < count; i++) {
       if (!live[i])
         continue;
-      double t0 = bench_now();
-      if (!impls[i].fn(n[i])) {
+      /* A round runs n at a time until 0.2 s have passed: sized on a
+       * slow moment of a busy machine, n alone could take a millisecond,
+       * and a median of such rounds would be noise. */
+      double t0 = bench_now(), dt = 0;
+      uint64_t done = 0;
+      bool ok = true;
+      while (ok && (done == 0 || dt < 0.2)) {
+        ok = impls[i].fn(n[i]);
+        done += n[i];
+        dt = bench_now() - t0;
+        cpu[i] += ok && cpu_ns ? (double)*cpu_ns / 1e9 : 0;
+      }
+      if (!ok) {
         printf("# %s failed\n", impls[i].name);
         live[i] = false;
         continue;
       }
-      double dt = bench_now() - t0;
-      t[i][r] = dt * 1e9 / (double)n[i];
+      t[i][r] = dt * 1e9 / (double)done;
       wall[i] += dt;
-      cpu[i] += cpu_ns ? (double)*cpu_ns / 1e9 : 0;
     }
   for (int i = 0; i < count; i++) {
     if (!live[i])

@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,26 +36,9 @@
 #include "../core/coro.h"
 #include "../core/cpu.h"
 #include "hub-private.h"
+#include "spin.h"
 
-/* How long a thread spins on its waiter before it sleeps: adapted to
- * how long its waits take, between SPIN_MIN and SPIN_MAX, per thread.
- *
- * A futex sleep and wake cost 50 to 70 us between the CPUs of a virtual
- * machine, a few on bare metal; a thread woken by a peer running on another
- * CPU (a channel's other end) is woken within a microsecond or two, if both
- * spin. But once one of two threads taking turns sleeps (its peer was
- * preempted a moment), the other's reply wakes it only after that wake-up
- * latency, during which the other's own spin, if shorter, runs out: it
- * sleeps too, and so on, each turn paying a sleep and a wake (a round
- * trip of 1 to 3 us on average instead of 0.25, in runs here with a fixed
- * 10 us spin). So a thread whose wait ended by a wake within SPIN_MAX
- * after it slept spins that long, and a quarter more, next time; a wait
- * that a spin ended, or a long one, brings the spin back down. */
-#define SPIN_MIN WEFT_US(10)
-#define SPIN_MAX WEFT_US(200)
 enum { PAUSES_PER_CLOCK = 16 };
-
-static WEFT__TLS int64_t spin_for; /* 0: SPIN_MIN */
 
 /* Sleeps while *word is `expect`, until a wake or the absolute monotonic
  * deadline (INT64_MAX: none). Spurious returns are the caller's to loop on. */
@@ -79,32 +63,33 @@ static void futex_wake_one(_Atomic uint32_t *word) {
 }
 
 /* A thread's wait: spins a moment first (a wake that comes within it costs
- * no system call on either side), unless the waiter says not to (which
- * another thread may say while it spins: it then stops), then sleeps on
- * the futex word. */
+ * no system call on either side; spin.h says how long), unless the waiter
+ * says not to (which another thread may say while it spins: it then
+ * stops), then sleeps on the futex word. */
 static int thread_wait(weft__waiter *w, int64_t deadline) {
   int64_t start = weft__now();
-  int64_t budget = spin_for ? spin_for : SPIN_MIN;
+  bool teach = !__atomic_load_n(&w->no_spin, __ATOMIC_RELAXED);
+  int64_t budget = teach ? weft__spin_budget() : 0;
   int64_t spin_end = start + budget < deadline ? start + budget : deadline;
-  for (int i = 1; !__atomic_load_n(&w->no_spin, __ATOMIC_RELAXED) &&
-                  weft__cpu_spinning_pays();
-       i++) {
+  bool spun = false;
+  for (int i = 1; budget > 0 && !spun; i++) {
     if (weft__waiter_woken(w)) {
-      /* Ended by the spin: drift back towards the shortest. */
-      spin_for = budget > SPIN_MIN ? budget - budget / 8 : 0;
+      weft__spin_paid(budget);
       return w->code;
     }
+    if (__atomic_load_n(&w->no_spin, __ATOMIC_RELAXED))
+      break;
     weft__cpu_relax();
     if (i % PAUSES_PER_CLOCK == 0 && weft__now() >= spin_end)
-      break;
+      spun = true;
   }
+  int cpu = -1;
   for (;;) {
     uint32_t s = atomic_load_explicit(&w->woken, memory_order_acquire);
     if (s == WAITER_WOKEN) {
-      int64_t waited = weft__now() - start;
-      spin_for = waited <= SPIN_MAX ? waited + waited / 4 : 0;
-      if (spin_for > SPIN_MAX)
-        spin_for = SPIN_MAX;
+      if (teach)
+        weft__spin_slept(weft__now() - start, spun,
+                         cpu >= 0 && w->waker_cpu == cpu);
       return w->code;
     }
     if (deadline != INT64_MAX && weft__now() >= deadline)
@@ -113,6 +98,7 @@ static int thread_wait(weft__waiter *w, int64_t deadline) {
     if (s == WAITER_WAITING &&
         !atomic_compare_exchange_strong(&w->woken, &s, WAITER_SLEEPING))
       continue; /* woken meanwhile */
+    cpu = sched_getcpu();
     futex_wait_until(&w->woken, WAITER_SLEEPING, deadline);
   }
 }
@@ -142,6 +128,14 @@ void weft__waiter_wake(weft__waiter *w, int code) {
   w->code = code;
   weft_task *t = w->task;
   if (!t) {
+    /* A thread that sleeps learns where its waker ran (spin.h). Its
+     * waiter outlives this store, as it does the code's: it returns only
+     * once woken, or, after a failed wait, once past the primitive's
+     * lock, which the waker holds. A thread that starts to sleep just
+     * after this look learns nothing from this wake. */
+    if (atomic_load_explicit(&w->woken, memory_order_relaxed) ==
+        WAITER_SLEEPING)
+      w->waker_cpu = sched_getcpu();
     /* A thread still spinning needs no system call. */
     if (atomic_exchange_explicit(&w->woken, WAITER_WOKEN,
                                  memory_order_release) == WAITER_SLEEPING)

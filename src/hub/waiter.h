@@ -53,9 +53,11 @@ struct weft__waiter {
   weft_task *task;           /* the blocked task, or NULL: a thread */
   _Atomic uint32_t woken;    /* WAITER_*: the futex word */
   int code;                  /* what the wake says; written before woken */
-  bool queued;               /* in a queue; guarded by the primitive */
-  int64_t since;             /* a time the primitive may keep (0: none) */
-  bool shielded;             /* a cancellation does not end the wait */
+  int waker_cpu;      /* where a sleeping thread's waker ran (-1: not known);
+                         written before woken */
+  bool queued;        /* in a queue; guarded by the primitive */
+  int64_t since;      /* a time the primitive may keep (0: none) */
+  bool shielded;      /* a cancellation does not end the wait */
   bool no_spin;       /* a thread sleeps without spinning (atomic: may be set
                          while it spins, which stops it) */
   const char *what;   /* "lock", "condition", ...: for reports */
@@ -103,6 +105,7 @@ static inline void weft__waiter_init(weft__waiter *w, const char *what,
   w->task = weft__task_running();
   atomic_init(&w->woken, WAITER_WAITING);
   w->code = 0;
+  w->waker_cpu = -1;
   w->queued = false;
   w->since = 0;
   w->shielded = false;

@@ -18,7 +18,7 @@ define run_tests
 	cd build/$(1) && $(2) $(CTEST) --output-on-failure -j $(JOBS) --label-exclude long $(3)
 endef
 
-.PHONY: all build demo test stress bench bench-peers test-asan test-tsan \
+.PHONY: all build demo test stress bench bench-report bench-peers test-asan test-tsan \
         test-aarch64 test-ucontext test-poll test-clang test-valgrind test-guard-fallback install format check-format clean \
         fuzz
 
@@ -44,6 +44,16 @@ bench:
 	@mkdir -p build
 	$(call configure,release,-DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF)
 	@bench/run.sh build/release '$(FILTER)'
+
+# The benchmarks as one page of plots, docs/bench/README.md: runs them
+# (FILTER=<regex> picks) and saves the run to docs/bench/run.txt, or, with
+# SAVED=<file>, draws a saved run again. Needs python3-matplotlib.
+bench-report:
+	@mkdir -p build
+ifeq ($(SAVED),)
+	$(call configure,release,-DCMAKE_BUILD_TYPE=Release -DWEFT_BUILD_TESTS=OFF)
+endif
+	@bench/report.sh build/release '$(FILTER)' '$(SAVED)'
 
 # Installs the peers' Debian packages (as root).
 bench-peers:

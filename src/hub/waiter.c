@@ -129,10 +129,10 @@ void weft__waiter_wake(weft__waiter *w, int code) {
   weft_task *t = w->task;
   if (!t) {
     /* A thread that sleeps learns where its waker ran (spin.h). Its
-     * waiter outlives this store, as it does the code's: it returns only
-     * once woken, or, after a failed wait, once past the primitive's
-     * lock, which the waker holds. A thread that starts to sleep just
-     * after this look learns nothing from this wake. */
+     * waiter outlives this store as it does the code's: the wait returns
+     * only once woken, and a failed one is done with the waiter only
+     * after this wake (the protocol in waiter.h). A thread that starts to
+     * sleep just after this look learns nothing from this wake. */
     if (atomic_load_explicit(&w->woken, memory_order_relaxed) ==
         WAITER_SLEEPING)
       w->waker_cpu = sched_getcpu();

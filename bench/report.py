@@ -8,7 +8,9 @@ Go's benchmark format,
 
     BenchmarkChanPingPong/load=busy/weft-threads   163023   1618.0 ns/op
 
-with value-unit pairs after the ns/op (B/gen, CPUs, ...), "# skip" lines
+with value-unit pairs after the first figure (B/gen, CPUs, ...; a row
+whose first figure is not ns/op, such as B/conn, is compared by that
+figure), "# skip" lines
 for peers that could not run, and header lines "# key: value" (date,
 machine, load) that the page repeats.
 
@@ -30,7 +32,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ROW = re.compile(r"^(Benchmark[^/\s]+)/(\S+)\s+(\d+)\s+([0-9.]+) ns/op(.*)$")
+ROW = re.compile(r"^(Benchmark[^/\s]+)/(\S+)\s+(\d+)\s+([0-9.]+) (\S+)(.*)$")
 HEADER = re.compile(r"^# (date|machine|cpus|kernel|load before|load after|"
                     r"ended|commit): (.*)$")
 SKIP = re.compile(r"^# skip (.*)$")
@@ -53,14 +55,15 @@ def parse(path):
             m = ROW.match(line)
             if not m:
                 continue
-            family, rest, n, ns, extra = m.groups()
+            family, rest, n, value, unit, extra = m.groups()
             parts = rest.split("/")
             impl, case = parts[-1], "/".join(parts[:-1])
             cases = families.setdefault(family, OrderedDict())
             cases.setdefault(case, []).append({
                 "impl": impl,
                 "n": int(n),
-                "ns": float(ns),
+                "value": float(value),  # the first figure: ns/op, B/conn, ...
+                "unit": unit,
                 "extra": " ".join(extra.split()),
             })
     return header, families, skips
@@ -90,22 +93,33 @@ def reference(rows, row):
     return wefts[0] if wefts else rows[0]
 
 
-def human_ns(ns):
+def human(row):
+    """The row's first figure, short: 1.62 µs, 514 B/conn."""
+    if row["unit"] != "ns/op":
+        return "%.4g %s" % (row["value"], row["unit"])
+    ns = row["value"]
     for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
         if ns >= scale:
             return "%.3g %s" % (ns / scale, unit)
     return "%.3g ns" % ns
 
 
+def rows_unit(cases):
+    """The unit of a family's first figures (ns/op for most)."""
+    for rows in cases.values():
+        return rows[0]["unit"]
+    return "ns/op"
+
+
 def plot(family, cases, path):
-    """A horizontal bar per row, grouped by case: time over the case's
-    reference, on a log scale, each bar labelled with its ns/op."""
+    """A horizontal bar per row, grouped by case: its figure over its
+    reference's, on a log scale, each bar labelled with its figure."""
     labels, ratios, colours = [], [], []
     for case, rows in cases.items():
         for row in rows:
             name = (case + "/" if case else "") + row["impl"]
             labels.append(name)
-            ratios.append(row["ns"] / reference(rows, row)["ns"])
+            ratios.append(row["value"] / reference(rows, row)["value"])
             colours.append("#1f77b4" if row["impl"].startswith("weft")
                            else "#bbbbbb")
     height = 0.45 + 0.32 * len(labels)
@@ -116,11 +130,16 @@ def plot(family, cases, path):
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("time per op over weft's (log scale; < 1: faster than weft)")
+    unit = rows_unit(cases)
+    if unit == "ns/op":
+        ax.set_xlabel("time per op over weft's (log scale; < 1: faster "
+                      "than weft)")
+    else:
+        ax.set_xlabel("%s over weft's (log scale; < 1: less than weft)" % unit)
     ax.set_title(family, fontsize=10)
     rows = [row for case_rows in cases.values() for row in case_rows]
     for yi, ratio, row in zip(y, ratios, rows):
-        ax.text(ratio, yi, "  %s (%.2f×)" % (human_ns(row["ns"]), ratio),
+        ax.text(ratio, yi, "  %s (%.2f×)" % (human(row), ratio),
                 va="center", fontsize=7)
     lo, hi = min(ratios), max(ratios)
     ax.set_xlim(min(lo, 1.0) / 2.5, max(hi, 1.0) * 12)
@@ -143,7 +162,9 @@ def page(header, families, skips, outdir):
     out.append("")
     out.append(
         "Each plot shows one benchmark family. A bar is one row of the run: "
-        "a peer's time per operation over that of the weft row of the same "
+        "a peer's time per operation (or its first figure, such as the "
+        "bytes per idle connection of BenchmarkHTTPIdle) over that of the "
+        "weft row of the same "
         "case and kind (threads against weft's threads, processes against "
         "its processes, tasks, goroutines and greenlets against its tasks; "
         "the table names it), so that weft's own bars are 1 and a peer's "
@@ -163,14 +184,15 @@ def page(header, families, skips, outdir):
         plot(family, cases, os.path.join(outdir, png))
         out.append("## %s\n" % family)
         out.append("![%s](%s)\n" % (family, png))
-        out.append("| case | impl | ns/op | over | against | other |")
+        out.append("| case | impl | %s | over | against | other |" %
+                   rows_unit(cases))
         out.append("|---|---|---:|---:|---|---|")
         for case, rows in cases.items():
             for row in rows:
                 ref = reference(rows, row)
                 out.append("| %s | %s | %.1f | %.2f× | %s | %s |" % (
-                    case or "–", row["impl"], row["ns"],
-                    row["ns"] / ref["ns"],
+                    case or "–", row["impl"], row["value"],
+                    row["value"] / ref["value"],
                     "itself" if ref is row else ref["impl"],
                     row["extra"] or ""))
         out.append("")

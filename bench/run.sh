@@ -371,7 +371,8 @@ st_peer many BenchmarkManyTasks/st
 # HTTP on loopback (bench/http/http.sh): weft's examples/httpd and nginx,
 # configured alike and started there on a free port, loaded by wrk -t1
 # (GET /hello and a 64 KiB file, keep-alive, 100 and 1,000 connections),
-# and the memory of 10,000 idle keep-alive connections. Placement: wrk
+# and the memory of 100,000 idle keep-alive connections, Go's net/http
+# beside them. Placement: wrk
 # needs a CPU of its own, so a server with 1 worker is pinned to the first
 # CPU and wrk to the second; with 2 workers on a 2-CPU machine the server
 # gets both CPUs and wrk runs unpinned beside it (oversubscribed: those

@@ -16,7 +16,9 @@
  *   bench-http-client idle PORT CONNS PID NAME [SETTLE-MS]
  *       BenchmarkHTTPIdle: the resident memory an idle keep-alive
  *       connection costs the server whose supervisor (or nginx master) is
- *       PID. Warms the workers up (256 connections with one GET each,
+ *       PID (or PID itself, if it has no children, as Go's server). The
+ *       connections come from 127.0.0.2, 127.0.0.3, ..., 20,000 from
+ *       each. Warms the workers up (256 connections with one GET each,
  *       closed), sums the VmRSS of PID's children (the workers) once it
  *       holds still, opens CONNS connections that each send one GET /hello
  *       and read the whole answer, waits SETTLE-MS (default 2000) with all
@@ -49,6 +51,13 @@
  * no SYN is dropped and retried a second later. */
 enum { IN_FLIGHT = 256 };
 
+#ifndef IP_BIND_ADDRESS_NO_PORT /* Linux 4.2's; not in every libc's headers */
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+/* Connections from one source address (start_one). */
+enum { PER_SOURCE = 20000 };
+
 /* Connections of the warm-up before the first reading of memory. */
 enum { WARM_UP = 256 };
 
@@ -79,10 +88,15 @@ static struct sockaddr_in loopback(int port) {
 }
 
 /* Raises the soft limit on open files to the hard one; returns it. */
-static rlim_t raise_fd_limit(void) {
+static rlim_t raise_fd_limit(rlim_t want) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
     return 0;
+  if (rl.rlim_max < want) { /* root may raise the hard limit too */
+    struct rlimit more = {want, want};
+    if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+      return want;
+  }
   if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || getrlimit(RLIMIT_NOFILE, &rl))
@@ -223,7 +237,11 @@ struct workers {
  * (one ended between the scan and the read). */
 static bool read_workers(long server, struct workers *w) {
   w->count = children_of(server, w->pid, MAX_WORKERS);
-  if (w->count <= 0 || w->count > MAX_WORKERS)
+  if (w->count == 0) { /* a server of one process (Go's): itself */
+    w->pid[0] = server;
+    w->count = 1;
+  }
+  if (w->count < 0 || w->count > MAX_WORKERS)
     return false;
   w->rss_kib = 0;
   for (int i = 0; i < w->count; i++) {
@@ -451,6 +469,18 @@ static bool start_one(struct idle *s, int port) {
   s->started++;
   s->in_flight++;
   c->state = CONNECTING;
+  /* From 127.0.0.2, 127.0.0.3, ... in turn, PER_SOURCE connections each:
+   * one source address reaches one server port from some 28,000 local
+   * ports only (ip_local_port_range). The port is chosen at connect
+   * (IP_BIND_ADDRESS_NO_PORT), by the whole four-tuple. */
+  struct sockaddr_in from = loopback(0);
+  from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (uint32_t)(s->started - 1) / PER_SOURCE);
+  int one = 1;
+  if (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0 ||
+      bind(c->fd, (struct sockaddr *)&from, sizeof from) != 0) {
+    fail(s, c, "bind to a source address", errno);
+    return false;
+  }
   struct sockaddr_in sa = loopback(port);
   if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0 &&
       errno != EINPROGRESS) {
@@ -614,7 +644,7 @@ static int cmd_idle(const char *port_arg, const char *conns_arg,
     fprintf(stderr, "bench-http-client idle: bad arguments\n");
     return 2;
   }
-  rlim_t limit = raise_fd_limit();
+  rlim_t limit = raise_fd_limit((rlim_t)count + 64);
   if (limit < (rlim_t)count + 16) {
     printf("# skip %s: RLIMIT_NOFILE is %llu, too low for %d connections\n",
            name, (unsigned long long)limit, count);

@@ -19,10 +19,14 @@
 #       say 300 ms while another process has the CPU, thus weighs hundreds
 #       of samples, and p99 is the column that noise on the machine moves
 #       most.
-#   BenchmarkHTTPIdle/workers=<w>/conns=10000/<impl>
-#       The workers' resident memory per idle keep-alive connection: their
-#       summed VmRSS before and after 10,000 connections have each had one
-#       answer and gone quiet (bench-http-client idle, client.c).
+#   BenchmarkHTTPIdle/conns=100000/<impl>
+#       The server's resident memory per idle keep-alive connection: its
+#       worker's VmRSS before and after 100,000 connections have each had
+#       one answer and gone quiet (bench-http-client idle, client.c), with
+#       one worker (nginx, weft) or GOMAXPROCS=1 (go: a net/http server,
+#       bench/peers/go/httpd.go). The connections come from several
+#       loopback addresses, and need a descriptor limit above 100,000,
+#       which this script raises where it may (as root).
 #
 # Placement. The benchmarks want a CPU for the load generator apart from
 # the server's: with workers=w and more than w CPUs, the server (all its
@@ -41,23 +45,42 @@
 # start and end. HTTP_PIN=0 runs everything unpinned.
 #
 # Knobs: WRK_SECONDS (10) and WRK_WARMUP (2), each run's length; HTTP_RUNS
-# (1), runs of each row; HTTP_IDLE_CONNS (10000); HTTP_IDLE_SETTLE_MS
+# (1), runs of each row; HTTP_IDLE_CONNS (100000); HTTP_IDLE_SETTLE_MS
 # (2000), how long the idle connections stay quiet before the memory is
 # read; HTTP_REUSEPORT=1, an SO_REUSEPORT listener per worker in both
 # servers instead of one shared listener (nginx's and weft's default);
 # HTTPD, the httpd binary (default <build>/examples/httpd/httpd).
 set -u
 build=$1
+here=$(cd "$(dirname "$0")" && pwd)
 filter=${BENCH_FILTER:-.}
 client=$build/bench/http/bench-http-client
 httpd=${HTTPD:-$build/examples/httpd/httpd}
 seconds=${WRK_SECONDS:-10}
 warmup=${WRK_WARMUP:-2}
 runs=${HTTP_RUNS:-1}
-idle_conns=${HTTP_IDLE_CONNS:-10000}
+idle_conns=${HTTP_IDLE_CONNS:-100000}
 settle_ms=${HTTP_IDLE_SETTLE_MS:-2000}
 reuseport=${HTTP_REUSEPORT:-0}
 impls=(nginx weft)
+idle_impls=(nginx weft go)
+
+# Servers and clients need a descriptor per connection, and the idle
+# connections are more than the usual limits: raised as far as allowed
+# (root may raise the hard limit too, unless a container withholds
+# CAP_SYS_RESOURCE). Where the limit stays lower and HTTP_IDLE_CONNS was
+# not given, the idle rows hold as many thousands as fit, and say so.
+ulimit -n $((idle_conns + 1024)) 2>/dev/null || ulimit -n 65536 2>/dev/null ||
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null
+nofile=$(ulimit -n)
+[ "$nofile" = unlimited ] && nofile=1048576
+idle_note=
+if [ -z "${HTTP_IDLE_CONNS:-}" ] && [ "$nofile" -lt $((idle_conns + 1024)) ]; then
+  # nginx needs an eighth more than the idle connections (nginx_conf).
+  fit=$(((nofile - 1024) * 8 / 9 / 1000 * 1000))
+  idle_note="# HTTP: the descriptor limit is $nofile (not raised: $(ulimit -Hn) is the hard limit), so the idle rows hold $fit connections, not $idle_conns"
+  idle_conns=$fit
+fi
 
 wanted() {
   local name
@@ -82,10 +105,10 @@ static_names() {
   done; done
 }
 idle_names() {
-  local w i
-  for w in 1 2; do for i in "$@"; do
-    echo "BenchmarkHTTPIdle/workers=$w/conns=$idle_conns/$i"
-  done; done
+  local i
+  for i in "$@"; do
+    echo "BenchmarkHTTPIdle/conns=$idle_conns/$i"
+  done
 }
 
 # skip WHY NAME...: one skip line for the names that match the filter.
@@ -103,10 +126,11 @@ skip() {
 }
 
 # shellcheck disable=SC2046 # the names have no spaces
-if ! wanted $(hello_names "${impls[@]}") $(static_names "${impls[@]}") $(idle_names "${impls[@]}"); then
+if ! wanted $(hello_names "${impls[@]}") $(static_names "${impls[@]}") $(idle_names "${idle_impls[@]}"); then
   exit 0
 fi
 echo "# HTTP: uptime: $(uptime 2>/dev/null || cat /proc/loadavg)"
+[ -n "$idle_note" ] && wanted $(idle_names "${idle_impls[@]}") && echo "$idle_note"
 
 # What can run: a missing tool or server skips its rows, each row once.
 have_wrk=1 have_nginx=1 have_weft=1
@@ -127,16 +151,17 @@ if [ ! -x "$httpd" ]; then
 fi
 if [ ! -x "$client" ]; then
   # shellcheck disable=SC2046
-  skip "bench-http-client is not built in $build" $(hello_names "${impls[@]}") $(static_names "${impls[@]}") $(idle_names "${impls[@]}")
+  skip "bench-http-client is not built in $build" $(hello_names "${impls[@]}") $(static_names "${impls[@]}") $(idle_names "${idle_impls[@]}")
   exit 0
 fi
 nginx_bin=$(command -v nginx 2>/dev/null)
+have_go=1
+if ! command -v go >/dev/null 2>&1; then
+  have_go=0
+  # shellcheck disable=SC2046
+  skip "go not installed (make bench-peers)" $(idle_names go)
+fi
 
-# Servers and clients need a descriptor per connection, and 10,000 idle
-# connections are more than the usual soft limit of 1024.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
-nofile=$(ulimit -n)
-[ "$nofile" = unlimited ] && nofile=1048576
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/weft-http.XXXXXX") || exit 1
 srv_pid='' srv_kids='' fg_pid='' port=''
@@ -220,7 +245,10 @@ place() {
 # run, /hello answered from the configuration, files from the root with
 # sendfile; otherwise nginx's defaults.
 nginx_conf() {
-  local w=$1 port=$2 conns=$((idle_conns + 1024)) backlog listen_opts
+  # Room for the idle connections and an eighth more: nginx closes idle
+  # keep-alive connections to reuse them once fewer than a sixteenth of its
+  # worker_connections are free.
+  local w=$1 port=$2 conns=$((idle_conns + idle_conns / 8 + 1024)) backlog listen_opts
   # The backlog weft's listeners take (SOMAXCONN), not nginx's 511.
   backlog=$(cat /proc/sys/net/core/somaxconn 2>/dev/null || echo 4096)
   listen_opts=" backlog=$backlog"
@@ -276,6 +304,16 @@ start_server() {
       -e "$tmp/nginx/error.log" </dev/null >"$tmp/server.log" 2>&1 &
     srv_log=$tmp/nginx/error.log
     ;;
+  go)
+    if [ ! -x "$tmp/go-httpd" ]; then
+      (cd "$here/../peers/go" && GOFLAGS=-mod=mod GO111MODULE=off \
+        go build -o "$tmp/go-httpd" httpd.go) >"$tmp/server.log" 2>&1 ||
+        { echo "# go build httpd.go failed:"; sed 's/^/#   /' "$tmp/server.log"; return 1; }
+    fi
+    GOMAXPROCS=$w "${srv_pin[@]}" "$tmp/go-httpd" -listen "127.0.0.1:$port" \
+      </dev/null >"$tmp/server.log" 2>&1 &
+    srv_log=$tmp/server.log
+    ;;
   weft)
     local opts=()
     [ "$reuseport" = 1 ] && opts+=(--reuseport)
@@ -291,7 +329,7 @@ start_server() {
       break
     fi
     srv_kids=$("$client" children "$srv_pid")
-    if [ "$(printf '%s' "$srv_kids" | grep -c .)" -ge "$w" ] &&
+    if { [ "$impl" = go ] || [ "$(printf '%s' "$srv_kids" | grep -c .)" -ge "$w" ]; } &&
       (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       return 0
     fi
@@ -381,6 +419,7 @@ wrk_row() {
   case $impl in
   nginx) [ "$have_nginx" = 1 ] || return 0 ;;
   weft) [ "$have_weft" = 1 ] || return 0 ;;
+  go) [ "$have_go" = 1 ] || return 0 ;;
   esac
   place "$w"
   start_server "$impl" "$w" || { echo "# $name failed: no server"; return; }
@@ -456,6 +495,7 @@ idle_row() {
   case $impl in
   nginx) [ "$have_nginx" = 1 ] || return 0 ;;
   weft) [ "$have_weft" = 1 ] || return 0 ;;
+  go) [ "$have_go" = 1 ] || return 0 ;;
   esac
   if [ "$nofile" -lt $((idle_conns + 64)) ]; then
     echo "# skip $name: RLIMIT_NOFILE is $nofile, too low for $idle_conns connections"
@@ -486,11 +526,9 @@ if [ "$have_wrk" = 1 ]; then
     done
   done
 fi
-for w in 1 2; do
-  for _ in $(seq "$runs"); do
-    for impl in "${impls[@]}"; do
-      idle_row "BenchmarkHTTPIdle/workers=$w/conns=$idle_conns/$impl" "$impl" "$w"
-    done
+for _ in $(seq "$runs"); do
+  for impl in "${idle_impls[@]}"; do
+    idle_row "BenchmarkHTTPIdle/conns=$idle_conns/$impl" "$impl" 1
   done
 done
 echo "# HTTP: load average $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the end"

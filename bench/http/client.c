@@ -474,9 +474,11 @@ static bool start_one(struct idle *s, int port) {
    * ports only (ip_local_port_range). The port is chosen at connect
    * (IP_BIND_ADDRESS_NO_PORT), by the whole four-tuple. */
   struct sockaddr_in from = loopback(0);
-  from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + (uint32_t)(s->started - 1) / PER_SOURCE);
+  from.sin_addr.s_addr =
+      htonl(INADDR_LOOPBACK + 1 + (uint32_t)(s->started - 1) / PER_SOURCE);
   int one = 1;
-  if (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0 ||
+  if (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                 sizeof one) != 0 ||
       bind(c->fd, (struct sockaddr *)&from, sizeof from) != 0) {
     fail(s, c, "bind to a source address", errno);
     return false;

@@ -288,6 +288,29 @@ WEFT_API int64_t weft_deadline(void);
 WEFT_API int weft_hub_dump(int fd);
 
 /*
+ * weft_hub_trim_after — how long a task of the calling thread's hub may
+ * stay parked before the hub gives the pages of its stack below its stack
+ * pointer back to the kernel (they hold nothing live; a task that later
+ * needs that deep a stack again gets fresh zeroed pages, a page fault
+ * each). This undoes what a deep call left behind: a request handled with
+ * a 64 KiB buffer on the stack, say, keeps 64 KiB resident while its task
+ * then waits idle, until the trim. Nothing is copied, and nothing is done
+ * on the way into or out of a wait: the hub trims when it is about to wait
+ * for fds or timers, and every 16 turns of its run queue, the tasks whose
+ * time has come, one madvise each. Pointers into a task's stack stay
+ * valid: only pages below every live frame are given back. Not done on
+ * the ucontext fallback (WEFT_CTX=ucontext builds), which cannot tell
+ * where a suspended stack ends.
+ *
+ * after: nanoseconds (0: at the first look after a task parks), or
+ * WEFT_FOREVER: never. The default is 1 s. It applies at the next look
+ * to every task parked, whenever it parked.
+ * Returns 0, -EINVAL (after negative and not WEFT_FOREVER), or -EPERM
+ * (the thread runs no hub). Does not block; call from a task.
+ */
+WEFT_API int weft_hub_trim_after(int64_t after);
+
+/*
  * Where weft's reports go. By default weft writes its diagnostic reports
  * to stderr (fd 2); a program that owns its stderr (a daemon, a TUI, a
  * program with its own log) sends them elsewhere, process-wide:

@@ -382,6 +382,22 @@ static void put_shared(const weft__stack *st) {
   pthread_mutex_unlock(&k->lock);
 }
 
+size_t weft__stack_trim_below(const weft__stack *st, const void *sp) {
+  /* The red zone below the stack pointer (x86-64's 128 bytes) may hold a
+   * leaf function's data; a canary-guarded stack keeps its lowest page,
+   * which holds the canary. */
+  uintptr_t lo =
+      (uintptr_t)st->lo + (st->kind == WEFT__GUARD_CANARY ? S.page : 0);
+  uintptr_t end =
+      ((uintptr_t)sp - WEFT__STACK_RED_ZONE) & ~(uintptr_t)(S.page - 1);
+  if ((uintptr_t)sp < (uintptr_t)st->lo + WEFT__STACK_RED_ZONE ||
+      (uintptr_t)sp > (uintptr_t)st->lo + st->size || end <= lo)
+    return 0;
+  if (madvise((void *)lo, end - lo, MADV_DONTNEED) != 0)
+    return 0;
+  return end - lo;
+}
+
 bool weft__stack_overflowed_at(const weft__stack *st, const void *addr) {
   const char *a = addr;
   if (st->kind == WEFT__GUARD_CANARY)

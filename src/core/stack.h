@@ -50,6 +50,14 @@ int weft__stack_get(weft__stack *st, size_t size);
 void weft__stack_put(const weft__stack *st);
 #define WEFT__STACK_NODE_BYTES 16
 
+/* Gives back to the kernel the whole pages of st below sp, the stack
+ * pointer of the suspended coroutine that runs on it, less a red zone of
+ * WEFT__STACK_RED_ZONE bytes: they hold nothing live, and read as zeros
+ * when next touched. Returns the bytes given back (0: none, or sp is not
+ * within st). Call only while nothing runs on st. */
+size_t weft__stack_trim_below(const weft__stack *st, const void *sp);
+#define WEFT__STACK_RED_ZONE 128
+
 /* The usable size weft__stack_get(…, 0) gives. */
 size_t weft__stack_default_size(void);
 

@@ -84,7 +84,11 @@ struct weft_task {
   const weft_task *waits_for; /* the task it joins, for reports */
   int64_t parked_at;          /* about when it parked (see stamp) */
   bool unstamped;             /* parked, not yet stamped: in the */
-  weft_task *unstamped_next;  /* hub's list of such tasks */
+  /* In the hub's idle queue (idle.c) from its stamp until a sweep looks
+   * at it: the tasks there are in the order of their parked_at. */
+  bool idle_queued;
+  weft_task *unstamped_next; /* hub's list of such tasks (see unstamped) */
+  weft_task *idle_prev, *idle_next; /* the idle queue (see idle_queued) */
   /* Its timer, armed lazily (weft__task_park): while it is parked with a
    * deadline, armed at that deadline or before it; otherwise it may still
    * be armed, from an earlier wait, and is dropped when it fires. */
@@ -136,13 +140,15 @@ struct weft__hub {
   int fdw_cap;
   size_t fd_waiters; /* tasks parked on an fd: they can still be woken, so
                         no deadlock while any exist */
-  size_t daemon_fd_waiters;    /* those of them that are daemons: watchers (a
-                                  signal, a dump) that do not count against a
-                                  deadlock of the others */
-  size_t waiter_waits;         /* tasks parked on a waiter: a thread or another
-                                  hub may wake them, so no deadlock while any
-                                  exist */
-  weft_task *unstamped;        /* tasks parked since the last stamp */
+  size_t daemon_fd_waiters; /* those of them that are daemons: watchers (a
+                               signal, a dump) that do not count against a
+                               deadlock of the others */
+  size_t waiter_waits;      /* tasks parked on a waiter: a thread or another
+                               hub may wake them, so no deadlock while any
+                               exist */
+  weft_task *unstamped;     /* tasks parked since the last stamp */
+  weft_task *idle_head, *idle_tail; /* the idle queue (idle.c) */
+  int64_t trim_after;          /* parked this long, a task's stack is trimmed */
   _Atomic(weft_task *) remote; /* tasks other threads woke, newest first */
   atomic_bool polling; /* the hub may be blocked in its poller: kick it */
   weft_task *main;     /* weft_run's task; its result is kept here, */
@@ -158,6 +164,26 @@ static inline weft_task *weft__task_running(void) {
   weft__hub *h = weft__hub_current;
   return h ? h->current : NULL;
 }
+
+/* Idle stacks (idle.c). A task parked for trim_after or longer has the
+ * pages of its stack below its stack pointer given back to the kernel: a
+ * sweep, when the hub stamps parked tasks or is about to wait in its
+ * poller, takes the tasks due from the head of the idle queue, where the
+ * stamp put them in the order they parked. A task that ran meanwhile just
+ * leaves the queue: its next stamp puts it back at the tail. So a park
+ * costs nothing more, and a sweep only the tasks it looks at. */
+#define WEFT__TRIM_AFTER WEFT_SEC(1) /* a hub's trim_after, at first */
+void weft__hub_idle_stamped(weft__hub *h, weft_task *t);
+void weft__hub_idle_forget(weft__hub *h, weft_task *t); /* if idle_queued */
+/* When the next sweep is due (INT64_MAX: none is). */
+static inline int64_t weft__hub_idle_due(const weft__hub *h) {
+  const weft_task *t = h->idle_head;
+  if (!t || t->parked_at > INT64_MAX - h->trim_after)
+    return INT64_MAX;
+  return t->parked_at + h->trim_after;
+}
+/* Trims the stacks of the tasks parked since now - trim_after or before. */
+void weft__hub_idle_sweep(weft__hub *h, int64_t now);
 
 /* Stamps the tasks that parked since the last stamp with the time now, as
  * their parked_at. A park does not read the clock (about a tenth of what

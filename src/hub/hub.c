@@ -104,8 +104,12 @@ void weft__hub_stamp_parked(weft__hub *h) {
   for (weft_task *t = h->unstamped; t; t = t->unstamped_next) {
     t->parked_at = now;
     t->unstamped = false;
+    if (!t->idle_queued || t->idle_next) /* not the tail already */
+      weft__hub_idle_stamped(h, t);
   }
   h->unstamped = NULL;
+  if (weft__hub_idle_due(h) <= now)
+    weft__hub_idle_sweep(h, now);
 }
 
 /* How many turns begun without the scheduler between two stamps. */
@@ -439,6 +443,15 @@ static int loop(weft__hub *h) {
       report_deadlock(h);
       return -EDEADLK;
     }
+    /* Idle stacks to trim: now, or when the first is due. */
+    int64_t idle_due = weft__hub_idle_due(h);
+    if (idle_due != INT64_MAX) {
+      int64_t now = weft__now_coarse();
+      if (idle_due <= now) {
+        weft__hub_idle_sweep(h, now);
+        idle_due = weft__hub_idle_due(h);
+      }
+    }
     /* About to block: a thread that wakes a task now must kick the poller
      * (see waiter.c); what came before the flag is drained first. */
     /* An exchange, not a store: the pattern is Dekker's, and a
@@ -448,6 +461,8 @@ static int loop(weft__hub *h) {
      * read-modify-write orders them everywhere. */
     atomic_exchange(&h->polling, true);
     int64_t deadline = first ? first->deadline : INT64_MAX;
+    if (idle_due < deadline) /* wake to trim idle stacks then */
+      deadline = idle_due;
     if (atomic_load(&h->remote))
       deadline = 0;
     int rc = poll_fds(h, deadline);
@@ -488,6 +503,7 @@ int weft_run(weft_task_fn fn, void *arg, void **result) {
     return -EBUSY;
   weft__hub h;
   memset(&h, 0, sizeof h);
+  h.trim_after = WEFT__TRIM_AFTER;
   weft__timer_heap_init(&h.timers);
   int rc = weft__poller_new(&h.poller);
   if (rc < 0)

@@ -192,6 +192,8 @@ void weft__task_release(weft_task *t) {
     weft__hub_drain_remote(h);
   if (t->unstamped) /* the list must not keep it */
     weft__hub_stamp_parked(h);
+  if (t->idle_queued)
+    weft__hub_idle_forget(h, t);
   weft__timer_disarm(&h->timers, &t->timer);
   if (t->all_prev)
     t->all_prev->all_next = t->all_next;

@@ -44,6 +44,12 @@ static inline void weft__machine_prefetch(const weft__machine_ctx *ctx) {
       __builtin_prefetch(sp + 64 * line);
 }
 
+/* The stack pointer of a saved context: below it, its stack holds
+ * nothing live (stack.h's trim). */
+static inline void *weft__machine_sp(const weft__machine_ctx *ctx) {
+  return __atomic_load_n(&ctx->sp, __ATOMIC_RELAXED);
+}
+
 /* Whether *ctx is saved and may be resumed (acquire). */
 static inline bool weft__machine_saved(weft__machine_ctx *ctx) {
   return __atomic_load_n(&ctx->sp, __ATOMIC_ACQUIRE) != NULL;

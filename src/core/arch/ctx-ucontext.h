@@ -32,6 +32,13 @@ static inline void weft__machine_prefetch(const weft__machine_ctx *ctx) {
   __builtin_prefetch(&ctx->uc);
 }
 
+/* As in ctx-asm.h; not known here (where ucontext_t keeps it varies with
+ * the machine): NULL, and nothing is trimmed. */
+static inline void *weft__machine_sp(const weft__machine_ctx *ctx) {
+  (void)ctx;
+  return NULL;
+}
+
 static inline bool weft__machine_saved(weft__machine_ctx *ctx) {
   return __atomic_load_n(&ctx->saved, __ATOMIC_ACQUIRE);
 }

@@ -1,11 +1,16 @@
 /*
- * Idle stacks: a task parked past its hub's weft_hub_trim_after has the
- * pages of its stack below its stack pointer given back, and nothing it
- * still uses changes: its locals, a buffer another task reads through a
- * pointer while it is parked, its later deep calls.
+ * Idle stacks: a task parked past its hub's weft_hub_idle_after is
+ * hibernated, if it was spawned to be (its frames copied out, its whole
+ * stack given back, its frames copied back before it runs again), or
+ * else trimmed (the pages below its stack pointer given back). Nothing it
+ * still uses changes: its locals, pointers into its own stack, a buffer
+ * another task reads while it waits (trimmed only), its later deep calls;
+ * and it can be cancelled, joined and dumped while hibernated, and woken
+ * by another thread as it hibernates.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,6 +21,11 @@
 #include "harness.h"
 
 enum { DEEP = 64 << 10 };
+
+/* Tasks that promise that nothing else uses their stacks while they wait
+ * on an fd or sleep (the structs they write to are in their spawner's
+ * frame, and the spawner is not hibernated). */
+static const weft_task_opts hib = {.hibernate = true};
 
 /* Where deep() put its buffer (an address, never dereferenced), and the
  * page size. */
@@ -84,9 +94,10 @@ static void *sleeper(void *arg) {
 static void *trimmed_main(void *arg) {
   (void)arg;
   page = (size_t)sysconf(_SC_PAGESIZE);
-  CHECK_EQ(weft_hub_trim_after(WEFT_MS(20)), 0);
+  CHECK_EQ(weft_hub_idle_after(WEFT_MS(20)), 0);
   struct parked p = {.nap = WEFT_MS(400)};
   weft_task *t;
+  /* It lends a buffer in its frame: not to be hibernated, only trimmed. */
   CHECK_EQ(weft_task_spawn(&t, sleeper, &p, NULL), 0);
   CHECK_EQ(weft_sleep(WEFT_MS(10)), 0);
   CHECK(p.shared != NULL);
@@ -101,14 +112,14 @@ static void *trimmed_main(void *arg) {
   return NULL;
 }
 
-TEST(a_task_parked_past_trim_after_has_its_dead_stack_pages_given_back) {
+TEST(a_task_not_hibernated_is_trimmed_and_its_frame_stays_readable) {
   CHECK_EQ(weft_run(trimmed_main, NULL, NULL), 0);
 }
 
 static void *kept_main(void *arg) {
   (void)arg;
   page = (size_t)sysconf(_SC_PAGESIZE);
-  CHECK_EQ(weft_hub_trim_after(WEFT_FOREVER), 0);
+  CHECK_EQ(weft_hub_idle_after(WEFT_FOREVER), 0);
   struct parked p = {.nap = WEFT_MS(150)};
   weft_task *t;
   CHECK_EQ(weft_task_spawn(&t, sleeper, &p, NULL), 0);
@@ -119,21 +130,24 @@ static void *kept_main(void *arg) {
   return NULL;
 }
 
-TEST(with_trim_after_forever_a_parked_task_keeps_its_pages) {
+TEST(with_idle_after_forever_a_parked_task_keeps_its_pages) {
   CHECK_EQ(weft_run(kept_main, NULL, NULL), 0);
 }
 
-/* Deep calls, a park trimmed at once, again and again: every round's
- * locals survive, and the deep call finds working (zeroed) pages. */
+/* Deep calls, a park hibernated at once, again and again: every round's
+ * locals, and a pointer to one of them, survive, and the deep call finds
+ * working (zeroed) pages. */
 static void *cycler(void *arg) {
   int *rounds = arg;
   for (int i = 0; i < 30; i++) {
     int mark = 1000 + i;
+    volatile int *to_mark = &mark;
     char note[64];
     memset(note, 'a' + i % 26, sizeof note);
     int sum = deep(i);
     CHECK_EQ(weft_sleep(WEFT_MS(3)), 0);
     CHECK_EQ(mark, 1000 + i);
+    CHECK_EQ(*to_mark, 1000 + i);
     for (size_t j = 0; j < sizeof note; j++)
       CHECK_EQ(note[j], 'a' + i % 26);
     CHECK_EQ(deep(i), sum);
@@ -144,11 +158,11 @@ static void *cycler(void *arg) {
 
 static void *cycles_main(void *arg) {
   (void)arg;
-  CHECK_EQ(weft_hub_trim_after(0), 0);
+  CHECK_EQ(weft_hub_idle_after(0), 0);
   int rounds[4] = {0};
   weft_task *t[4];
   for (int i = 0; i < 4; i++)
-    CHECK_EQ(weft_task_spawn(&t[i], cycler, &rounds[i], NULL), 0);
+    CHECK_EQ(weft_task_spawn(&t[i], cycler, &rounds[i], &hib), 0);
   for (int i = 0; i < 4; i++) {
     CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
     CHECK_EQ(rounds[i], 30);
@@ -156,7 +170,7 @@ static void *cycles_main(void *arg) {
   return NULL;
 }
 
-TEST(tasks_trimmed_at_every_park_keep_their_frames_and_grow_again) {
+TEST(tasks_hibernated_at_every_park_keep_their_frames_and_grow_again) {
   CHECK_EQ(weft_run(cycles_main, NULL, NULL), 0);
 }
 
@@ -172,7 +186,7 @@ static void *gen_body(void *arg) {
 
 static void *gen_main(void *arg) {
   (void)arg;
-  CHECK_EQ(weft_hub_trim_after(WEFT_MS(5)), 0);
+  CHECK_EQ(weft_hub_idle_after(WEFT_MS(5)), 0);
   int ok = 0;
   weft_gen *g;
   CHECK_EQ(weft_gen_new(&g, gen_body, &ok, NULL), 0);
@@ -189,13 +203,189 @@ TEST(a_task_parked_inside_a_generator_is_trimmed_and_resumes) {
 
 static void *bad_input_main(void *arg) {
   (void)arg;
-  CHECK_EQ(weft_hub_trim_after(-2), -EINVAL);
-  CHECK_EQ(weft_hub_trim_after(INT64_MIN), -EINVAL);
-  CHECK_EQ(weft_hub_trim_after(WEFT_SEC(3)), 0);
+  CHECK_EQ(weft_hub_idle_after(-2), -EINVAL);
+  CHECK_EQ(weft_hub_idle_after(INT64_MIN), -EINVAL);
+  CHECK_EQ(weft_hub_idle_after(WEFT_SEC(3)), 0);
   return NULL;
 }
 
-TEST(weft_hub_trim_after_bad_input) {
-  CHECK_EQ(weft_hub_trim_after(WEFT_MS(1)), -EPERM); /* no hub here */
+TEST(weft_hub_idle_after_bad_input) {
+  CHECK_EQ(weft_hub_idle_after(WEFT_MS(1)), -EPERM); /* no hub here */
   CHECK_EQ(weft_run(bad_input_main, NULL, NULL), 0);
+}
+/* --- hibernation ---------------------------------------------------------
+ */
+
+/* The page of a task's outermost frame, and whether it is resident. */
+static uintptr_t top_frame;
+
+static bool resident(uintptr_t addr) {
+  unsigned char v = 0;
+  uintptr_t p = addr & ~(uintptr_t)(page - 1);
+  CHECK_EQ(mincore((void *)p, page, &v), 0);
+  return v & 1;
+}
+
+struct nap {
+  int64_t nap;
+  int rc;   /* what its sleep returned */
+  int same; /* its frames as they were */
+};
+
+static void *napper(void *arg) {
+  struct nap *n = arg;
+  char mark[128];
+  for (size_t i = 0; i < sizeof mark; i++)
+    mark[i] = (char)(i ^ 0x5a);
+  char *self = mark; /* a pointer into its own stack, kept in its stack */
+  top_frame = (uintptr_t)mark;
+  n->rc = weft_sleep(n->nap);
+  int same = self == mark;
+  for (size_t i = 0; i < sizeof mark; i++)
+    same = same && self[i] == (char)(i ^ 0x5a);
+  n->same = same;
+  return NULL;
+}
+
+static void *hibernated_main(void *arg) {
+  (void)arg;
+  page = (size_t)sysconf(_SC_PAGESIZE);
+  CHECK_EQ(weft_hub_idle_after(WEFT_MS(10)), 0);
+  struct nap n = {.nap = WEFT_MS(300)};
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, napper, &n, &hib), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(5)), 0);
+  if (strstr(WEFT_MACHINE_CTX_H, "ucontext"))
+    harness_skip("the ucontext fallback does not hibernate");
+  CHECK(resident(top_frame));
+  CHECK_EQ(weft_sleep(WEFT_MS(150)), 0);
+  /* Its whole stack is given back, the top page with it. */
+  CHECK(!resident(top_frame));
+  CHECK_EQ(weft_hub_dump(open("/dev/null", O_WRONLY | O_CLOEXEC)), 0);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(n.rc, 0);
+  CHECK_EQ(n.same, 1);
+  return NULL;
+}
+
+TEST(a_sleeping_task_is_hibernated_whole_and_wakes_with_its_frames) {
+  CHECK_EQ(weft_run(hibernated_main, NULL, NULL), 0);
+}
+
+static void *cancelled_main(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_hub_idle_after(0), 0);
+  struct nap n = {.nap = WEFT_SEC(30)};
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, napper, &n, &hib), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(50)), 0); /* hibernated by now */
+  CHECK_EQ(weft_task_cancel(t), 0);
+  CHECK_EQ(weft_task_join(t, WEFT_SEC(5), NULL), 0);
+  CHECK_EQ(n.rc, -ECANCELED);
+  CHECK_EQ(n.same, 1);
+  return NULL;
+}
+
+TEST(a_hibernated_task_is_cancelled_and_joined) {
+  CHECK_EQ(weft_run(cancelled_main, NULL, NULL), 0);
+}
+
+/* A task parked on a waiter (an event) lends nothing, yet its frame holds
+ * the waiter a thread will write: it must not be hibernated. */
+static weft_event ev = WEFT_EVENT_INIT;
+
+static void *event_waiter(void *arg) {
+  int *rc = arg;
+  char mark[64];
+  memset(mark, 7, sizeof mark);
+  *rc = weft_event_wait(&ev, WEFT_SEC(10));
+  for (size_t i = 0; i < sizeof mark; i++)
+    if (mark[i] != 7)
+      *rc = -1000;
+  return NULL;
+}
+
+static void *setter(void *arg) {
+  (void)arg;
+  usleep(100 * 1000);
+  weft_event_set(&ev);
+  return NULL;
+}
+
+static void *event_main(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_hub_idle_after(0), 0);
+  int rc = -1;
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, event_waiter, &rc, &hib), 0);
+  weft_thread *th;
+  CHECK_EQ(weft_thread_start(&th, setter, NULL, NULL), 0);
+  CHECK_EQ(weft_task_join(t, WEFT_SEC(5), NULL), 0);
+  CHECK_EQ(rc, 0);
+  CHECK_EQ(weft_thread_join(th, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(th), 0);
+  return NULL;
+}
+
+TEST(a_task_waiting_on_an_event_a_thread_sets_is_not_hibernated) {
+  CHECK_EQ(weft_run(event_main, NULL, NULL), 0);
+}
+
+/* Wakes racing hibernation: a thread writes to a pipe at moments around
+ * the hub's sweeps, while a task reads it with idle_after 0, so that
+ * some wakes come as the task is hibernated and some as it thaws. */
+static int race_fds[2];
+enum { RACE_ROUNDS = 300 };
+
+static void *writer(void *arg) {
+  (void)arg;
+  for (int i = 0; i < RACE_ROUNDS; i++) {
+    usleep((useconds_t)(i % 7) * 150);
+    char c = (char)i;
+    if (write(race_fds[1], &c, 1) != 1)
+      return IV(-1);
+  }
+  return NULL;
+}
+
+static void *reader(void *arg) {
+  int *got = arg;
+  char seen[16];
+  memset(seen, 0x33, sizeof seen);
+  for (int i = 0; i < RACE_ROUNDS; i++) {
+    char c;
+    ssize_t n = weft_io_read(race_fds[0], &c, 1, WEFT_SEC(10));
+    if (n != 1 || c != (char)i)
+      return IV(-1);
+    for (size_t j = 0; j < sizeof seen; j++)
+      if (seen[j] != 0x33)
+        return IV(-2);
+    ++*got;
+  }
+  return NULL;
+}
+
+static void *race_main(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_hub_idle_after(0), 0);
+  CHECK_EQ(pipe2(race_fds, O_CLOEXEC), 0);
+  int got = 0;
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, reader, &got, &hib), 0);
+  weft_thread *th;
+  CHECK_EQ(weft_thread_start(&th, writer, NULL, NULL), 0);
+  void *r;
+  CHECK_EQ(weft_task_join(t, WEFT_SEC(20), &r), 0);
+  CHECK(r == NULL);
+  CHECK_EQ(got, RACE_ROUNDS);
+  CHECK_EQ(weft_thread_join(th, WEFT_FOREVER, &r), 0);
+  CHECK(r == NULL);
+  CHECK_EQ(weft_thread_detach(th), 0);
+  close(race_fds[0]);
+  close(race_fds[1]);
+  return NULL;
+}
+
+TEST(wakes_from_another_thread_race_hibernation_and_lose_nothing) {
+  CHECK_EQ(weft_run(race_main, NULL, NULL), 0);
 }

@@ -26,8 +26,10 @@
  * connection finishes its response, within the drain timeout), SIGQUIT
  * stops now, SIGHUP starts new workers and drains the old ones.
  *
- * Each connection's task has a 16 KiB stack (HTTPD_STACK_BYTES), of which
- * an idle connection keeps one page resident.
+ * Each connection's task has a 16 KiB stack (HTTPD_STACK_BYTES); one
+ * that waits for its next request for longer than a second is hibernated
+ * (weft_cluster_opts.conn_hibernate): its frames are copied out and its
+ * stack given back until the request comes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -165,6 +167,9 @@ int main(int argc, char **argv) {
   opts.main = worker_main;
   opts.handler = handle;
   opts.conn_stack_size = HTTPD_STACK_BYTES;
+  /* A connection lends nothing in its frames to other tasks: it may be
+   * hibernated while it waits for its next request. */
+  opts.conn_hibernate = true;
   weft_cluster *cl;
   int rc = weft_cluster_create(&cl, &opts);
   if (rc < 0) {

@@ -114,6 +114,13 @@ typedef struct weft_cluster_opts {
   size_t conn_stack_size;
   /* Pin worker i to the i-th CPU this process may use (mod their count). */
   bool pin_cpus;
+  /* Connection tasks may be hibernated while they wait long for their
+   * next request (weft_task_opts.hibernate, weft_hub_idle_after): an idle
+   * connection then costs its task's object and its frames, some hundreds
+   * of bytes, instead of a page or more of stack. The handler promises
+   * that no other task or thread uses memory in its frames while it waits
+   * on an fd or sleeps. Default false. */
+  bool conn_hibernate;
   weft_message_fn on_message; /* messages from workers, or NULL */
   void *message_arg;
   /* Where the supervisor writes one line per worker event (started,

@@ -100,6 +100,17 @@ typedef struct weft_task_opts {
    * weft_run gives up (a deadlock, a failed poller), the daemons are
    * cancelled and run to their end, so that they release what they hold. */
   bool daemon;
+  /* Let the hub hibernate this task when it waits long on an fd or
+   * sleeps (weft_hub_idle_after): its frames are copied out and its whole
+   * stack given back, so that an idle connection costs a few hundred bytes
+   * instead of a page or more. The task promises that nothing else uses
+   * memory in its frames while it waits so: no other task or thread reads
+   * or writes a local of its, through a pointer it handed out, until it
+   * runs again. (A task that spawns a worker with a pointer to a struct in
+   * its frame and then sleeps breaks that promise; one that joins the
+   * worker does not, since a join never hibernates.) Without it the task
+   * is only trimmed, which is always safe. */
+  bool hibernate;
 } weft_task_opts;
 
 /*
@@ -288,27 +299,38 @@ WEFT_API int64_t weft_deadline(void);
 WEFT_API int weft_hub_dump(int fd);
 
 /*
- * weft_hub_trim_after — how long a task of the calling thread's hub may
- * stay parked before the hub gives the pages of its stack below its stack
- * pointer back to the kernel (they hold nothing live; a task that later
- * needs that deep a stack again gets fresh zeroed pages, a page fault
- * each). This undoes what a deep call left behind: a request handled with
- * a 64 KiB buffer on the stack, say, keeps 64 KiB resident while its task
- * then waits idle, until the trim. Nothing is copied, and nothing is done
- * on the way into or out of a wait: the hub trims when it is about to wait
- * for fds or timers, and every 16 turns of its run queue, the tasks whose
- * time has come, one madvise each. Pointers into a task's stack stay
- * valid: only pages below every live frame are given back. Not done on
- * the ucontext fallback (WEFT_CTX=ucontext builds), which cannot tell
- * where a suspended stack ends.
+ * weft_hub_idle_after — how long a task of the calling thread's hub may
+ * stay parked before the hub gives the memory of its stack back to the
+ * kernel. Either way nothing is done on the way into or out of a short
+ * wait: the hub looks when it is about to wait for fds or timers, and
+ * every 16 turns of its run queue, at the tasks whose time has come.
+ *
+ *  - Hibernation, for a task spawned with weft_task_opts.hibernate that
+ *    waits on an fd or sleeps (an idle connection, say), on its own stack:
+ *    the live part of its stack (its frames, a few hundred bytes to a few
+ *    KiB) is copied into a buffer of their size, and every page of the
+ *    stack given back; when the task is next run, for whatever reason
+ *    (the fd, its timeout, a cancellation), its frames are copied back in
+ *    place first, so that every pointer into its stack is good again.
+ *    Nothing else may use its stack meanwhile: that is the task's promise
+ *    (weft_task_opts.hibernate). Waits on weft's locks, conditions,
+ *    semaphores, events, barriers, channels and joins never hibernate
+ *    (their queues hold nodes in the waiter's frame).
+ *  - Trim, for every other task: the pages of its stack below its stack
+ *    pointer, less a red zone, hold nothing live and are given back;
+ *    nothing is copied, and its frames stay in place.
+ *
+ * A task that later needs those pages gets fresh zeroed ones, a page fault
+ * each. Neither is done on the ucontext fallback (WEFT_CONTEXT=ucontext
+ * builds), which cannot tell where a suspended stack ends.
  *
  * after: nanoseconds (0: at the first look after a task parks), or
- * WEFT_FOREVER: never. The default is 1 s. It applies at the next look
- * to every task parked, whenever it parked.
- * Returns 0, -EINVAL (after negative and not WEFT_FOREVER), or -EPERM
- * (the thread runs no hub). Does not block; call from a task.
+ * WEFT_FOREVER: never. The default is 1 s. It applies at the next look to
+ * every task parked, whenever it parked. Returns 0, -EINVAL (after
+ * negative and not WEFT_FOREVER), or -EPERM (the thread runs no hub).
+ * Does not block; call from a task.
  */
-WEFT_API int weft_hub_trim_after(int64_t after);
+WEFT_API int weft_hub_idle_after(int64_t after);
 
 /*
  * Where weft's reports go. By default weft writes its diagnostic reports

@@ -11,8 +11,8 @@
  * now does the same with no time given.
  *
  * Connections: each runs in a detached task of its own, whose record
- * (struct conn) lives in that task's frame and sits in the worker's list
- * from the task's first run to its end. Everything here runs on the one
+ * (struct conn, allocated by the task) sits in the worker's list from the
+ * task's first run to its end. Everything here runs on the one
  * thread of the worker's hub, so the list needs no lock; a task in the
  * list has not finished, which is what makes its handle safe to cancel
  * although it was detached.
@@ -126,21 +126,31 @@ static void *signals_main(void *arg) {
 
 static void *conn_main(void *arg) {
   weft_worker *w = self_worker;
-  struct conn me = {.task = weft_task_current(), .fd = (int)(intptr_t)arg};
-  me.next = w->conn_list;
-  if (me.next)
-    me.next->prev = &me;
-  w->conn_list = &me;
-  weft_task_local_set(conn_key, &me);
-  if (!w->stop_now)
-    w->cluster->o.handler(w, me.fd, w->cluster->o.arg);
-  if (me.prev)
-    me.prev->next = me.next;
-  else
-    w->conn_list = me.next;
-  if (me.next)
-    me.next->prev = me.prev;
-  weft_io_close(me.fd);
+  int fd = (int)(intptr_t)arg;
+  /* Not in this task's frame: the list links the records of every
+   * connection, and a hibernated task's frame must not be written by its
+   * neighbours (weft_cluster_opts.conn_hibernate). */
+  struct conn *me = calloc(1, sizeof *me);
+  if (me) {
+    me->task = weft_task_current();
+    me->fd = fd;
+    me->next = w->conn_list;
+    if (me->next)
+      me->next->prev = me;
+    w->conn_list = me;
+    weft_task_local_set(conn_key, me);
+    if (!w->stop_now)
+      w->cluster->o.handler(w, fd, w->cluster->o.arg);
+    if (me->prev)
+      me->prev->next = me->next;
+    else
+      w->conn_list = me->next;
+    if (me->next)
+      me->next->prev = me->prev;
+    weft_task_local_set(conn_key, NULL);
+    free(me);
+  }
+  weft_io_close(fd);
   if (--w->conns == 0)
     weft_event_set(&w->conns_gone);
   weft__balance_publish(w);
@@ -169,7 +179,8 @@ static void *acceptor_main(void *arg) {
   weft_worker *w = self_worker;
   int lfd = (int)(intptr_t)arg;
   weft_cluster *c = w->cluster;
-  weft_task_opts opts = {.stack_size = c->o.conn_stack_size};
+  weft_task_opts opts = {.stack_size = c->o.conn_stack_size,
+                         .hibernate = c->o.conn_hibernate};
   int64_t rest = 0, last_log = 0;
   for (;;) {
     if (c->o.max_conns && w->conns >= c->o.max_conns) {

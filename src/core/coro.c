@@ -62,6 +62,31 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
   return 0;
 }
 
+int weft__coro_init_apart(weft__coro *co, size_t stack_size, const char *kind,
+                          const char *name, weft__coro_entry entry) {
+  weft__stack st;
+  int rc = weft__stack_get(&st, stack_size);
+  if (rc < 0)
+    return rc;
+  char *top = st.lo + st.size;
+  weft__valgrind_stack_fresh(st.lo, top);
+  /* The last coroutine on this stack may have kept its object at the top:
+   * its poison must not stay on this one's frames. */
+  weft__tools_object_made(top - OBJECT_MAX, OBJECT_MAX);
+  co->stack = st;
+  co->entry = entry;
+  co->kind = kind;
+  co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+  if (name) {
+    size_t n = strnlen(name, WEFT__NAME_MAX - 1);
+    memcpy(co->name, name, n);
+    co->name[n] = '\0';
+  }
+  weft__tools_coro_init(&co->ctx.tools, st.lo, st.size);
+  weft__machine_make(&co->ctx.machine, st.lo, st.size, boot, co);
+  return 0;
+}
+
 void weft__ctx_wait_saved_slow(weft__ctx *ctx) {
   for (int spins = 0; !weft__machine_saved(&ctx->machine); spins++)
     if (spins >= 100)
@@ -102,9 +127,13 @@ static void put_after_quarantine(const weft__stack *st) {
 void weft__coro_destroy(weft__coro *co) {
   weft__stack st = co->stack;
   weft__tools_coro_fini(&co->ctx.tools);
+  char *top = st.lo + st.size;
+  if ((char *)co < st.lo || (char *)co >= top) { /* an object apart */
+    weft__stack_put(&st);
+    return;
+  }
   /* The stack cache keeps its node in the top bytes (stack.h): those stay
    * the cache's to write. */
-  char *top = st.lo + st.size;
   weft__tools_object_gone(co,
                           (size_t)(top - WEFT__STACK_NODE_BYTES - (char *)co));
   put_after_quarantine(&st);

@@ -59,6 +59,13 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
                       const char *kind, const char *name,
                       weft__coro_entry entry);
 
+/* As weft__coro_create, for a coroutine whose object the caller keeps
+ * apart from its stack: co, the first member of that object, zeroed, gets
+ * a stack of its own, all of it usable. weft__coro_destroy gives the stack
+ * back; the object stays the caller's. */
+int weft__coro_init_apart(weft__coro *co, size_t stack_size, const char *kind,
+                          const char *name, weft__coro_entry entry);
+
 /* Releases a coroutine that is not running and is saved (see
  * weft__ctx_wait_saved): it has exited, was never entered, or is suspended
  * and will never be entered again. */

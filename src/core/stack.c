@@ -398,6 +398,11 @@ size_t weft__stack_trim_below(const weft__stack *st, const void *sp) {
   return end - lo;
 }
 
+void weft__stack_give_back(const weft__stack *st) {
+  char *lo = st->lo + (st->kind == WEFT__GUARD_CANARY ? S.page : 0);
+  madvise(lo, (size_t)(st->lo + st->size - lo), MADV_DONTNEED);
+}
+
 bool weft__stack_overflowed_at(const weft__stack *st, const void *addr) {
   const char *a = addr;
   if (st->kind == WEFT__GUARD_CANARY)

@@ -58,6 +58,11 @@ void weft__stack_put(const weft__stack *st);
 size_t weft__stack_trim_below(const weft__stack *st, const void *sp);
 #define WEFT__STACK_RED_ZONE 128
 
+/* Gives every page of st back to the kernel (but a canary-guarded
+ * stack's lowest, which holds the canary): they read as zeros when next
+ * touched. For a stack whose live frames were copied elsewhere. */
+void weft__stack_give_back(const weft__stack *st);
+
 /* The usable size weft__stack_get(…, 0) gives. */
 size_t weft__stack_default_size(void);
 

@@ -87,6 +87,11 @@ struct weft_task {
   /* In the hub's idle queue (idle.c) from its stamp until a sweep looks
    * at it: the tasks there are in the order of their parked_at. */
   bool idle_queued;
+  bool hibernate; /* may be hibernated (weft_task_opts) */
+  /* Hibernated (idle.c): the live frames of its stack, copied here while
+   * the stack's pages are given back; copied back when it next runs. */
+  void *frames;
+  size_t frames_len;
   weft_task *unstamped_next; /* hub's list of such tasks (see unstamped) */
   weft_task *idle_prev, *idle_next; /* the idle queue (see idle_queued) */
   /* Its timer, armed lazily (weft__task_park): while it is parked with a
@@ -148,14 +153,19 @@ struct weft__hub {
                                exist */
   weft_task *unstamped;     /* tasks parked since the last stamp */
   weft_task *idle_head, *idle_tail; /* the idle queue (idle.c) */
-  int64_t trim_after;          /* parked this long, a task's stack is trimmed */
+  int64_t idle_after; /* parked this long, a task is hibernated or trimmed */
   _Atomic(weft_task *) remote; /* tasks other threads woke, newest first */
-  atomic_bool polling; /* the hub may be blocked in its poller: kick it */
-  weft_task *main;     /* weft_run's task; its result is kept here, */
-  void *main_result;   /* as another task may join and release it */
+  atomic_bool polling;   /* the hub may be blocked in its poller: kick it */
+  weft_task *free_tasks; /* task objects for reuse (task.c), by next */
+  unsigned free_tasks_n;
+  weft_task *main;   /* weft_run's task; its result is kept here, */
+  void *main_result; /* as another task may join and release it */
 };
 
 #define TASK_MAGIC 0x7461736bu /* "task" */
+
+/* Frees the task objects the hub kept for reuse (at the end of its run). */
+void weft__hub_free_tasks(weft__hub *h);
 
 extern WEFT__TLS weft__hub *weft__hub_current;
 
@@ -165,24 +175,29 @@ static inline weft_task *weft__task_running(void) {
   return h ? h->current : NULL;
 }
 
-/* Idle stacks (idle.c). A task parked for trim_after or longer has the
- * pages of its stack below its stack pointer given back to the kernel: a
- * sweep, when the hub stamps parked tasks or is about to wait in its
- * poller, takes the tasks due from the head of the idle queue, where the
- * stamp put them in the order they parked. A task that ran meanwhile just
- * leaves the queue: its next stamp puts it back at the tail. So a park
- * costs nothing more, and a sweep only the tasks it looks at. */
-#define WEFT__TRIM_AFTER WEFT_SEC(1) /* a hub's trim_after, at first */
+/* Idle stacks (idle.c). A task parked for idle_after or longer is
+ * hibernated (its frames copied out, its whole stack given back to the
+ * kernel) if nothing else may use its stack while it waits, or else
+ * trimmed (the pages below its stack pointer given back): a sweep, when the hub
+ * stamps parked tasks or is about to wait in its poller, takes the tasks due
+ * from the head of the idle queue, where the stamp put them in the order they
+ * parked. A task that ran meanwhile just leaves the queue: its next stamp puts
+ * it back at the tail. So a park costs nothing more, and a sweep only the tasks
+ * it looks at. */
+#define WEFT__IDLE_AFTER WEFT_SEC(1) /* a hub's idle_after, at first */
 void weft__hub_idle_stamped(weft__hub *h, weft_task *t);
 void weft__hub_idle_forget(weft__hub *h, weft_task *t); /* if idle_queued */
+/* Copies a hibernated task's frames back into its stack (before it runs). */
+void weft__task_thaw(weft_task *t);
+
 /* When the next sweep is due (INT64_MAX: none is). */
 static inline int64_t weft__hub_idle_due(const weft__hub *h) {
   const weft_task *t = h->idle_head;
-  if (!t || t->parked_at > INT64_MAX - h->trim_after)
+  if (!t || t->parked_at > INT64_MAX - h->idle_after)
     return INT64_MAX;
-  return t->parked_at + h->trim_after;
+  return t->parked_at + h->idle_after;
 }
-/* Trims the stacks of the tasks parked since now - trim_after or before. */
+/* Hibernates or trims the tasks parked since now - idle_after or before. */
 void weft__hub_idle_sweep(weft__hub *h, int64_t now);
 
 /* Stamps the tasks that parked since the last stamp with the time now, as

@@ -72,6 +72,8 @@ static weft_task *runq_pop(weft__hub *h) {
 
 /* Makes t the running task of h. */
 static inline void enter(weft__hub *h, weft_task *t) {
+  if (__builtin_expect(t->frames != NULL, 0))
+    weft__task_thaw(t);
   h->current = t;
   t->state = WEFT__TASK_RUNNING;
   weft__coro_running = t->active;
@@ -503,7 +505,7 @@ int weft_run(weft_task_fn fn, void *arg, void **result) {
     return -EBUSY;
   weft__hub h;
   memset(&h, 0, sizeof h);
-  h.trim_after = WEFT__TRIM_AFTER;
+  h.idle_after = WEFT__IDLE_AFTER;
   weft__timer_heap_init(&h.timers);
   int rc = weft__poller_new(&h.poller);
   if (rc < 0)
@@ -525,6 +527,7 @@ int weft_run(weft_task_fn fn, void *arg, void **result) {
    * the blocked tasks. */
   while (h.all)
     weft__task_release(h.all);
+  weft__hub_free_tasks(&h);
   weft__hub_current = NULL;
   weft__timer_heap_fini(&h.timers);
   weft__poller_free(h.poller);

@@ -10,18 +10,19 @@
  * again). Everything here runs on the hub's thread.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <weft/hub.h>
 
 #include "../core/stack.h"
 #include "hub-private.h"
 
-int weft_hub_trim_after(int64_t after) {
+int weft_hub_idle_after(int64_t after) {
   weft__hub *h = weft__hub_current;
   if (after < 0 && after != WEFT_FOREVER)
     return -EINVAL;
   if (!h)
     return -EPERM;
-  h->trim_after = after == WEFT_FOREVER ? INT64_MAX : after;
+  h->idle_after = after == WEFT_FOREVER ? INT64_MAX : after;
   return 0;
 }
 
@@ -61,6 +62,49 @@ static void trim(weft_task *t) {
     weft__stack_trim_below(&co->stack, sp);
 }
 
+/* Whether nothing but t itself reads or writes t's stack while it is
+ * parked: its program promised so (weft_task_opts.hibernate), and it
+ * parked on its own stack (not in a generator it resumed), and not on a
+ * waiter (whose node, in its frame, a primitive's queue links to and a
+ * waker writes) nor in a join (whose node is in the joined task's list).
+ * So it waits on an fd or a timer: an idle connection, a sleep. */
+static bool hibernatable(const weft_task *t) {
+  return t->hibernate && t->active == &t->coro && !t->waiter && !t->waits_for;
+}
+
+/* Copies t's live frames, from its stack pointer less the red zone up to
+ * the top of its stack, into a buffer of their size, and gives the whole
+ * stack back. Trims instead when there is no memory for the buffer. */
+static void hibernate(weft_task *t) {
+  weft__coro *co = &t->coro;
+  char *sp = weft__machine_sp(&co->ctx.machine);
+  if (!sp)
+    return;
+  char *top = co->stack.lo + co->stack.size;
+  char *from = sp - WEFT__STACK_RED_ZONE;
+  if (from < co->stack.lo)
+    from = co->stack.lo;
+  size_t n = (size_t)(top - from);
+  void *frames = malloc(n);
+  if (!frames) {
+    trim(t);
+    return;
+  }
+  weft__tools_copy_stack(frames, from, n);
+  weft__stack_give_back(&co->stack);
+  t->frames = frames;
+  t->frames_len = n;
+}
+
+void weft__task_thaw(weft_task *t) {
+  weft__coro *co = &t->coro;
+  char *top = co->stack.lo + co->stack.size;
+  weft__tools_copy_stack(top - t->frames_len, t->frames, t->frames_len);
+  free(t->frames);
+  t->frames = NULL;
+  t->frames_len = 0;
+}
+
 void weft__hub_idle_sweep(weft__hub *h, int64_t now) {
   weft_task *t;
   while ((t = h->idle_head) != NULL) {
@@ -68,7 +112,9 @@ void weft__hub_idle_sweep(weft__hub *h, int64_t now) {
     if (parked && weft__hub_idle_due(h) > now)
       break; /* the rest parked later */
     unlink_idle(h, t);
-    if (parked)
+    if (parked && hibernatable(t))
+      hibernate(t);
+    else if (parked)
       trim(t);
   }
 }

@@ -461,3 +461,43 @@ TEST_TIMEOUT(an_idle_connection_costs_its_worker_under_5_kib, 60) {
   for (int i = 0; i < BASE + MORE; i++)
     client_close(cs[i]);
 }
+
+/* Connections idle past a second are hibernated (the httpd sets
+ * conn_hibernate): they cost far less than a page, and each answers its
+ * next request as before, as does a new connection. */
+TEST_TIMEOUT(idle_connections_are_hibernated_and_answer_again, 60) {
+  enum { BASE = 100, MORE = 600 };
+  struct rlimit rl = {4096, 4096};
+  setrlimit(RLIMIT_NOFILE, &rl);
+  start_workers(1, NULL);
+  pid_t worker = worker_pid(0, 0);
+  CHECK(worker > 0);
+  static struct client *cs[BASE + MORE];
+  open_idle(cs, BASE);
+  usleep(2500 * 1000); /* past weft_hub_idle_after's second, and a sweep */
+  size_t rss0 = client_rss_of(worker);
+  open_idle(cs + BASE, MORE);
+  usleep(2500 * 1000);
+  size_t rss1 = client_rss_of(worker);
+  double per = (double)(rss1 - rss0) / MORE;
+  printf("  %d hibernated connections: %.0f bytes resident each in the "
+         "worker\n",
+         MORE, per);
+  if (!harness_emulated() && !SANITIZED)
+    CHECK(per <= 2 << 10);
+  for (int i = 0; i < BASE + MORE; i++) {
+    struct response r;
+    CHECK_EQ(client_get(cs[i], i % 2 ? "/hello" : "/hello.txt", &r), 0);
+    CHECK_EQ(r.status, 200);
+    response_free(&r);
+  }
+  struct client *fresh = client_open(server.port);
+  CHECK(fresh != NULL);
+  struct response r;
+  CHECK_EQ(client_get(fresh, "/sub/", &r), 0);
+  CHECK_EQ(r.status, 200);
+  response_free(&r);
+  client_close(fresh);
+  for (int i = 0; i < BASE + MORE; i++)
+    client_close(cs[i]);
+}

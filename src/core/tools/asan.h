@@ -18,6 +18,7 @@
 #include <sanitizer/common_interface_defs.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct weft__tools_ctx {
   const void *stack_lo; /* for a coroutine, set at init; for any other
@@ -87,6 +88,17 @@ static inline void weft__tools_object_made(void *obj, size_t size) {
 }
 static inline void weft__tools_object_gone(void *obj, size_t size) {
   __asan_poison_memory_region(obj, size);
+}
+
+/* See none.h. A suspended stack holds its frames' redzones, poisoned, and
+ * must be copied whole: word by word, unchecked, through volatile so that
+ * the compiler does not make it a (checked) memcpy. */
+__attribute__((no_sanitize_address)) static inline void
+weft__tools_copy_stack(void *to, const void *from, size_t n) {
+  volatile unsigned char *t = to;
+  const volatile unsigned char *f = from;
+  for (size_t i = 0; i < n; i++)
+    t[i] = f[i];
 }
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef struct weft__tools_ctx {
 } weft__tools_ctx;
@@ -43,6 +44,12 @@ static inline void weft__tools_object_made(void *obj, size_t size) {
 }
 static inline void weft__tools_object_gone(void *obj, size_t size) {
   (void)obj, (void)size;
+}
+
+/* Copies n bytes of a suspended stack (to or from it): a plain memcpy. */
+static inline void weft__tools_copy_stack(void *to, const void *from,
+                                          size_t n) {
+  memcpy(to, from, n);
 }
 
 #endif

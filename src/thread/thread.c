@@ -1,14 +1,27 @@
 /*
  * Threads. See include/weft/thread.h.
  *
- * A weft thread is a detached pthread running trampoline(), which runs the
- * user's function and then says it finished: under the handle's guard it
- * sets finished and wakes every joiner (tasks or threads, through the
+ * A weft thread is a pthread running trampoline(), which runs the user's
+ * function and then says it finished: under the handle's guard it sets
+ * finished and wakes every joiner queued (tasks or threads, through the
  * waiter of the hub layer). The handle is shared by the thread and the
  * program (refs: 2, or 1 when nobody will join) and freed by whichever
  * lets go last: the thread when it ends, the program by
  * weft_thread_detach. A join holds a reference of its own while it runs,
  * so that a detach racing the end of a join frees nothing under it.
+ *
+ * Reaping: a thread with a handle is a joinable pthread, and one thread
+ * (not task) joining it at a time, the reaper, waits in
+ * pthread_clockjoin_np rather than on a waiter: the kernel wakes it once
+ * the thread has left, as pthread_join's caller is woken. A wake from
+ * finish() instead comes while the thread still has its exit to run
+ * (count-out, free, glibc's release of its stack), and on a busy machine
+ * the joiner woken so preempts it: the thread then waits behind the
+ * busy loops, often a whole tick, holding locks or its stack that the
+ * joiner's next start wants (1.5x pthread_create+pthread_join per
+ * start+join, busy; 1.0x so). Other joiners, and every task, wait on the
+ * waiter as before; the handle's detach detaches the pthread unless it was
+ * reaped.
  *
  * Daemons: every non-daemon thread is counted in live_nondaemon from its
  * start until its function has returned. An atexit handler, installed at
@@ -28,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <weft/thread.h>
@@ -59,6 +73,9 @@ struct weft_thread {
   unsigned joining;      /* joins under way: a detach meanwhile is -EBUSY */
   sigset_t weft_blocked; /* the signals weft blocked in the creator, which
                             the thread inherits blocked (core/sigmask.h) */
+  bool reaping;          /* a thread waits in pthread_clockjoin_np */
+  bool reaped;           /* pthread joined: nothing left to detach */
+  pthread_t pt;          /* joinable while joinable && !reaped */
   char name[NAME_MAX_];
 };
 
@@ -184,7 +201,8 @@ int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
   pthread_attr_t attr;
   int rc = pthread_attr_init(&attr);
   if (rc == 0)
-    rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_attr_setdetachstate(
+        &attr, out ? PTHREAD_CREATE_JOINABLE : PTHREAD_CREATE_DETACHED);
   if (rc == 0 && o.stack_size)
     rc = pthread_attr_setstacksize(&attr, o.stack_size);
   if (rc == 0) {
@@ -194,8 +212,7 @@ int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
       live_nondaemon++;
       pthread_mutex_unlock(&live_lock);
     }
-    pthread_t pt;
-    rc = pthread_create(&pt, &attr, trampoline, t);
+    rc = pthread_create(&t->pt, &attr, trampoline, t);
     if (rc != 0 && !t->daemon)
       one_fewer_non_daemon();
   }
@@ -225,11 +242,34 @@ int weft_thread_join(weft_thread *t, int64_t timeout, void **result) {
   return rc;
 }
 
+/* Waits, t's guard not held, for t's pthread to end, until deadline: 0 or
+ * -ETIMEDOUT. */
+static int reap(weft_thread *t, int64_t deadline) {
+  if (deadline == INT64_MAX)
+    return -pthread_join(t->pt, NULL);
+  struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
+                        .tv_nsec = (long)(deadline % 1000000000)};
+  return -pthread_clockjoin_np(t->pt, NULL, CLOCK_MONOTONIC, &ts);
+}
+
 /* The join proper, under t's guard (held again when it returns). */
 static int join_locked(weft_thread *t, int64_t timeout) {
+  weft_task *task = weft__task_running();
+  if (!task && timeout != 0 && !t->reaped && !t->reaping) {
+    /* The reaper (above); t may have finished already, its pthread not
+     * yet ended: waiting for that costs little, and leaves the next
+     * thread started its stack. */
+    t->reaping = true;
+    weft__guard_unlock(&t->guard);
+    int rc = reap(t, weft__deadline_after(timeout));
+    weft__guard_lock(&t->guard);
+    t->reaping = false;
+    if (rc == 0)
+      t->reaped = true;
+    return rc == 0 || t->finished ? 0 : -ETIMEDOUT;
+  }
   if (t->finished)
     return 0;
-  weft_task *task = weft__task_running();
   if (timeout == 0)
     return -ETIMEDOUT;
   if (task && task->cancelled)
@@ -268,8 +308,11 @@ int weft_thread_detach(weft_thread *t) {
     return -EINVAL;
   weft__guard_lock(&t->guard);
   int rc = !t->joinable ? -EINVAL : t->joining > 0 ? -EBUSY : 0;
-  if (rc == 0)
+  if (rc == 0) {
     t->joinable = false;
+    if (!t->reaped) /* no join can start now: joinable is false */
+      pthread_detach(t->pt);
+  }
   weft__guard_unlock(&t->guard);
   if (rc == 0)
     put_ref(t); /* the handle's reference */

@@ -81,7 +81,9 @@ WEFT_API int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
  * weft_thread_join — wait up to timeout ns for t to finish, and give its
  * result. Lets go of nothing: t may be joined again, by any number of
  * tasks and threads at once, each with its own timeout; each gets the
- * result.
+ * result. A thread (not a task) that joins without a timeout returns once
+ * the OS thread has ended, as pthread_join's caller does, a moment after
+ * t's function returned; the others, once the function has returned.
  *
  * Returns 0 with the result in *result (may be NULL). Errors: -ETIMEDOUT
  * (t still runs; join again later), -EDEADLK (t is the caller), -ECANCELED
@@ -96,7 +98,9 @@ WEFT_API int weft_thread_join(weft_thread *t, int64_t timeout, void **result);
 /*
  * weft_thread_detach — let go of t's handle (pthread_detach): the thread
  * goes on, and what weft keeps of it is freed when it ends (at once if it
- * has). The handle must not be used after this call. Errors: -EINVAL (t
+ * has). The handle must not be used after this call. Until then an ended
+ * thread that no thread joined without a timeout keeps its stack, as an
+ * unjoined pthread does: detach every handle. Errors: -EINVAL (t
  * NULL, a thread weft did not start, or detached already as far as can be
  * told), -EBUSY (a task or thread waits in a join of t: nothing changes).
  * Does not block. Any task or thread.

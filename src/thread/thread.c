@@ -11,10 +11,12 @@
  * so that a detach racing the end of a join frees nothing under it.
  *
  * Reaping: a thread with a handle is a joinable pthread, and one thread
- * (not task) joining it at a time, the reaper, waits in
- * pthread_clockjoin_np rather than on a waiter: the kernel wakes it once
- * the thread has left, as pthread_join's caller is woken. A wake from
- * finish() instead comes while the thread still has its exit to run
+ * (not task) joining it without a timeout at a time, the reaper, waits in
+ * pthread_join rather than on a waiter: the kernel wakes it once the
+ * thread has left, as pthread_join's caller is woken. (Not with a timeout:
+ * pthread_clockjoin_np is glibc's alone, and ThreadSanitizer does not see
+ * it, so that it takes a reaped thread's id, reused, for a second one.) A wake
+ * from finish() instead comes while the thread still has its exit to run
  * (count-out, free, glibc's release of its stack), and on a busy machine
  * the joiner woken so preempts it: the thread then waits behind the
  * busy loops, often a whole tick, holding locks or its stack that the
@@ -41,7 +43,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <weft/thread.h>
@@ -73,7 +74,7 @@ struct weft_thread {
   unsigned joining;      /* joins under way: a detach meanwhile is -EBUSY */
   sigset_t weft_blocked; /* the signals weft blocked in the creator, which
                             the thread inherits blocked (core/sigmask.h) */
-  bool reaping;          /* a thread waits in pthread_clockjoin_np */
+  bool reaping;          /* a thread waits in pthread_join */
   bool reaped;           /* pthread joined: nothing left to detach */
   pthread_t pt;          /* joinable while joinable && !reaped */
   char name[NAME_MAX_];
@@ -201,8 +202,8 @@ int weft_thread_start(weft_thread **out, weft_thread_fn fn, void *arg,
   pthread_attr_t attr;
   int rc = pthread_attr_init(&attr);
   if (rc == 0)
-    rc = pthread_attr_setdetachstate(
-        &attr, out ? PTHREAD_CREATE_JOINABLE : PTHREAD_CREATE_DETACHED);
+    rc = pthread_attr_setdetachstate(&attr, out ? PTHREAD_CREATE_JOINABLE
+                                                : PTHREAD_CREATE_DETACHED);
   if (rc == 0 && o.stack_size)
     rc = pthread_attr_setstacksize(&attr, o.stack_size);
   if (rc == 0) {
@@ -242,31 +243,21 @@ int weft_thread_join(weft_thread *t, int64_t timeout, void **result) {
   return rc;
 }
 
-/* Waits, t's guard not held, for t's pthread to end, until deadline: 0 or
- * -ETIMEDOUT. */
-static int reap(weft_thread *t, int64_t deadline) {
-  if (deadline == INT64_MAX)
-    return -pthread_join(t->pt, NULL);
-  struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
-                        .tv_nsec = (long)(deadline % 1000000000)};
-  return -pthread_clockjoin_np(t->pt, NULL, CLOCK_MONOTONIC, &ts);
-}
-
 /* The join proper, under t's guard (held again when it returns). */
 static int join_locked(weft_thread *t, int64_t timeout) {
   weft_task *task = weft__task_running();
-  if (!task && timeout != 0 && !t->reaped && !t->reaping) {
+  if (!task && timeout == WEFT_FOREVER && !t->reaped && !t->reaping) {
     /* The reaper (above); t may have finished already, its pthread not
      * yet ended: waiting for that costs little, and leaves the next
      * thread started its stack. */
     t->reaping = true;
     weft__guard_unlock(&t->guard);
-    int rc = reap(t, weft__deadline_after(timeout));
+    int rc = pthread_join(t->pt, NULL);
     weft__guard_lock(&t->guard);
     t->reaping = false;
+    t->reaped = rc == 0;
     if (rc == 0)
-      t->reaped = true;
-    return rc == 0 || t->finished ? 0 : -ETIMEDOUT;
+      return 0;
   }
   if (t->finished)
     return 0;

@@ -108,10 +108,8 @@ int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
   weft_gen *g = (weft_gen *)co;
   g->fn = fn;
   g->arg = arg;
-  atomic_init(&g->state, WEFT_GEN_CREATED);
-  atomic_init(&g->bias.owner, NULL);
-  atomic_init(&g->bias.busy, 0);
-  atomic_init(&g->bias.revokes, 0);
+  /* The rest is zero (weft__coro_create): state WEFT_GEN_CREATED, and the
+   * bias unowned, not busy, never revoked. */
   atomic_store_explicit(&g->magic, GEN_MAGIC, memory_order_relaxed);
   *out = g;
   return 0;

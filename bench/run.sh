@@ -158,6 +158,7 @@ fi
 "$build/bench/bench-timers"
 
 "$build/bench/bench-hub"
+weft_bench bench-idle BenchmarkWakeHibernated/{weft,awake}
 go_peer hub.go BenchmarkSpawnJoin/go BenchmarkYield/go
 gevent_peer gevent_hub.py BenchmarkSpawnJoin/gevent BenchmarkYield/gevent
 st_peer hub BenchmarkSpawnJoin/st BenchmarkYield/st

@@ -98,12 +98,14 @@ test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-listen
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-cpus
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-deadline
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-idle
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-spin
 
 # The tests again with the stack guards of kernels without guard regions:
 # mprotect guard pages, then canaries only.
 test-guard-fallback: build
-	cd build/default && WEFT_STACK_GUARD=page $(CTEST) --output-on-failure -j $(JOBS) -R '^(core|gen)$$'
-	cd build/default && WEFT_STACK_GUARD=page WEFT_STACK_GUARD_BUDGET=0 $(CTEST) --output-on-failure -j $(JOBS) -R '^(core|gen)$$'
+	cd build/default && WEFT_STACK_GUARD=page $(CTEST) --output-on-failure -j $(JOBS) -R '^(core|gen|idle)$$'
+	cd build/default && WEFT_STACK_GUARD=page WEFT_STACK_GUARD_BUDGET=0 $(CTEST) --output-on-failure -j $(JOBS) -R '^(core|gen|idle)$$'
 
 test-aarch64:
 	@mkdir -p build

@@ -28,25 +28,19 @@ static void boot(void *arg, int code) {
  * generator's). */
 enum { OBJECT_MAX = 4096 };
 
-int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
-                      const char *kind, const char *name,
-                      weft__coro_entry entry) {
-  weft__stack st;
-  int rc = weft__stack_get(&st, stack_size);
-  if (rc < 0)
-    return rc;
-  /* The owner's object at the top, 64-byte aligned; the stack proper
-   * starts below it. */
-  size_t obj = (obj_size + 63) & ~(size_t)63;
-  char *top = st.lo + st.size;
-  weft__coro *co = (weft__coro *)(void *)(top - obj);
-  weft__valgrind_stack_fresh(st.lo, top);
-  /* The last object on this stack may have been larger (a task's, now a
-   * generator's): its poison must not stay on the new one's frames. */
-  size_t span = obj > OBJECT_MAX ? obj : OBJECT_MAX;
+/* Clears what the last coroutine on st left: Valgrind's view of its
+ * frames, and its object's poison (at most span bytes at the top). */
+static void clear_stack(const weft__stack *st, size_t span) {
+  char *top = st->lo + st->size;
+  weft__valgrind_stack_fresh(st->lo, top);
   weft__tools_object_made(top - span, span);
-  memset(co, 0, obj_size);
-  co->stack = st;
+}
+
+/* Fills co, zeroed, for a coroutine on st whose frames may use its lowest
+ * `usable` bytes. */
+static void fill(weft__coro *co, const weft__stack *st, size_t usable,
+                 const char *kind, const char *name, weft__coro_entry entry) {
+  co->stack = *st;
   co->entry = entry;
   co->kind = kind;
   co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
@@ -55,9 +49,26 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
     memcpy(co->name, name, n);
     co->name[n] = '\0';
   }
-  size_t usable = st.size - obj;
-  weft__tools_coro_init(&co->ctx.tools, st.lo, usable);
-  weft__machine_make(&co->ctx.machine, st.lo, usable, boot, co);
+  weft__tools_coro_init(&co->ctx.tools, st->lo, usable);
+  weft__machine_make(&co->ctx.machine, st->lo, usable, boot, co);
+}
+
+int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
+                      const char *kind, const char *name,
+                      weft__coro_entry entry) {
+  weft__stack st;
+  int rc = weft__stack_get(&st, stack_size);
+  if (rc < 0)
+    return rc;
+  /* The owner's object at the top, 64-byte aligned; the stack proper
+   * starts below it. The last object on this stack may have been larger
+   * (a task's, now a generator's): its poison must not stay on the new
+   * one's frames. */
+  size_t obj = (obj_size + 63) & ~(size_t)63;
+  weft__coro *co = (weft__coro *)(void *)(st.lo + st.size - obj);
+  clear_stack(&st, obj > OBJECT_MAX ? obj : OBJECT_MAX);
+  memset(co, 0, obj_size);
+  fill(co, &st, st.size - obj, kind, name, entry);
   *out = co;
   return 0;
 }
@@ -68,22 +79,10 @@ int weft__coro_init_apart(weft__coro *co, size_t stack_size, const char *kind,
   int rc = weft__stack_get(&st, stack_size);
   if (rc < 0)
     return rc;
-  char *top = st.lo + st.size;
-  weft__valgrind_stack_fresh(st.lo, top);
-  /* The last coroutine on this stack may have kept its object at the top:
-   * its poison must not stay on this one's frames. */
-  weft__tools_object_made(top - OBJECT_MAX, OBJECT_MAX);
-  co->stack = st;
-  co->entry = entry;
-  co->kind = kind;
-  co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
-  if (name) {
-    size_t n = strnlen(name, WEFT__NAME_MAX - 1);
-    memcpy(co->name, name, n);
-    co->name[n] = '\0';
-  }
-  weft__tools_coro_init(&co->ctx.tools, st.lo, st.size);
-  weft__machine_make(&co->ctx.machine, st.lo, st.size, boot, co);
+  /* The last coroutine on this stack may have kept its object at the
+   * top. */
+  clear_stack(&st, OBJECT_MAX);
+  fill(co, &st, st.size, kind, name, entry);
   return 0;
 }
 

@@ -441,13 +441,19 @@ static void open_idle(struct client **cs, int n) {
   }
 }
 
-TEST_TIMEOUT(an_idle_connection_costs_its_worker_under_5_kib, 60) {
-  enum { BASE = 200, MORE = 1000 };
+/* One worker, and room for a few thousand connections to it. */
+static pid_t one_worker_for_many(void) {
   struct rlimit rl = {4096, 4096};
   setrlimit(RLIMIT_NOFILE, &rl);
   start_workers(1, NULL);
   pid_t worker = worker_pid(0, 0);
   CHECK(worker > 0);
+  return worker;
+}
+
+TEST_TIMEOUT(an_idle_connection_costs_its_worker_under_5_kib, 60) {
+  enum { BASE = 200, MORE = 1000 };
+  pid_t worker = one_worker_for_many();
   static struct client *cs[BASE + MORE];
   open_idle(cs, BASE);
   size_t rss0 = client_rss_of(worker);
@@ -467,11 +473,7 @@ TEST_TIMEOUT(an_idle_connection_costs_its_worker_under_5_kib, 60) {
  * next request as before, as does a new connection. */
 TEST_TIMEOUT(idle_connections_are_hibernated_and_answer_again, 60) {
   enum { BASE = 100, MORE = 600 };
-  struct rlimit rl = {4096, 4096};
-  setrlimit(RLIMIT_NOFILE, &rl);
-  start_workers(1, NULL);
-  pid_t worker = worker_pid(0, 0);
-  CHECK(worker > 0);
+  pid_t worker = one_worker_for_many();
   static struct client *cs[BASE + MORE];
   open_idle(cs, BASE);
   usleep(2500 * 1000); /* past weft_hub_idle_after's second, and a sweep */

@@ -11,10 +11,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <weft.h>
 
@@ -388,4 +390,48 @@ static void *race_main(void *arg) {
 
 TEST(wakes_from_another_thread_race_hibernation_and_lose_nothing) {
   CHECK_EQ(weft_run(race_main, NULL, NULL), 0);
+}
+
+/* weft_signal_wait links a node into the process's list of live signalfds
+ * (src/io/signal.c), which a fork's child walks: a task hibernated in one
+ * must not have kept it in its frame, where the child would read zeros
+ * (and close fd 0, leaving the signalfd open). */
+static void *sig_waiter(void *arg) {
+  (void)arg;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  return IV(weft_signal_wait(&set, WEFT_SEC(10)));
+}
+
+static void *sigfork_main(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_hub_idle_after(0), 0);
+  if (fcntl(0, F_GETFD) < 0) /* give fd 0 something to lose */
+    CHECK_EQ(open("/dev/null", O_RDONLY), 0);
+  int next_fd = dup(0); /* the number the waiter's signalfd will get */
+  CHECK(next_fd > 0);
+  close(next_fd);
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, sig_waiter, NULL, &hib), 0);
+  CHECK_EQ(weft_sleep(WEFT_MS(50)), 0); /* hibernated by now */
+  CHECK(fcntl(next_fd, F_GETFD) >= 0);  /* the signalfd */
+  pid_t pid = fork();
+  if (pid == 0)
+    _exit((fcntl(0, F_GETFD) < 0 ? 1 : 0) |
+          (fcntl(next_fd, F_GETFD) >= 0 ? 2 : 0));
+  CHECK(pid > 0);
+  int st = 0;
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  kill(getpid(), SIGUSR1);
+  void *r;
+  CHECK_EQ(weft_task_join(t, WEFT_SEC(5), &r), 0);
+  CHECK_EQ(VI(r), SIGUSR1);
+  CHECK(WIFEXITED(st));
+  CHECK_EQ(WEXITSTATUS(st), 0); /* 1: fd 0 closed, 2: the signalfd open */
+  return NULL;
+}
+
+TEST(a_fork_child_does_not_read_a_hibernated_signal_waits_node) {
+  CHECK_EQ(weft_run(sigfork_main, NULL, NULL), 0);
 }

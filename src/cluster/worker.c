@@ -130,26 +130,29 @@ static void *conn_main(void *arg) {
   /* Not in this task's frame: the list links the records of every
    * connection, and a hibernated task's frame must not be written by its
    * neighbours (weft_cluster_opts.conn_hibernate). */
-  struct conn *me = calloc(1, sizeof *me);
-  if (me) {
-    me->task = weft_task_current();
-    me->fd = fd;
-    me->next = w->conn_list;
-    if (me->next)
-      me->next->prev = me;
-    w->conn_list = me;
-    weft_task_local_set(conn_key, me);
-    if (!w->stop_now)
-      w->cluster->o.handler(w, fd, w->cluster->o.arg);
-    if (me->prev)
-      me->prev->next = me->next;
-    else
-      w->conn_list = me->next;
-    if (me->next)
-      me->next->prev = me->prev;
-    weft_task_local_set(conn_key, NULL);
-    free(me);
+  struct conn in_frame = {0}, *me = calloc(1, sizeof *me);
+  if (!me) { /* no memory: in the frame, and the task never hibernates */
+    me = &in_frame;
+    weft__task_running()->hibernate = false;
   }
+  me->task = weft_task_current();
+  me->fd = fd;
+  me->next = w->conn_list;
+  if (me->next)
+    me->next->prev = me;
+  w->conn_list = me;
+  weft_task_local_set(conn_key, me);
+  if (!w->stop_now)
+    w->cluster->o.handler(w, fd, w->cluster->o.arg);
+  if (me->prev)
+    me->prev->next = me->next;
+  else
+    w->conn_list = me->next;
+  if (me->next)
+    me->next->prev = me->prev;
+  weft_task_local_set(conn_key, NULL);
+  if (me != &in_frame)
+    free(me);
   weft_io_close(fd);
   if (--w->conns == 0)
     weft_event_set(&w->conns_gone);

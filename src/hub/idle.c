@@ -111,6 +111,8 @@ void weft__hub_idle_sweep(weft__hub *h, int64_t now) {
     bool parked = t->state == WEFT__TASK_PARKED && !t->unstamped;
     if (parked && weft__hub_idle_due(h) > now)
       break; /* the rest parked later */
+    if (parked && !weft__machine_sp(&t->active->ctx.machine))
+      break; /* parking now (the sweep runs in its switch): the next one */
     unlink_idle(h, t);
     if (parked && hibernatable(t))
       hibernate(t);

@@ -191,6 +191,9 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   weft_task_opts o = opts ? *opts : (weft_task_opts){0};
   weft_task *t;
   int rc;
+  /* Where the machine cannot tell a saved stack pointer (ucontext), no
+   * task hibernates, and none keeps its object apart for nothing. */
+  o.hibernate = o.hibernate && WEFT__MACHINE_SP_KNOWN;
   if (o.hibernate) { /* its object apart, so that its whole stack can go */
     t = task_alloc(h);
     if (!t)

@@ -25,7 +25,9 @@
  * made by fork closes its copies (they belong to the parent's waits, which
  * the child does not have, and would stay open for the child's life: a
  * cluster's workers are forks of a supervisor that waits for signals).
- * Each node lives in its wait's frame. */
+ * Each node is allocated by its wait, not kept in its frame: a task
+ * hibernated while it waits (weft_task_opts.hibernate) has no frame that
+ * others may read or write. */
 struct live_fd {
   int fd;
   struct live_fd *prev, *next;
@@ -72,20 +74,29 @@ int weft_signal_wait(const sigset_t *set, int64_t timeout) {
   /* Both before the signals are blocked: a bad call changes nothing. */
   if (!set || weft__timeout_bad(timeout))
     return -EINVAL;
+  struct live_fd *node = malloc(sizeof *node);
+  if (!node)
+    return -ENOMEM;
   /* Blocked first, so that the default action (often: end the process)
    * cannot take a signal that arrives before the read. Recorded as
    * weft's, so that a child process starts without them blocked. */
   int rc = weft__sigmask_block(set, NULL);
-  if (rc < 0)
+  if (rc < 0) {
+    free(node);
     return rc;
+  }
   int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (fd < 0)
-    return -errno;
-  struct live_fd node = {.fd = fd};
-  live_add(&node);
+  if (fd < 0) {
+    rc = -errno;
+    free(node);
+    return rc;
+  }
+  node->fd = fd;
+  live_add(node);
   struct signalfd_siginfo info;
   ssize_t n = weft_io_read(fd, &info, sizeof info, timeout);
-  live_remove(&node);
+  live_remove(node);
+  free(node);
   weft_io_close(fd);
   if (n < 0)
     return (int)n;

@@ -44,6 +44,10 @@ static inline void weft__machine_prefetch(const weft__machine_ctx *ctx) {
       __builtin_prefetch(sp + 64 * line);
 }
 
+/* Whether weft__machine_sp tells a saved context's stack pointer: a saved
+ * context is its stack pointer. */
+#define WEFT__MACHINE_SP_KNOWN 1
+
 /* The stack pointer of a saved context: below it, its stack holds
  * nothing live (stack.h's trim). */
 static inline void *weft__machine_sp(const weft__machine_ctx *ctx) {

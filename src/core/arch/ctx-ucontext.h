@@ -32,6 +32,10 @@ static inline void weft__machine_prefetch(const weft__machine_ctx *ctx) {
   __builtin_prefetch(&ctx->uc);
 }
 
+/* Whether weft__machine_sp tells a saved context's stack pointer: not known
+ * (weft__machine_sp). */
+#define WEFT__MACHINE_SP_KNOWN 0
+
 /* As in ctx-asm.h; not known here (where ucontext_t keeps it varies with
  * the machine): NULL, and nothing is trimmed. */
 static inline void *weft__machine_sp(const weft__machine_ctx *ctx) {

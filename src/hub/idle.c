@@ -72,18 +72,18 @@ static bool hibernatable(const weft_task *t) {
   return t->hibernate && t->active == &t->coro && !t->waiter && !t->waits_for;
 }
 
-/* Copies t's live frames, from its stack pointer less the red zone up to
- * the top of its stack, into a buffer of their size, and gives the whole
- * stack back. Trims instead when there is no memory for the buffer. */
+/* Copies t's live frames, from its stack pointer up to the top of its
+ * stack, into a buffer of their size, and gives the whole stack back.
+ * Nothing below the stack pointer is live in a suspended context: the
+ * switch saved the registers at and above it (switch-<arch>.S), and no
+ * leaf function's red zone survives a call to the switch. Trims instead
+ * when there is no memory for the buffer. */
 static void hibernate(weft_task *t) {
   weft__coro *co = &t->coro;
-  char *sp = weft__machine_sp(&co->ctx.machine);
-  if (!sp)
+  char *from = weft__machine_sp(&co->ctx.machine);
+  if (!from)
     return;
   char *top = co->stack.lo + co->stack.size;
-  char *from = sp - WEFT__STACK_RED_ZONE;
-  if (from < co->stack.lo)
-    from = co->stack.lo;
   size_t n = (size_t)(top - from);
   void *frames = malloc(n);
   if (!frames) {

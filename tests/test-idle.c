@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <weft.h>
 
@@ -434,4 +435,37 @@ static void *sigfork_main(void *arg) {
 
 TEST(a_fork_child_does_not_read_a_hibernated_signal_waits_node) {
   CHECK_EQ(weft_run(sigfork_main, NULL, NULL), 0);
+}
+
+/* A hub whose tasks all wait past idle_after sleeps in its poller: the
+ * sweep leaves nothing due that it cannot act on (on the ucontext
+ * fallback, which can neither trim nor hibernate, a task that stayed at
+ * the head of the idle queue made every poll return at once). */
+static void *long_sleeper(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_sleep(WEFT_MS(400)), 0);
+  return NULL;
+}
+
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *quiet_main(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_hub_idle_after(WEFT_MS(10)), 0);
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, long_sleeper, NULL, &hib), 0);
+  double cpu0 = cpu_seconds();
+  CHECK_EQ(weft_sleep(WEFT_MS(300)), 0);
+  double used = cpu_seconds() - cpu0;
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  CHECK(used < 0.15 * harness_timeout_multiplier()); /* of 0.3 s asleep */
+  return NULL;
+}
+
+TEST(a_hub_whose_tasks_wait_past_idle_after_sleeps) {
+  CHECK_EQ(weft_run(quiet_main, NULL, NULL), 0);
 }

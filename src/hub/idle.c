@@ -111,8 +111,9 @@ void weft__hub_idle_sweep(weft__hub *h, int64_t now) {
     bool parked = t->state == WEFT__TASK_PARKED && !t->unstamped;
     if (parked && weft__hub_idle_due(h) > now)
       break; /* the rest parked later */
-    if (parked && !weft__machine_sp(&t->active->ctx.machine))
-      break; /* parking now (the sweep runs in its switch): the next one */
+    if (parked && t == h->current)
+      break; /* parking now (the sweep runs in its switch, before its stack
+                pointer is saved): the next sweep takes it */
     unlink_idle(h, t);
     if (parked && hibernatable(t))
       hibernate(t);

@@ -20,8 +20,10 @@
  * (count-out, free, glibc's release of its stack), and on a busy machine
  * the joiner woken so preempts it: the thread then waits behind the
  * busy loops, often a whole tick, holding locks or its stack that the
- * joiner's next start wants (1.5x pthread_create+pthread_join per
- * start+join, busy; 1.0x so). Other joiners, and every task, wait on the
+ * joiner's next start wants (1.4x pthread_create+pthread_join per
+ * start+join, busy, in medians of a driver's rounds; 0.95x so, though
+ * BenchmarkThreadStartJoin/load=busy still varies: docs/sync.md). Other
+ * joiners, and every task, wait on the
  * waiter as before; the handle's detach detaches the pthread unless it was
  * reaped.
  *

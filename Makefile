@@ -86,6 +86,8 @@ test-tsan:
 test-valgrind: build
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-core -guard_faults
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-gen -overflow -hundred_thousand
+	WEFT_TEST_GEN_COPIED=1 WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-gen -overflow -hundred_thousand
+	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-copied -hundred_thousand
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-timer -a_million
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-poller
 	WEFT_TEST_TIMEOUT_MULTIPLIER=8 valgrind -q --error-exitcode=9 --suppressions=tests/valgrind.supp build/default/tests/test-hub -sleepers -ten_thousand

@@ -76,6 +76,23 @@ typedef struct weft_gen_opts {
   /* A name for messages (overflow reports, later task dumps); copied, and
    * cut to 31 bytes. NULL gives "generator #<id>". */
   const char *name;
+  /* Copied stack (greenlet's and libaco's way), for programs that hold
+   * very many generators: the generator has no stack of its own. It runs
+   * on a stack shared with other copied generators — one per thread,
+   * sized by stack_size as above — and while another runs there, its
+   * live frames (a few hundred bytes) wait copied out in a buffer of
+   * their size, to be copied back to the same addresses before it runs
+   * again. It is bound to a shared stack of the thread that first resumes
+   * it, and may then be resumed from any thread, but runs only while no
+   * other chain of resumes uses that stack: see weft_gen_resume's -EBUSY.
+   * Its locals are at their addresses only while it runs or is suspended
+   * in a resume it made: do not hand a pointer into its frames to code
+   * that reads it while the generator waits at a yield (another generator
+   * of the same stack would find its own frames there). Values sent and
+   * yielded are delivered as usual. Where weft cannot copy frames (the
+   * ucontext build), the generator gets a stack of its own instead.
+   * docs/stacks.md has the costs. */
+  bool copied;
 } weft_gen_opts;
 
 /*
@@ -100,8 +117,11 @@ WEFT_API int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
  * Errors (nothing changed): -EINVAL (g NULL; or
  * `in` is not NULL on the first resume — as Python, a just-started generator
  * has no yield to receive it), -EBUSY (g is running: on another thread, or it
- * is the caller itself or one of the generators that resumed the caller),
- * -ENODATA (g has finished).
+ * is the caller itself or one of the generators that resumed the caller; or
+ * g is copied and the stack it shares is in use by another chain of resumes:
+ * a copied generator of that stack runs on another thread, or in a task
+ * that waits inside it), -ENODATA (g has finished), -ENOMEM (g is copied,
+ * and the frames of the generator last on its stack could not be kept).
  * Blocks for as long as the generator runs. Callable from any thread or
  * generator; not from a signal handler.
  */

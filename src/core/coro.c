@@ -36,11 +36,8 @@ static void clear_stack(const weft__stack *st, size_t span) {
   weft__tools_object_made(top - span, span);
 }
 
-/* Fills co, zeroed, for a coroutine on st whose frames may use its lowest
- * `usable` bytes. */
-static void fill(weft__coro *co, const weft__stack *st, size_t usable,
-                 const char *kind, const char *name, weft__coro_entry entry) {
-  co->stack = *st;
+void weft__coro_name(weft__coro *co, const char *kind, const char *name,
+                     weft__coro_entry entry) {
   co->entry = entry;
   co->kind = kind;
   co->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
@@ -49,8 +46,26 @@ static void fill(weft__coro *co, const weft__stack *st, size_t usable,
     memcpy(co->name, name, n);
     co->name[n] = '\0';
   }
+}
+
+/* Makes co's first context on st, whose lowest `usable` bytes its frames
+ * may use. */
+static void start_on(weft__coro *co, const weft__stack *st, size_t usable) {
+  co->stack = *st;
   weft__tools_coro_init(&co->ctx.tools, st->lo, usable);
   weft__machine_make(&co->ctx.machine, st->lo, usable, boot, co);
+}
+
+void weft__coro_start_shared(weft__coro *co, const weft__stack *st) {
+  start_on(co, st, st->size);
+}
+
+/* Fills co, zeroed, for a coroutine on st whose frames may use its lowest
+ * `usable` bytes. */
+static void fill(weft__coro *co, const weft__stack *st, size_t usable,
+                 const char *kind, const char *name, weft__coro_entry entry) {
+  weft__coro_name(co, kind, name, entry);
+  start_on(co, st, usable);
 }
 
 int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
@@ -121,6 +136,11 @@ static void put_after_quarantine(const weft__stack *st) {
   pthread_mutex_unlock(&quarantine.lock);
   if (full)
     weft__stack_put(&out);
+}
+
+void weft__coro_destroy_shared(weft__coro *co) {
+  if (co->stack.lo)
+    weft__tools_coro_fini_shared(&co->ctx.tools);
 }
 
 void weft__coro_destroy(weft__coro *co) {

@@ -66,6 +66,17 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
 int weft__coro_init_apart(weft__coro *co, size_t stack_size, const char *kind,
                           const char *name, weft__coro_entry entry);
 
+/* For a coroutine whose stack is shared (a copied generator's, see
+ * src/gen/copied.h): weft__coro_name fills co, zeroed, with all but a
+ * stack and a context; weft__coro_start_shared makes its first context at
+ * the top of st, which nothing else may be using then, all of st usable;
+ * weft__coro_destroy_shared releases what the tools keep of it (nothing
+ * when it was never started), and leaves st alone. */
+void weft__coro_name(weft__coro *co, const char *kind, const char *name,
+                     weft__coro_entry entry);
+void weft__coro_start_shared(weft__coro *co, const weft__stack *st);
+void weft__coro_destroy_shared(weft__coro *co);
+
 /* Releases a coroutine that is not running and is saved (see
  * weft__ctx_wait_saved): it has exited, was never entered, or is suspended
  * and will never be entered again. */

@@ -22,6 +22,7 @@ struct weft_gen {
   weft__bias bias;   /* who may claim it without a locked instruction */
   bool closing;      /* weft_gen_close is running it; cleared in leave() */
   bool freeing;      /* weft_gen_free is closing it: keep it claimed */
+  bool copied;       /* its stack is shared: a weft__gen_copied (copied.h) */
   weft__ctx caller;  /* the resumer's context while the generator runs */
   weft__coro *outer; /* the resumer's running coroutine, given back */
   void **out;        /* where the resumer wants the yielded value */
@@ -29,6 +30,9 @@ struct weft_gen {
   weft_gen_fn fn;
   void *arg;
 };
+
+/* What weft__coro.kind says of a generator. */
+extern const char weft__gen_kind[];
 
 /* Whether g is a live generator handle. */
 bool weft__gen_valid(const weft_gen *g);

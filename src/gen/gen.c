@@ -38,9 +38,11 @@
 #include <stdatomic.h>
 #include <weft/gen.h>
 
+#include "copied.h"
 #include "gen-private.h"
 
-static const char GEN_KIND[] = "generator";
+const char weft__gen_kind[] = "generator";
+#define GEN_KIND weft__gen_kind
 
 /* g->state holds, beside the state (STATE_MASK), the generator's bias
  * (see claim()): BIASED while a thread may claim it with a plain store,
@@ -69,6 +71,12 @@ static weft_gen *running_gen(void) {
  * published, g belongs to whoever claims it next: only the switch, which
  * reads g->caller before it publishes the saved context, still touches it. */
 static inline int leave(weft_gen *g, int state, int code) {
+  weft__ctx *to = &g->caller;
+  if (__builtin_expect(g->copied, 0)) {
+    int rc = weft__copied_leaving(g, state, &to);
+    if (rc < 0)
+      return rc;
+  }
   weft__coro_check_stack(&g->coro);
   weft__coro_leaving = &g->coro;
   weft__coro_running = g->outer;
@@ -82,17 +90,43 @@ static inline int leave(weft_gen *g, int state, int code) {
             (BIASED | BIAS_TAKES);
   atomic_store_explicit(&g->state, next, memory_order_release);
   if (state == WEFT_GEN_FINISHED)
-    weft__ctx_exit(&g->coro.ctx, &g->caller, code);
-  return weft__ctx_switch(&g->coro.ctx, &g->caller, code);
+    weft__ctx_exit(&g->coro.ctx, to, code);
+  return weft__ctx_switch(&g->coro.ctx, to, code);
+}
+
+/* Hands value to the resumer (its out). A copied generator's is handed as
+ * it leaves (copied.h): till then its resumer's frames may be off their
+ * share, where out points. */
+static inline void hand_out(weft_gen *g, void *value) {
+  if (__builtin_expect(g->copied, 0))
+    ((weft__gen_copied *)g)->outgoing = value;
+  else if (g->out)
+    *g->out = value;
 }
 
 static void gen_main(weft__coro *self, int first) {
   weft_gen *g = (weft_gen *)self;
   (void)first;
-  void *result = g->fn(g->arg);
-  if (g->out)
-    *g->out = result;
+  hand_out(g, g->fn(g->arg));
   leave(g, WEFT_GEN_FINISHED, WEFT_GEN_RETURNED);
+}
+
+/* A copied generator (copied.h): its object apart, no stack until its
+ * first run. Where saved contexts do not tell their stack pointer (the
+ * ucontext build), weft_gen_new makes an ordinary one instead. */
+static int new_copied(weft_gen **out, weft_gen_fn fn, void *arg,
+                      const weft_gen_opts *o) {
+  if (o->stack_size > WEFT__STACK_MAX)
+    return -EINVAL;
+  weft_gen *g = weft__copied_alloc(o->stack_size);
+  if (!g)
+    return -ENOMEM;
+  weft__coro_name(&g->coro, GEN_KIND, o->name, gen_main);
+  g->fn = fn;
+  g->arg = arg;
+  atomic_store_explicit(&g->magic, GEN_MAGIC, memory_order_relaxed);
+  *out = g;
+  return 0;
 }
 
 int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
@@ -100,6 +134,8 @@ int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
   if (!out || !fn)
     return -EINVAL;
   weft_gen_opts o = opts ? *opts : (weft_gen_opts){0};
+  if (o.copied && WEFT__MACHINE_SP_KNOWN)
+    return new_copied(out, fn, arg, &o);
   weft__coro *co;
   int rc = weft__coro_create(&co, sizeof(weft_gen), o.stack_size, GEN_KIND,
                              o.name, gen_main);
@@ -113,6 +149,12 @@ int weft_gen_new(weft_gen **out, weft_gen_fn fn, void *arg,
   atomic_store_explicit(&g->magic, GEN_MAGIC, memory_order_relaxed);
   *out = g;
   return 0;
+}
+
+/* Whether g has a context to wait for: a copied generator has none before
+ * its first run (it may have finished without one: thrown into, closed). */
+static inline bool has_context(const weft_gen *g) {
+  return !g->copied || ((const weft__gen_copied *)g)->started;
 }
 
 /* Claims g for running. Returns the state it had (CREATED or SUSPENDED),
@@ -166,8 +208,29 @@ static int claim(weft_gen *g) {
       (claimed & BIAS_TAKES) != BIAS_TAKES && weft__bias_take(&g->bias, me))
     atomic_store_explicit(&g->state, claimed + (1 << BIAS_TAKES_SHIFT) + BIASED,
                           memory_order_relaxed);
-  weft__ctx_wait_saved(&g->coro.ctx);
+  if (has_context(g))
+    weft__ctx_wait_saved(&g->coro.ctx);
   return s;
+}
+
+/* Gives back a claim of g, which was in state `was`, changing nothing. */
+static void unclaim(weft_gen *g, int was) {
+  int now = atomic_load_explicit(&g->state, memory_order_relaxed);
+  atomic_store_explicit(&g->state, was | (now & (BIASED | BIAS_TAKES)),
+                        memory_order_release);
+}
+
+/* Enters a claimed copied generator (copied.h), which was in state `was`,
+ * as enter() does; or gives the claim back and tells why it cannot run
+ * (-EBUSY: another chain holds its share; -ENOMEM). */
+static int enter_copied(weft_gen *g, int was, int code, void **out,
+                        void *const *in) {
+  int rc = weft__copied_hold(g);
+  if (rc == 0)
+    rc = weft__copied_enter(g, code, out, in);
+  if (rc < 0)
+    unclaim(g, was);
+  return rc;
 }
 
 /* Switches into a claimed generator; its pending yield returns `code`, and
@@ -191,6 +254,8 @@ int weft_gen_resume(weft_gen *g, void *in, void **out) {
   int s = claim(g);
   if (s < 0)
     return s;
+  if (__builtin_expect(g->copied, 0))
+    return enter_copied(g, s, 0, out, &in);
   if (g->in)
     *g->in = in;
   return enter(g, 0, out);
@@ -206,6 +271,8 @@ int weft_gen_throw(weft_gen *g, int err, void **out) {
     atomic_store_explicit(&g->state, WEFT_GEN_FINISHED, memory_order_release);
     return err;
   }
+  if (__builtin_expect(g->copied, 0))
+    return enter_copied(g, s, err, out, NULL);
   return enter(g, err, out);
 }
 
@@ -222,7 +289,12 @@ int weft_gen_close(weft_gen *g) {
     return 0;
   }
   g->closing = true; /* cleared by the generator as it leaves */
-  int rc = enter(g, -ECANCELED, NULL);
+  int rc = g->copied ? enter_copied(g, s, -ECANCELED, NULL, NULL)
+                     : enter(g, -ECANCELED, NULL);
+  if (rc < 0) {
+    g->closing = false; /* it did not run */
+    return rc;
+  }
   return rc == WEFT_GEN_RETURNED ? 0 : -EPROTO;
 }
 
@@ -238,16 +310,24 @@ int weft_gen_free(weft_gen *g) {
   if (s == WEFT_GEN_SUSPENDED) {
     g->freeing = true;
     g->closing = true;
-    if (enter(g, -ECANCELED, NULL) != WEFT_GEN_RETURNED)
-      rc = -EPROTO;
+    rc = g->copied ? enter_copied(g, s, -ECANCELED, NULL, NULL)
+                   : enter(g, -ECANCELED, NULL);
+    if (rc < 0) {
+      g->freeing = g->closing = false; /* it did not run */
+      return rc;
+    }
+    rc = rc == WEFT_GEN_RETURNED ? 0 : -EPROTO;
     /* It left on this thread: its context is saved. */
-  } else if (s == -ENODATA) {
+  } else if (s == -ENODATA && has_context(g)) {
     /* It finished, maybe on another thread whose last switch out may still
      * be saving it. */
     weft__ctx_wait_saved(&g->coro.ctx);
   }
   atomic_store_explicit(&g->magic, 0, memory_order_relaxed);
-  weft__coro_destroy(&g->coro);
+  if (g->copied)
+    weft__copied_free(g);
+  else
+    weft__coro_destroy(&g->coro);
   return rc;
 }
 
@@ -267,8 +347,7 @@ int weft_gen_yield(void *out, void **in) {
   if (!g)
     return -EPERM;
   g->in = in;
-  if (g->out)
-    *g->out = out;
+  hand_out(g, out);
   return leave(g, WEFT_GEN_SUSPENDED, WEFT_GEN_YIELDED);
 }
 

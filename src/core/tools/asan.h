@@ -55,6 +55,8 @@ static inline void weft__tools_coro_init(weft__tools_ctx *t, void *lo,
 static inline void weft__tools_coro_fini(weft__tools_ctx *t) {
   __asan_unpoison_memory_region(t->stack_lo, t->stack_size);
 }
+/* A shared stack's shadow belongs to whoever runs on it. */
+static inline void weft__tools_coro_fini_shared(weft__tools_ctx *t) { (void)t; }
 static inline void weft__tools_before_switch(weft__tools_local *local,
                                              weft__tools_ctx *from,
                                              weft__tools_ctx *to,
@@ -88,6 +90,12 @@ static inline void weft__tools_object_made(void *obj, size_t size) {
 }
 static inline void weft__tools_object_gone(void *obj, size_t size) {
   __asan_poison_memory_region(obj, size);
+}
+
+/* See none.h. The restored frames lose their redzones' poison: a copied
+ * frame is checked no more, a new one is as before. */
+static inline void weft__tools_stack_reused(void *lo, size_t size) {
+  __asan_unpoison_memory_region(lo, size);
 }
 
 /* See none.h. A suspended stack holds its frames' redzones, poisoned, and

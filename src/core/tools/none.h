@@ -22,6 +22,9 @@ static inline void weft__tools_coro_init(weft__tools_ctx *t, void *lo,
   (void)t, (void)lo, (void)size;
 }
 static inline void weft__tools_coro_fini(weft__tools_ctx *t) { (void)t; }
+/* As weft__tools_coro_fini, for a coroutine whose stack others share and
+ * may be running on: what the tools know of the stack stays. */
+static inline void weft__tools_coro_fini_shared(weft__tools_ctx *t) { (void)t; }
 static inline void weft__tools_before_switch(weft__tools_local *local,
                                              weft__tools_ctx *from,
                                              weft__tools_ctx *to,
@@ -44,6 +47,13 @@ static inline void weft__tools_object_made(void *obj, size_t size) {
 }
 static inline void weft__tools_object_gone(void *obj, size_t size) {
   (void)obj, (void)size;
+}
+
+/* [lo, lo + size), a stack shared by several coroutines in turn, is about
+ * to receive another one's frames: under AddressSanitizer, the poison the
+ * last one's frames left is cleared. */
+static inline void weft__tools_stack_reused(void *lo, size_t size) {
+  (void)lo, (void)size;
 }
 
 /* Copies n bytes of a suspended stack (to or from it): a plain memcpy. */

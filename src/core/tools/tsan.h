@@ -40,6 +40,9 @@ static inline void weft__tools_coro_fini(weft__tools_ctx *t) {
     __tsan_destroy_fiber(t->fiber);
   t->fiber = NULL;
 }
+static inline void weft__tools_coro_fini_shared(weft__tools_ctx *t) {
+  weft__tools_coro_fini(t);
+}
 static inline void weft__tools_before_switch(weft__tools_local *local,
                                              weft__tools_ctx *from,
                                              weft__tools_ctx *to,
@@ -65,6 +68,11 @@ static inline void weft__tools_object_made(void *obj, size_t size) {
 }
 static inline void weft__tools_object_gone(void *obj, size_t size) {
   (void)obj, (void)size;
+}
+
+/* See none.h. */
+static inline void weft__tools_stack_reused(void *lo, size_t size) {
+  (void)lo, (void)size;
 }
 
 /* See none.h. The hub's thread copies its own tasks' stacks: no race. */

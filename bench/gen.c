@@ -3,10 +3,14 @@
  * it (the stack cache warm). Peers: ucontext and Boost's fcontext on a
  * preallocated stack, the cheapest each can do.
  *
- * BenchmarkGenMany/weft: one million generators alive at once, each resumed
- * once; ns/op per generator, resident bytes per generator (B/gen), and the
- * process's memory-map entries at the peak (maps) against Linux's default
- * vm.max_map_count of 65530.
+ * BenchmarkGenMany/mode=<mode>/weft: generators alive at once, each
+ * resumed once (it yields, and waits there); ns/op per generator, resident
+ * bytes per generator (B/gen), and the process's memory-map entries at the
+ * peak (maps) against Linux's default vm.max_map_count of 65530.
+ *   mode=own     one million, each on a stack of its own
+ *   mode=copied  ten million copied-stack generators (weft_gen_opts.copied):
+ *                one shared stack, each one's frames copied off it into a
+ *                buffer of their size when the next one runs
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -86,19 +90,21 @@ static void *yield_once(void *arg) {
   return NULL;
 }
 
-static void gen_many(void) {
-  const char *name = "BenchmarkGenMany/weft";
+static void gen_many(const char *name, int n, bool copied) {
   if (!bench_selected(name))
     return;
-  enum { N = 1000000 };
-  weft_gen **g = malloc(N * sizeof *g);
+  const weft_gen_opts o = {.copied = copied};
+  weft_gen **g = malloc((size_t)n * sizeof *g);
   if (!g)
     return;
   long rss0 = resident_bytes();
   double t0 = bench_now();
-  for (int i = 0; i < N; i++) {
-    if (weft_gen_new(&g[i], yield_once, NULL, NULL) != 0) {
+  for (int i = 0; i < n; i++) {
+    if (weft_gen_new(&g[i], yield_once, NULL, &o) != 0) {
       printf("# %s: failed at generator %d\n", name, i);
+      for (int j = 0; j < i; j++)
+        weft_gen_free(g[j]);
+      free(g);
       return;
     }
     weft_gen_next(g[i], NULL);
@@ -106,10 +112,10 @@ static void gen_many(void) {
   double dt = bench_now() - t0;
   long rss1 = resident_bytes();
   int maps = map_count();
-  printf("%-40s %12d %10.1f ns/op %8ld B/gen %6d maps\n", name, N, dt * 1e9 / N,
-         (rss1 - rss0 - (long)(N * sizeof *g)) / N, maps);
+  printf("%-40s %12d %10.1f ns/op %8ld B/gen %6d maps\n", name, n, dt * 1e9 / n,
+         (rss1 - rss0 - (long)((size_t)n * sizeof *g)) / n, maps);
   fflush(stdout);
-  for (int i = 0; i < N; i++)
+  for (int i = 0; i < n; i++)
     weft_gen_free(g[i]);
   free(g);
 }
@@ -123,6 +129,7 @@ int main(void) {
       {"BenchmarkGenCreate/boost-fcontext", create_fcontext, fc_skip},
   };
   bench_group(impls, sizeof impls / sizeof *impls);
-  gen_many();
+  gen_many("BenchmarkGenMany/mode=own/weft", 1000000, false);
+  gen_many("BenchmarkGenMany/mode=copied/weft", 10000000, true);
   return 0;
 }

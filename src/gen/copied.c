@@ -274,7 +274,7 @@ static size_t room_here(const weft__share *s) {
          SWITCH_SLACK;
 }
 
-int weft__copied_enter(weft_gen *g, int code, void **out, void *const *in) {
+int weft__copied_enter(weft_gen *g, int code, void **out, bool send, void *in) {
   weft__gen_copied *c = (weft__gen_copied *)g;
   weft__share *s = c->share;
   weft__thread_prepare();
@@ -292,8 +292,8 @@ int weft__copied_enter(weft_gen *g, int code, void **out, void *const *in) {
                            .off = fc,
                            .off_ctx = &g->caller,
                            .on = c,
-                           .slot = in ? g->in : NULL,
-                           .value = in ? *in : NULL,
+                           .slot = send ? g->in : NULL,
+                           .value = in,
                            .to = &g->coro.ctx};
     g->out = out;
     g->outer = from;
@@ -319,8 +319,8 @@ int weft__copied_enter(weft_gen *g, int code, void **out, void *const *in) {
   }
   if (o != c) /* else its frames are in place */
     copy_on(s, c);
-  if (in && g->in)
-    *g->in = *in;
+  if (send && g->in)
+    *g->in = in;
   g->out = out;
   g->outer = from;
   weft__coro_running = &g->coro;
@@ -334,7 +334,7 @@ int weft__copied_enter(weft_gen *g, int code, void **out, void *const *in) {
   return rc;
 }
 
-int weft__copied_leaving(weft_gen *g, int state, weft__ctx **to) {
+weft__ctx *weft__copied_leaving(weft_gen *g, int state) {
   weft__gen_copied *c = (weft__gen_copied *)g;
   weft__share *s = c->share;
   weft__coro *outer = g->outer;
@@ -345,14 +345,14 @@ int weft__copied_leaving(weft_gen *g, int state, weft__ctx **to) {
    * weft_gen_free, which reclaims it) need no saving. */
   bool dead = state == WEFT_GEN_FINISHED || g->freeing;
   if (!dead && (back_on_s || c->reserve) && reserve(c, room_here(s)) < 0)
-    return -ENOMEM;
+    return NULL;
   c->reserve = false;
   if (!back_on_s) {
     if (g->out)
       *g->out = c->outgoing;
     if (dead)
       s->occupant = NULL;
-    return 0;
+    return &g->caller;
   }
   /* The resumer is on s too: the swapper puts it back. Its context is
    * copied now, as g may be freed once its state is published. */
@@ -365,8 +365,7 @@ int weft__copied_leaving(weft_gen *g, int state, weft__ctx **to) {
                          .value = c->outgoing,
                          .to_copy = g->caller};
   t->req.to = &t->req.to_copy;
-  *to = &t->swapper.ctx;
-  return 0;
+  return &t->swapper.ctx;
 }
 
 void weft__copied_free(weft_gen *g) {

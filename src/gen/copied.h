@@ -78,20 +78,21 @@ weft_gen *weft__copied_alloc(size_t stack_size);
  * claim, which the caller gives back. */
 int weft__copied_hold(weft_gen *g);
 
-/* Enters g, held: puts it on its share, delivers *in to its pending yield
- * (in NULL: nothing to deliver) and switches to it; returns what it reports
+/* Enters g, held: puts it on its share, delivers `in` to its pending yield
+ * if `send` (a resume) and switches to it; returns what it reports
  * when it leaves, or -ENOMEM (nothing changed but the hold, which is let
  * go: the caller gives the claim back) when the generator on the share had
  * frames and no memory to keep them. Lets the share go once g has left.
  * The sent value is delivered, and the yielded one handed to out, only
  * once the frames they go to are in place. */
-int weft__copied_enter(weft_gen *g, int code, void **out, void *const *in);
+int weft__copied_enter(weft_gen *g, int code, void **out, bool send, void *in);
 
-/* Where g, leaving with `state`, switches to: *to is g->caller unless the
- * swapper must first put its resumer back on their share (then *to is the
- * swapper's context). Returns 0, or -ENOMEM when g cannot leave (no room
- * for its frames): nothing changed. */
-int weft__copied_leaving(weft_gen *g, int state, weft__ctx **to);
+/* Where g, leaving with `state`, switches to: g->caller, or the swapper's
+ * context when the swapper must first put its resumer back on their share.
+ * NULL when g cannot leave (no room for its frames; -ENOMEM): nothing
+ * changed. (A pointer, not an out parameter: a local whose address is
+ * taken would keep leave()'s switch from being a tail call.) */
+weft__ctx *weft__copied_leaving(weft_gen *g, int state);
 
 /* Releases what g holds beyond its object, and its object. */
 void weft__copied_free(weft_gen *g);

@@ -73,9 +73,9 @@ static weft_gen *running_gen(void) {
 static inline int leave(weft_gen *g, int state, int code) {
   weft__ctx *to = &g->caller;
   if (__builtin_expect(g->copied, 0)) {
-    int rc = weft__copied_leaving(g, state, &to);
-    if (rc < 0)
-      return rc;
+    to = weft__copied_leaving(g, state);
+    if (!to)
+      return -ENOMEM;
   }
   weft__coro_check_stack(&g->coro);
   weft__coro_leaving = &g->coro;
@@ -223,11 +223,11 @@ static void unclaim(weft_gen *g, int was) {
 /* Enters a claimed copied generator (copied.h), which was in state `was`,
  * as enter() does; or gives the claim back and tells why it cannot run
  * (-EBUSY: another chain holds its share; -ENOMEM). */
-static int enter_copied(weft_gen *g, int was, int code, void **out,
-                        void *const *in) {
+static int enter_copied(weft_gen *g, int was, int code, void **out, bool send,
+                        void *in) {
   int rc = weft__copied_hold(g);
   if (rc == 0)
-    rc = weft__copied_enter(g, code, out, in);
+    rc = weft__copied_enter(g, code, out, send, in);
   if (rc < 0)
     unclaim(g, was);
   return rc;
@@ -255,7 +255,7 @@ int weft_gen_resume(weft_gen *g, void *in, void **out) {
   if (s < 0)
     return s;
   if (__builtin_expect(g->copied, 0))
-    return enter_copied(g, s, 0, out, &in);
+    return enter_copied(g, s, 0, out, true, in);
   if (g->in)
     *g->in = in;
   return enter(g, 0, out);
@@ -272,7 +272,7 @@ int weft_gen_throw(weft_gen *g, int err, void **out) {
     return err;
   }
   if (__builtin_expect(g->copied, 0))
-    return enter_copied(g, s, err, out, NULL);
+    return enter_copied(g, s, err, out, false, NULL);
   return enter(g, err, out);
 }
 
@@ -289,7 +289,7 @@ int weft_gen_close(weft_gen *g) {
     return 0;
   }
   g->closing = true; /* cleared by the generator as it leaves */
-  int rc = g->copied ? enter_copied(g, s, -ECANCELED, NULL, NULL)
+  int rc = g->copied ? enter_copied(g, s, -ECANCELED, NULL, false, NULL)
                      : enter(g, -ECANCELED, NULL);
   if (rc < 0) {
     g->closing = false; /* it did not run */
@@ -310,7 +310,7 @@ int weft_gen_free(weft_gen *g) {
   if (s == WEFT_GEN_SUSPENDED) {
     g->freeing = true;
     g->closing = true;
-    rc = g->copied ? enter_copied(g, s, -ECANCELED, NULL, NULL)
+    rc = g->copied ? enter_copied(g, s, -ECANCELED, NULL, false, NULL)
                    : enter(g, -ECANCELED, NULL);
     if (rc < 0) {
       g->freeing = g->closing = false; /* it did not run */

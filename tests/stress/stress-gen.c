@@ -30,6 +30,18 @@
 
 #include "../../src/gen/gen-private.h" /* the bias, to see it taken */
 
+/* With WEFT_STRESS_GEN_COPIED=1 (ctest's stress-gen-copied), every
+ * generator is a copied-stack one (weft_gen_opts.copied): the races then
+ * also take and let go of the stacks they share, and copy frames across
+ * threads. */
+static int gen_new(weft_gen **g, weft_gen_fn fn, void *arg,
+                   const weft_gen_opts *o) {
+  const char *e = getenv("WEFT_STRESS_GEN_COPIED");
+  weft_gen_opts c = o ? *o : (weft_gen_opts){0};
+  c.copied = e && *e == '1';
+  return weft_gen_new(g, fn, arg, &c);
+}
+
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((intptr_t)(p))
 
@@ -141,7 +153,7 @@ static int close_races(double seconds) {
   double end = (double)time(NULL) + seconds;
   while ((double)time(NULL) < end) {
     atomic_store(&cancels_seen, 0);
-    if (weft_gen_new(&contested, until_closed, NULL, NULL) != 0 ||
+    if (gen_new(&contested, until_closed, NULL, NULL) != 0 ||
         weft_gen_next(contested, NULL) != WEFT_GEN_YIELDED)
       return 1;
     pthread_barrier_wait(&round_start);
@@ -199,7 +211,7 @@ static int free_races(double seconds) {
   while ((double)time(NULL) < end) {
     weft_gen *g;
     atomic_store(&cancels_seen, 0);
-    if (weft_gen_new(&g, spins_then_yields, NULL, NULL) != 0 ||
+    if (gen_new(&g, spins_then_yields, NULL, NULL) != 0 ||
         weft_gen_next(g, NULL) != WEFT_GEN_YIELDED)
       return 1;
     atomic_store(&entered, false);
@@ -282,7 +294,7 @@ static int bias_races(double seconds) {
   while ((double)time(NULL) < end && !failed) {
     biased = (struct slot){0};
     weft_gen *g;
-    if (weft_gen_new(&g, body, &biased, NULL) != 0)
+    if (gen_new(&g, body, &biased, NULL) != 0)
       return 1;
     for (int i = 0; i < 3; i++)
       if (weft_gen_next(g, NULL) != WEFT_GEN_YIELDED)
@@ -332,7 +344,7 @@ int main(void) {
   const char *env = getenv("WEFT_STRESS_SECONDS");
   double seconds = env && *env ? strtod(env, NULL) : 1.0;
   for (int i = 0; i < GENS; i++) {
-    if (weft_gen_new(&slots[i].g, body, &slots[i], NULL) != 0)
+    if (gen_new(&slots[i].g, body, &slots[i], NULL) != 0)
       return 1;
     /* Start each one, so that every later resume lands on its yield. */
     if (weft_gen_next(slots[i].g, NULL) != WEFT_GEN_YIELDED)

@@ -10,6 +10,13 @@
  *                   docs/switch.md for why the shape costs)
  *
  * Python's generator send() is measured by peers/python_generator.py.
+ *
+ * BenchmarkSwitch/mode=<mode>/weft: the same round trip with copied-stack
+ * generators (weft_gen_opts.copied):
+ *   mode=copied        one generator, whose frames stay on the shared stack
+ *   mode=copied-turns  two generators of one shared stack resumed in
+ *                      turn: each resume copies the other's frames off and
+ *                      its own back
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -33,6 +40,20 @@ static weft_gen *gen;
 static bool bench_weft(uint64_t n) {
   for (uint64_t i = 0; i < n; i++)
     weft_gen_next(gen, NULL);
+  return true;
+}
+
+static weft_gen *copied[2];
+
+static bool bench_copied(uint64_t n) {
+  for (uint64_t i = 0; i < n; i++)
+    weft_gen_next(copied[0], NULL);
+  return true;
+}
+
+static bool bench_copied_turns(uint64_t n) {
+  for (uint64_t i = 0; i < n; i++)
+    weft_gen_next(copied[i & 1], NULL);
   return true;
 }
 
@@ -98,6 +119,9 @@ static bool bench_fcontext_fn(uint64_t n) {
 int main(void) {
   enum { STACK = 256 << 10 };
   weft_gen_new(&gen, counter, NULL, NULL);
+  const weft_gen_opts copy = {.copied = true};
+  weft_gen_new(&copied[0], counter, NULL, &copy);
+  weft_gen_new(&copied[1], counter, NULL, &copy);
 
   char *uc_stack = malloc(STACK);
   getcontext(&uc_side);
@@ -118,8 +142,12 @@ int main(void) {
       {"BenchmarkSwitch/ucontext", bench_ucontext, NULL},
       {"BenchmarkSwitch/boost-fcontext", bench_fcontext, fc_skip},
       {"BenchmarkSwitch/boost-fcontext-fn", bench_fcontext_fn, fc_skip},
+      {"BenchmarkSwitch/mode=copied/weft", bench_copied, NULL},
+      {"BenchmarkSwitch/mode=copied-turns/weft", bench_copied_turns, NULL},
   };
   bench_group(impls, sizeof impls / sizeof *impls);
   weft_gen_free(gen);
+  weft_gen_free(copied[0]);
+  weft_gen_free(copied[1]);
   return 0;
 }

@@ -141,7 +141,7 @@ static inline int weft_gen_next(weft_gen *g, void **out) {
  * finished without running, and weft_gen_throw returns `err` itself, as
  * Python propagates the exception to the thrower.
  * Errors (nothing changed): -EINVAL (g NULL, or err is not negative),
- * -EBUSY, -ENODATA as weft_gen_resume.
+ * -EBUSY, -ENODATA, -ENOMEM as weft_gen_resume.
  */
 WEFT_API int weft_gen_throw(weft_gen *g, int err, void **out);
 
@@ -154,7 +154,8 @@ WEFT_API int weft_gen_throw(weft_gen *g, int err, void **out);
  * just marks it finished and returns 0.
  * Errors: -EPROTO when the generator yielded again instead of finishing
  * (Python: "generator ignored GeneratorExit"); it is then suspended at that
- * yield. -EINVAL (g NULL), -EBUSY (g is running; nothing changed).
+ * yield. -EINVAL (g NULL); -EBUSY, -ENOMEM as weft_gen_resume (nothing
+ * changed).
  * Blocks for as long as the generator runs its cleanup.
  */
 WEFT_API int weft_gen_close(weft_gen *g);
@@ -167,7 +168,9 @@ WEFT_API int weft_gen_close(weft_gen *g);
  * is freed all the same: its stack is reclaimed without running the rest of
  * its function, so what it holds is lost). After this call g must not be
  * used again (see above). Errors (nothing changed): -EINVAL (g NULL),
- * -EBUSY (g is running).
+ * -EBUSY (g is running; or it is copied, suspended, and the stack it would
+ * run its close on is in use, as weft_gen_resume says), -ENOMEM (as
+ * weft_gen_resume).
  */
 WEFT_API int weft_gen_free(weft_gen *g);
 
@@ -190,7 +193,10 @@ WEFT_API const char *weft_gen_name(const weft_gen *g);
  * NULL to discard it), or the error the resumer threw (weft_gen_throw), or
  * -ECANCELED when the generator is being closed: it should clean up and
  * return.
- * Errors: -EPERM when the caller is not running inside a generator.
+ * Errors: -EPERM when the caller is not running inside a generator;
+ * -ENOMEM when the caller is a copied generator that must leave its
+ * stack to its resumer (which shares it) and there is no memory to keep
+ * its frames: it did not yield, and may try again.
  * Callable only from the generator's own function (and what it calls).
  */
 WEFT_API int weft_gen_yield(void *out, void **in);

@@ -15,8 +15,11 @@
 struct weft__share {
   weft__stack stack;
   _Atomic(const void *) holder; /* the chain on it (chain_root()), or NULL */
-  unsigned depth;               /* the holder's members on it */
-  weft_gen *occupant;           /* whose frames it holds, or NULL */
+  /* Its thread's token (weft__bias_me) while that thread lives, or NULL:
+   * a chain on that thread needs no reference of its own to it. */
+  _Atomic(const void *) home;
+  unsigned depth;     /* the holder's members on it */
+  weft_gen *occupant; /* whose frames it holds, or NULL */
   atomic_size_t refs;
   weft__share *next; /* in its thread's list; that thread's to change */
 };
@@ -73,6 +76,8 @@ static void thread_gone(void *arg) {
   here = NULL;
   for (weft__share *s = t->shares, *next; s; s = next) {
     next = s->next;
+    /* A thread made later may get this one's token. */
+    atomic_store_explicit(&s->home, NULL, memory_order_relaxed);
     unref(s);
   }
   if (t->swapper_made)
@@ -105,6 +110,15 @@ static const void *chain_root(void) {
   return co ? (const void *)co : weft__bias_me();
 }
 
+/* Whether a chain on this thread must hold a reference to s while it
+ * holds s: unless s is this thread's, whose own reference lasts as long
+ * as the thread, another thread may drop the last of the others (freeing
+ * the last generator bound to s) while the chain still lets s go. */
+static bool needs_ref(weft__share *s) {
+  return atomic_load_explicit(&s->home, memory_order_relaxed) !=
+         weft__bias_me();
+}
+
 /* Holds s for the chain root, or tells that another chain holds it. */
 static bool take(weft__share *s, const void *root) {
   const void *h = atomic_load_explicit(&s->holder, memory_order_acquire);
@@ -116,7 +130,8 @@ static bool take(weft__share *s, const void *root) {
                                                     memory_order_acquire,
                                                     memory_order_relaxed))
     return false;
-  atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+  if (needs_ref(s))
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
   s->depth = 1;
   return true;
 }
@@ -126,8 +141,10 @@ static bool take(weft__share *s, const void *root) {
 static void let_go(weft__share *s) {
   if (--s->depth)
     return;
+  bool ref = needs_ref(s);
   atomic_store_explicit(&s->holder, NULL, memory_order_release);
-  unref(s);
+  if (ref)
+    unref(s);
 }
 
 /* A share of this thread's, of at least size bytes, held for root: one it
@@ -151,6 +168,7 @@ static int pick(weft__share **out, const void *root, size_t size) {
   }
   atomic_init(&s->refs, 1); /* its thread's */
   atomic_init(&s->holder, NULL);
+  atomic_init(&s->home, weft__bias_me());
   s->next = t->shares;
   t->shares = s;
   take(s, root);

@@ -137,6 +137,84 @@ TEST(with_idle_after_forever_a_parked_task_keeps_its_pages) {
   CHECK_EQ(weft_run(kept_main, NULL, NULL), 0);
 }
 
+/* A task's own threshold (weft_task_opts.idle_after) against its hub's:
+ * `own` for the sleeper, `hub` for the hub; whether its deep pages are
+ * given back is `trimmed`. */
+struct own_case {
+  int64_t own, hub;
+  bool trimmed;
+};
+
+static void *own_main(void *arg) {
+  const struct own_case *c = arg;
+  page = (size_t)sysconf(_SC_PAGESIZE);
+  CHECK_EQ(weft_hub_idle_after(c->hub), 0);
+  struct parked p = {.nap = WEFT_MS(400)};
+  weft_task *t;
+  CHECK_EQ(
+      weft_task_spawn(&t, sleeper, &p, &(weft_task_opts){.idle_after = c->own}),
+      0);
+  CHECK_EQ(weft_sleep(WEFT_MS(250)), 0);
+  CHECK_EQ(deep_pages_resident(), c->trimmed ? 0 : (DEEP / 2) / page);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(p.after, 1);
+  return NULL;
+}
+
+TEST(a_task_of_its_own_threshold_is_trimmed_on_its_own_time) {
+  struct own_case soon = {WEFT_MS(20), WEFT_FOREVER, true};
+  CHECK_EQ(weft_run(own_main, &soon, NULL), 0);
+  struct own_case never = {WEFT_FOREVER, WEFT_MS(20), false};
+  CHECK_EQ(weft_run(own_main, &never, NULL), 0);
+  struct own_case hubs = {0, WEFT_MS(20), true};
+  CHECK_EQ(weft_run(own_main, &hubs, NULL), 0);
+}
+
+static void *naps(void *arg) { return IV(weft_sleep(VI(arg))); }
+
+static void *thresholds_main(void *arg) {
+  (void)arg;
+  weft_task *t;
+  CHECK_EQ(
+      weft_task_spawn(&t, naps, IV(0), &(weft_task_opts){.idle_after = -5}),
+      -EINVAL);
+  /* Seven thresholds of tasks' own at once; an eighth is refused, one in
+   * use is not. */
+  weft_task *seven[7];
+  for (int i = 0; i < 7; i++)
+    CHECK_EQ(weft_task_spawn(&seven[i], naps, IV(WEFT_MS(50)),
+                             &(weft_task_opts){.idle_after = WEFT_SEC(i + 1)}),
+             0);
+  CHECK_EQ(weft_task_spawn(&t, naps, IV(0),
+                           &(weft_task_opts){.idle_after = WEFT_SEC(8)}),
+           -ENOSPC);
+  weft_task *same, *never;
+  CHECK_EQ(weft_task_spawn(&same, naps, IV(0),
+                           &(weft_task_opts){.idle_after = WEFT_SEC(3)}),
+           0);
+  CHECK_EQ(weft_task_spawn(&never, naps, IV(0),
+                           &(weft_task_opts){.idle_after = WEFT_FOREVER}),
+           0);
+  for (int i = 0; i < 7; i++) {
+    CHECK_EQ(weft_task_join(seven[i], WEFT_FOREVER, NULL), 0);
+    CHECK_EQ(weft_task_detach(seven[i]), 0);
+  }
+  CHECK_EQ(weft_task_join(same, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_detach(same), 0);
+  CHECK_EQ(weft_task_join(never, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_detach(never), 0);
+  /* Their tasks gone, the thresholds' queues are free again. */
+  CHECK_EQ(weft_task_spawn(&t, naps, IV(0),
+                           &(weft_task_opts){.idle_after = WEFT_SEC(8)}),
+           0);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(task_thresholds_bad_input_and_how_many_at_once) {
+  CHECK_EQ(weft_run(thresholds_main, NULL, NULL), 0);
+}
+
 /* Deep calls, a park hibernated at once, again and again: every round's
  * locals, and a pointer to one of them, survive, and the deep call finds
  * working (zeroed) pages. */

@@ -111,6 +111,12 @@ typedef struct weft_task_opts {
    * worker does not, since a join never hibernates.) Without it the task
    * is only trimmed, which is always safe. */
   bool hibernate;
+  /* How long this task waits before its stack is trimmed or hibernated:
+   * 0 for its hub's weft_hub_idle_after (the default), WEFT_FOREVER for
+   * never, or its own time in ns. A hub serves tasks of at most 7 such
+   * times of their own at once (a server's connections, say, and its
+   * background tasks); a spawn asking for an eighth gets -ENOSPC. */
+  int64_t idle_after;
 } weft_task_opts;
 
 /*
@@ -142,7 +148,8 @@ WEFT_API int weft_run(weft_task_fn fn, void *arg, void **result);
  * that is joined but never detached keeps the task's stack until weft_run
  * returns: a program that spawns many tasks detaches each one it has
  * joined. Errors: -EPERM (not called from a task), -EINVAL (fn NULL,
- * stack_size too large), -ENOMEM. Does not block.
+ * stack_size too large, idle_after negative and not WEFT_FOREVER),
+ * -ENOSPC (idle_after: see weft_task_opts), -ENOMEM. Does not block.
  */
 WEFT_API int weft_task_spawn(weft_task **out, weft_task_fn fn, void *arg,
                              const weft_task_opts *opts);

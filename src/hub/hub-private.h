@@ -50,6 +50,18 @@ enum weft__task_state {
 
 typedef struct weft__hub weft__hub;
 
+/* An idle queue (idle.c): tasks parked and stamped, in the order of their
+ * parked_at, to be hibernated or trimmed `after` ns after it. Queue 0 is
+ * the hub's (weft_hub_idle_after); each other one serves the tasks of one
+ * weft_task_opts.idle_after while any lives (`tasks`; 0: free). */
+#define WEFT__IDLE_QUEUES 8
+#define WEFT__IDLE_NEVER  0xff
+typedef struct weft__idle_queue {
+  weft_task *head, *tail;
+  int64_t after;
+  unsigned tasks;
+} weft__idle_queue;
+
 struct weft_task {
   weft__coro coro; /* first: the task lives at the top of its stack */
   uint32_t magic;  /* TASK_MAGIC while the handle is valid */
@@ -87,6 +99,9 @@ struct weft_task {
   /* In the hub's idle queue (idle.c) from its stamp until a sweep looks
    * at it: the tasks there are in the order of their parked_at. */
   bool idle_queued;
+  /* Which of the hub's idle queues it goes to (weft_task_opts.idle_after),
+   * or WEFT__IDLE_NEVER. */
+  uint8_t idle_queue;
   bool hibernate; /* may be hibernated (weft_task_opts) */
   /* Hibernated (idle.c): the live frames of its stack, copied here while
    * the stack's pages are given back; copied back when it next runs. */
@@ -152,8 +167,7 @@ struct weft__hub {
                                hub may wake them, so no deadlock while any
                                exist */
   weft_task *unstamped;     /* tasks parked since the last stamp */
-  weft_task *idle_head, *idle_tail; /* the idle queue (idle.c) */
-  int64_t idle_after; /* parked this long, a task is hibernated or trimmed */
+  weft__idle_queue idle[WEFT__IDLE_QUEUES]; /* idle.c */
   _Atomic(weft_task *) remote; /* tasks other threads woke, newest first */
   atomic_bool polling;   /* the hub may be blocked in its poller: kick it */
   weft_task *free_tasks; /* task objects for reuse (task.c), by next */
@@ -186,16 +200,30 @@ static inline weft_task *weft__task_running(void) {
  * it looks at. */
 #define WEFT__IDLE_AFTER WEFT_SEC(1) /* a hub's idle_after, at first */
 void weft__hub_idle_stamped(weft__hub *h, weft_task *t);
+/* The queue for tasks spawned with weft_task_opts.idle_after `after`
+ * (0: the hub's; WEFT_FOREVER: WEFT__IDLE_NEVER), counting the task in.
+ * -ENOSPC when WEFT__IDLE_QUEUES - 1 other thresholds are in use. */
+int weft__hub_idle_queue_take(weft__hub *h, int64_t after);
+/* Counts a task of queue q out, as it is freed. */
+void weft__hub_idle_queue_drop(weft__hub *h, unsigned q);
 void weft__hub_idle_forget(weft__hub *h, weft_task *t); /* if idle_queued */
 /* Copies a hibernated task's frames back into its stack (before it runs). */
 void weft__task_thaw(weft_task *t);
 
 /* When the next sweep is due (INT64_MAX: none is). */
-static inline int64_t weft__hub_idle_due(const weft__hub *h) {
-  const weft_task *t = h->idle_head;
-  if (!t || t->parked_at > INT64_MAX - h->idle_after)
+static inline int64_t weft__idle_queue_due(const weft__idle_queue *q) {
+  const weft_task *t = q->head;
+  if (!t || t->parked_at > INT64_MAX - q->after)
     return INT64_MAX;
-  return t->parked_at + h->idle_after;
+  return t->parked_at + q->after;
+}
+static inline int64_t weft__hub_idle_due(const weft__hub *h) {
+  int64_t due = INT64_MAX;
+  for (unsigned i = 0; i < WEFT__IDLE_QUEUES; i++) {
+    int64_t d = weft__idle_queue_due(&h->idle[i]);
+    due = d < due ? d : due;
+  }
+  return due;
 }
 /* Hibernates or trims the tasks parked since now - idle_after or before. */
 void weft__hub_idle_sweep(weft__hub *h, int64_t now);

@@ -505,7 +505,7 @@ int weft_run(weft_task_fn fn, void *arg, void **result) {
     return -EBUSY;
   weft__hub h;
   memset(&h, 0, sizeof h);
-  h.idle_after = WEFT__IDLE_AFTER;
+  h.idle[0].after = WEFT__IDLE_AFTER;
   weft__timer_heap_init(&h.timers);
   int rc = weft__poller_new(&h.poller);
   if (rc < 0)

@@ -2,10 +2,12 @@
  * Idle stacks: the stack pages of tasks parked for long, given back to the
  * kernel. See hub-private.h.
  *
- * The idle queue is a list of the hub's tasks in the order of their
+ * An idle queue is a list of the hub's tasks in the order of their
  * parked_at: weft__hub_stamp_parked moves each task it stamps to the
- * tail, and stamps only grow. A task in the queue may have run since its
- * stamp (the sweep drops it then), or parked again without a stamp yet
+ * tail of its queue, and stamps only grow. Tasks with a threshold of their
+ * own (weft_task_opts.idle_after) have a queue per threshold, so that each
+ * queue's tasks fall due in its order. A task in the queue may have run since
+ * its stamp (the sweep drops it then), or parked again without a stamp yet
  * (unstamped: the sweep drops it too, and the coming stamp queues it
  * again). Everything here runs on the hub's thread.
  */
@@ -22,33 +24,65 @@ int weft_hub_idle_after(int64_t after) {
     return -EINVAL;
   if (!h)
     return -EPERM;
-  h->idle_after = after == WEFT_FOREVER ? INT64_MAX : after;
+  h->idle[0].after = after == WEFT_FOREVER ? INT64_MAX : after;
   return 0;
 }
 
+int weft__hub_idle_queue_take(weft__hub *h, int64_t after) {
+  if (after == 0)
+    return 0;
+  if (after == WEFT_FOREVER)
+    return WEFT__IDLE_NEVER;
+  int free_q = -1;
+  for (int i = 1; i < WEFT__IDLE_QUEUES; i++) {
+    weft__idle_queue *q = &h->idle[i];
+    if (q->tasks && q->after == after) {
+      q->tasks++;
+      return i;
+    }
+    if (!q->tasks && free_q < 0)
+      free_q = i;
+  }
+  if (free_q < 0)
+    return -ENOSPC;
+  /* A free queue is empty: its last task left it before it was freed. */
+  h->idle[free_q].after = after;
+  h->idle[free_q].tasks = 1;
+  return free_q;
+}
+
+void weft__hub_idle_queue_drop(weft__hub *h, unsigned q) {
+  if (q != 0 && q != WEFT__IDLE_NEVER)
+    h->idle[q].tasks--;
+}
+
 static void unlink_idle(weft__hub *h, weft_task *t) {
+  weft__idle_queue *q = &h->idle[t->idle_queue];
   if (t->idle_prev)
     t->idle_prev->idle_next = t->idle_next;
   else
-    h->idle_head = t->idle_next;
+    q->head = t->idle_next;
   if (t->idle_next)
     t->idle_next->idle_prev = t->idle_prev;
   else
-    h->idle_tail = t->idle_prev;
+    q->tail = t->idle_prev;
   t->idle_prev = t->idle_next = NULL;
   t->idle_queued = false;
 }
 
 void weft__hub_idle_stamped(weft__hub *h, weft_task *t) {
+  if (t->idle_queue == WEFT__IDLE_NEVER)
+    return;
   if (t->idle_queued)
     unlink_idle(h, t);
+  weft__idle_queue *q = &h->idle[t->idle_queue];
   t->idle_queued = true;
-  t->idle_prev = h->idle_tail;
-  if (h->idle_tail)
-    h->idle_tail->idle_next = t;
+  t->idle_prev = q->tail;
+  if (q->tail)
+    q->tail->idle_next = t;
   else
-    h->idle_head = t;
-  h->idle_tail = t;
+    q->head = t;
+  q->tail = t;
 }
 
 void weft__hub_idle_forget(weft__hub *h, weft_task *t) { unlink_idle(h, t); }
@@ -105,11 +139,12 @@ void weft__task_thaw(weft_task *t) {
   t->frames_len = 0;
 }
 
-void weft__hub_idle_sweep(weft__hub *h, int64_t now) {
+/* Hibernates or trims the tasks of q due by now. */
+static void sweep_queue(weft__hub *h, weft__idle_queue *q, int64_t now) {
   weft_task *t;
-  while ((t = h->idle_head) != NULL) {
+  while ((t = q->head) != NULL) {
     bool parked = t->state == WEFT__TASK_PARKED && !t->unstamped;
-    if (parked && weft__hub_idle_due(h) > now)
+    if (parked && weft__idle_queue_due(q) > now)
       break; /* the rest parked later */
     if (parked && t == h->current)
       break; /* parking now (the sweep runs in its switch, before its stack
@@ -120,4 +155,9 @@ void weft__hub_idle_sweep(weft__hub *h, int64_t now) {
     else if (parked)
       trim(t);
   }
+}
+
+void weft__hub_idle_sweep(weft__hub *h, int64_t now) {
+  for (unsigned i = 0; i < WEFT__IDLE_QUEUES; i++)
+    sweep_queue(h, &h->idle[i], now);
 }

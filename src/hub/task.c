@@ -189,6 +189,11 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   if (!fn)
     return -EINVAL;
   weft_task_opts o = opts ? *opts : (weft_task_opts){0};
+  if (o.idle_after < 0 && o.idle_after != WEFT_FOREVER)
+    return -EINVAL;
+  int queue = weft__hub_idle_queue_take(h, o.idle_after);
+  if (queue < 0)
+    return queue;
   weft_task *t;
   int rc;
   /* Where the machine cannot tell a saved stack pointer (ucontext), no
@@ -208,8 +213,11 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
                            o.name, task_main);
     t = (weft_task *)co;
   }
-  if (rc < 0)
+  if (rc < 0) {
+    weft__hub_idle_queue_drop(h, (unsigned)queue);
     return rc;
+  }
+  t->idle_queue = (uint8_t)queue;
   t->magic = TASK_MAGIC;
   t->hub = h;
   t->active = &t->coro;
@@ -260,6 +268,7 @@ void weft__task_release(weft_task *t) {
     weft__hub_stamp_parked(h);
   if (t->idle_queued)
     weft__hub_idle_forget(h, t);
+  weft__hub_idle_queue_drop(h, t->idle_queue);
   weft__timer_disarm(&h->timers, &t->timer);
   if (t->all_prev)
     t->all_prev->all_next = t->all_next;

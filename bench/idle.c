@@ -1,21 +1,24 @@
 /*
- * Waking an idle task:
+ * Waking an idle task. A task waits for a byte over a socket pair and
+ * sends it back; the hub hibernates it at every wait (weft_hub_idle_after
+ * (0): its frames copied out, its 16 KiB stack given back), or never
+ * (WEFT_FOREVER):
  *
- *   BenchmarkWakeHibernated/weft     a byte over a socket pair to a task
- *                                    that waits for it hibernated, and a
- *                                    byte back; ns per round trip. The
- *                                    hub hibernates the task at every wait
- *                                    (weft_hub_idle_after(0)), so each
- *                                    round trip pays a hibernation (its
- *                                    frames copied out, its 16 KiB stack
- *                                    given back) and a wake (copied back,
- *                                    the page faults of the pages they
- *                                    fill): an idle connection's whole
- *                                    cycle.
- *   BenchmarkWakeHibernated/awake    the same round trip, the task never
- *                                    hibernated (weft_hub_idle_after
- *                                    WEFT_FOREVER): the difference is what
- *                                    hibernation costs.
+ *   BenchmarkWakeHibernated/weft     the wake: ns from the byte's send to
+ *                                    the hibernated task's read returning
+ *                                    (the send, the poller's wake, the
+ *                                    frames copied back and the page
+ *                                    faults of the pages they fill, the
+ *                                    read); the rest of the round trip,
+ *                                    the hibernation among it, is paused
+ *   BenchmarkWakeHibernated/awake    the same for a task never
+ *                                    hibernated: the difference is what
+ *                                    hibernation adds to a wake
+ *   BenchmarkWakeHibernated/cycle/weft
+ *   BenchmarkWakeHibernated/cycle/awake
+ *                                    the whole round trip, unpaused: an
+ *                                    idle connection's whole cycle, the
+ *                                    hibernation included
  *
  * BenchmarkChanPingPong/weft-tasks (bench/sync.c) is a round trip between
  * two tasks without the kernel.
@@ -31,6 +34,7 @@ struct pair {
   int fds[2];
   uint64_t n;
   bool ok;
+  bool wake_only; /* time from the send to the read's return only */
 };
 
 /* The idle side: waits for a byte, sends it back, n times. */
@@ -38,8 +42,10 @@ static void *echo_one(void *arg) {
   struct pair *p = arg;
   for (uint64_t i = 0; i < p->n; i++) {
     char c;
-    if (weft_io_read(p->fds[1], &c, 1, WEFT_FOREVER) != 1 ||
-        weft_io_write(p->fds[1], &c, 1, WEFT_FOREVER) != 1)
+    ssize_t got = weft_io_read(p->fds[1], &c, 1, WEFT_FOREVER);
+    if (p->wake_only)
+      bench_pause();
+    if (got != 1 || weft_io_write(p->fds[1], &c, 1, WEFT_FOREVER) != 1)
       return NULL;
   }
   p->ok = true;
@@ -56,6 +62,8 @@ static void *round_trips(void *arg) {
     return NULL;
   for (uint64_t i = 0; i < p->n; i++) {
     char c = (char)i, back;
+    if (p->wake_only)
+      bench_resume();
     if (weft_io_write(p->fds[0], &c, 1, WEFT_FOREVER) != 1 ||
         weft_io_read(p->fds[0], &back, 1, WEFT_FOREVER) != 1 || back != c)
       break;
@@ -72,25 +80,33 @@ static void *main_task(void *arg) {
   return round_trips(arg);
 }
 
-static bool run(uint64_t n, int64_t after) {
-  struct pair p = {.n = n};
+static bool run(uint64_t n, int64_t after, bool wake_only) {
+  struct pair p = {.n = n, .wake_only = wake_only};
+  if (wake_only)
+    bench_pause(); /* until the first send */
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p.fds) != 0)
     return false;
   idle_after = after;
   bool ok = weft_run(main_task, &p, NULL) == 0 && p.ok;
+  if (wake_only)
+    bench_resume(); /* from the last read */
   close(p.fds[0]);
   close(p.fds[1]);
   return ok;
 }
 
-static bool hibernated(uint64_t n) { return run(n, 0); }
-static bool awake(uint64_t n) { return run(n, WEFT_FOREVER); }
+static bool hibernated(uint64_t n) { return run(n, 0, true); }
+static bool awake(uint64_t n) { return run(n, WEFT_FOREVER, true); }
+static bool cycle_hibernated(uint64_t n) { return run(n, 0, false); }
+static bool cycle_awake(uint64_t n) { return run(n, WEFT_FOREVER, false); }
 
 int main(void) {
   struct bench_impl impls[] = {
       {"BenchmarkWakeHibernated/weft", hibernated, NULL},
       {"BenchmarkWakeHibernated/awake", awake, NULL},
+      {"BenchmarkWakeHibernated/cycle/weft", cycle_hibernated, NULL},
+      {"BenchmarkWakeHibernated/cycle/awake", cycle_awake, NULL},
   };
-  bench_group(impls, 2);
+  bench_group(impls, 4);
   return 0;
 }

@@ -403,6 +403,19 @@ void weft__stack_give_back(const weft__stack *st) {
   madvise(lo, (size_t)(st->lo + st->size - lo), MADV_DONTNEED);
 }
 
+/* Linux 5.14's; older kernels refuse it (EINVAL), and the copy that
+ * follows faults its pages in instead. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void weft__stack_commit_from(const weft__stack *st, const void *from) {
+  uintptr_t lo = (uintptr_t)from & ~(uintptr_t)(S.page - 1);
+  char *top = st->lo + st->size;
+  if (lo >= (uintptr_t)st->lo && lo < (uintptr_t)top)
+    madvise((void *)lo, (size_t)((uintptr_t)top - lo), MADV_POPULATE_WRITE);
+}
+
 bool weft__stack_overflowed_at(const weft__stack *st, const void *addr) {
   const char *a = addr;
   if (st->kind == WEFT__GUARD_CANARY)

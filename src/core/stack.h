@@ -63,6 +63,13 @@ size_t weft__stack_trim_below(const weft__stack *st, const void *sp);
  * touched. For a stack whose live frames were copied elsewhere. */
 void weft__stack_give_back(const weft__stack *st);
 
+/* Commits the pages of st from the one holding `from` to the top, as a
+ * write would, ahead of a copy into them: one system call, where the
+ * copy would take a page fault per page (which costs more, in a virtual
+ * machine above all). Best effort: a kernel without MADV_POPULATE_WRITE
+ * (before 5.14) leaves the faults to the copy. */
+void weft__stack_commit_from(const weft__stack *st, const void *from);
+
 /* The usable size weft__stack_get(…, 0) gives. */
 size_t weft__stack_default_size(void);
 

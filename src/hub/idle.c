@@ -133,6 +133,7 @@ static void hibernate(weft_task *t) {
 void weft__task_thaw(weft_task *t) {
   weft__coro *co = &t->coro;
   char *top = co->stack.lo + co->stack.size;
+  weft__stack_commit_from(&co->stack, top - t->frames_len);
   weft__tools_copy_stack(top - t->frames_len, t->frames, t->frames_len);
   free(t->frames);
   t->frames = NULL;

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,11 +135,13 @@ struct blocker {
   int fds[2]; /* the generator reads a byte from fds[0] before it yields */
   weft_gen *g;
   int rc;
+  atomic_int runs; /* times the generator began to wait for a byte */
 };
 
 static void *waits_for_a_byte(void *arg) {
   struct blocker *b = arg;
   for (;;) {
+    atomic_fetch_add(&b->runs, 1);
     char c;
     if (read(b->fds[0], &c, 1) != 1)
       return IV(-1);
@@ -161,7 +164,7 @@ static void *yield_forever(void *arg) {
 
 TEST(a_stack_another_thread_runs_on_refuses_its_other_generators) {
   need_shared_stacks();
-  struct blocker b;
+  struct blocker b = {.runs = 0};
   CHECK_EQ(pipe(b.fds), 0);
   weft_gen *other;
   CHECK_EQ(weft_gen_new(&b.g, waits_for_a_byte, &b, &copied), 0);
@@ -174,7 +177,9 @@ TEST(a_stack_another_thread_runs_on_refuses_its_other_generators) {
   /* Another thread runs b.g, which waits for a byte on that stack. */
   pthread_t th;
   CHECK_EQ(pthread_create(&th, NULL, resume_blocker, &b), 0);
-  while (weft_gen_state(b.g) != WEFT_GEN_RUNNING)
+  /* Inside the generator, on the shared stack: its state says RUNNING
+   * already when the other thread has only claimed it. */
+  while (atomic_load(&b.runs) < 2)
     usleep(1000);
   CHECK_EQ(weft_gen_next(other, &v), -EBUSY);
   CHECK_EQ(weft_gen_close(other), -EBUSY);

@@ -810,6 +810,54 @@ TEST(task_locals_are_per_task_and_destroyed_at_the_end) {
   CHECK_EQ(weft_task_local_set(key_a, IV(1)), -EPERM);
 }
 
+/* More keys than a task keeps inline (two): values set, overwritten,
+ * cleared and set again across them, each destroyed once at the end. */
+enum { MANY_KEYS = 6 };
+static weft_task_key many_key[MANY_KEYS];
+static int many_destroyed[MANY_KEYS];
+
+static void destroy_many(void *v) { many_destroyed[VI(v) % MANY_KEYS]++; }
+
+static void *many_locals(void *arg) {
+  (void)arg;
+  /* Two inline, one cleared (its slot free again), then more than two. */
+  CHECK_EQ(weft_task_local_set(many_key[0], IV(0)), 0); /* NULL: unset */
+  CHECK_EQ(weft_task_local_set(many_key[1], IV(MANY_KEYS + 1)), 0);
+  CHECK_EQ(weft_task_local_set(many_key[2], IV(2)), 0);
+  CHECK_EQ(weft_task_local_set(many_key[1], NULL), 0);
+  CHECK_EQ(weft_task_local_set(many_key[3], IV(3)), 0);
+  CHECK(weft_task_local_get(many_key[1]) == NULL);
+  CHECK_EQ(weft_task_local_set(many_key[1], IV(MANY_KEYS + 1)), 0);
+  for (int i = 4; i < MANY_KEYS; i++)
+    CHECK_EQ(weft_task_local_set(many_key[i], IV(i)), 0);
+  CHECK_EQ(weft_yield(), 0);
+  CHECK(weft_task_local_get(many_key[0]) == NULL);
+  for (int i = 1; i < MANY_KEYS; i++)
+    CHECK_EQ(VI(weft_task_local_get(many_key[i])) % MANY_KEYS, i);
+  CHECK_EQ(weft_task_local_set(many_key[5], IV(MANY_KEYS + 5)), 0);
+  CHECK_EQ(VI(weft_task_local_get(many_key[5])), MANY_KEYS + 5);
+  return NULL;
+}
+
+static void *many_locals_main(void *arg) {
+  (void)arg;
+  weft_task *t[3];
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_task_spawn(&t[i], many_locals, NULL, NULL), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_task_join(t[i], WEFT_FOREVER, NULL), 0);
+  return NULL;
+}
+
+TEST(task_locals_beyond_the_two_kept_inline) {
+  for (int i = 0; i < MANY_KEYS; i++)
+    CHECK_EQ(weft_task_key_create(&many_key[i], destroy_many), 0);
+  run_main(many_locals_main, NULL);
+  CHECK_EQ(many_destroyed[0], 0);
+  for (int i = 1; i < MANY_KEYS; i++)
+    CHECK_EQ(many_destroyed[i], 3);
+}
+
 TEST(task_keys_run_out_cleanly) {
   weft_task_key k;
   CHECK_EQ(weft_task_key_create(NULL, NULL), -EINVAL);

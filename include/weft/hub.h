@@ -412,7 +412,9 @@ WEFT_API int weft_task_key_create(weft_task_key *key,
 WEFT_API void *weft_task_local_get(weft_task_key key);
 
 /* weft_task_local_set — set the running task's value for key. Returns 0,
- * -EINVAL (key never created), or -EPERM (outside a task). */
+ * -EINVAL (key never created), -EPERM (outside a task), or -ENOMEM (the
+ * task holds values for two other keys, and there was no memory for the
+ * table of all its values; the value is not set). */
 WEFT_API int weft_task_local_set(weft_task_key key, void *value);
 
 /* weft_task_current — the running task, or NULL outside any task. */

@@ -116,9 +116,15 @@ struct weft_task {
   int64_t wait_until; /* the deadline of the wait it is parked in, or
                          INT64_MAX */
   int64_t deadline;   /* weft_deadline_set's, absolute; INT64_MAX: none */
-  void *locals[WEFT_TASK_KEYS_MAX]; /* task-local values, by key index */
-  unsigned ready; /* what the poller reported while it waited on an fd */
-  bool fd_parked; /* parked in a wait on an fd, which the poller may end */
+  /* Task-local values (task.c): up to two kept inline, each beside its
+   * key's index + 1 (0: a free slot), or every key's in locals_all once a
+   * third was set: most tasks hold none or one (the cluster's), and an
+   * idle connection's object should be small. */
+  void *local_value[2];
+  uint8_t local_key[2];
+  void **locals_all; /* WEFT_TASK_KEYS_MAX values, or NULL */
+  unsigned ready;    /* what the poller reported while it waited on an fd */
+  bool fd_parked;    /* parked in a wait on an fd, which the poller may end */
   struct weft__waiter *waiter;    /* the waiter it is parked on, if any */
   weft_task *remote_next;         /* in its hub's remote queue */
   atomic_bool remote_pending;     /* in its hub's remote queue now */

@@ -59,9 +59,52 @@ static bool key_valid(weft_task_key key) {
   return key.index < atomic_load_explicit(&key_count, memory_order_acquire);
 }
 
+static void *local_get(const weft_task *t, unsigned i) {
+  if (t->locals_all)
+    return t->locals_all[i];
+  for (int j = 0; j < 2; j++)
+    if (t->local_key[j] == i + 1)
+      return t->local_value[j];
+  return NULL;
+}
+
+/* Sets t's value for key index i: in its slot, or a free one (a slot
+ * whose value is NULL is free), or, when both hold other keys' values,
+ * in locals_all, made then. */
+static int local_set(weft_task *t, unsigned i, void *value) {
+  if (t->locals_all) {
+    t->locals_all[i] = value;
+    return 0;
+  }
+  int free_slot = -1;
+  for (int j = 0; j < 2; j++) {
+    if (t->local_key[j] == i + 1) {
+      t->local_value[j] = value;
+      return 0;
+    }
+    if (free_slot < 0 && !t->local_value[j])
+      free_slot = j;
+  }
+  if (!value)
+    return 0;
+  if (free_slot >= 0) {
+    t->local_key[free_slot] = (uint8_t)(i + 1);
+    t->local_value[free_slot] = value;
+    return 0;
+  }
+  void **all = calloc(WEFT_TASK_KEYS_MAX, sizeof *all);
+  if (!all)
+    return -ENOMEM;
+  for (int j = 0; j < 2; j++)
+    all[t->local_key[j] - 1] = t->local_value[j];
+  all[i] = value;
+  t->locals_all = all;
+  return 0;
+}
+
 void *weft_task_local_get(weft_task_key key) {
   weft_task *self = weft__task_running();
-  return self && key_valid(key) ? self->locals[key.index] : NULL;
+  return self && key_valid(key) ? local_get(self, key.index) : NULL;
 }
 
 int weft_task_local_set(weft_task_key key, void *value) {
@@ -70,8 +113,7 @@ int weft_task_local_set(weft_task_key key, void *value) {
   weft_task *self = weft__task_running();
   if (!self)
     return -EPERM;
-  self->locals[key.index] = value;
-  return 0;
+  return local_set(self, key.index, value);
 }
 
 /* Runs the destructors of t's task-local values, as pthread does. */
@@ -80,11 +122,11 @@ static void destroy_locals(weft_task *t) {
   for (int round = 0; round < 4; round++) {
     bool any = false;
     for (unsigned i = 0; i < n; i++) {
-      void *v = t->locals[i];
+      void *v = local_get(t, i);
       void (*dtor)(void *) = atomic_load(&key_destructor[i]);
       if (!v)
         continue;
-      t->locals[i] = NULL;
+      local_set(t, i, NULL); /* a value already held: cannot fail */
       if (dtor) {
         dtor(v);
         any = true;
@@ -284,6 +326,7 @@ void weft__task_release(weft_task *t) {
     h->main = NULL; /* its stack may come back as another task's */
   t->magic = 0;
   free(t->frames); /* released hibernated (a run that gave up) */
+  free(t->locals_all);
   bool apart = t->hibernate;
   weft__coro_destroy(&t->coro);
   if (apart)

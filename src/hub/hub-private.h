@@ -174,6 +174,7 @@ struct weft__hub {
                                exist */
   weft_task *unstamped;     /* tasks parked since the last stamp */
   weft__idle_queue idle[WEFT__IDLE_QUEUES]; /* idle.c */
+  unsigned idle_queues;        /* idle[idle_queues..] have never been used */
   _Atomic(weft_task *) remote; /* tasks other threads woke, newest first */
   atomic_bool polling;   /* the hub may be blocked in its poller: kick it */
   weft_task *free_tasks; /* task objects for reuse (task.c), by next */
@@ -209,9 +210,15 @@ void weft__hub_idle_stamped(weft__hub *h, weft_task *t);
 /* The queue for tasks spawned with weft_task_opts.idle_after `after`
  * (0: the hub's; WEFT_FOREVER: WEFT__IDLE_NEVER), counting the task in.
  * -ENOSPC when WEFT__IDLE_QUEUES - 1 other thresholds are in use. */
-int weft__hub_idle_queue_take(weft__hub *h, int64_t after);
+static inline int weft__hub_idle_queue_take(weft__hub *h, int64_t after) {
+  extern int weft__hub_idle_queue_take_own(weft__hub * h, int64_t after);
+  return after == 0 ? 0 : weft__hub_idle_queue_take_own(h, after);
+}
 /* Counts a task of queue q out, as it is freed. */
-void weft__hub_idle_queue_drop(weft__hub *h, unsigned q);
+static inline void weft__hub_idle_queue_drop(weft__hub *h, unsigned q) {
+  if (q != 0 && q != WEFT__IDLE_NEVER)
+    h->idle[q].tasks--;
+}
 void weft__hub_idle_forget(weft__hub *h, weft_task *t); /* if idle_queued */
 /* Copies a hibernated task's frames back into its stack (before it runs). */
 void weft__task_thaw(weft_task *t);
@@ -225,7 +232,7 @@ static inline int64_t weft__idle_queue_due(const weft__idle_queue *q) {
 }
 static inline int64_t weft__hub_idle_due(const weft__hub *h) {
   int64_t due = INT64_MAX;
-  for (unsigned i = 0; i < WEFT__IDLE_QUEUES; i++) {
+  for (unsigned i = 0; i < h->idle_queues; i++) {
     int64_t d = weft__idle_queue_due(&h->idle[i]);
     due = d < due ? d : due;
   }

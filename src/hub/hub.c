@@ -506,6 +506,7 @@ int weft_run(weft_task_fn fn, void *arg, void **result) {
   weft__hub h;
   memset(&h, 0, sizeof h);
   h.idle[0].after = WEFT__IDLE_AFTER;
+  h.idle_queues = 1;
   weft__timer_heap_init(&h.timers);
   int rc = weft__poller_new(&h.poller);
   if (rc < 0)

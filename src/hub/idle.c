@@ -31,9 +31,7 @@ int weft_hub_idle_after(int64_t after) {
   return 0;
 }
 
-int weft__hub_idle_queue_take(weft__hub *h, int64_t after) {
-  if (after == 0)
-    return 0;
+int weft__hub_idle_queue_take_own(weft__hub *h, int64_t after) {
   if (after == WEFT_FOREVER)
     return WEFT__IDLE_NEVER;
   int free_q = -1;
@@ -51,12 +49,9 @@ int weft__hub_idle_queue_take(weft__hub *h, int64_t after) {
   /* A free queue is empty: its last task left it before it was freed. */
   h->idle[free_q].after = after;
   h->idle[free_q].tasks = 1;
+  if ((unsigned)free_q >= h->idle_queues)
+    h->idle_queues = (unsigned)free_q + 1;
   return free_q;
-}
-
-void weft__hub_idle_queue_drop(weft__hub *h, unsigned q) {
-  if (q != 0 && q != WEFT__IDLE_NEVER)
-    h->idle[q].tasks--;
 }
 
 static void unlink_idle(weft__hub *h, weft_task *t) {
@@ -221,6 +216,6 @@ static void sweep_queue(weft__hub *h, weft__idle_queue *q, int64_t now) {
 }
 
 void weft__hub_idle_sweep(weft__hub *h, int64_t now) {
-  for (unsigned i = 0; i < WEFT__IDLE_QUEUES; i++)
+  for (unsigned i = 0; i < h->idle_queues; i++)
     sweep_queue(h, &h->idle[i], now);
 }

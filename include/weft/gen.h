@@ -89,8 +89,10 @@ typedef struct weft_gen_opts {
    * in a resume it made: do not hand a pointer into its frames to code
    * that reads it while the generator waits at a yield (another generator
    * of the same stack would find its own frames there). Values sent and
-   * yielded are delivered as usual. Where weft cannot copy frames (the
-   * ucontext build), the generator gets a stack of its own instead.
+   * yielded are delivered as usual. In a fork's child, the stacks other
+   * threads' chains held at the fork stay in use (-EBUSY). Where weft
+   * cannot copy frames (the ucontext build), the generator gets a stack
+   * of its own instead.
    * docs/stacks.md has the costs. */
   bool copied;
 } weft_gen_opts;

@@ -128,6 +128,99 @@ TEST(a_member_of_the_chain_evicted_from_its_stack_comes_back) {
   CHECK_EQ(weft_gen_free(inner_copied), 0);
 }
 
+/* --- one resuming another of its stack ------------------------------------
+ */
+
+/* Yields the sum of what it is sent so far, through a local of its own. */
+static void *summer(void *arg) {
+  intptr_t sum = VI(arg);
+  for (;;) {
+    void *in;
+    if (weft_gen_yield(IV(sum), &in) != 0)
+      return IV(sum);
+    sum += VI(in);
+  }
+}
+
+/* Resumes *arg, a generator of its own shared stack, sending values and
+ * taking the answers into its locals, and by yield-from at the end. */
+static void *driver(void *arg) {
+  weft_gen *sub = arg;
+  char mark[96];
+  memset(mark, 'D', sizeof mark);
+  intptr_t total = 0;
+  for (intptr_t i = 1; i <= 50; i++) {
+    void *v = NULL;
+    if (weft_gen_resume(sub, IV(i), &v) != WEFT_GEN_YIELDED)
+      return IV(-1);
+    total = VI(v);
+    if (weft_gen_yield(IV(total), NULL) != 0)
+      return IV(-2);
+  }
+  for (size_t i = 0; i < sizeof mark; i++)
+    if (mark[i] != 'D')
+      return IV(-3);
+  void *r = NULL;
+  int rc = weft_gen_yield_from(sub, &r); /* until it is closed: -ECANCELED */
+  return rc == -ECANCELED ? IV(total) : IV(-4);
+}
+
+TEST(a_generator_resumes_another_of_its_own_stack) {
+  weft_gen *sub, *drv;
+  void *v;
+  /* Both first resumed from here, one after the other: one stack. */
+  CHECK_EQ(weft_gen_new(&sub, summer, IV(1000), &copied), 0);
+  CHECK_EQ(weft_gen_next(sub, &v), WEFT_GEN_YIELDED);
+  CHECK_EQ(weft_gen_new(&drv, driver, sub, &copied), 0);
+  intptr_t expect = 1000;
+  for (intptr_t i = 1; i <= 50; i++) {
+    /* Each turn the swapper copies one off and the other on, both ways. */
+    CHECK_EQ(weft_gen_next(drv, &v), WEFT_GEN_YIELDED);
+    expect += i;
+    CHECK_EQ(VI(v), expect);
+  }
+  CHECK_EQ(weft_gen_next(drv, &v), WEFT_GEN_YIELDED); /* sub's, through */
+  CHECK_EQ(VI(v), expect);
+  CHECK_EQ(weft_gen_close(drv), 0); /* closes sub first */
+  CHECK_EQ(weft_gen_state(sub), WEFT_GEN_FINISHED);
+  CHECK_EQ(weft_gen_free(drv), 0);
+  CHECK_EQ(weft_gen_free(sub), 0);
+}
+
+/* A parent hands the child it makes a pointer into its own frame, the
+ * way C code does: the child, first resumed by the parent, runs on
+ * another stack than the parent's. */
+static void *child_writes(void *arg) {
+  *(int *)arg = 42;
+  weft_gen_yield(NULL, NULL);
+  *(int *)arg += 1;
+  return NULL;
+}
+
+static void *parent_lends(void *arg) {
+  (void)arg;
+  int result = 0;
+  weft_gen *child;
+  if (weft_gen_new(&child, child_writes, &result, &copied) != 0)
+    return IV(-1);
+  weft_gen_next(child, NULL);
+  int first = result;
+  weft_gen_yield(NULL, NULL);
+  weft_gen_next(child, NULL);
+  weft_gen_free(child);
+  return IV(first * 100 + result);
+}
+
+TEST(a_child_first_resumed_by_its_parent_can_use_the_parents_locals) {
+  weft_gen *p;
+  void *v;
+  CHECK_EQ(weft_gen_new(&p, parent_lends, NULL, &copied), 0);
+  CHECK_EQ(weft_gen_next(p, &v), WEFT_GEN_YIELDED);
+  CHECK_EQ(weft_gen_next(p, &v), WEFT_GEN_RETURNED);
+  CHECK_EQ(VI(v), 42 * 100 + 43);
+  CHECK_EQ(weft_gen_free(p), 0);
+}
+
 /* --- a stack another chain uses ------------------------------------------
  */
 

@@ -85,15 +85,19 @@ typedef struct weft_gen_opts {
    * again. It is bound to a shared stack of the thread that first resumes
    * it, and may then be resumed from any thread, but runs only while no
    * other chain of resumes uses that stack: see weft_gen_resume's -EBUSY.
-   * Its locals are at their addresses only while it runs or is suspended
-   * in a resume it made: do not hand a pointer into its frames to code
-   * that reads it while the generator waits at a yield (another generator
-   * of the same stack would find its own frames there). Values sent and
-   * yielded are delivered as usual. In a fork's child, the stacks other
-   * threads' chains held at the fork stay in use (-EBUSY). Where weft
-   * cannot copy frames (the ucontext build), the generator gets a stack
-   * of its own instead.
-   * docs/stacks.md has the costs. */
+   * Its locals are at their addresses only while it runs, or while it
+   * waits in a resume of a generator that does not share its stack: while
+   * it waits at a yield, or resumes a generator of its own stack, another
+   * generator's frames are there. So hand other generators heap memory,
+   * not pointers to its locals — with one exception weft keeps: a
+   * generator first resumed by a copied generator is bound to another
+   * stack than its resumer's, so a parent that makes a child, hands it a
+   * pointer to a local and resumes it (the usual C pattern) works, as
+   * long as no generator of the parent's own stack resumes that child.
+   * Values sent and yielded are delivered as usual. In a fork's child, the
+   * stacks other threads' chains held at the fork stay in use (-EBUSY). Where
+   * weft cannot copy frames (the ucontext build), the generator gets a stack of
+   * its own instead. docs/stacks.md has the costs. */
   bool copied;
 } weft_gen_opts;
 

@@ -166,7 +166,10 @@ static __thread struct tcache {
 
 static void put_shared(const weft__stack *st);
 
-/* At thread exit: the stacks go back to the shared cache. */
+/* At thread exit: the stacks go back to the shared cache. Another key's
+ * destructor, running after this one, may still put a stack here (a
+ * copied generator's shared stack, src/gen/copied.c): the cache is then
+ * registered again, so that pthreads runs this once more. */
 static void flush_tcache(void *arg) {
   struct tcache *tc = arg;
   size_t size = (size_t)1 << S.default_cls;
@@ -178,6 +181,7 @@ static void flush_tcache(void *arg) {
                       .kind = tc->kind[tc->n]};
     put_shared(&st);
   }
+  tc->registered = false;
 }
 
 size_t weft__stack_default_size(void) {

@@ -147,14 +147,20 @@ static void let_go(weft__share *s) {
     unref(s);
 }
 
-/* A share of this thread's, of at least size bytes, held for root: one it
- * has that no other chain holds, or a new one. */
+/* A share of this thread's, of at least size bytes, for a generator's
+ * first run, held for root: one it has that nobody holds, or a new one.
+ * Not one held by root's own chain either: a generator first resumed by
+ * another (which made it and handed it a pointer into its frames, say)
+ * then runs on another stack than its resumer, whose frames stay where
+ * they are, and no switch between the two copies frames. */
 static int pick(weft__share **out, const void *root, size_t size) {
   struct thread_part *t = this_thread();
   if (!t)
     return -ENOMEM;
   for (weft__share *s = t->shares; s; s = s->next)
-    if (s->stack.size >= size && take(s, root)) {
+    if (s->stack.size >= size &&
+        !atomic_load_explicit(&s->holder, memory_order_relaxed) &&
+        take(s, root)) {
       *out = s;
       return 0;
     }
@@ -191,7 +197,9 @@ int weft__copied_hold(weft_gen *g) {
   if (c->share)
     return take(c->share, root) ? 0 : -EBUSY;
   weft__share *s;
-  int rc = pick(&s, root, (size_t)c->stack_size << 10);
+  size_t size =
+      c->stack_size ? (size_t)c->stack_size << 10 : weft__stack_default_size();
+  int rc = pick(&s, root, size);
   if (rc < 0)
     return rc;
   atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed); /* bound */
@@ -220,9 +228,16 @@ static size_t frames_on(const weft__share *s, weft__ctx *ctx) {
 }
 
 /* Copies c's frames, whose context is *ctx, off s into its buffer, which
- * has room for them. */
+ * has room for them: reserved by the caller, or before the switch that
+ * left them there (SWITCH_SLACK). */
 static void copy_off(weft__share *s, weft__gen_copied *c, weft__ctx *ctx) {
   size_t n = frames_on(s, ctx);
+  if (n > c->frames_cap) { /* a bug of weft's: never go on with it */
+    static const char msg[] =
+        "weft: a copied generator's frames outgrew their reserved room\n";
+    weft__say(msg, sizeof msg - 1);
+    abort();
+  }
   weft__tools_copy_stack(c->frames, top_of(s) - n, n);
   c->frames_len = (uint32_t)n;
 }
@@ -257,16 +272,8 @@ static weft__ctx *member_saved_in(const weft_gen *o) {
 static void swapper_main(weft__coro *self, int code) {
   for (;;) {
     struct swap *r = &here->req;
-    if (r->off) {
-      /* Reserved before the switch (SWITCH_SLACK): this cannot fail. */
-      if (reserve(r->off, frames_on(r->s, r->off_ctx)) < 0) {
-        static const char msg[] =
-            "weft: no memory for a copied generator's frames\n";
-        weft__say(msg, sizeof msg - 1);
-        abort();
-      }
+    if (r->off) /* into room reserved before the switch */
       copy_off(r->s, r->off, r->off_ctx);
-    }
     copy_on(r->s, r->on);
     if (r->slot)
       *r->slot = r->value;

@@ -228,8 +228,12 @@ static int enter_copied(weft_gen *g, int was, int code, void **out, bool send,
   int rc = weft__copied_hold(g);
   if (rc == 0)
     rc = weft__copied_enter(g, code, out, send, in);
-  if (rc < 0)
+  if (rc < 0) {
+    /* It did not run: what a close or free set goes before the claim
+     * does, or the next claimer's run would see it. */
+    g->closing = g->freeing = false;
     unclaim(g, was);
+  }
   return rc;
 }
 
@@ -291,10 +295,8 @@ int weft_gen_close(weft_gen *g) {
   g->closing = true; /* cleared by the generator as it leaves */
   int rc = g->copied ? enter_copied(g, s, -ECANCELED, NULL, false, NULL)
                      : enter(g, -ECANCELED, NULL);
-  if (rc < 0) {
-    g->closing = false; /* it did not run */
-    return rc;
-  }
+  if (rc < 0)
+    return rc; /* it did not run */
   return rc == WEFT_GEN_RETURNED ? 0 : -EPROTO;
 }
 
@@ -312,10 +314,8 @@ int weft_gen_free(weft_gen *g) {
     g->closing = true;
     rc = g->copied ? enter_copied(g, s, -ECANCELED, NULL, false, NULL)
                    : enter(g, -ECANCELED, NULL);
-    if (rc < 0) {
-      g->freeing = g->closing = false; /* it did not run */
-      return rc;
-    }
+    if (rc < 0)
+      return rc; /* it did not run */
     rc = rc == WEFT_GEN_RETURNED ? 0 : -EPROTO;
     /* It left on this thread: its context is saved. */
   } else if (s == -ENODATA && has_context(g)) {

@@ -31,9 +31,10 @@ enum { SWITCH_SLACK = 1024 };
 
 /* What the swapper does, between two contexts of one thread on one share:
  * copies `off`'s frames (its context is *off_ctx) off the share, unless
- * off is NULL; puts `on`'s on it; stores `value` at `slot` (a sent value
- * into on's pending yield, or a yielded one into its out) unless slot is
- * NULL; and resumes *to. */
+ * off is NULL; puts `on`'s on it, or leaves it empty if on is NULL;
+ * stores `value` at `slot` (a sent value into on's pending yield, or a
+ * yielded one into the resumer's out) unless slot is NULL; lets the share
+ * go for a generator that left, if let_go; and resumes *to. */
 struct swap {
   weft__share *s;
   weft__gen_copied *off;
@@ -41,6 +42,7 @@ struct swap {
   weft__gen_copied *on;
   void **slot;
   void *value;
+  bool let_go;
   weft__ctx *to;
   weft__ctx to_copy; /* *to, when it lies in a generator that may be freed
                         as soon as its state is published */
@@ -274,9 +276,14 @@ static void swapper_main(weft__coro *self, int code) {
     struct swap *r = &here->req;
     if (r->off) /* into room reserved before the switch */
       copy_off(r->s, r->off, r->off_ctx);
-    copy_on(r->s, r->on);
+    if (r->on)
+      copy_on(r->s, r->on);
+    else
+      r->s->occupant = NULL;
     if (r->slot)
       *r->slot = r->value;
+    if (r->let_go)
+      let_go(r->s);
     code = weft__ctx_switch(&self->ctx, r->to, code);
   }
 }
@@ -299,64 +306,55 @@ static size_t room_here(const weft__share *s) {
          SWITCH_SLACK;
 }
 
-int weft__copied_enter(weft_gen *g, int code, void **out, bool send, void *in) {
+weft__ctx *weft__copied_enter(weft_gen *g, void **out, bool send, void *in) {
   weft__gen_copied *c = (weft__gen_copied *)g;
   weft__share *s = c->share;
   weft__thread_prepare();
+  /* Made now, since g's return (which cannot fail) goes through it. */
+  struct thread_part *t = with_swapper();
+  if (!t) {
+    let_go(s);
+    return NULL;
+  }
   weft__coro *from = weft__coro_running;
-  weft__gen_copied *o = (weft__gen_copied *)s->occupant, *evicted = NULL;
+  weft__gen_copied *o = (weft__gen_copied *)s->occupant;
+  weft__ctx *to = &g->coro.ctx;
   if (o && from == &o->g.coro) {
     /* The resumer runs on s: the swapper swaps the two. */
-    weft__gen_copied *fc = o;
-    struct thread_part *t = with_swapper();
-    if (!t || reserve(fc, room_here(s)) < 0) {
+    if (reserve(o, room_here(s)) < 0) {
       let_go(s);
-      return -ENOMEM;
+      return NULL;
     }
     t->req = (struct swap){.s = s,
-                           .off = fc,
+                           .off = o,
                            .off_ctx = &g->caller,
                            .on = c,
                            .slot = send ? g->in : NULL,
                            .value = in,
                            .to = &g->coro.ctx};
-    g->out = out;
-    g->outer = from;
-    weft__coro_running = &g->coro;
-    int rc = weft__ctx_switch(&g->caller, &t->swapper.ctx, code);
-    let_go(s); /* g's leave put the resumer back (copied_leaving) */
-    return rc;
-  }
-  if (o && o != c) {
-    weft__ctx *saved = member_saved_in(&o->g);
-    weft__ctx *ctx = saved ? saved : &o->g.coro.ctx;
-    if (reserve(o, frames_on(s, ctx)) < 0) {
-      let_go(s);
-      return -ENOMEM;
+    to = &t->swapper.ctx;
+  } else {
+    if (o && o != c) {
+      weft__ctx *saved = member_saved_in(&o->g);
+      weft__ctx *ctx = saved ? saved : &o->g.coro.ctx;
+      if (reserve(o, frames_on(s, ctx)) < 0) {
+        let_go(s);
+        return NULL;
+      }
+      copy_off(s, o, ctx);
+      /* A member of this chain goes back on s as g leaves, before the
+       * chain can return to it (copied_leaving). */
+      c->evicted = saved ? o : NULL;
     }
-    copy_off(s, o, ctx);
-    if (saved) {
-      /* A member of this chain: back on s before the chain can return to
-       * it, so g must leave room to be copied off then. */
-      evicted = o;
-      c->reserve = true;
-    }
+    if (o != c) /* else its frames are in place */
+      copy_on(s, c);
+    if (send && g->in)
+      *g->in = in;
   }
-  if (o != c) /* else its frames are in place */
-    copy_on(s, c);
-  if (send && g->in)
-    *g->in = in;
   g->out = out;
   g->outer = from;
   weft__coro_running = &g->coro;
-  int rc = weft__ctx_switch(&g->caller, &g->coro.ctx, code);
-  if (evicted) {
-    if (s->occupant == g) /* it yielded, and reserved the room */
-      copy_off(s, c, &g->coro.ctx);
-    copy_on(s, evicted);
-  }
-  let_go(s);
-  return rc;
+  return to;
 }
 
 weft__ctx *weft__copied_leaving(weft_gen *g, int state) {
@@ -366,28 +364,35 @@ weft__ctx *weft__copied_leaving(weft_gen *g, int state) {
   weft_gen *og =
       outer && outer->kind == weft__gen_kind ? (weft_gen *)outer : NULL;
   bool back_on_s = og && og->copied && ((weft__gen_copied *)og)->share == s;
+  weft__gen_copied *back = back_on_s ? (weft__gen_copied *)og : c->evicted;
   /* Frames that will not run again (it returned, or ignored the close of
    * weft_gen_free, which reclaims it) need no saving. */
   bool dead = state == WEFT_GEN_FINISHED || g->freeing;
-  if (!dead && (back_on_s || c->reserve) && reserve(c, room_here(s)) < 0)
+  if (!dead && back && reserve(c, room_here(s)) < 0)
     return NULL;
-  c->reserve = false;
-  if (!back_on_s) {
+  c->evicted = NULL;
+  if (!dead && !back) {
+    /* The common way out: its frames stay on s, and s is let go now. The
+     * next holder copies them off once this switch has saved them
+     * (frames_on waits for that). */
     if (g->out)
       *g->out = c->outgoing;
-    if (dead)
-      s->occupant = NULL;
+    let_go(s);
     return &g->caller;
   }
-  /* The resumer is on s too: the swapper puts it back. Its context is
-   * copied now, as g may be freed once its state is published. */
-  struct thread_part *t = here; /* g was entered through the swapper */
+  /* The swapper finishes the leave on its own stack, once g is off s:
+   * copies g's frames off (unless dead), puts back the resumer or the
+   * member g evicted (if any), hands out the value, lets s go. Its
+   * context is copied now, as g may be freed once its state is
+   * published. */
+  struct thread_part *t = here; /* made by the enter */
   t->req = (struct swap){.s = s,
                          .off = dead ? NULL : c,
                          .off_ctx = &g->coro.ctx,
-                         .on = (weft__gen_copied *)og,
+                         .on = back,
                          .slot = g->out,
                          .value = c->outgoing,
+                         .let_go = true,
                          .to_copy = g->caller};
   t->req.to = &t->req.to_copy;
   return &t->swapper.ctx;

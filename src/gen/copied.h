@@ -65,7 +65,9 @@ typedef struct weft__gen_copied {
   uint32_t stack_size; /* the stack it asked for, in KiB; 0: the default */
   void *outgoing;      /* what it hands its resumer as it leaves */
   bool started;        /* its first context was made */
-  bool reserve;        /* its next yield reserves room for its frames */
+  /* The member of its resumer's chain that its entry copied off its
+   * share: put back as it leaves. */
+  struct weft__gen_copied *evicted;
 } weft__gen_copied;
 
 /* A zeroed copied generator that asks for stack_size bytes (0: the
@@ -78,17 +80,24 @@ weft_gen *weft__copied_alloc(size_t stack_size);
  * claim, which the caller gives back. */
 int weft__copied_hold(weft_gen *g);
 
-/* Enters g, held: puts it on its share, delivers `in` to its pending yield
- * if `send` (a resume) and switches to it; returns what it reports
- * when it leaves, or -ENOMEM (nothing changed but the hold, which is let
- * go: the caller gives the claim back) when the generator on the share had
- * frames and no memory to keep them. Lets the share go once g has left.
- * The sent value is delivered, and the yielded one handed to out, only
- * once the frames they go to are in place. */
-int weft__copied_enter(weft_gen *g, int code, void **out, bool send, void *in);
+/* Readies g, held, to be entered: puts it on its share and delivers `in`
+ * to its pending yield if `send` (a resume); or has the swapper do both
+ * when the resumer runs on that share. Returns the context to switch to
+ * from g->caller (g's, or the swapper's), or NULL for -ENOMEM (the
+ * generator on the share had frames and no memory to keep them; the
+ * swapper could not be made): nothing changed but the hold, which is let
+ * go, and the caller gives the claim back. The share is let go as g
+ * leaves (weft__copied_leaving). The sent value is delivered, and the
+ * yielded one handed to out, only once the frames they go to are in
+ * place. No code runs after the switch, which is then a tail call. */
+weft__ctx *weft__copied_enter(weft_gen *g, void **out, bool send, void *in);
 
-/* Where g, leaving with `state`, switches to: g->caller, or the swapper's
- * context when the swapper must first put its resumer back on their share.
+/* Where g, leaving with `state`, switches to: g->caller, having let its
+ * share go (the next holder waits until g's switch has saved it); or the
+ * swapper's context, when the swapper must first put a generator back on
+ * the share (its resumer, or one it evicted), or g is done with the share
+ * for good (it returned) and the share may be let go only once g is off
+ * it.
  * NULL when g cannot leave (no room for its frames; -ENOMEM): nothing
  * changed. (A pointer, not an out parameter: a local whose address is
  * taken would keep leave()'s switch from being a tail call.) */

@@ -226,15 +226,17 @@ static void unclaim(weft_gen *g, int was) {
 static int enter_copied(weft_gen *g, int was, int code, void **out, bool send,
                         void *in) {
   int rc = weft__copied_hold(g);
-  if (rc == 0)
-    rc = weft__copied_enter(g, code, out, send, in);
+  weft__ctx *to = NULL;
+  if (rc == 0 && !(to = weft__copied_enter(g, out, send, in)))
+    rc = -ENOMEM;
   if (rc < 0) {
     /* It did not run: what a close or free set goes before the claim
      * does, or the next claimer's run would see it. */
     g->closing = g->freeing = false;
     unclaim(g, was);
+    return rc;
   }
-  return rc;
+  return weft__ctx_switch(&g->caller, to, code);
 }
 
 /* Switches into a claimed generator; its pending yield returns `code`, and

@@ -137,6 +137,51 @@ TEST(with_idle_after_forever_a_parked_task_keeps_its_pages) {
   CHECK_EQ(weft_run(kept_main, NULL, NULL), 0);
 }
 
+/* Frames down to near the bottom of a small stack, hibernated there: the
+ * packed frames (zero words left out) go back whole, also near a
+ * canary-guarded stack's lowest page, which hibernation does not give
+ * back (the guard-fallback runs of this test). Each level keeps a word
+ * that is zero and one that is not, and checks both after the wake. */
+static int __attribute__((noinline)) down(int level, int *woken) {
+  volatile uint64_t zero = 0, mine = 0x5eed0000u + (unsigned)level;
+  volatile char pad[200];
+  for (size_t i = 0; i < sizeof pad; i++)
+    pad[i] = (char)(i % 3 == 0 ? 0 : level);
+  int r = level == 0 ? weft_sleep(WEFT_MS(5)) : down(level - 1, woken);
+  *woken += zero == 0 && mine == 0x5eed0000u + (unsigned)level;
+  for (size_t i = 0; i < sizeof pad; i++)
+    *woken -= pad[i] != (char)(i % 3 == 0 ? 0 : level);
+  return r;
+}
+
+static void *bottom_dweller(void *arg) {
+  int *woken = arg;
+  /* About 280 bytes a level: 44 levels and the sleep's own reach into the
+   * lowest page of 16 KiB. */
+  CHECK_EQ(down(44, woken), 0);
+  return NULL;
+}
+
+static void *deep_park_main(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_hub_idle_after(0), 0);
+  int woken = 0;
+  weft_task *t;
+  weft_task_opts o = hib;
+  o.stack_size = 16 << 10;
+  CHECK_EQ(weft_task_spawn(&t, bottom_dweller, &woken, &o), 0);
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(woken, 45);
+  return NULL;
+}
+
+TEST(a_task_hibernated_near_the_bottom_of_its_stack_wakes_whole) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  harness_skip("sanitizers' frames would not fit 16 KiB");
+#endif
+  CHECK_EQ(weft_run(deep_park_main, NULL, NULL), 0);
+}
+
 /* A task's own threshold (weft_task_opts.idle_after) against its hub's:
  * `own` for the sleeper, `hub` for the hub; whether its deep pages are
  * given back is `trimmed`. */

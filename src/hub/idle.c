@@ -107,59 +107,51 @@ static bool hibernatable(const weft_task *t) {
 /* Hibernated frames are kept packed: many words of an idle task's frames
  * are zero (a third of an idle httpd connection's: padding, NULL
  * pointers, cleared state), so the buffer holds a bitmap of the words
- * that are not, then those words. The stack is read and written through
- * weft__tools_copy_stack, a CHUNK of words at a time: under
- * AddressSanitizer its frames hold poisoned redzones. */
-enum { CHUNK = 32 };
-
+ * that are not, then those words. The frames are read and written as
+ * plain words: under AddressSanitizer they lose the poison of their
+ * redzones first (weft__tools_stack_reused), as copied generators' do. */
 static size_t map_bytes(size_t words) { return (words + 7) / 8; }
 
 /* Packs the n bytes of frames at `from` (n a multiple of 8) into a new
  * buffer; NULL without memory. */
-static unsigned char *pack(const char *from, size_t n) {
+static unsigned char *pack(char *from, size_t n) {
   size_t words = n / 8, map = map_bytes(words), kept = 0;
-  uint64_t chunk[CHUNK];
+  weft__tools_stack_reused(from, n);
   weft__valgrind_make_defined(from, n);
-  for (size_t i = 0; i < words; i += CHUNK) {
-    size_t k = words - i < CHUNK ? words - i : CHUNK;
-    weft__tools_copy_stack(chunk, from + i * 8, k * 8);
-    for (size_t j = 0; j < k; j++)
-      kept += chunk[j] != 0;
+  for (size_t i = 0; i < words; i++) {
+    uint64_t w;
+    memcpy(&w, from + i * 8, 8);
+    kept += w != 0;
   }
   unsigned char *buf = malloc(map + kept * 8);
   if (!buf)
     return NULL;
   memset(buf, 0, map);
   unsigned char *out = buf + map;
-  for (size_t i = 0; i < words; i += CHUNK) {
-    size_t k = words - i < CHUNK ? words - i : CHUNK;
-    weft__tools_copy_stack(chunk, from + i * 8, k * 8);
-    for (size_t j = 0; j < k; j++)
-      if (chunk[j] != 0) {
-        buf[(i + j) / 8] |= (unsigned char)(1u << ((i + j) % 8));
-        memcpy(out, &chunk[j], 8);
-        out += 8;
-      }
+  for (size_t i = 0; i < words; i++) {
+    uint64_t w;
+    memcpy(&w, from + i * 8, 8);
+    if (w) {
+      buf[i / 8] |= (unsigned char)(1u << (i % 8));
+      memcpy(out, &w, 8);
+      out += 8;
+    }
   }
   return buf;
 }
 
-/* Writes the n bytes of frames packed in buf back at `to`. */
+/* Writes the n bytes of frames packed in buf back at `to`. Only the words
+ * that are not zero need storing: where the stack's pages were given
+ * back it reads as zeros, and where they were not (a canary-guarded
+ * stack's lowest page) it still holds these very frames, which nothing
+ * wrote while the task was hibernated. */
 static void unpack(char *to, const unsigned char *buf, size_t n) {
-  size_t words = n / 8;
-  const unsigned char *in = buf + map_bytes(words);
-  uint64_t chunk[CHUNK];
-  for (size_t i = 0; i < words; i += CHUNK) {
-    size_t k = words - i < CHUNK ? words - i : CHUNK;
-    for (size_t j = 0; j < k; j++) {
-      chunk[j] = 0;
-      if (buf[(i + j) / 8] & (1u << ((i + j) % 8))) {
-        memcpy(&chunk[j], in, 8);
-        in += 8;
-      }
+  const unsigned char *in = buf + map_bytes(n / 8);
+  for (size_t b = 0; b < map_bytes(n / 8); b++)
+    for (unsigned bits = buf[b]; bits; bits &= bits - 1) {
+      memcpy(to + (b * 8 + (size_t)__builtin_ctz(bits)) * 8, in, 8);
+      in += 8;
     }
-    weft__tools_copy_stack(to + i * 8, chunk, k * 8);
-  }
 }
 
 /* Copies t's live frames, from its stack pointer up to the top of its

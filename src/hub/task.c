@@ -243,8 +243,10 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   o.hibernate = o.hibernate && WEFT__MACHINE_SP_KNOWN;
   if (o.hibernate) { /* its object apart, so that its whole stack can go */
     t = task_alloc(h);
-    if (!t)
+    if (!t) {
+      weft__hub_idle_queue_drop(h, (unsigned)queue);
       return -ENOMEM;
+    }
     rc = weft__coro_init_apart(&t->coro, o.stack_size, TASK_KIND, o.name,
                                task_main);
     if (rc < 0)

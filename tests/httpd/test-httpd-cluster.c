@@ -523,7 +523,10 @@ static bool get_hello(int fd) {
  * limits allow, up to 100,000 (this project's machines allow 20,000 a
  * process, and no more: the test then holds some 19,000), each having
  * made a request, all hibernated; a new connection is answered promptly,
- * and so are the idle ones. */
+ * and so are the idle ones. The httpd's keep-alive timeout is an hour, so
+ * that none of them is closed while the others are opened. The portable
+ * poll() poller looks at every descriptor at each wait: with it the test
+ * holds 2,000 (19,000 take it two minutes). */
 TEST_TIMEOUT(a_hundred_thousand_idle_connections_and_a_new_one_answered, 300) {
   if (SANITIZED || harness_emulated())
     harness_skip("tens of thousands of connections: too slow here");
@@ -536,7 +539,10 @@ TEST_TIMEOUT(a_hundred_thousand_idle_connections_and_a_new_one_answered, 300) {
                : (long)rl.rlim_max - 1024;
   if (n < 2000)
     harness_skip("the descriptor limit is too low");
-  start_workers(1, NULL);
+  if (strcmp(WEFT_POLLER_NAME, "poll") == 0)
+    n = 2000;
+  static const char *const hour[] = {"--idle-timeout", "3600", NULL};
+  start_workers(1, hour);
   int *fds = malloc((size_t)n * sizeof *fds);
   CHECK(fds != NULL);
   for (long i = 0; i < n; i++) {

@@ -328,6 +328,91 @@ WEFT_API int weft_proc_pool_shutdown(weft_proc_pool *p, int flags);
  * ignored. */
 WEFT_API void weft_proc_pool_free(weft_proc_pool *p);
 
+/*
+ * Task groups — structured concurrency: Python 3.11's asyncio.TaskGroup,
+ * trio's nursery, Go's errgroup with its context. Members are spawned into
+ * a group; its wait returns once all of them have finished, or, as soon as
+ * one fails, cancels the others, waits for them to clean up, and returns
+ * that first failure's error. The errors of the others that failed on
+ * their own are kept, in order (Python's ExceptionGroup).
+ *
+ *     weft_group *g;
+ *     weft_group_new(&g);
+ *     for (size_t i = 0; i < n; i++)
+ *       weft_group_spawn(g, fetch, &jobs[i]);
+ *     int rc = weft_group_wait(g);        // 0, or the first error
+ *     weft_group_free(g);
+ *
+ * A member is a task of the group's hub (the hub of the task that made the
+ * group) running fn(arg), which returns 0 when it succeeded and a negative
+ * errno when it failed. A member the group cancels sees -ECANCELED from
+ * the blocking call it is in and from every later one (weft_task_cancel),
+ * and should clean up and return; the -ECANCELED it then returns is not a
+ * failure of its own. It may clean up with waits of its own under
+ * weft_task_shield, as any cancelled task.
+ *
+ * A group outlives none of its members: weft_group_wait is the way out,
+ * and waits for every member whatever happens. When the waiting task is
+ * cancelled, or its deadline (weft_deadline_set) passes, the wait cancels
+ * the members, waits for them, and then returns -ECANCELED or -ETIMEDOUT.
+ * Members may spawn into their own group while it has not finished (the
+ * wait waits for those too), and may make and wait on groups of their own,
+ * to any depth.
+ *
+ * Thread safety: a group belongs to its hub: every call but
+ * weft_group_errors and weft_group_free is made from a task of that hub.
+ */
+typedef struct weft_group weft_group;
+
+/* A member's work: 0 when it succeeded, a negative errno when it failed
+ * (a positive value counts as 0). */
+typedef int (*weft_group_fn)(void *arg);
+
+/* weft_group_new — make an empty group on the calling task's hub. Returns
+ * 0, -EINVAL (out NULL), -EPERM (not called from a task), -ENOMEM. Does
+ * not block. */
+WEFT_API int weft_group_new(weft_group **out);
+
+/*
+ * weft_group_spawn — start fn(arg) as a member of g: a task of g's hub,
+ * queued behind the runnable ones, as weft_task_spawn's. Into a group one
+ * of whose members has failed, or whose waiter was cancelled, the member
+ * starts cancelled. Returns 0, or (nothing changed) -EINVAL (g or fn
+ * NULL), -EPERM (not from a task of g's hub), -ESHUTDOWN (g's wait has
+ * returned: the group has finished), -ENOMEM. Does not block.
+ */
+WEFT_API int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg);
+
+/*
+ * weft_group_wait — wait until every member of g has finished. Returns 0
+ * when none failed; the first failure's error when one did (the others
+ * were cancelled at that moment, and have finished); -ECANCELED or
+ * -ETIMEDOUT when the calling task was cancelled or its deadline passed
+ * while it waited (the members were then cancelled, and have finished).
+ * The group has then finished: later waits return the same at once.
+ * Errors: -EINVAL (g NULL), -EPERM (not from a task of g's hub), -EBUSY
+ * (another task waits on g now: nothing changed). Blocks the calling task
+ * (its hub runs the others), for as long as the members run.
+ */
+WEFT_API int weft_group_wait(weft_group *g);
+
+/*
+ * weft_group_errors — how many members of g failed on their own (not
+ * counting those the group cancelled, which return -ECANCELED), with the
+ * first cap of their errors copied to errors in the order they failed
+ * (errors may be NULL when cap is 0). 0 for NULL. Does not block; from
+ * any task or thread once g's wait has returned, and from g's hub at any
+ * time.
+ */
+WEFT_API size_t weft_group_errors(const weft_group *g, int *errors, size_t cap);
+
+/*
+ * weft_group_free — release g. Returns 0, or -EINVAL (g NULL), -EBUSY (a
+ * member still runs, or a task waits on g: wait for them first; nothing
+ * changed). The handle must not be used after 0.
+ */
+WEFT_API int weft_group_free(weft_group *g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,124 @@
+/*
+ * Stress: task groups whose members finish, fail, nest and get cancelled
+ * at random moments, while their waiter's deadline passes or another task
+ * cancels it, for WEFT_STRESS_SECONDS (default 1). Checks after each wait
+ * that no member of the group still runs, that the wait's result agrees
+ * with what happened (0 only when nothing failed and the waiter was not
+ * stopped; else the waiter's -ECANCELED or -ETIMEDOUT, or the first
+ * failure, which weft_group_errors lists first), and that the group frees.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <weft.h>
+
+#define IV(x) ((void *)(intptr_t)(x))
+#define VI(p) ((intptr_t)(p))
+
+static unsigned seed = 1;
+static long live;     /* members running now, at every depth */
+static long failures; /* rounds that saw a member fail */
+static long stopped;  /* rounds whose waiter was cancelled or timed out */
+static int bad;       /* an invariant broke: the exit status */
+
+static unsigned rnd(unsigned n) { return (unsigned)rand_r(&seed) % n; }
+
+static int member(void *arg);
+
+/* A group of 1 to 8 members at the given depth; returns its wait. */
+static int run_group(int depth) {
+  weft_group *g;
+  if (weft_group_new(&g) != 0)
+    return -ENOMEM;
+  unsigned n = 1 + rnd(8);
+  for (unsigned i = 0; i < n; i++)
+    if (weft_group_spawn(g, member, IV(depth)) == 0)
+      live++;
+  int rc = weft_group_wait(g);
+  int first = 0;
+  size_t errs = weft_group_errors(g, &first, 1);
+  if (rc > 0 || (rc == 0 && errs != 0) ||
+      (rc < 0 && rc != -ECANCELED && rc != -ETIMEDOUT && rc != first)) {
+    fprintf(stderr, "group wait %d with %zu errors, first %d\n", rc, errs,
+            first);
+    bad = 1;
+  }
+  if (weft_group_free(g) != 0) {
+    fprintf(stderr, "a waited group does not free\n");
+    bad = 1;
+  }
+  return rc;
+}
+
+static int member(void *arg) {
+  int depth = (int)VI(arg);
+  int rc = 0;
+  switch (rnd(6)) {
+  case 0:
+    rc = -EIO; /* fails at once */
+    break;
+  case 1:
+    rc = weft_sleep(WEFT_US(rnd(2000)));
+    if (rc == 0 && rnd(3) == 0)
+      rc = -EPIPE; /* fails later */
+    break;
+  case 2:
+    rc = depth < 3 ? run_group(depth + 1) : 0;
+    break;
+  case 3:
+    rc = weft_yield();
+    break;
+  default:
+    rc = weft_sleep(WEFT_MS(50)); /* long: usually cancelled */
+    break;
+  }
+  live--;
+  return rc;
+}
+
+static void *waiter(void *arg) {
+  int *result = arg;
+  if (rnd(3) == 0)
+    weft_deadline_set(weft_now() + WEFT_US(rnd(3000)), NULL);
+  *result = run_group(0);
+  return NULL;
+}
+
+static void *rounds(void *arg) {
+  double secs = *(double *)arg;
+  int64_t end = weft_now() + (int64_t)(secs * 1e9);
+  long n = 0;
+  while (weft_now() < end && !bad) {
+    int result = 0;
+    weft_task *w;
+    if (weft_task_spawn(&w, waiter, &result, NULL) != 0)
+      return IV(1);
+    if (rnd(3) == 0) {
+      weft_sleep(WEFT_US(rnd(2000)));
+      weft_task_cancel(w);
+    }
+    weft_task_join(w, WEFT_FOREVER, NULL);
+    weft_task_detach(w);
+    if (live != 0) {
+      fprintf(stderr, "%ld members still run after their wait\n", live);
+      bad = 1;
+    }
+    failures += result < 0 && result != -ECANCELED && result != -ETIMEDOUT;
+    stopped += result == -ECANCELED || result == -ETIMEDOUT;
+    n++;
+  }
+  printf("stress-group: %ld rounds, %ld failed, %ld waiters stopped, %.1f s: "
+         "%s\n",
+         n, failures, stopped, secs, bad ? "FAILED" : "ok");
+  return NULL;
+}
+
+int main(void) {
+  const char *env = getenv("WEFT_STRESS_SECONDS");
+  double secs = env ? atof(env) : 1.0;
+  if (weft_run(rounds, &secs, NULL) != 0)
+    return 1;
+  return bad;
+}

@@ -1,0 +1,333 @@
+/*
+ * Task groups (weft_group_*): all succeed; one fails first and the rest
+ * are cancelled and cleaned up; two fail at once; a member slow in its
+ * cleanup; members spawning into their own group; nesting three deep; the
+ * waiter cancelled from outside, and its deadline passing; bad input.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <weft.h>
+
+#include "harness.h"
+
+static void run_main(weft_task_fn fn, void *arg) {
+  void *r = IV(-1);
+  CHECK_EQ(weft_run(fn, arg, &r), 0);
+  CHECK_EQ(VI(r), 0);
+}
+
+/* --- all succeed ------------------------------------------------------- */
+
+static int finished;
+
+static int naps_then_counts(void *arg) {
+  if (weft_sleep(WEFT_MS(VI(arg) % 7)) != 0)
+    return -EPROTO;
+  finished++;
+  return 0;
+}
+
+static void *all_succeed(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  for (int i = 0; i < 100; i++)
+    CHECK_EQ(weft_group_spawn(g, naps_then_counts, IV(i)), 0);
+  CHECK_EQ(weft_group_wait(g), 0);
+  CHECK_EQ(finished, 100);
+  CHECK_EQ(weft_group_errors(g, NULL, 0), 0);
+  CHECK_EQ(weft_group_wait(g), 0); /* finished: the same, at once */
+  CHECK_EQ(weft_group_spawn(g, naps_then_counts, IV(0)), -ESHUTDOWN);
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(all_members_succeed) {
+  finished = 0;
+  run_main(all_succeed, NULL);
+}
+
+/* --- one fails, the others are cancelled --------------------------------- */
+
+static int cleaned_up, saw_cancel;
+
+/* Waits long, unless cancelled: then cleans up and returns -ECANCELED. */
+static int long_worker(void *arg) {
+  (void)arg;
+  int rc = weft_sleep(WEFT_SEC(30));
+  if (rc == -ECANCELED) {
+    saw_cancel++;
+    cleaned_up++;
+  }
+  return rc;
+}
+
+static int fails_soon(void *arg) {
+  weft_sleep(WEFT_MS(10));
+  return (int)VI(arg);
+}
+
+static void *one_fails(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  for (int i = 0; i < 10; i++)
+    CHECK_EQ(weft_group_spawn(g, long_worker, NULL), 0);
+  CHECK_EQ(weft_group_spawn(g, fails_soon, IV(-EIO)), 0);
+  int64_t t0 = weft_now();
+  CHECK_EQ(weft_group_wait(g), -EIO);
+  CHECK(weft_now() - t0 < WEFT_SEC(10)); /* not the workers' 30 s */
+  CHECK_EQ(saw_cancel, 10);
+  CHECK_EQ(cleaned_up, 10);
+  int errs[4] = {0};
+  CHECK_EQ(weft_group_errors(g, errs, 4), 1); /* cancelled ones are not */
+  CHECK_EQ(errs[0], -EIO);
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(one_fails_and_the_rest_are_cancelled_and_clean_up) {
+  saw_cancel = cleaned_up = 0;
+  run_main(one_fails, NULL);
+}
+
+/* --- two fail at once ---------------------------------------------------- */
+
+static int fails_now(void *arg) { return (int)VI(arg); }
+
+static void *two_fail(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn(g, long_worker, NULL), 0);
+  CHECK_EQ(weft_group_spawn(g, fails_now, IV(-EIO)), 0);
+  CHECK_EQ(weft_group_spawn(g, fails_now, IV(-EPIPE)), 0);
+  CHECK_EQ(weft_group_wait(g), -EIO); /* the first to fail */
+  int errs[2];
+  CHECK_EQ(weft_group_errors(g, errs, 2), 2);
+  CHECK_EQ(errs[0], -EIO);
+  CHECK_EQ(errs[1], -EPIPE); /* it failed on its own, not cancelled */
+  CHECK_EQ(weft_group_errors(g, errs, 1), 2);
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(two_fail_at_once_and_both_errors_are_kept) { run_main(two_fail, NULL); }
+
+/* --- a member slow to clean up ---------------------------------------------
+ */
+
+static int slow_cleanup_done;
+
+static int slow_to_clean_up(void *arg) {
+  (void)arg;
+  int rc = weft_sleep(WEFT_SEC(30));
+  if (rc != -ECANCELED)
+    return -EPROTO;
+  /* A cleanup that waits: shielded, bounded. */
+  weft_task_shield();
+  weft_sleep(WEFT_MS(100));
+  slow_cleanup_done = 1;
+  weft_task_unshield();
+  return -ECANCELED;
+}
+
+static void *slow_cleanup(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn(g, slow_to_clean_up, NULL), 0);
+  CHECK_EQ(weft_group_spawn(g, fails_soon, IV(-ENOENT)), 0);
+  CHECK_EQ(weft_group_wait(g), -ENOENT);
+  CHECK_EQ(slow_cleanup_done, 1); /* the wait waited for it */
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(the_wait_waits_for_a_member_slow_to_clean_up) {
+  slow_cleanup_done = 0;
+  run_main(slow_cleanup, NULL);
+}
+
+/* --- members spawn into their own group ------------------------------------
+ */
+
+static weft_group *shared_group;
+static int spawned_later;
+
+static int leaf(void *arg) {
+  (void)arg;
+  weft_sleep(WEFT_MS(5));
+  spawned_later++;
+  return 0;
+}
+
+static int spawns_two(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_group_spawn(shared_group, leaf, NULL), 0);
+  CHECK_EQ(weft_group_spawn(shared_group, leaf, NULL), 0);
+  return 0;
+}
+
+static void *self_spawning(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_group_new(&shared_group), 0);
+  for (int i = 0; i < 5; i++)
+    CHECK_EQ(weft_group_spawn(shared_group, spawns_two, NULL), 0);
+  CHECK_EQ(weft_group_wait(shared_group), 0);
+  CHECK_EQ(spawned_later, 10);
+  CHECK_EQ(weft_group_free(shared_group), 0);
+  return NULL;
+}
+
+TEST(members_spawn_into_their_own_group) {
+  spawned_later = 0;
+  run_main(self_spawning, NULL);
+}
+
+/* --- nesting ---------------------------------------------------------------
+ */
+
+static int nested_cancelled;
+
+/* Level n > 0 makes a group of two members of level n - 1 and a long
+ * worker, and returns its group's result; level 0 fails (once) or waits. */
+static int level(void *arg) {
+  intptr_t n = VI(arg);
+  if (n == 0)
+    return fails_soon(IV(-EXDEV));
+  weft_group *g;
+  if (weft_group_new(&g) != 0)
+    return -ENOMEM;
+  weft_group_spawn(g, level, IV(n - 1));
+  weft_group_spawn(g, long_worker, NULL);
+  int rc = weft_group_wait(g);
+  if (rc == -ECANCELED)
+    nested_cancelled++;
+  weft_group_free(g);
+  return rc;
+}
+
+static void *nested(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn(g, level, IV(3)), 0);
+  CHECK_EQ(weft_group_spawn(g, long_worker, NULL), 0);
+  CHECK_EQ(weft_group_wait(g), -EXDEV); /* up from three levels down */
+  CHECK_EQ(saw_cancel, 4);              /* each level's long worker */
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(nested_three_deep_the_innermost_failure_comes_up) {
+  saw_cancel = cleaned_up = nested_cancelled = 0;
+  run_main(nested, NULL);
+}
+
+/* --- the waiter stopped ----------------------------------------------------
+ */
+
+static weft_task *waiter_task;
+
+static void *waits_on_a_group(void *arg) {
+  int *rc = arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_group_spawn(g, long_worker, NULL), 0);
+  *rc = weft_group_wait(g);
+  CHECK_EQ(saw_cancel, 3); /* its members finished first */
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+static void *cancel_the_waiter(void *arg) {
+  (void)arg;
+  int rc = 0;
+  CHECK_EQ(weft_task_spawn(&waiter_task, waits_on_a_group, &rc, NULL), 0);
+  weft_sleep(WEFT_MS(20));
+  CHECK_EQ(weft_task_cancel(waiter_task), 0);
+  CHECK_EQ(weft_task_join(waiter_task, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(rc, -ECANCELED);
+  return NULL;
+}
+
+TEST(the_waiter_cancelled_cancels_the_members_and_waits_for_them) {
+  saw_cancel = 0;
+  run_main(cancel_the_waiter, NULL);
+}
+
+static void *deadline_waiter(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_group_spawn(g, long_worker, NULL), 0);
+  CHECK_EQ(weft_deadline_set(weft_now() + WEFT_MS(30), NULL), 0);
+  CHECK_EQ(weft_group_wait(g), -ETIMEDOUT);
+  CHECK_EQ(saw_cancel, 3);
+  CHECK(weft_deadline() != WEFT_FOREVER); /* its deadline is back */
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(the_waiters_deadline_passing_cancels_the_members) {
+  saw_cancel = 0;
+  run_main(deadline_waiter, NULL);
+}
+
+/* --- bad input ---------------------------------------------------------------
+ */
+
+static weft_group *foreign;
+
+static void *waits_twice(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_group_wait(foreign), -EBUSY);
+  return NULL;
+}
+
+static void *other_hub(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_group_spawn(foreign, leaf, NULL), -EPERM);
+  CHECK_EQ(weft_group_wait(foreign), -EPERM);
+  return NULL;
+}
+
+static void *other_hub_thread(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_run(other_hub, NULL, NULL), 0);
+  return NULL;
+}
+
+static void *bad_use(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_group_new(NULL), -EINVAL);
+  CHECK_EQ(weft_group_spawn(NULL, leaf, NULL), -EINVAL);
+  CHECK_EQ(weft_group_wait(NULL), -EINVAL);
+  CHECK_EQ(weft_group_free(NULL), -EINVAL);
+  CHECK_EQ(weft_group_errors(NULL, NULL, 0), 0);
+  CHECK_EQ(weft_group_new(&foreign), 0);
+  CHECK_EQ(weft_group_spawn(foreign, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_group_spawn(foreign, long_worker, NULL), 0);
+  CHECK_EQ(weft_group_free(foreign), -EBUSY); /* a member runs */
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, other_hub_thread, NULL), 0);
+  CHECK_EQ(pthread_join(th, NULL), 0);
+  weft_task *second;
+  CHECK_EQ(weft_task_spawn(&second, waits_twice, NULL, NULL), 0);
+  /* This wait is the first; the second task's runs while it waits. */
+  CHECK_EQ(weft_deadline_set(weft_now() + WEFT_MS(30), NULL), 0);
+  CHECK_EQ(weft_group_wait(foreign), -ETIMEDOUT);
+  CHECK_EQ(weft_task_join(second, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_group_free(foreign), 0);
+  return NULL;
+}
+
+TEST(bad_input_is_an_error_code) {
+  CHECK_EQ(weft_group_new(&foreign), -EPERM); /* not in a task */
+  run_main(bad_use, NULL);
+}

@@ -6,4 +6,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq python3 libboost-context-dev golang-go python3-gevent \
   libst-dev nginx wrk redis-server redis-tools libhiredis-dev python3-redis \
-  golang-github-gomodule-redigo-dev python3-matplotlib
+  golang-github-gomodule-redigo-dev golang-golang-x-sync-dev python3-matplotlib

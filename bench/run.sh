@@ -158,10 +158,27 @@ fi
 "$build/bench/bench-timers"
 
 "$build/bench/bench-hub"
-weft_bench bench-idle BenchmarkWakeHibernated/{weft,awake}
+weft_bench bench-idle BenchmarkWakeHibernated/{,cycle/}{weft,awake}
 go_peer hub.go BenchmarkSpawnJoin/go BenchmarkYield/go
 gevent_peer gevent_hub.py BenchmarkSpawnJoin/gevent BenchmarkYield/gevent
 st_peer hub BenchmarkSpawnJoin/st BenchmarkYield/st
+
+# Task groups: n members that return at once, spawned into a group and
+# waited for, beside Python's asyncio.TaskGroup and Go's errgroup (Debian's
+# golang-golang-x-sync-dev, a GOPATH package, as the Go peers build).
+weft_bench bench-group BenchmarkGroup/members={1,100,10000}/weft
+python_peer python_group.py BenchmarkGroup/members={1,100,10000}/python
+group_gopath=
+if command -v go >/dev/null 2>&1; then
+  group_gopath="$(go env GOPATH):/usr/share/gocode"
+fi
+if [ -n "$group_gopath" ] && GOPATH=$group_gopath GO111MODULE=off \
+  go list golang.org/x/sync/errgroup >/dev/null 2>&1; then
+  GOPATH=$group_gopath go_peer group.go BenchmarkGroup/members={1,100,10000}/go
+else
+  skip "go or golang.org/x/sync not installed (make bench-peers)" \
+    BenchmarkGroup/members={1,100,10000}/go
+fi
 
 # The sync layer: a lock uncontended and fought over by 2 and 4 threads,
 # Go's channels, a thread's start and join. Python's threads run under the

@@ -279,6 +279,33 @@ TEST(the_waiters_deadline_passing_cancels_the_members) {
   run_main(deadline_waiter, NULL);
 }
 
+/* --- the notes' join example (docs/notes.md) --------------------------------
+ */
+
+static int notes_worker(void *arg) {
+  int rc = weft_sleep(WEFT_MS(100 * VI(arg)));
+  if (rc < 0)
+    return rc;
+  return VI(arg) == 3 ? -EIO : 0;
+}
+
+static void *notes_example(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  for (int i = 1; i <= 10; i++)
+    CHECK_EQ(weft_group_spawn(g, notes_worker, IV(i)), 0);
+  int64_t t0 = weft_now();
+  CHECK_EQ(weft_deadline_set(t0 + WEFT_SEC(1), NULL), 0);
+  CHECK_EQ(weft_group_wait(g), -EIO);
+  /* About 0.3 s; under a second, whatever the machine's load. */
+  CHECK(weft_now() - t0 < WEFT_MS(900) * (int64_t)harness_timeout_multiplier());
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(the_notes_join_example_as_a_group) { run_main(notes_example, NULL); }
+
 /* --- bad input ---------------------------------------------------------------
  */
 

@@ -342,6 +342,7 @@ int main(void) {
   tour_processes();
   tour_shared_memory();
   tour_exec();
+  tour_group();
   tour_cluster();
   tour_hooks();
   printf("\n(next: futures and pools)\n");

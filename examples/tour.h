@@ -13,5 +13,6 @@ void tour_shared_memory(void);
 void tour_cluster(void);
 void tour_hooks(void);
 void tour_exec(void);
+void tour_group(void);
 
 #endif

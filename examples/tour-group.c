@@ -84,13 +84,9 @@ static int fetch(void *arg) {
 
 static void *crawl(void *arg) {
   (void)arg;
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  site = (struct sockaddr_in){.sin_family = AF_INET,
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof site;
-  bind(lfd, (struct sockaddr *)&site, sizeof site);
-  listen(lfd, 16);
-  getsockname(lfd, (struct sockaddr *)&site, &len);
+  int lfd = tour_listen_loopback(&site);
+  if (lfd < 0)
+    return NULL;
   weft_task *server;
   weft_task_spawn(&server, site_server, (void *)(intptr_t)lfd, NULL);
 

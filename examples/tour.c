@@ -23,6 +23,21 @@
 
 void tour_section(const char *title) { printf("\n== %s\n", title); }
 
+int tour_listen_loopback(struct sockaddr_in *addr) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  *addr = (struct sockaddr_in){.sin_family = AF_INET,
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof *addr;
+  if (lfd < 0 || bind(lfd, (struct sockaddr *)addr, sizeof *addr) != 0 ||
+      listen(lfd, 16) != 0 ||
+      getsockname(lfd, (struct sockaddr *)addr, &len) != 0) {
+    if (lfd >= 0)
+      close(lfd);
+    return -1;
+  }
+  return lfd;
+}
+
 /* --- 1. a generator you send values into ---------------------------------
  * Python:
  *     def averager():
@@ -301,13 +316,9 @@ static void *echo_client(void *arg) {
 
 static void *echo_demo(void *arg) {
   (void)arg;
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  echo_addr = (struct sockaddr_in){.sin_family = AF_INET,
-                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof echo_addr;
-  bind(lfd, (struct sockaddr *)&echo_addr, sizeof echo_addr);
-  listen(lfd, 16);
-  getsockname(lfd, (struct sockaddr *)&echo_addr, &len);
+  int lfd = tour_listen_loopback(&echo_addr);
+  if (lfd < 0)
+    return NULL;
   weft_task *server, *watcher, *clients[3];
   weft_task_spawn(&server, acceptor, IV(lfd),
                   &(weft_task_opts){.name = "acceptor"});

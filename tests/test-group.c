@@ -187,6 +187,46 @@ TEST(members_spawn_into_their_own_group) {
   run_main(self_spawning, NULL);
 }
 
+/* A task that is not a member spawns into the group while its waiter was
+ * woken by the count's drop to zero but has not run yet. */
+static int outsiders_member(void *arg) {
+  (void)arg;
+  weft_sleep(WEFT_MS(20));
+  spawned_later++;
+  return 0;
+}
+
+static int quick(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+/* Runs after quick() has finished and woken the waiter, before the
+ * waiter runs (the run queue's order). */
+static void *spawns_from_outside(void *arg) {
+  CHECK_EQ(weft_group_spawn(arg, outsiders_member, NULL), 0);
+  return NULL;
+}
+
+static void *outsider(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn(g, quick, NULL), 0);
+  weft_task *t;
+  CHECK_EQ(weft_task_spawn(&t, spawns_from_outside, g, NULL), 0);
+  CHECK_EQ(weft_group_wait(g), 0);
+  CHECK_EQ(spawned_later, 1); /* it waited for the late member too */
+  CHECK_EQ(weft_task_join(t, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(a_member_spawned_as_the_count_drops_to_zero_is_waited_for) {
+  spawned_later = 0;
+  run_main(outsider, NULL);
+}
+
 /* --- nesting ---------------------------------------------------------------
  */
 

@@ -153,6 +153,14 @@ int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg) {
   return 0;
 }
 
+/* Parks until the last running member finishes. The event is cleared
+ * first: a task of the hub may have spawned into the group after the
+ * count had dropped to zero and set it, and a set event would not park. */
+static int wait_for_none(weft_group *g) {
+  weft_event_clear(&g->none_running);
+  return weft_event_wait(&g->none_running, WEFT_FOREVER);
+}
+
 int weft_group_wait(weft_group *g) {
   if (!valid(g))
     return -EINVAL;
@@ -165,7 +173,7 @@ int weft_group_wait(weft_group *g) {
   g->waiting = true;
   int rc = 0;
   while (g->running > 0 && rc == 0)
-    rc = weft_event_wait(&g->none_running, WEFT_FOREVER);
+    rc = wait_for_none(g);
   if (rc < 0) {
     /* The waiter was cancelled, or its deadline passed: the members are
      * cancelled, and waited for all the same, neither cancellation nor
@@ -175,7 +183,7 @@ int weft_group_wait(weft_group *g) {
     weft_deadline_set(WEFT_FOREVER, &deadline);
     weft_task_shield();
     while (g->running > 0)
-      weft_event_wait(&g->none_running, WEFT_FOREVER);
+      wait_for_none(g);
     weft_task_unshield(); /* the cancellation stays in force */
     weft_deadline_set(deadline, NULL);
     g->result = rc;

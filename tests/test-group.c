@@ -110,6 +110,7 @@ static void *two_fail(void *arg) {
   CHECK_EQ(errs[0], -EIO);
   CHECK_EQ(errs[1], -EPIPE); /* it failed on its own, not cancelled */
   CHECK_EQ(weft_group_errors(g, errs, 1), 2);
+  CHECK_EQ(weft_group_errors(g, NULL, 5), 2); /* counts, copies nothing */
   CHECK_EQ(weft_group_free(g), 0);
   return NULL;
 }

@@ -400,7 +400,7 @@ WEFT_API int weft_group_wait(weft_group *g);
  * weft_group_errors — how many members of g failed on their own (not
  * counting those the group cancelled, which return -ECANCELED), with the
  * first cap of their errors copied to errors in the order they failed
- * (errors may be NULL when cap is 0). 0 for NULL. Does not block; from
+ * (nothing is copied when errors is NULL). 0 for g NULL. Does not block; from
  * any task or thread once g's wait has returned, and from g's hub at any
  * time.
  */

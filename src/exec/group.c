@@ -196,7 +196,7 @@ int weft_group_wait(weft_group *g) {
 size_t weft_group_errors(const weft_group *g, int *errors, size_t cap) {
   if (!valid(g))
     return 0;
-  for (size_t i = 0; i < cap && i < g->kept_errors; i++)
+  for (size_t i = 0; errors && i < cap && i < g->kept_errors; i++)
     errors[i] = g->errors[i];
   return g->n_errors;
 }

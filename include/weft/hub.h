@@ -288,6 +288,64 @@ WEFT_API int weft_deadline_set(int64_t at, int64_t *previous);
 WEFT_API int64_t weft_deadline(void);
 
 /*
+ * Scopes — a deadline around a piece of code (trio's move_on_at and
+ * fail_at, Go's context.WithDeadline, asyncio.timeout_at), made of the
+ * deadline above: weft_scope_enter brings the caller's deadline forward to
+ * `at` (never back: nested scopes take the earliest), and weft_scope_exit
+ * puts the one it found back. Every blocking call of weft inside waits at
+ * most until then, as under weft_deadline_set.
+ *
+ *     weft_scope s;                                 // move_on_after(2 s)
+ *     weft_scope_enter(&s, weft_now() + WEFT_SEC(2), WEFT_SCOPE_TIMEOUT);
+ *     ssize_t n = weft_io_read(fd, buf, sizeof buf, WEFT_FOREVER);
+ *     ... every wait here ends by then, with -ETIMEDOUT ...
+ *     if (weft_scope_exit(&s) == -ETIMEDOUT)        // fail_after: return it
+ *       log("gave up after 2 s");
+ *
+ * how says what a wait that the scope's deadline ends returns:
+ * WEFT_SCOPE_TIMEOUT, -ETIMEDOUT, as a deadline's; WEFT_SCOPE_CANCEL,
+ * -ECANCELED, as though the caller had been cancelled for the rest of the
+ * scope (trio's cancel scope): code written to clean up after a
+ * cancellation needs no second path for a timeout. A wait that ends at its
+ * own, earlier timeout still returns -ETIMEDOUT, and a wait that an outer
+ * scope's earlier deadline ends returns what that scope says. Calls that
+ * need not wait still complete past the deadline: it bounds waiting, not
+ * work. A task's members of a task group start inside the scopes of the
+ * task that made the group (weft_group_new).
+ *
+ * Scopes nest, and are exited innermost first, by the task or thread that
+ * entered them: the weft_scope lives until then (on the caller's stack,
+ * as a rule). A weft_deadline_set inside a scope lasts until the scope
+ * exits, which puts back the deadline it found.
+ *
+ * weft_scope_enter returns 0, or -EINVAL (s NULL, at negative other than
+ * WEFT_FOREVER, which enters a scope that changes nothing, or how
+ * unknown), -EPERM (inside a generator: the scope could outlive its turn);
+ * nothing changes on error.
+ * weft_scope_exit returns 0 when the scope's deadline has not passed, its
+ * error (-ETIMEDOUT or -ECANCELED, by how) when it has, whether or not a
+ * wait saw it; or -EINVAL (s NULL, not entered, exited already, or not the
+ * caller's innermost scope), -EPERM (inside a generator); nothing changes
+ * on those errors. Neither blocks. From a task or a thread, not from a
+ * signal handler.
+ */
+#define WEFT_SCOPE_TIMEOUT 0 /* waits the scope ends return -ETIMEDOUT */
+#define WEFT_SCOPE_CANCEL  1 /* waits the scope ends return -ECANCELED */
+
+typedef struct weft_scope {
+  int64_t at_;               /* private */
+  int64_t outer_at_;         /* private */
+  struct weft_scope *outer_; /* private */
+  const void *owner_;        /* private */
+  uint32_t magic_;           /* private */
+  bool cancels_;             /* private */
+  bool outer_cancels_;       /* private */
+} weft_scope;
+
+WEFT_API int weft_scope_enter(weft_scope *s, int64_t at, int how);
+WEFT_API int weft_scope_exit(weft_scope *s);
+
+/*
  * weft_hub_dump — write every task of the calling thread's hub to fd, one
  * line each: name, id, state, what a blocked task waits on and for how
  * long, e.g.

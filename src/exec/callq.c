@@ -147,7 +147,8 @@ static int reserve(weft__callq *q, int64_t timeout) {
   while (!q->shut && !try_reserve(q)) {
     int64_t left = timeout < 0 ? WEFT_FOREVER : deadline - weft_now();
     rc = left == WEFT_FOREVER || left > 0 ? weft_cond_wait(&q->room, left)
-                                          : -ETIMEDOUT;
+         : timeout == 0                   ? -ETIMEDOUT
+                                          : weft__timed_out(deadline);
     if (rc < 0)
       break; /* the lock is held again, whatever ended the wait */
   }

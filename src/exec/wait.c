@@ -81,7 +81,7 @@ int weft_future_wait_any(weft_future *const *fs, size_t n, int mode,
     }
     int64_t left = deadline == INT64_MAX ? WEFT_FOREVER : deadline - weft_now();
     if (left != WEFT_FOREVER && left <= 0) {
-      rc = -ETIMEDOUT;
+      rc = weft__timed_out(deadline);
       break;
     }
     rc = weft_event_wait(&changed, left);
@@ -188,7 +188,7 @@ int weft_future_iter_next(weft_future_iter *it, int64_t timeout,
       return -ENOENT;
     int64_t left = deadline == INT64_MAX ? WEFT_FOREVER : deadline - weft_now();
     if (left != WEFT_FOREVER && left <= 0)
-      return -ETIMEDOUT;
+      return weft__timed_out(deadline);
     int rc = weft_event_wait(&it->more, left);
     if (rc < 0 && rc != -ETIMEDOUT)
       return rc;

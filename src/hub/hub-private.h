@@ -62,6 +62,22 @@ typedef struct weft__idle_queue {
   unsigned tasks;
 } weft__idle_queue;
 
+/* The deadline a task or thread waits under (deadline.c): weft_deadline_set
+ * sets `at`, a scope (weft_scope_enter) brings it forward for a while and
+ * says what a wait it ends returns; `scope` is the innermost scope open,
+ * which alone may be exited. */
+typedef struct weft__deadline {
+  int64_t at;   /* absolute; INT64_MAX: none */
+  bool cancels; /* a wait that `at` ends returns -ECANCELED, not -ETIMEDOUT */
+  weft_scope *scope;
+} weft__deadline;
+
+/* The caller's deadline, and what a wait it ends returns, copied out, or
+ * copied in (its scopes stay its own): how a task group hands its
+ * maker's deadline to its members (deadline.c). */
+void weft__deadline_get(weft__deadline *out);
+void weft__deadline_inherit(const weft__deadline *from);
+
 struct weft_task {
   weft__coro coro; /* first: the task lives at the top of its stack */
   uint32_t magic;  /* TASK_MAGIC while the handle is valid */
@@ -113,9 +129,9 @@ struct weft_task {
    * deadline, armed at that deadline or before it; otherwise it may still
    * be armed, from an earlier wait, and is dropped when it fires. */
   weft__timer timer;
-  int64_t wait_until; /* the deadline of the wait it is parked in, or
-                         INT64_MAX */
-  int64_t deadline;   /* weft_deadline_set's, absolute; INT64_MAX: none */
+  int64_t wait_until;      /* the deadline of the wait it is parked in, or
+                              INT64_MAX */
+  weft__deadline deadline; /* weft_deadline_set's and its scopes' */
   /* Task-local values (task.c): up to two kept inline, each beside its
    * key's index + 1 (0: a free slot), or every key's in locals_all once a
    * third was set: most tasks hold none or one (the cluster's), and an

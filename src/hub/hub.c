@@ -214,8 +214,9 @@ static void run_task(weft__hub *h, weft_task *t) {
     weft__task_release(last);
 }
 
-/* Fires the due timers: each wakes its task with -ETIMEDOUT if the task
- * is parked in a wait whose deadline has come; a task parked with a later
+/* Fires the due timers: each wakes its task with -ETIMEDOUT (or
+ * -ECANCELED: weft__timed_out) if the task is parked in a wait whose
+ * deadline has come; a task parked with a later
  * deadline has its timer moved there, and the timer of a task no longer
  * parked is dropped (see arm_for). */
 static void fire_timers(weft__hub *h) {
@@ -227,8 +228,10 @@ static void fire_timers(weft__hub *h) {
     weft_task *t = (weft_task *)((char *)tm - offsetof(weft_task, timer));
     if (t->state != WEFT__TASK_PARKED || t->wait_until == INT64_MAX)
       continue;
-    if (t->wait_until <= now)
-      weft__task_wake(t, -ETIMEDOUT);
+    if (t->wait_until <= now) /* -ECANCELED: a scope that cancels ended it */
+      weft__task_wake(t, t->deadline.cancels && t->wait_until >= t->deadline.at
+                             ? -ECANCELED
+                             : -ETIMEDOUT);
     else /* cannot fail: the pop left room in the heap */
       weft__timer_arm(&h->timers, tm, t->wait_until);
   }

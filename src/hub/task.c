@@ -275,7 +275,7 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   h->daemons += o.daemon;
   weft__timer_init(&t->timer);
   t->wait_until = INT64_MAX;
-  t->deadline = INT64_MAX;
+  t->deadline = (weft__deadline){INT64_MAX, false, NULL};
   t->all_next = h->all;
   if (h->all)
     h->all->all_prev = t;

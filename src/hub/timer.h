@@ -16,6 +16,7 @@
 #ifndef WEFT_HUB_TIMER_H
 #define WEFT_HUB_TIMER_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -110,6 +111,18 @@ static inline int64_t weft__deadline_after(int64_t timeout) {
           atomic_load_explicit(&weft__deadlines_used, memory_order_relaxed), 0))
     d = weft__deadline_clamp(d);
   return d;
+}
+
+int weft__timed_out_slow(int64_t end);
+
+/* What a wait whose time ran out at `end`, an end weft__deadline_after
+ * gave, returns: -ECANCELED when that end is the caller's deadline and a
+ * scope that cancels set it (WEFT_SCOPE_CANCEL), else -ETIMEDOUT. */
+static inline int weft__timed_out(int64_t end) {
+  if (__builtin_expect(
+          atomic_load_explicit(&weft__deadlines_used, memory_order_relaxed), 0))
+    return weft__timed_out_slow(end);
+  return -ETIMEDOUT;
 }
 
 /* The timeout for a millisecond wait (poll, epoll_wait) that must not end

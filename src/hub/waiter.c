@@ -93,7 +93,7 @@ static int thread_wait(weft__waiter *w, int64_t deadline) {
       return w->code;
     }
     if (deadline != INT64_MAX && weft__now() >= deadline)
-      return -ETIMEDOUT;
+      return weft__timed_out(deadline);
     /* Say that it sleeps, so that the waker knows to wake the futex. */
     if (s == WAITER_WAITING &&
         !atomic_compare_exchange_strong(&w->woken, &s, WAITER_SLEEPING))

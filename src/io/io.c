@@ -39,7 +39,7 @@ int weft__io_wait_thread(int fd, unsigned events, int64_t deadline) {
     if (n < 0)
       return -errno;
     if (n == 0)
-      return -ETIMEDOUT;
+      return deadline == 0 ? -ETIMEDOUT : weft__timed_out(deadline);
     if (p.revents & POLLNVAL)
       return -EBADF;
     unsigned got = ((p.revents & POLLIN) ? WEFT__POLL_IN : 0) |
@@ -111,8 +111,10 @@ int weft_io_wait(int fd, unsigned events, int64_t timeout) {
   /* The caller's deadline has passed (weft_deadline_set): readiness is
    * still an answer, as for any call that need not wait. */
   if (atomic_load_explicit(&weft__deadlines_used, memory_order_relaxed) &&
-      deadline <= weft__now())
-    return weft__io_wait_thread(fd, events, 0);
+      deadline <= weft__now()) {
+    int rc = weft__io_wait_thread(fd, events, 0);
+    return rc == -ETIMEDOUT ? weft__timed_out(deadline) : rc;
+  }
   return weft__io_wait_until(self, fd, events, deadline);
 }
 

@@ -268,16 +268,17 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       first_try = false;
       if (!blocked)
         return r >= 0 ? r : -err;
-      if (timeout == 0)
-        return -ETIMEDOUT;
+      if (timeout == 0) /* a poll, or a deadline passed (below) */
+        return deadline == 0 ? -ETIMEDOUT : weft__timed_out(deadline);
     }
     /* Many hubs may accept from one socket (the cluster's workers): one
      * connection wakes one of them. */
     int rc = weft__io_wait_until(
         self, fd, o->kind == ACCEPT ? dir | WEFT__IO_EXCLUSIVE : dir, deadline);
-    if (rc == -ETIMEDOUT && wait_first) {
+    if (wait_first && (rc == -ETIMEDOUT || rc == weft__timed_out(deadline))) {
       /* The time was up before the first try (a deadline that had passed,
-       * weft_deadline_set): what is there may still be taken, once. */
+       * weft_deadline_set, or a scope's, which may say -ECANCELED): what
+       * is there may still be taken, once. */
       wait_first = false;
       timeout = 0;
       continue;

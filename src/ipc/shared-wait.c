@@ -184,7 +184,7 @@ static int task_poll(weft_task *self, _Atomic uint32_t *word, uint32_t expected,
       return 0;
     int64_t now = weft__now();
     if (now >= deadline)
-      return -ETIMEDOUT;
+      return weft__timed_out(deadline);
     int64_t until = deadline - now > step ? now + step : deadline;
     int rc = weft__task_park(self, "shared memory", until);
     if (rc == -ECANCELED)
@@ -261,7 +261,9 @@ int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
   weft_task *self = weft__task_running();
   int rc = self ? task_wait(self, word, expected, capped ? relook : deadline)
                 : thread_wait(word, expected, capped ? relook : deadline);
-  return rc == -ETIMEDOUT && capped ? 0 : rc;
+  if (rc == -ETIMEDOUT)
+    return capped ? 0 : weft__timed_out(deadline);
+  return rc;
 }
 
 /* A thread spins on a shared word before it sleeps, for a time that

@@ -283,7 +283,7 @@ static int join_wait(weft_proc *p, int64_t deadline) {
     if (deadline != INT64_MAX) {
       left = deadline - weft__now();
       if (left <= 0)
-        return -ETIMEDOUT;
+        return weft__timed_out(deadline);
     }
     int rc = weft_event_wait(&p->done, left);
     if (rc < 0 && rc != -ETIMEDOUT)

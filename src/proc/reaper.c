@@ -312,7 +312,7 @@ static int wait_reaped(weft_proc *p, int64_t deadline) {
     if (deadline != INT64_MAX) {
       left = deadline - weft__now();
       if (left <= 0)
-        return -ETIMEDOUT;
+        return weft__timed_out(deadline);
     }
     /* Wait on the pidfd itself, which the kernel makes readable when the
      * child exits: no hop through the reaper. A second task of one hub

@@ -77,8 +77,10 @@ int weft_cond_wait_for(weft_cond *c, bool (*pred)(void *arg), void *arg,
     return -EPERM;
   int64_t deadline = weft__deadline_after(timeout);
   while (!pred(arg)) {
-    if (timeout == 0 || (deadline != INT64_MAX && weft__now() >= deadline))
+    if (timeout == 0)
       return -ETIMEDOUT;
+    if (deadline != INT64_MAX && weft__now() >= deadline)
+      return weft__timed_out(deadline);
     int rc = wait_until(c, deadline);
     if (rc == -ETIMEDOUT)
       return pred(arg) ? 0 : -ETIMEDOUT;

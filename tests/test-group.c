@@ -7,7 +7,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <unistd.h>
 #include <weft.h>
 
 #include "harness.h"
@@ -320,6 +322,257 @@ TEST(the_waiters_deadline_passing_cancels_the_members) {
   run_main(deadline_waiter, NULL);
 }
 
+/* --- thread members ------------------------------------------------------ */
+
+static atomic_int thread_done, thread_cancelled;
+
+static int thread_counts(void *arg) {
+  (void)arg;
+  weft_event e = WEFT_EVENT_INIT;
+  if (weft_event_wait(&e, WEFT_MS(2)) != -ETIMEDOUT)
+    return -EPROTO;
+  atomic_fetch_add(&thread_done, 1);
+  return 0;
+}
+
+TEST(a_group_of_threads_made_by_a_thread) {
+  atomic_store(&thread_done, 0);
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  for (int i = 0; i < 8; i++)
+    CHECK_EQ(weft_group_spawn_thread(g, thread_counts, NULL), 0);
+  CHECK_EQ(weft_group_wait(g), 0);
+  CHECK_EQ(atomic_load(&thread_done), 8);
+  CHECK_EQ(weft_group_errors(g, NULL, 0), 0);
+  CHECK_EQ(weft_group_free(g), 0);
+}
+
+/* The ways a thread member may be blocked when the group cancels it. */
+static weft_lock taken = WEFT_LOCK_INIT;
+static int pipe_fds[2];
+
+static int thread_blocks(void *arg) {
+  int rc;
+  switch (VI(arg)) {
+  case 0: {
+    weft_event e = WEFT_EVENT_INIT;
+    rc = weft_event_wait(&e, WEFT_FOREVER);
+    break;
+  }
+  case 1:
+    rc = weft_lock_acquire(&taken, WEFT_FOREVER);
+    break;
+  default: {
+    char c;
+    rc = (int)weft_io_read(pipe_fds[0], &c, 1, WEFT_FOREVER);
+    break;
+  }
+  }
+  if (rc == -ECANCELED) {
+    atomic_fetch_add(&thread_cancelled, 1);
+    /* Every later wait fails too, at once. */
+    weft_event e = WEFT_EVENT_INIT;
+    if (weft_event_wait(&e, WEFT_SEC(30)) != -ECANCELED)
+      return -EPROTO;
+  }
+  return rc;
+}
+
+static int thread_fails(void *arg) {
+  weft_event e = WEFT_EVENT_INIT;
+  weft_event_wait(&e, WEFT_MS(20));
+  return (int)VI(arg);
+}
+
+static int task_fails(void *arg) {
+  weft_sleep(WEFT_MS(20));
+  return (int)VI(arg);
+}
+
+/* Tasks and threads in one group; the first failure is a thread's (mode
+ * 0) or a task's (mode 1): every other member is cancelled wherever it
+ * blocks. */
+static void *mixed(void *arg) {
+  int mode = (int)VI(arg);
+  CHECK_EQ(pipe(pipe_fds), 0);
+  CHECK_EQ(weft_lock_acquire(&taken, WEFT_FOREVER), 0);
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  for (int i = 0; i < 3; i++)
+    CHECK_EQ(weft_group_spawn(g, long_worker, NULL), 0);
+  for (int i = 0; i < 6; i++)
+    CHECK_EQ(weft_group_spawn_thread(g, thread_blocks, IV(i % 3)), 0);
+  if (mode == 0)
+    CHECK_EQ(weft_group_spawn_thread(g, thread_fails, IV(-EIO)), 0);
+  else
+    CHECK_EQ(weft_group_spawn(g, task_fails, IV(-EIO)), 0);
+  int64_t t0 = weft_now();
+  CHECK_EQ(weft_group_wait(g), -EIO);
+  CHECK(weft_now() - t0 < WEFT_SEC(20));
+  CHECK_EQ(saw_cancel, 3);
+  CHECK_EQ(atomic_load(&thread_cancelled), 6);
+  int errors[4];
+  CHECK_EQ(weft_group_errors(g, errors, 4), 1);
+  CHECK_EQ(errors[0], -EIO);
+  CHECK_EQ(weft_group_free(g), 0);
+  CHECK_EQ(weft_lock_release(&taken), 0);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  return NULL;
+}
+
+TEST(a_thread_member_fails_and_tasks_and_threads_are_cancelled) {
+  saw_cancel = 0;
+  atomic_store(&thread_cancelled, 0);
+  run_main(mixed, IV(0));
+}
+
+TEST(a_task_member_fails_and_threads_blocked_anywhere_are_cancelled) {
+  saw_cancel = 0;
+  atomic_store(&thread_cancelled, 0);
+  run_main(mixed, IV(1));
+}
+
+/* A thread member that waits on a group of threads of its own: the outer
+ * group's cancellation passes down to the inner members. */
+static int nests_threads(void *arg) {
+  (void)arg;
+  weft_group *inner;
+  if (weft_group_new(&inner) != 0)
+    return -EPROTO;
+  for (int i = 0; i < 3; i++)
+    weft_group_spawn_thread(inner, thread_blocks, IV(i));
+  int rc = weft_group_wait(inner);
+  weft_group_free(inner);
+  return rc;
+}
+
+static void *nested_threads(void *arg) {
+  (void)arg;
+  CHECK_EQ(pipe(pipe_fds), 0);
+  CHECK_EQ(weft_lock_acquire(&taken, WEFT_FOREVER), 0);
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, nests_threads, NULL), 0);
+  CHECK_EQ(weft_group_spawn(g, task_fails, IV(-EPIPE)), 0);
+  CHECK_EQ(weft_group_wait(g), -EPIPE);
+  CHECK_EQ(atomic_load(&thread_cancelled), 3);
+  CHECK_EQ(weft_group_errors(g, NULL, 0), 1); /* the inner -ECANCELED: no */
+  CHECK_EQ(weft_group_free(g), 0);
+  CHECK_EQ(weft_lock_release(&taken), 0);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  return NULL;
+}
+
+TEST(a_cancelled_thread_member_cancels_its_own_group_of_threads) {
+  atomic_store(&thread_cancelled, 0);
+  run_main(nested_threads, NULL);
+}
+
+/* --- deadlines ----------------------------------------------------------- */
+
+static int reads_a_pipe(void *arg) {
+  (void)arg;
+  char c;
+  return (int)weft_io_read(pipe_fds[0], &c, 1, WEFT_FOREVER);
+}
+
+static int takes_the_lock(void *arg) {
+  (void)arg;
+  int rc = weft_lock_acquire(&taken, WEFT_FOREVER);
+  if (rc == 0)
+    weft_lock_release(&taken);
+  return rc;
+}
+
+static void *never_ends(void *arg) {
+  (void)arg;
+  weft_event e = WEFT_EVENT_INIT;
+  weft_event_wait(&e, WEFT_FOREVER);
+  return NULL;
+}
+
+static int joins_forever(void *arg) {
+  (void)arg;
+  weft_task *t;
+  int rc = weft_task_spawn(&t, never_ends, NULL, NULL);
+  if (rc < 0)
+    return rc;
+  rc = weft_task_join(t, WEFT_FOREVER, NULL);
+  weft_task_cancel(t);
+  weft_task_join(t, WEFT_FOREVER, NULL);
+  weft_task_detach(t);
+  return rc;
+}
+
+/* A group deadline fires in the middle of an fd read, a lock wait and a
+ * join, in tasks and in threads: each member fails the deadline's way. */
+static void *group_deadline(void *arg) {
+  int how = (int)VI(arg);
+  int expect = how == WEFT_SCOPE_CANCEL ? -ECANCELED : -ETIMEDOUT;
+  CHECK_EQ(pipe(pipe_fds), 0);
+  CHECK_EQ(weft_lock_acquire(&taken, WEFT_FOREVER), 0);
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  int64_t t0 = weft_now();
+  CHECK_EQ(weft_group_deadline(g, t0 + WEFT_MS(40), how), 0);
+  CHECK_EQ(weft_group_spawn(g, reads_a_pipe, NULL), 0);
+  CHECK_EQ(weft_group_spawn(g, takes_the_lock, NULL), 0);
+  CHECK_EQ(weft_group_spawn(g, joins_forever, NULL), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, reads_a_pipe, NULL), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, takes_the_lock, NULL), 0);
+  CHECK_EQ(weft_group_wait(g), expect);
+  CHECK(weft_now() - t0 >= WEFT_MS(40));
+  int errors[5] = {0};
+  /* Each member failed on its own, the deadline's way; those the group
+   * cancelled after the first would have said -ECANCELED, not counted. */
+  size_t n = weft_group_errors(g, errors, 5);
+  CHECK(n >= 1 && n <= 5);
+  for (size_t i = 0; i < n; i++)
+    CHECK_EQ(errors[i], expect);
+  CHECK_EQ(weft_deadline(), WEFT_FOREVER); /* the waiter's is its own */
+  CHECK_EQ(weft_group_free(g), 0);
+  CHECK_EQ(weft_lock_release(&taken), 0);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  return NULL;
+}
+
+TEST(a_group_deadline_ends_reads_lock_waits_and_joins_in_tasks_and_threads) {
+  run_main(group_deadline, IV(WEFT_SCOPE_TIMEOUT));
+  run_main(group_deadline, IV(WEFT_SCOPE_CANCEL));
+}
+
+/* Members start inside the scopes of the group's maker: nested scopes
+ * take the earliest deadline across tasks. */
+static int sleeps_inside(void *arg) {
+  (void)arg;
+  weft_scope s;
+  if (weft_scope_enter(&s, weft_now() + WEFT_SEC(30), WEFT_SCOPE_TIMEOUT))
+    return -EPROTO;
+  int rc = weft_sleep(WEFT_SEC(30)); /* the maker's scope ends it */
+  weft_scope_exit(&s);
+  return rc;
+}
+
+static void *inherits_scope(void *arg) {
+  (void)arg;
+  weft_scope s;
+  CHECK_EQ(weft_scope_enter(&s, weft_now() + WEFT_MS(30), WEFT_SCOPE_CANCEL),
+           0);
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn(g, sleeps_inside, NULL), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, thread_blocks, IV(0)), 0);
+  CHECK_EQ(weft_group_wait(g), -ECANCELED);
+  CHECK_EQ(weft_scope_exit(&s), -ECANCELED);
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(members_start_inside_the_makers_scopes) { run_main(inherits_scope, NULL); }
+
 /* --- the notes' join example (docs/notes.md) --------------------------------
  */
 
@@ -395,7 +648,32 @@ static void *bad_use(void *arg) {
   return NULL;
 }
 
+static void *bad_deadline(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_deadline(NULL, WEFT_FOREVER, WEFT_SCOPE_TIMEOUT),
+           -EINVAL);
+  CHECK_EQ(weft_group_deadline(g, -2, WEFT_SCOPE_TIMEOUT), -EINVAL);
+  CHECK_EQ(weft_group_deadline(g, WEFT_FOREVER, 9), -EINVAL);
+  CHECK_EQ(
+      weft_group_deadline(g, weft_now() + WEFT_SEC(60), WEFT_SCOPE_TIMEOUT), 0);
+  CHECK_EQ(weft_group_spawn(g, leaf, NULL), 0);
+  CHECK_EQ(weft_group_deadline(g, weft_now(), WEFT_SCOPE_TIMEOUT), -EBUSY);
+  CHECK_EQ(weft_group_wait(g), 0); /* the 60 s did not change */
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
 TEST(bad_input_is_an_error_code) {
-  CHECK_EQ(weft_group_new(&foreign), -EPERM); /* not in a task */
+  /* From a plain thread: a group for threads, which has no hub. */
+  CHECK_EQ(weft_group_new(&foreign), 0);
+  CHECK_EQ(weft_group_spawn(foreign, leaf, NULL), -EPERM);
+  CHECK_EQ(weft_group_spawn_thread(foreign, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_group_spawn_thread(NULL, leaf, NULL), -EINVAL);
+  CHECK_EQ(weft_group_wait(foreign), 0);
+  CHECK_EQ(weft_group_spawn_thread(foreign, leaf, NULL), -ESHUTDOWN);
+  CHECK_EQ(weft_group_free(foreign), 0);
   run_main(bad_use, NULL);
+  run_main(bad_deadline, NULL);
 }

@@ -343,24 +343,44 @@ WEFT_API void weft_proc_pool_free(weft_proc_pool *p);
  *     int rc = weft_group_wait(g);        // 0, or the first error
  *     weft_group_free(g);
  *
- * A member is a task of the group's hub (the hub of the task that made the
- * group) running fn(arg), which returns 0 when it succeeded and a negative
- * errno when it failed. A member the group cancels sees -ECANCELED from
- * the blocking call it is in and from every later one (weft_task_cancel),
- * and should clean up and return; the -ECANCELED it then returns is not a
- * failure of its own. It may clean up with waits of its own under
- * weft_task_shield, as any cancelled task.
+ * A member runs fn(arg), which returns 0 when it succeeded and a negative
+ * errno when it failed. It is a task of the group's hub (weft_group_spawn:
+ * the hub of the task that made the group), or a plain OS thread of its
+ * own (weft_group_spawn_thread), in any mix. A member the group cancels
+ * sees -ECANCELED from the blocking call of weft it is in and from every
+ * later one, and should clean up and return; the -ECANCELED it then
+ * returns is not a failure of its own. A task member is cancelled as by
+ * weft_task_cancel, and may clean up with waits under weft_task_shield. A
+ * thread member is cancelled in the same way: its waits on weft's
+ * primitives, joins, futures and fds (weft_io_*) end with -ECANCELED, at
+ * once if it is blocked in one; a wait on memory shared between processes
+ * (weft/shm.h) sees it within its re-look interval, and a call outside
+ * weft (read(2) on a blocking fd, sleep(3)) not until it returns. When a
+ * thread member fails first, the task members are cancelled from their
+ * hub, by the group's waiter as soon as it waits (or by the next spawn).
+ *
+ * Deadlines: the members start under the deadline of the task or thread
+ * that made the group (weft_deadline_set, weft_scope_enter: the scopes it
+ * was in), or the group's own if earlier (weft_group_deadline); the wait
+ * waits under it too. A wait it ends in a member fails, as in any code
+ * under that deadline, with -ETIMEDOUT (or -ECANCELED for a scope that
+ * cancels): a member that returns it has failed, and the others are
+ * cancelled.
  *
  * A group outlives none of its members: weft_group_wait is the way out,
  * and waits for every member whatever happens. When the waiting task is
- * cancelled, or its deadline (weft_deadline_set) passes, the wait cancels
- * the members, waits for them, and then returns -ECANCELED or -ETIMEDOUT.
- * Members may spawn into their own group while it has not finished (the
- * wait waits for those too), and may make and wait on groups of their own,
- * to any depth.
+ * cancelled, or its deadline passes, the wait cancels the members, waits
+ * for them, and then returns -ECANCELED or -ETIMEDOUT. Members may spawn
+ * into their own group while it has not finished (the wait waits for
+ * those too), and may make and wait on groups of their own, to any depth.
  *
- * Thread safety: a group belongs to its hub: every call but
- * weft_group_errors and weft_group_free is made from a task of that hub.
+ * Thread safety: a group made by a task belongs to that task's hub: its
+ * tasks spawn task members into it and wait on it; its thread members,
+ * and its tasks, may spawn thread members. A group made by a plain thread
+ * has thread members only, and any task or thread may use it.
+ * weft_group_errors and weft_group_free may be called from any task or
+ * thread once the wait has returned, and from where the group may be
+ * used at any time.
  */
 typedef struct weft_group weft_group;
 
@@ -368,31 +388,57 @@ typedef struct weft_group weft_group;
  * (a positive value counts as 0). */
 typedef int (*weft_group_fn)(void *arg);
 
-/* weft_group_new — make an empty group on the calling task's hub. Returns
- * 0, -EINVAL (out NULL), -EPERM (not called from a task), -ENOMEM. Does
- * not block. */
+/* weft_group_new — make an empty group: on the calling task's hub, or,
+ * from a plain thread, a group for thread members. Its members will start
+ * under the caller's deadline as it is now (see above). Returns 0,
+ * -EINVAL (out NULL), -ENOMEM. Does not block. */
 WEFT_API int weft_group_new(weft_group **out);
 
 /*
- * weft_group_spawn — start fn(arg) as a member of g: a task of g's hub,
- * queued behind the runnable ones, as weft_task_spawn's. Into a group one
- * of whose members has failed, or whose waiter was cancelled, the member
- * starts cancelled. Returns 0, or (nothing changed) -EINVAL (g or fn
- * NULL), -EPERM (not from a task of g's hub), -ESHUTDOWN (g's wait has
- * returned: the group has finished), -ENOMEM. Does not block.
+ * weft_group_deadline — give g a deadline of its own, an absolute
+ * weft_now() time, for its members and its wait: the earlier of it and
+ * the one g was made under stands. how is WEFT_SCOPE_TIMEOUT or
+ * WEFT_SCOPE_CANCEL, as for weft_scope_enter. Returns 0, or (nothing
+ * changed) -EINVAL (g NULL, at negative other than WEFT_FOREVER, how
+ * unknown), -EBUSY (a member was spawned already: set it first). Does not
+ * block. From wherever g may be used.
+ */
+WEFT_API int weft_group_deadline(weft_group *g, int64_t at, int how);
+
+/*
+ * weft_group_spawn — start fn(arg) as a task member of g: a task of g's
+ * hub, queued behind the runnable ones, as weft_task_spawn's. Into a group
+ * one of whose members has failed, or whose waiter was cancelled, the
+ * member starts cancelled. Returns 0, or (nothing changed) -EINVAL (g or
+ * fn NULL), -EPERM (not from a task of g's hub; a group made by a plain
+ * thread has no hub), -ESHUTDOWN (g's wait has returned: the group has
+ * finished), -ENOMEM. Does not block.
  */
 WEFT_API int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg);
+
+/*
+ * weft_group_spawn_thread — start fn(arg) as a thread member of g: a new
+ * OS thread (weft_thread_start's, not a daemon unless its starter is one),
+ * which the group lets go of when fn returns; it starts cancelled as
+ * weft_group_spawn's. Returns 0, or (nothing changed) -EINVAL (g or fn
+ * NULL), -EPERM (g was made by a task, has no thread member yet, and the
+ * caller is not a task of its hub), -ESHUTDOWN (g has finished), -EAGAIN
+ * (the system's thread limit), -ENOMEM. Does not block.
+ */
+WEFT_API int weft_group_spawn_thread(weft_group *g, weft_group_fn fn,
+                                     void *arg);
 
 /*
  * weft_group_wait — wait until every member of g has finished. Returns 0
  * when none failed; the first failure's error when one did (the others
  * were cancelled at that moment, and have finished); -ECANCELED or
- * -ETIMEDOUT when the calling task was cancelled or its deadline passed
- * while it waited (the members were then cancelled, and have finished).
- * The group has then finished: later waits return the same at once.
- * Errors: -EINVAL (g NULL), -EPERM (not from a task of g's hub), -EBUSY
- * (another task waits on g now: nothing changed). Blocks the calling task
- * (its hub runs the others), for as long as the members run.
+ * -ETIMEDOUT when the caller was cancelled or a deadline passed while it
+ * waited and no member had failed (the members were then cancelled, and
+ * have finished). The group has then finished: later waits return the
+ * same at once. Errors: -EINVAL (g NULL), -EPERM (g was made by a task,
+ * and the caller is not a task of its hub), -EBUSY (another task or
+ * thread waits on g now: nothing changed). Blocks the calling task (its
+ * hub runs the others), or thread, for as long as the members run.
  */
 WEFT_API int weft_group_wait(weft_group *g);
 
@@ -400,16 +446,16 @@ WEFT_API int weft_group_wait(weft_group *g);
  * weft_group_errors — how many members of g failed on their own (not
  * counting those the group cancelled, which return -ECANCELED), with the
  * first cap of their errors copied to errors in the order they failed
- * (nothing is copied when errors is NULL). 0 for g NULL. Does not block; from
- * any task or thread once g's wait has returned, and from g's hub at any
- * time.
+ * (nothing is copied when errors is NULL). 0 for g NULL. Does not block;
+ * see above for from where.
  */
 WEFT_API size_t weft_group_errors(const weft_group *g, int *errors, size_t cap);
 
 /*
  * weft_group_free — release g. Returns 0, or -EINVAL (g NULL), -EBUSY (a
- * member still runs, or a task waits on g: wait for them first; nothing
- * changed). The handle must not be used after 0.
+ * member still runs, or a task or thread waits on g: wait for them first;
+ * nothing changed). The handle must not be used after 0. See above for
+ * from where.
  */
 WEFT_API int weft_group_free(weft_group *g);
 

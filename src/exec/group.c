@@ -1,19 +1,27 @@
 /*
  * Task groups. See include/weft/exec.h for the contract.
  *
- * A group and its members live on one hub, whose tasks alone touch the
- * group's state: everything here runs on that hub's thread, one task at a
- * time, so no lock guards it. (weft_group_errors and weft_group_free may
- * be called from elsewhere only once the wait has returned, when nothing
- * changes any more.)
+ * Members are tasks of the group's hub, or plain threads, each running
+ * member's fn, listed in the group from its spawn until it is about to
+ * finish: the group cancels the members in that list, which are all
+ * alive. `running` counts them; the last to finish while a task or thread
+ * waits sets `wake`, a weft_event the waiter parks on as on any primitive,
+ * cancellable there and bounded by its deadline.
  *
- * Each member is a task running member_main, listed in the group from its
- * spawn until it is about to finish: the group cancels the tasks in that
- * list, which are all alive. `running` counts them; the last to finish
- * while a task waits sets `none_running`, a weft_event the waiter parks on
- * as on any primitive, cancellable there and bounded by its deadline.
- * (A weft_waitgroup would count with atomics and a lock that one hub does
- * not need: it took a third of BenchmarkGroup's time.)
+ * Locking: a group made by a task, before its first thread member, is
+ * touched by the tasks of its hub alone, one at a time, and needs no lock
+ * (a weft_waitgroup's atomics and lock took a third of BenchmarkGroup's
+ * time). Once threads may touch it (`shared`: a thread member was
+ * spawned, or a plain thread made the group) every access takes `guard`,
+ * which is never held across a wait. `shared` turns true only on the
+ * hub's thread before the first thread member starts, which the thread's
+ * start orders before anything that thread does. Lock order: the group's
+ * guard, then a primitive's (the event's) or a thread's cancellation
+ * record's.
+ *
+ * Tasks are cancelled only from their hub: a thread member that fails
+ * first leaves `cancel_tasks` for the hub's side, which the waiter (woken
+ * by `wake`) or the next spawn carries out.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -21,8 +29,11 @@
 #include <weft/exec.h>
 #include <weft/hub.h>
 #include <weft/sync.h>
+#include <weft/thread.h>
 
+#include "../core/guard.h"
 #include "../hub/hub-private.h"
+#include "../hub/thread-cancel.h"
 
 #define GROUP_MAGIC 0x67727021u /* "grp!" */
 
@@ -30,20 +41,26 @@ struct member {
   weft_group *group;
   weft_group_fn fn;
   void *arg;
-  weft_task *task;
-  bool cancelled; /* by the group: its -ECANCELED is no failure */
+  weft_task *task;             /* a task member's, or NULL: a thread */
+  weft__thread_cancel *thread; /* a thread member's, once it runs */
+  bool cancelled;              /* by the group: its -ECANCELED is no failure */
   struct member *prev, *next;
 };
 
 struct weft_group {
   uint32_t magic;
-  weft__hub *hub;
+  weft__hub *hub; /* the maker's, or NULL: made by a plain thread */
+  bool shared;    /* threads touch it: take guard */
+  uint32_t guard;
   size_t running;          /* members not finished */
-  weft_event none_running; /* set when running drops to 0 during a wait */
+  weft_event wake;         /* none running, or tasks to cancel, during a wait */
   struct member *members;  /* the running ones */
   bool cancelling;         /* a member failed, or the waiter was stopped */
-  bool waiting;            /* a task is in weft_group_wait */
+  bool cancel_tasks;       /* a thread asked for the tasks to be cancelled */
+  bool waiting;            /* a task or thread is in weft_group_wait */
   bool finished;           /* the wait returned: result is final */
+  bool spawned;            /* a member was ever spawned */
+  weft__deadline deadline; /* the members start under it */
   int result;
   int *errors; /* the failures, in order; n_errors counted, kept_errors
                   kept (fewer only when memory ran out) */
@@ -52,34 +69,84 @@ struct weft_group {
 
 static bool valid(const weft_group *g) { return g && g->magic == GROUP_MAGIC; }
 
+static void lock(weft_group *g) {
+  if (g->shared)
+    weft__guard_lock(&g->guard);
+}
+
+static void unlock(weft_group *g) {
+  if (g->shared)
+    weft__guard_unlock(&g->guard);
+}
+
 /* Whether the caller is a task of g's hub. */
 static bool on_hub(const weft_group *g) {
-  return weft__task_running() && weft__hub_current == g->hub;
+  return g->hub && weft__task_running() && weft__hub_current == g->hub;
 }
 
 int weft_group_new(weft_group **out) {
   if (!out)
     return -EINVAL;
-  if (!weft__task_running())
-    return -EPERM;
   weft_group *g = calloc(1, sizeof *g);
   if (!g)
     return -ENOMEM;
-  weft_event_init(&g->none_running);
-  g->hub = weft__hub_current;
+  weft_event_init(&g->wake);
+  if (weft__task_running())
+    g->hub = weft__hub_current;
+  else
+    g->shared = true;
+  weft__deadline_get(&g->deadline);
+  g->deadline.scope = NULL;
   g->magic = GROUP_MAGIC;
   *out = g;
   return 0;
 }
 
-/* Cancels every running member of g but `except`. */
-static void cancel_members(weft_group *g, const struct member *except) {
-  g->cancelling = true;
+int weft_group_deadline(weft_group *g, int64_t at, int how) {
+  if (!valid(g) || at < WEFT_FOREVER ||
+      (how != WEFT_SCOPE_TIMEOUT && how != WEFT_SCOPE_CANCEL))
+    return -EINVAL;
+  lock(g);
+  int rc = 0;
+  if (g->spawned || g->finished) {
+    rc = -EBUSY;
+  } else if (at != WEFT_FOREVER && at < g->deadline.at) {
+    g->deadline.at = at;
+    g->deadline.cancels = how == WEFT_SCOPE_CANCEL;
+  }
+  unlock(g);
+  return rc;
+}
+
+/* Cancels the task members; on g's hub. */
+static void cancel_tasks(weft_group *g) {
+  g->cancel_tasks = false;
   for (struct member *m = g->members; m; m = m->next)
-    if (m != except && !m->cancelled) {
+    if (m->task && !m->cancelled) {
       m->cancelled = true;
       weft_task_cancel(m->task);
     }
+}
+
+/* Cancels every running member of g but `except`; g locked. Tasks only
+ * from their hub: from elsewhere, the hub's side is asked to. */
+static void cancel_members(weft_group *g, const struct member *except) {
+  g->cancelling = true;
+  bool here = on_hub(g);
+  for (struct member *m = g->members; m; m = m->next) {
+    if (m == except || m->cancelled || (m->task && !here))
+      continue;
+    m->cancelled = true;
+    if (m->task)
+      weft_task_cancel(m->task);
+    else if (m->thread) /* else it starts cancelled (thread_member) */
+      weft__cancel_thread(m->thread);
+  }
+  if (!here && g->hub) {
+    g->cancel_tasks = true;
+    if (g->waiting)
+      weft_event_set(&g->wake);
+  }
 }
 
 static void record_failure(weft_group *g, int error) {
@@ -97,10 +164,10 @@ static void record_failure(weft_group *g, int error) {
     g->result = error;
 }
 
-static void *member_main(void *arg) {
-  struct member *m = arg;
+/* A member's end: its failure counted, itself unlisted and freed. */
+static void finish(struct member *m, int rc) {
   weft_group *g = m->group;
-  int rc = m->fn(m->arg);
+  lock(g);
   if (rc < 0 && !(rc == -ECANCELED && m->cancelled)) {
     bool first = g->n_errors == 0;
     record_failure(g, rc);
@@ -113,14 +180,63 @@ static void *member_main(void *arg) {
     g->members = m->next;
   if (m->next)
     m->next->prev = m->prev;
-  /* Released as it finishes: nobody joins a member. */
-  weft_task_detach(m->task);
+  if (m->task) /* released as it finishes: nobody joins a member */
+    weft_task_detach(m->task);
   free(m);
-  /* Last: the waiter may free g once it sees the count at zero, which it
-   * can only after this task has finished (one hub, one task at a time). */
+  /* Last, under the lock: the waiter may free g once it sees the count at
+   * zero, which it looks at under the lock (or, unshared, only after this
+   * task has finished: one hub, one task at a time). */
   if (--g->running == 0 && g->waiting)
-    weft_event_set(&g->none_running);
+    weft_event_set(&g->wake);
+  unlock(g);
+}
+
+static void *task_member(void *arg) {
+  struct member *m = arg;
+  if (m->group->deadline.at != INT64_MAX)
+    weft__deadline_inherit(&m->group->deadline);
+  finish(m, m->fn(m->arg));
   return NULL;
+}
+
+static void *thread_member(void *arg) {
+  struct member *m = arg;
+  weft_group *g = m->group;
+  int rc = weft__thread_cancel_enable();
+  if (rc == 0) {
+    weft__deadline_inherit(&g->deadline);
+    lock(g);
+    m->thread = &weft__thread_cancel_self;
+    if (m->cancelled) /* cancelled before it ran */
+      weft__cancel_thread(m->thread);
+    unlock(g);
+    rc = m->fn(m->arg);
+  }
+  finish(m, rc); /* nobody cancels it from here on */
+  weft__thread_cancel_disable();
+  return NULL;
+}
+
+/* Lists a new member, counted; g locked. It starts cancelled when the
+ * others were. */
+static void list_member(weft_group *g, struct member *m) {
+  g->running++;
+  g->spawned = true;
+  m->next = g->members;
+  if (g->members)
+    g->members->prev = m;
+  g->members = m;
+  m->cancelled = g->cancelling;
+}
+
+static struct member *new_member(weft_group *g, weft_group_fn fn, void *arg) {
+  struct member *m = calloc(1, sizeof *m);
+  if (m) {
+    m->group = g;
+    m->fn = fn;
+    m->arg = arg;
+  }
+  return m;
 }
 
 int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg) {
@@ -128,83 +244,141 @@ int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg) {
     return -EINVAL;
   if (!on_hub(g))
     return -EPERM;
-  if (g->finished)
-    return -ESHUTDOWN;
-  struct member *m = calloc(1, sizeof *m);
+  struct member *m = new_member(g, fn, arg);
   if (!m)
     return -ENOMEM;
-  m->group = g;
-  m->fn = fn;
-  m->arg = arg;
-  int rc = weft_task_spawn(&m->task, member_main, m, NULL);
-  if (rc < 0) {
+  lock(g);
+  int rc = g->finished ? -ESHUTDOWN
+                       : weft_task_spawn(&m->task, task_member, m, NULL);
+  if (rc == 0) {
+    list_member(g, m);
+    if (g->cancel_tasks)
+      cancel_tasks(g);
+    if (m->cancelled)
+      weft_task_cancel(m->task);
+  }
+  unlock(g);
+  if (rc < 0)
     free(m);
-    return rc;
-  }
-  g->running++;
-  m->next = g->members;
-  if (g->members)
-    g->members->prev = m;
-  g->members = m;
-  if (g->cancelling) { /* it starts cancelled, as the others were */
-    m->cancelled = true;
-    weft_task_cancel(m->task);
-  }
-  return 0;
+  return rc;
 }
 
-/* Parks until the last running member finishes. The event is cleared
- * first: a task of the hub may have spawned into the group after the
- * count had dropped to zero and set it, and a set event would not park. */
-static int wait_for_none(weft_group *g) {
-  weft_event_clear(&g->none_running);
-  return weft_event_wait(&g->none_running, WEFT_FOREVER);
+int weft_group_spawn_thread(weft_group *g, weft_group_fn fn, void *arg) {
+  if (!valid(g) || !fn)
+    return -EINVAL;
+  if (!g->shared && !on_hub(g))
+    return -EPERM;
+  struct member *m = new_member(g, fn, arg);
+  if (!m)
+    return -ENOMEM;
+  if (!g->shared)
+    g->shared = true; /* on the hub, before any thread member: see above */
+  lock(g);
+  int rc = g->finished ? -ESHUTDOWN : 0;
+  if (rc == 0) {
+    /* Listed first: the thread may finish before the start returns. */
+    list_member(g, m);
+    rc = weft_thread_start(NULL, thread_member, m, NULL);
+    if (rc < 0) {
+      g->members = m->next;
+      if (m->next)
+        m->next->prev = NULL;
+      g->running--;
+    }
+  }
+  unlock(g);
+  if (rc < 0)
+    free(m);
+  return rc;
 }
+
+/* Parks until the last running member finishes, carrying out on the way
+ * any cancellation of the tasks a thread asked for; g locked, and locked
+ * again on return. The event is cleared under the lock: a member may have
+ * set it before this wait began (a spawn after the count had dropped to
+ * zero), and a set event would not park. */
+static int wait_for_none(weft_group *g) {
+  int rc = 0;
+  while (g->running > 0 && rc == 0) {
+    if (g->cancel_tasks)
+      cancel_tasks(g);
+    weft_event_clear(&g->wake);
+    unlock(g);
+    rc = weft_event_wait(&g->wake, WEFT_FOREVER);
+    lock(g);
+  }
+  return rc;
+}
+
+static bool may_wait(const weft_group *g) { return g->hub ? on_hub(g) : true; }
 
 int weft_group_wait(weft_group *g) {
   if (!valid(g))
     return -EINVAL;
-  if (!on_hub(g))
+  if (!may_wait(g))
     return -EPERM;
-  if (g->finished)
+  lock(g);
+  if (g->finished) {
+    unlock(g);
     return g->result;
-  if (g->waiting)
+  }
+  if (g->waiting) {
+    unlock(g);
     return -EBUSY;
+  }
   g->waiting = true;
-  int rc = 0;
-  while (g->running > 0 && rc == 0)
-    rc = wait_for_none(g);
+  /* The wait, as the members, ends at the group's deadline. */
+  weft_scope scope;
+  int64_t at = g->deadline.at == INT64_MAX ? WEFT_FOREVER : g->deadline.at;
+  weft_scope_enter(
+      &scope, at, g->deadline.cancels ? WEFT_SCOPE_CANCEL : WEFT_SCOPE_TIMEOUT);
+  int rc = wait_for_none(g);
+  weft_scope_exit(&scope);
   if (rc < 0) {
-    /* The waiter was cancelled, or its deadline passed: the members are
+    /* The waiter was cancelled, or a deadline passed: the members are
      * cancelled, and waited for all the same, neither cancellation nor
      * deadline cutting that wait short. */
     cancel_members(g, NULL);
-    int64_t deadline;
-    weft_deadline_set(WEFT_FOREVER, &deadline);
+    if (g->cancel_tasks)
+      cancel_tasks(g);
+    weft__deadline saved;
+    weft__deadline_get(&saved);
+    weft__deadline_inherit(&(weft__deadline){INT64_MAX, false, NULL});
     weft_task_shield();
-    while (g->running > 0)
-      wait_for_none(g);
+    bool was = weft__thread_shield();
+    wait_for_none(g);
+    weft__thread_unshield(was);
     weft_task_unshield(); /* the cancellation stays in force */
-    weft_deadline_set(deadline, NULL);
-    g->result = rc;
+    weft__deadline_inherit(&saved);
+    if (g->n_errors == 0) /* a member's own failure comes first */
+      g->result = rc;
   }
   g->waiting = false;
   g->finished = true;
-  return g->result;
+  rc = g->result;
+  unlock(g);
+  return rc;
 }
 
 size_t weft_group_errors(const weft_group *g, int *errors, size_t cap) {
   if (!valid(g))
     return 0;
+  weft_group *mg = (weft_group *)g; /* the lock, not the group, changes */
+  lock(mg);
   for (size_t i = 0; errors && i < cap && i < g->kept_errors; i++)
     errors[i] = g->errors[i];
-  return g->n_errors;
+  size_t n = g->n_errors;
+  unlock(mg);
+  return n;
 }
 
 int weft_group_free(weft_group *g) {
   if (!valid(g))
     return -EINVAL;
-  if (g->running || g->waiting)
+  lock(g);
+  bool busy = g->running || g->waiting;
+  unlock(g);
+  if (busy)
     return -EBUSY;
   g->magic = 0;
   free(g->errors);

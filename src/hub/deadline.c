@@ -20,6 +20,7 @@
 #include <weft/hub.h>
 
 #include "hub-private.h"
+#include "thread-cancel.h"
 #include "timer.h"
 
 #define SCOPE_MAGIC 0x73636f70u /* "scop" */
@@ -34,12 +35,23 @@ static weft__deadline *deadline_slot(void) {
   return t ? &t->deadline : &thread_deadline;
 }
 
+/* A cancelled plain thread (thread-cancel.h) waits as though under a
+ * deadline that has passed and cancels: every wait ends at once with
+ * -ECANCELED. (Its end is 1, not 0, which some waits take for a poll.) */
+static bool thread_cancelled(void) {
+  return !weft__task_running() && weft__thread_cancelled();
+}
+
 int64_t weft__deadline_clamp(int64_t deadline) {
+  if (thread_cancelled())
+    return 1;
   int64_t mine = deadline_slot()->at;
   return mine < deadline ? mine : deadline;
 }
 
 int weft__timed_out_slow(int64_t end) {
+  if (thread_cancelled())
+    return -ECANCELED;
   const weft__deadline *d = deadline_slot();
   return d->cancels && end >= d->at ? -ECANCELED : -ETIMEDOUT;
 }

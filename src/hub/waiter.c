@@ -37,6 +37,7 @@
 #include "../core/cpu.h"
 #include "hub-private.h"
 #include "spin.h"
+#include "thread-cancel.h"
 
 enum { PAUSES_PER_CLOCK = 16 };
 
@@ -84,16 +85,29 @@ static int thread_wait(weft__waiter *w, int64_t deadline) {
       spun = true;
   }
   int cpu = -1;
+  /* A cancellable thread (thread-cancel.h) says where it sleeps, then
+   * looks for its cancellation at each turn of the loop. */
+  bool cancellable = weft__thread_cancel_self.enabled;
+  if (cancellable)
+    weft__thread_cancel_sleeping(w);
+  int rc;
   for (;;) {
     uint32_t s = atomic_load_explicit(&w->woken, memory_order_acquire);
     if (s == WAITER_WOKEN) {
       if (teach)
         weft__spin_slept(weft__now() - start, spun,
                          cpu >= 0 && w->waker_cpu == cpu);
-      return w->code;
+      rc = w->code;
+      break;
     }
-    if (deadline != INT64_MAX && weft__now() >= deadline)
-      return weft__timed_out(deadline);
+    if (cancellable && weft__thread_cancelled()) {
+      rc = -ECANCELED;
+      break;
+    }
+    if (deadline != INT64_MAX && weft__now() >= deadline) {
+      rc = weft__timed_out(deadline);
+      break;
+    }
     /* Say that it sleeps, so that the waker knows to wake the futex. */
     if (s == WAITER_WAITING &&
         !atomic_compare_exchange_strong(&w->woken, &s, WAITER_SLEEPING))
@@ -101,6 +115,9 @@ static int thread_wait(weft__waiter *w, int64_t deadline) {
     cpu = sched_getcpu();
     futex_wait_until(&w->woken, WAITER_SLEEPING, deadline);
   }
+  if (cancellable)
+    weft__thread_cancel_sleeping(NULL);
+  return rc;
 }
 
 int weft__waiter_wait(weft__waiter *w, int64_t deadline) {

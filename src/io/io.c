@@ -12,6 +12,7 @@
 #include <weft/io.h>
 
 #include "../hub/hub-private.h"
+#include "../hub/thread-cancel.h"
 #include "io-private.h"
 
 unsigned weft__io_poller_events(unsigned io) {
@@ -28,27 +29,34 @@ unsigned weft__io_events(unsigned asked, unsigned got) {
 }
 
 int weft__io_wait_thread(int fd, unsigned events, int64_t deadline) {
-  struct pollfd p = {.fd = fd,
-                     .events =
-                         (short)(((events & WEFT_IO_READ) ? POLLIN : 0) |
-                                 ((events & WEFT_IO_WRITE) ? POLLOUT : 0))};
+  /* A cancellable thread (thread-cancel.h) polls its eventfd beside the
+   * fd: a cancellation makes it readable for good. */
+  struct pollfd ps[2] = {
+      {.fd = fd,
+       .events = (short)(((events & WEFT_IO_READ) ? POLLIN : 0) |
+                         ((events & WEFT_IO_WRITE) ? POLLOUT : 0))},
+      {.fd = weft__thread_cancel_self.efd, .events = POLLIN}};
+  struct pollfd *p = &ps[0];
+  nfds_t n_fds = weft__thread_cancel_self.enabled ? 2 : 1;
   for (;;) {
-    int n = poll(&p, 1, weft__ms_until(deadline));
+    int n = poll(ps, n_fds, weft__ms_until(deadline));
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
       return -errno;
     if (n == 0)
       return deadline == 0 ? -ETIMEDOUT : weft__timed_out(deadline);
-    if (p.revents & POLLNVAL)
+    if (p->revents & POLLNVAL)
       return -EBADF;
-    unsigned got = ((p.revents & POLLIN) ? WEFT__POLL_IN : 0) |
-                   ((p.revents & POLLOUT) ? WEFT__POLL_OUT : 0) |
-                   ((p.revents & POLLERR) ? WEFT__POLL_ERR : 0) |
-                   ((p.revents & POLLHUP) ? WEFT__POLL_HUP : 0);
+    unsigned got = ((p->revents & POLLIN) ? WEFT__POLL_IN : 0) |
+                   ((p->revents & POLLOUT) ? WEFT__POLL_OUT : 0) |
+                   ((p->revents & POLLERR) ? WEFT__POLL_ERR : 0) |
+                   ((p->revents & POLLHUP) ? WEFT__POLL_HUP : 0);
     unsigned ready = weft__io_events(events, got);
     if (ready)
       return (int)ready;
+    if (ps[1].revents) /* ready is still an answer; waiting is not */
+      return -ECANCELED;
   }
 }
 

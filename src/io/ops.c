@@ -23,6 +23,7 @@
 #include <weft/io.h>
 
 #include "../hub/hub-private.h"
+#include "../hub/thread-cancel.h"
 #include "io-private.h"
 
 enum op_kind { READ, WRITE, READV, WRITEV, RECV, SEND, ACCEPT, SENDFILE };
@@ -225,7 +226,8 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (rc < 0)
         return rc;
       new_file = rc == 1;
-    } else if (deadline != INT64_MAX) { /* a timeout or a deadline */
+    } else if (deadline != INT64_MAX || weft__thread_cancel_self.enabled) {
+      /* A timeout, a deadline, or a thread that may be cancelled. */
       int fl = fcntl(fd, F_GETFL);
       if (fl < 0)
         return -errno; /* -EBADF */

@@ -1,14 +1,17 @@
 /*
- * Stress: task groups whose members finish, fail, nest and get cancelled
- * at random moments, while their waiter's deadline passes or another task
- * cancels it, for WEFT_STRESS_SECONDS (default 1). Checks after each wait
- * that no member of the group still runs, that the wait's result agrees
+ * Stress: task groups whose members, tasks and threads mixed, finish,
+ * fail, nest, run inside scopes and get cancelled at random moments,
+ * while their group's deadline or their waiter's passes or another task
+ * cancels the waiter, for WEFT_STRESS_SECONDS (default 1). Checks after each
+ * wait that no member of the group still runs, that the wait's result agrees
  * with what happened (0 only when nothing failed and the waiter was not
  * stopped; else the waiter's -ECANCELED or -ETIMEDOUT, or the first
  * failure, which weft_group_errors lists first), and that the group frees.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,25 +20,36 @@
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((intptr_t)(p))
 
-static unsigned seed = 1;
-static long live;     /* members running now, at every depth */
-static long failures; /* rounds that saw a member fail */
-static long stopped;  /* rounds whose waiter was cancelled or timed out */
-static int bad;       /* an invariant broke: the exit status */
+static _Thread_local unsigned seed = 1;
+static atomic_uint seeds = 1;
+static atomic_long live; /* members running now, at every depth */
+static long failures;    /* rounds that saw a member fail */
+static long stopped;     /* rounds whose waiter was cancelled or timed out */
+static atomic_int bad;   /* an invariant broke: the exit status */
 
 static unsigned rnd(unsigned n) { return (unsigned)rand_r(&seed) % n; }
 
 static int member(void *arg);
 
-/* A group of 1 to 8 members at the given depth; returns its wait. */
+/* A group of 1 to 8 members at the given depth, some of them threads
+ * (all of them when a thread makes it); returns its wait. */
 static int run_group(int depth) {
   weft_group *g;
   if (weft_group_new(&g) != 0)
     return -ENOMEM;
+  if (rnd(4) == 0)
+    weft_group_deadline(g, weft_now() + WEFT_US(rnd(3000)),
+                        rnd(2) ? WEFT_SCOPE_CANCEL : WEFT_SCOPE_TIMEOUT);
+  bool task = weft_task_current() != NULL;
   unsigned n = 1 + rnd(8);
-  for (unsigned i = 0; i < n; i++)
-    if (weft_group_spawn(g, member, IV(depth)) == 0)
-      live++;
+  for (unsigned i = 0; i < n; i++) {
+    atomic_fetch_add(&live, 1);
+    int rc = task && rnd(4) != 0
+                 ? weft_group_spawn(g, member, IV(depth))
+                 : weft_group_spawn_thread(g, member, IV(depth));
+    if (rc != 0)
+      atomic_fetch_sub(&live, 1);
+  }
   int rc = weft_group_wait(g);
   int first = 0;
   size_t errs = weft_group_errors(g, &first, 1);
@@ -52,15 +66,23 @@ static int run_group(int depth) {
   return rc;
 }
 
-static int member(void *arg) {
-  int depth = (int)VI(arg);
+/* A sleep a task or a thread can take: 0 when it ran its length. */
+static int nap(int64_t ns) {
+  if (weft_task_current())
+    return weft_sleep(ns);
+  weft_event e = WEFT_EVENT_INIT;
+  int rc = weft_event_wait(&e, ns);
+  return rc == -ETIMEDOUT && weft_deadline() == WEFT_FOREVER ? 0 : rc;
+}
+
+static int member_body(int depth) {
   int rc = 0;
   switch (rnd(6)) {
   case 0:
     rc = -EIO; /* fails at once */
     break;
   case 1:
-    rc = weft_sleep(WEFT_US(rnd(2000)));
+    rc = nap(WEFT_US(rnd(2000)));
     if (rc == 0 && rnd(3) == 0)
       rc = -EPIPE; /* fails later */
     break;
@@ -68,13 +90,33 @@ static int member(void *arg) {
     rc = depth < 3 ? run_group(depth + 1) : 0;
     break;
   case 3:
-    rc = weft_yield();
+    rc = weft_task_current() ? weft_yield() : 0;
     break;
   default:
-    rc = weft_sleep(WEFT_MS(50)); /* long: usually cancelled */
+    rc = nap(WEFT_MS(50)); /* long: usually cancelled */
     break;
   }
-  live--;
+  return rc;
+}
+
+static int member(void *arg) {
+  if (seed == 1)
+    seed = atomic_fetch_add(&seeds, 1) * 2654435761u;
+  int depth = (int)VI(arg);
+  int rc;
+  if (rnd(4) == 0) { /* inside a scope of its own */
+    weft_scope s;
+    weft_scope_enter(&s, weft_now() + WEFT_US(rnd(3000)),
+                     rnd(2) ? WEFT_SCOPE_CANCEL : WEFT_SCOPE_TIMEOUT);
+    rc = member_body(depth);
+    if (weft_scope_exit(&s) == -EINVAL) {
+      fprintf(stderr, "a member's scope does not exit\n");
+      bad = 1;
+    }
+  } else {
+    rc = member_body(depth);
+  }
+  atomic_fetch_sub(&live, 1);
   return rc;
 }
 
@@ -101,8 +143,9 @@ static void *rounds(void *arg) {
     }
     weft_task_join(w, WEFT_FOREVER, NULL);
     weft_task_detach(w);
-    if (live != 0) {
-      fprintf(stderr, "%ld members still run after their wait\n", live);
+    if (atomic_load(&live) != 0) {
+      fprintf(stderr, "%ld members still run after their wait\n",
+              atomic_load(&live));
       bad = 1;
     }
     failures += result < 0 && result != -ECANCELED && result != -ETIMEDOUT;

@@ -76,6 +76,34 @@ TEST(a_returned_stack_is_reused_warm) {
   weft__stack_put(&b);
 }
 
+TEST(an_unused_cold_stack_goes_back_cold) {
+  enum { MAX = 4096 };
+  static weft__stack s[MAX];
+  int n = 0; /* warm ones first: take them until a cold one comes */
+  do
+    CHECK_EQ(weft__stack_get(&s[n], 16384), 0);
+  while (!s[n].cold && ++n < MAX);
+  if (n == MAX) { /* all canary-guarded, none ever handed out cold */
+    for (int i = 0; i < n; i++)
+      weft__stack_put(&s[i]);
+    return;
+  }
+  weft__stack cold = s[n];
+  weft__stack_put_unused(&cold); /* nothing wrote to it */
+  weft__stack again;
+  CHECK_EQ(weft__stack_get(&again, 16384), 0);
+  CHECK_PTR_EQ(again.lo, cold.lo); /* back on the cold list, as it was */
+  CHECK(again.cold || again.kind == WEFT__GUARD_CANARY);
+  CHECK_EQ(again.lo[again.size - 1], 0); /* no node written into it */
+  weft__stack_put(&again);
+  for (int i = 0; i < n; i++)
+    weft__stack_put(&s[i]);
+  /* A warm one given back "unused" is put back as any other. */
+  CHECK_EQ(weft__stack_get(&again, 16384), 0);
+  again.lo[again.size - 1] = 1;
+  weft__stack_put_unused(&again);
+}
+
 TEST(many_returned_stacks_are_trimmed_and_reused) {
   enum { N = 3000 };
   static weft__stack s[N];

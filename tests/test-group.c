@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <weft.h>
 
@@ -321,6 +322,59 @@ TEST(the_waiters_deadline_passing_cancels_the_members) {
   saw_cancel = 0;
   run_main(deadline_waiter, NULL);
 }
+
+/* --- ten thousand members, one stack ------------------------------------ */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN 1
+#endif
+#endif
+#ifndef ASAN
+#define ASAN 0
+#endif
+
+enum { MANY = 10000 };
+static uintptr_t frame_of[MANY];
+
+static int notes_its_frame(void *arg) {
+  volatile char here = 0;
+  frame_of[VI(arg)] = (uintptr_t)&here;
+  return here;
+}
+
+static int by_value(const void *a, const void *b) {
+  uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Members made at once that each run briefly start one after another on
+ * the stack the last one left, warm: ten thousand of them touch a few
+ * stacks, not ten thousand (AddressSanitizer builds excepted, which keep
+ * every stack in quarantine a while). */
+static void *many_members(void *arg) {
+  (void)arg;
+  for (int round = 0; round < 2; round++) {
+    weft_group *g;
+    CHECK_EQ(weft_group_new(&g), 0);
+    for (int i = 0; i < MANY; i++)
+      CHECK_EQ(weft_group_spawn(g, notes_its_frame, IV(i)), 0);
+    CHECK_EQ(weft_group_wait(g), 0);
+    CHECK_EQ(weft_group_free(g), 0);
+  }
+  qsort(frame_of, MANY, sizeof *frame_of, by_value);
+  size_t stacks = 0;
+  for (int i = 0; i < MANY; i++) /* frames a stack's length apart or more */
+    stacks += i == 0 || frame_of[i] - frame_of[i - 1] >= 16384;
+  if (!ASAN)
+    CHECK(stacks <= 16);
+  CHECK(stacks >= 1);
+  return NULL;
+}
+
+TEST(ten_thousand_members_run_on_a_few_stacks) { run_main(many_members, NULL); }
 
 /* --- thread members ------------------------------------------------------ */
 

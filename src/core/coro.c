@@ -101,6 +101,25 @@ int weft__coro_init_apart(weft__coro *co, size_t stack_size, const char *kind,
   return 0;
 }
 
+int weft__coro_reserve_apart(weft__coro *co, size_t stack_size,
+                             const char *kind, const char *name,
+                             weft__coro_entry entry) {
+  int rc = weft__stack_get(&co->stack, stack_size);
+  if (rc == 0)
+    weft__coro_name(co, kind, name, entry);
+  return rc;
+}
+
+void weft__coro_start_reserved(weft__coro *co, const weft__stack *instead) {
+  if (instead) {
+    weft__stack_put_unused(&co->stack);
+    co->stack = *instead;
+  }
+  weft__stack st = co->stack;
+  clear_stack(&st, OBJECT_MAX); /* see weft__coro_init_apart */
+  start_on(co, &st, st.size);
+}
+
 void weft__ctx_wait_saved_slow(weft__ctx *ctx) {
   for (int spins = 0; !weft__machine_saved(&ctx->machine); spins++)
     if (spins >= 100)
@@ -141,6 +160,10 @@ static void put_after_quarantine(const weft__stack *st) {
 void weft__coro_destroy_shared(weft__coro *co) {
   if (co->stack.lo)
     weft__tools_coro_fini_shared(&co->ctx.tools);
+}
+
+void weft__coro_destroy_keeping_stack(weft__coro *co) {
+  weft__tools_coro_fini(&co->ctx.tools);
 }
 
 void weft__coro_destroy(weft__coro *co) {

@@ -66,6 +66,23 @@ int weft__coro_create(weft__coro **out, size_t obj_size, size_t stack_size,
 int weft__coro_init_apart(weft__coro *co, size_t stack_size, const char *kind,
                           const char *name, weft__coro_entry entry);
 
+/* A coroutine started late, for many that are made at once and each run
+ * briefly (a task group's members): weft__coro_reserve_apart names co,
+ * zeroed, and gets it a stack, which it does not touch, so that making
+ * ten thousand faults in no page; weft__coro_start_reserved makes its
+ * first context, on that stack, or on `instead` (a stack of the same
+ * class, warm from a coroutine that just ended), giving the reserved one
+ * back untouched. Never fails: the stack was had when it was made. Until
+ * then only weft__coro_destroy may be called on co. */
+int weft__coro_reserve_apart(weft__coro *co, size_t stack_size,
+                             const char *kind, const char *name,
+                             weft__coro_entry entry);
+void weft__coro_start_reserved(weft__coro *co, const weft__stack *instead);
+
+/* weft__coro_destroy for a coroutine whose object is apart, but leaving
+ * its stack (co->stack) to the caller, who gives it back later. */
+void weft__coro_destroy_keeping_stack(weft__coro *co);
+
 /* For a coroutine whose stack is shared (a copied generator's, see
  * src/gen/copied.h): weft__coro_name fills co, zeroed, with all but a
  * stack and a context; weft__coro_start_shared makes its first context at

@@ -265,12 +265,14 @@ int weft__stack_get(weft__stack *st, size_t size) {
     *st = (weft__stack){
         .lo = lo, .size = usable, .cls = (uint8_t)c, .kind = n->kind};
   } else if (k->ntrim || k->ncold) {
-    uintptr_t e = k->ntrim ? k->trim[--k->ntrim] : k->cold[--k->ncold];
+    bool cold = k->ntrim == 0;
+    uintptr_t e = cold ? k->cold[--k->ncold] : k->trim[--k->ntrim];
     pthread_mutex_unlock(&k->lock);
     *st = (weft__stack){.lo = (char *)(e & ~(uintptr_t)0xff),
                         .size = usable,
                         .cls = (uint8_t)c,
-                        .kind = (uint8_t)(e & 0xff)};
+                        .kind = (uint8_t)(e & 0xff),
+                        .cold = cold};
   } else {
     if (!k->fresh_left) {
       int rc = new_slab(k, c);
@@ -286,14 +288,17 @@ int weft__stack_get(weft__stack *st, size_t size) {
     *st = (weft__stack){.lo = lo,
                         .size = usable,
                         .cls = (uint8_t)c,
-                        .kind = (uint8_t)install_guard(lo, usable)};
+                        .kind = (uint8_t)install_guard(lo, usable),
+                        .cold = true};
   }
 arm:
   /* Armed on every hand-out: a cold or fresh stack reads as zeros, and a
    * warm one may have been trimmed, or touched by its last owner's final
    * switch after its last check. */
-  if (st->kind == WEFT__GUARD_CANARY)
+  if (st->kind == WEFT__GUARD_CANARY) {
     *(uint64_t *)(void *)st->lo = weft__stack_canary;
+    st->cold = false;
+  }
   return 0;
 }
 
@@ -303,6 +308,37 @@ static void push_warm(struct size_class *k, const weft__stack *st) {
   n->kind = st->kind;
   k->warm = n;
   k->nwarm++;
+}
+
+/* Appends n entries to k's cold list; k locked. False when no memory. */
+static bool list_cold(struct size_class *k, const uintptr_t *e, size_t n) {
+  if (k->ncold + n > k->cold_cap) {
+    size_t cap = k->cold_cap ? 2 * k->cold_cap : 256;
+    while (cap < k->ncold + n)
+      cap *= 2;
+    uintptr_t *a = realloc(k->cold, cap * sizeof *a);
+    if (!a)
+      return false;
+    k->cold = a;
+    k->cold_cap = cap;
+  }
+  memcpy(k->cold + k->ncold, e, n * sizeof *e);
+  k->ncold += n;
+  return true;
+}
+
+static bool list_cold_one(const weft__stack *st) {
+  struct size_class *k = &S.cls[st->cls - CLS_MIN];
+  uintptr_t e = (uintptr_t)st->lo | st->kind;
+  pthread_mutex_lock(&k->lock);
+  bool listed = list_cold(k, &e, 1);
+  pthread_mutex_unlock(&k->lock);
+  return listed;
+}
+
+void weft__stack_put_unused(const weft__stack *st) {
+  if (!st->cold || !list_cold_one(st))
+    weft__stack_put(st);
 }
 
 void weft__stack_put(const weft__stack *st) {
@@ -366,23 +402,13 @@ static void put_shared(const weft__stack *st) {
   trim_batch(batch, TRIM_BATCH, st->size);
 
   pthread_mutex_lock(&k->lock);
-  if (k->ncold + TRIM_BATCH > k->cold_cap) {
-    size_t cap = k->cold_cap ? 2 * k->cold_cap : 256;
-    uintptr_t *a = realloc(k->cold, cap * sizeof *a);
-    if (!a) {
-      /* No memory to list them: keep them warm past the limit, not lost. */
-      for (size_t i = 0; i < TRIM_BATCH; i++)
-        push_warm(k, &(weft__stack){.lo = (char *)(batch[i] & ~(uintptr_t)0xff),
-                                    .size = st->size,
-                                    .kind = (uint8_t)(batch[i] & 0xff)});
-      pthread_mutex_unlock(&k->lock);
-      return;
-    }
-    k->cold = a;
-    k->cold_cap = cap;
+  if (!list_cold(k, batch, TRIM_BATCH)) {
+    /* No memory to list them: keep them warm past the limit, not lost. */
+    for (size_t i = 0; i < TRIM_BATCH; i++)
+      push_warm(k, &(weft__stack){.lo = (char *)(batch[i] & ~(uintptr_t)0xff),
+                                  .size = st->size,
+                                  .kind = (uint8_t)(batch[i] & 0xff)});
   }
-  memcpy(k->cold + k->ncold, batch, sizeof batch);
-  k->ncold += TRIM_BATCH;
   pthread_mutex_unlock(&k->lock);
 }
 

@@ -38,6 +38,9 @@ typedef struct weft__stack {
   size_t size;  /* usable bytes: the stack is [lo, lo + size) */
   uint8_t cls;  /* size class: size == 1 << cls */
   uint8_t kind; /* enum weft__guard_kind */
+  /* Its pages had been given back, or never touched, when it was handed
+   * out (see weft__stack_put_unused). */
+  bool cold;
 } weft__stack;
 
 /* Hands out a stack of at least `size` usable bytes (0: the default).
@@ -48,6 +51,12 @@ int weft__stack_get(weft__stack *st, size_t size);
 /* Gives a stack back to the cache. It must not be in use. The cache may
  * write the top WEFT__STACK_NODE_BYTES of it. */
 void weft__stack_put(const weft__stack *st);
+
+/* weft__stack_put for a stack nothing wrote to since weft__stack_get
+ * handed it out (a reservation that went unused): one handed out cold
+ * goes back to the cold list as it is, with no trim and no node written
+ * into it. */
+void weft__stack_put_unused(const weft__stack *st);
 #define WEFT__STACK_NODE_BYTES 16
 
 /* Gives back to the kernel the whole pages of st below sp, the stack

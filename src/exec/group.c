@@ -24,6 +24,7 @@
  * by `wake`) or the next spawn carries out.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <weft/exec.h>
@@ -164,6 +165,64 @@ static void record_failure(weft_group *g, int error) {
     g->result = error;
 }
 
+/* Each thread that runs a hub keeps up to SPARE_MAX member records for
+ * reuse: a group's members come and go by the thousand, and malloc took a
+ * tenth of BenchmarkGroup's time with them. The thread's key frees them
+ * when it exits. Thread members' records are freed: their threads end.
+ * (Not under AddressSanitizer, which should see each record freed.) */
+enum { SPARE_MAX = WEFT__TOOLS_QUARANTINE ? 0 : 256 };
+static WEFT__TLS struct member *spare_members;
+static WEFT__TLS unsigned spare_count;
+static WEFT__TLS bool spare_registered; /* spare_key set for this thread */
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static pthread_key_t spare_key;
+static bool spare_key_made;
+
+static void free_spares(void *unused) {
+  (void)unused;
+  while (spare_members) {
+    struct member *m = spare_members;
+    spare_members = m->next;
+    free(m);
+  }
+  spare_count = 0;
+  spare_registered = false;
+}
+
+static void make_spare_key(void) {
+  spare_key_made = pthread_key_create(&spare_key, free_spares) == 0;
+}
+
+static struct member *new_member(weft_group *g, weft_group_fn fn, void *arg) {
+  struct member *m = spare_members;
+  if (m) {
+    spare_members = m->next;
+    spare_count--;
+  } else if (!(m = malloc(sizeof *m))) {
+    return NULL;
+  }
+  *m = (struct member){.group = g, .fn = fn, .arg = arg};
+  return m;
+}
+
+static void free_member(struct member *m) {
+  if (!m->task || spare_count >= SPARE_MAX) {
+    free(m);
+    return;
+  }
+  if (!spare_registered) { /* the key's destructor must run at exit */
+    pthread_once(&spare_once, make_spare_key);
+    if (!spare_key_made || pthread_setspecific(spare_key, &spare_key) != 0) {
+      free(m);
+      return;
+    }
+    spare_registered = true;
+  }
+  m->next = spare_members;
+  spare_members = m;
+  spare_count++;
+}
+
 /* A member's end: its failure counted, itself unlisted and freed. */
 static void finish(struct member *m, int rc) {
   weft_group *g = m->group;
@@ -182,7 +241,7 @@ static void finish(struct member *m, int rc) {
     m->next->prev = m->prev;
   if (m->task) /* released as it finishes: nobody joins a member */
     weft_task_detach(m->task);
-  free(m);
+  free_member(m);
   /* Last, under the lock: the waiter may free g once it sees the count at
    * zero, which it looks at under the lock (or, unshared, only after this
    * task has finished: one hub, one task at a time). */
@@ -229,16 +288,6 @@ static void list_member(weft_group *g, struct member *m) {
   m->cancelled = g->cancelling;
 }
 
-static struct member *new_member(weft_group *g, weft_group_fn fn, void *arg) {
-  struct member *m = calloc(1, sizeof *m);
-  if (m) {
-    m->group = g;
-    m->fn = fn;
-    m->arg = arg;
-  }
-  return m;
-}
-
 int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg) {
   if (!valid(g) || !fn)
     return -EINVAL;
@@ -249,7 +298,7 @@ int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg) {
     return -ENOMEM;
   lock(g);
   int rc = g->finished ? -ESHUTDOWN
-                       : weft_task_spawn(&m->task, task_member, m, NULL);
+                       : weft__task_spawn_late(&m->task, task_member, m);
   if (rc == 0) {
     list_member(g, m);
     if (g->cancel_tasks)
@@ -259,7 +308,7 @@ int weft_group_spawn(weft_group *g, weft_group_fn fn, void *arg) {
   }
   unlock(g);
   if (rc < 0)
-    free(m);
+    free_member(m);
   return rc;
 }
 
@@ -288,7 +337,7 @@ int weft_group_spawn_thread(weft_group *g, weft_group_fn fn, void *arg) {
   }
   unlock(g);
   if (rc < 0)
-    free(m);
+    free_member(m);
   return rc;
 }
 
@@ -328,12 +377,17 @@ int weft_group_wait(weft_group *g) {
   }
   g->waiting = true;
   /* The wait, as the members, ends at the group's deadline. */
-  weft_scope scope;
-  int64_t at = g->deadline.at == INT64_MAX ? WEFT_FOREVER : g->deadline.at;
-  weft_scope_enter(
-      &scope, at, g->deadline.cancels ? WEFT_SCOPE_CANCEL : WEFT_SCOPE_TIMEOUT);
-  int rc = wait_for_none(g);
-  weft_scope_exit(&scope);
+  int rc;
+  if (g->deadline.at == INT64_MAX) {
+    rc = wait_for_none(g);
+  } else {
+    weft_scope scope;
+    weft_scope_enter(&scope, g->deadline.at,
+                     g->deadline.cancels ? WEFT_SCOPE_CANCEL
+                                         : WEFT_SCOPE_TIMEOUT);
+    rc = wait_for_none(g);
+    weft_scope_exit(&scope);
+  }
   if (rc < 0) {
     /* The waiter was cancelled, or a deadline passed: the members are
      * cancelled, and waited for all the same, neither cancellation nor

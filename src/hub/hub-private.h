@@ -119,6 +119,11 @@ struct weft_task {
    * or WEFT__IDLE_NEVER. */
   uint8_t idle_queue;
   bool hibernate; /* may be hibernated (weft_task_opts) */
+  /* Started late (weft__task_spawn_late): its object apart, its stack
+   * reserved at the spawn and its context made when it first runs
+   * (unstarted until then), on the hub's spare stack if there is one. */
+  bool late;
+  bool unstarted;
   /* Hibernated (idle.c): the live frames of its stack, copied here while
    * the stack's pages are given back; copied back when it next runs. */
   void *frames;
@@ -195,6 +200,9 @@ struct weft__hub {
   atomic_bool polling;   /* the hub may be blocked in its poller: kick it */
   weft_task *free_tasks; /* task objects for reuse (task.c), by next */
   unsigned free_tasks_n;
+  /* The stack of the last late task released, warm, for the next late
+   * task to start on (task.c); lo NULL when none. */
+  weft__stack spare_stack;
   weft_task *main;   /* weft_run's task; its result is kept here, */
   void *main_result; /* as another task may join and release it */
 };
@@ -203,6 +211,19 @@ struct weft__hub {
 
 /* Frees the task objects the hub kept for reuse (at the end of its run). */
 void weft__hub_free_tasks(weft__hub *h);
+
+/* weft_task_spawn for one of many tasks made at once that each run
+ * briefly (a task group's members): the same contract, but the task's
+ * stack is reserved and left untouched, and it starts on the stack of
+ * such a task that ended before it, warm, when there is one. Ten thousand
+ * of them then touch one stack, not ten thousand. Default stack size. */
+int weft__task_spawn_late(weft_task **out, weft_task_fn fn, void *arg);
+
+/* Makes the context of t, spawned late, as it first runs (hub.c). */
+void weft__task_start_late(weft_task *t);
+
+/* Gives the hub's spare stack back to the cache. */
+void weft__hub_put_spare_stack(weft__hub *h);
 
 extern WEFT__TLS weft__hub *weft__hub_current;
 

@@ -74,6 +74,8 @@ static weft_task *runq_pop(weft__hub *h) {
 static inline void enter(weft__hub *h, weft_task *t) {
   if (__builtin_expect(t->frames != NULL, 0))
     weft__task_thaw(t);
+  else if (__builtin_expect(t->unstarted, 0))
+    weft__task_start_late(t);
   h->current = t;
   t->state = WEFT__TASK_RUNNING;
   weft__coro_running = t->active;

@@ -187,7 +187,7 @@ static void task_main(weft__coro *co, int code) {
  * with every task's object apart: 78 ns with this list, 110 with malloc
  * and free). Under AddressSanitizer every object goes back to free, so
  * that a handle used after its task was let go is reported. */
-enum { FREE_TASKS_MAX = WEFT__TOOLS_QUARANTINE ? 0 : 64 };
+enum { FREE_TASKS_MAX = WEFT__TOOLS_QUARANTINE ? 0 : 16384 };
 
 static weft_task *task_alloc(weft__hub *h) {
   weft_task *t = h->free_tasks;
@@ -218,6 +218,7 @@ static void task_free(weft__hub *h, weft_task *t) {
 }
 
 void weft__hub_free_tasks(weft__hub *h) {
+  weft__hub_put_spare_stack(h);
   weft_task *t;
   while ((t = h->free_tasks) != NULL) {
     h->free_tasks = t->next;
@@ -226,8 +227,8 @@ void weft__hub_free_tasks(weft__hub *h) {
   h->free_tasks_n = 0;
 }
 
-int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
-                        void *arg, const weft_task_opts *opts) {
+static int spawn(weft__hub *h, weft_task **out, weft_task_fn fn, void *arg,
+                 const weft_task_opts *opts, bool late) {
   if (!fn)
     return -EINVAL;
   weft_task_opts o = opts ? *opts : (weft_task_opts){0};
@@ -241,7 +242,19 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   /* Where the machine cannot tell a saved stack pointer (ucontext), no
    * task hibernates, and none keeps its object apart for nothing. */
   o.hibernate = o.hibernate && WEFT__MACHINE_SP_KNOWN;
-  if (o.hibernate) { /* its object apart, so that its whole stack can go */
+  if (late) {
+    t = task_alloc(h);
+    if (!t) {
+      weft__hub_idle_queue_drop(h, (unsigned)queue);
+      return -ENOMEM;
+    }
+    rc = weft__coro_reserve_apart(&t->coro, 0, TASK_KIND, NULL, task_main);
+    if (rc < 0)
+      task_free(h, t);
+    else
+      t->late = t->unstarted = true;
+  } else if (o.hibernate) { /* its object apart, so that its whole stack can
+                               go */
     t = task_alloc(h);
     if (!t) {
       weft__hub_idle_queue_drop(h, (unsigned)queue);
@@ -287,6 +300,53 @@ int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
   return 0;
 }
 
+int weft__task_spawn_on(weft__hub *h, weft_task **out, weft_task_fn fn,
+                        void *arg, const weft_task_opts *opts) {
+  return spawn(h, out, fn, arg, opts, false);
+}
+
+int weft__task_spawn_late(weft_task **out, weft_task_fn fn, void *arg) {
+  weft_task *self = weft__task_running();
+  if (!self)
+    return -EPERM;
+  return spawn(self->hub, out, fn, arg, NULL, true);
+}
+
+void weft__task_start_late(weft_task *t) {
+  weft__hub *h = t->hub;
+  t->unstarted = false;
+  if (h->spare_stack.lo && h->spare_stack.cls == t->coro.stack.cls) {
+    weft__stack spare = h->spare_stack;
+    h->spare_stack.lo = NULL;
+    weft__coro_start_reserved(&t->coro, &spare);
+  } else {
+    weft__coro_start_reserved(&t->coro, NULL);
+  }
+}
+
+/* Gives back the stack of t, being released: a late task's becomes the
+ * hub's spare when it has none, warm for the next late task to start on.
+ * (Not under AddressSanitizer, whose quarantine of stacks would lose its
+ * point.) */
+static void give_back_stack(weft__hub *h, weft_task *t) {
+  if (t->unstarted) { /* never ran: nothing but its stack to give back */
+    weft__stack_put_unused(&t->coro.stack);
+    return;
+  }
+  if (t->late && !h->spare_stack.lo && !WEFT__TOOLS_QUARANTINE) {
+    weft__coro_destroy_keeping_stack(&t->coro);
+    h->spare_stack = t->coro.stack;
+    return;
+  }
+  weft__coro_destroy(&t->coro);
+}
+
+void weft__hub_put_spare_stack(weft__hub *h) {
+  if (h->spare_stack.lo)
+    weft__stack_put(&h->spare_stack);
+  h->spare_stack.lo = NULL;
+}
+
 /* Waits until no remote join of t is under way: at the end of weft_run, a
  * thread or another hub may still be in one (woken, or joining a task
  * that had finished). They leave without waiting for anything of this
@@ -329,8 +389,8 @@ void weft__task_release(weft_task *t) {
   t->magic = 0;
   free(t->frames); /* released hibernated (a run that gave up) */
   free(t->locals_all);
-  bool apart = t->hibernate;
-  weft__coro_destroy(&t->coro);
+  bool apart = t->hibernate || t->late;
+  give_back_stack(h, t);
   if (apart)
     task_free(h, t);
 }

@@ -6,6 +6,9 @@
  *
  *     async with asyncio.TaskGroup() as tg:
  *         for url in urls: tg.create_task(fetch(url))
+ *
+ * Then the same crawl under a deadline the group carries, two of its
+ * fetches on threads: asyncio.timeout(0.45) around the TaskGroup.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -104,12 +107,33 @@ static void *crawl(void *arg) {
          "its own\n",
          weft_strerror(rc), (double)(weft_now() - started) / 1e6, failed);
   weft_group_free(g);
+
+  /* Again, every page there, but the group carries a deadline (Go's
+   * context.WithTimeout, trio's move_on_after around a nursery), and two
+   * fetches run on threads of their own: the deadline ends the slow
+   * reads wherever they wait. */
+  static const char *slow[] = {"/slow/1", "/slow/2", "/slow/6", "/slow/8"};
+  printf("  again, every page there, in 450 ms at most; the last two fetched "
+         "by threads:\n");
+  started = weft_now();
+  weft_group_new(&g);
+  weft_group_deadline(g, started + WEFT_MS(450), WEFT_SCOPE_TIMEOUT);
+  for (size_t i = 0; i < 4; i++)
+    if (i < 2)
+      weft_group_spawn(g, fetch, (void *)slow[i]);
+    else
+      weft_group_spawn_thread(g, fetch, (void *)slow[i]);
+  rc = weft_group_wait(g);
+  printf("  the group's wait: \"%s\" after %.0f ms\n", weft_strerror(rc),
+         (double)(weft_now() - started) / 1e6);
+  weft_group_free(g);
   weft_task_cancel(server);
   weft_task_join(server, WEFT_FOREVER, NULL);
   return NULL;
 }
 
 void tour_group(void) {
-  tour_section("task groups: a crawler, one missing page, the rest cancelled");
+  tour_section("task groups: a crawler, one missing page, the rest cancelled; "
+               "then a deadline the group carries");
   weft_run(crawl, NULL, NULL);
 }

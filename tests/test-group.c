@@ -654,6 +654,34 @@ static void *notes_example(void *arg) {
 
 TEST(the_notes_join_example_as_a_group) { run_main(notes_example, NULL); }
 
+/* The same with threads, and the deadline the group's own (notes.md). */
+static int notes_thread_worker(void *arg) {
+  weft_event e = WEFT_EVENT_INIT;
+  int rc = weft_event_wait(&e, WEFT_MS(100 * VI(arg)));
+  if (rc != -ETIMEDOUT)
+    return rc; /* cancelled: clean up, return */
+  return VI(arg) == 3 ? -EIO : 0;
+}
+
+static void *notes_threads_example(void *arg) {
+  (void)arg;
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  int64_t t0 = weft_now();
+  CHECK_EQ(weft_group_deadline(g, t0 + WEFT_SEC(1), WEFT_SCOPE_TIMEOUT), 0);
+  for (int i = 1; i <= 10; i++)
+    CHECK_EQ(weft_group_spawn_thread(g, notes_thread_worker, IV(i)), 0);
+  CHECK_EQ(weft_group_wait(g), -EIO);
+  CHECK(weft_now() - t0 < WEFT_MS(900) * (int64_t)harness_timeout_multiplier());
+  CHECK_EQ(weft_group_errors(g, NULL, 0), 1); /* the seven: cancelled */
+  CHECK_EQ(weft_group_free(g), 0);
+  return NULL;
+}
+
+TEST(the_notes_join_example_with_threads) {
+  run_main(notes_threads_example, NULL);
+}
+
 /* --- bad input ---------------------------------------------------------------
  */
 

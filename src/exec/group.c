@@ -206,7 +206,7 @@ static struct member *new_member(weft_group *g, weft_group_fn fn, void *arg) {
 }
 
 static void free_member(struct member *m) {
-  if (!m->task || spare_count >= SPARE_MAX) {
+  if (!m->task || spare_count + 1 > SPARE_MAX) { /* (SPARE_MAX may be 0) */
     free(m);
     return;
   }

@@ -25,6 +25,11 @@
  * if the thread that started it is one (the main thread is not): a program
  * that never mentions daemons waits for all its threads, as Python's does.
  *
+ * Nothing cancels a thread from outside, as in Python, with one
+ * exception: a task group cancels its thread members
+ * (weft_group_spawn_thread in weft/exec.h), whose waits on weft's
+ * primitives, joins, futures and fds then return -ECANCELED.
+ *
  * Handles, as every handle of weft (docs/README.md, "Handles"): a thread's
  * handle is valid from weft_thread_start until weft_thread_detach lets it
  * go. Joining lets go of nothing: any number of tasks and threads may join

@@ -361,11 +361,11 @@ WEFT_API void weft_proc_pool_free(weft_proc_pool *p);
  *
  * Deadlines: the members start under the deadline of the task or thread
  * that made the group (weft_deadline_set, weft_scope_enter: the scopes it
- * was in), or the group's own if earlier (weft_group_deadline); the wait
- * waits under it too. A wait it ends in a member fails, as in any code
- * under that deadline, with -ETIMEDOUT (or -ECANCELED for a scope that
- * cancels): a member that returns it has failed, and the others are
- * cancelled.
+ * was in), or the group's own if earlier (weft_group_deadline). A wait it
+ * ends in a member fails, as in any code under that deadline, with
+ * -ETIMEDOUT (or -ECANCELED for a scope that cancels): a member that
+ * returns it has failed, and the others are cancelled. The waiter's wait
+ * ends at its own deadline, not at the group's.
  *
  * A group outlives none of its members: weft_group_wait is the way out,
  * and waits for every member whatever happens. When the waiting task is
@@ -396,7 +396,7 @@ WEFT_API int weft_group_new(weft_group **out);
 
 /*
  * weft_group_deadline — give g a deadline of its own, an absolute
- * weft_now() time, for its members and its wait: the earlier of it and
+ * weft_now() time, for its members: the earlier of it and
  * the one g was made under stands. how is WEFT_SCOPE_TIMEOUT or
  * WEFT_SCOPE_CANCEL, as for weft_scope_enter. Returns 0, or (nothing
  * changed) -EINVAL (g NULL, at negative other than WEFT_FOREVER, how

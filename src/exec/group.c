@@ -376,18 +376,11 @@ int weft_group_wait(weft_group *g) {
     return -EBUSY;
   }
   g->waiting = true;
-  /* The wait, as the members, ends at the group's deadline. */
-  int rc;
-  if (g->deadline.at == INT64_MAX) {
-    rc = wait_for_none(g);
-  } else {
-    weft_scope scope;
-    weft_scope_enter(&scope, g->deadline.at,
-                     g->deadline.cancels ? WEFT_SCOPE_CANCEL
-                                         : WEFT_SCOPE_TIMEOUT);
-    rc = wait_for_none(g);
-    weft_scope_exit(&scope);
-  }
+  /* The group's deadline is its members': the first whose wait it ends
+   * fails, which cancels the others. The wait ends at its caller's own
+   * deadline, not at the group's, so that which member failed, and how,
+   * does not turn on which timer fires first. */
+  int rc = wait_for_none(g);
   if (rc < 0) {
     /* The waiter was cancelled, or a deadline passed: the members are
      * cancelled, and waited for all the same, neither cancellation nor

@@ -524,6 +524,178 @@ TEST(a_cancelled_thread_member_cancels_its_own_group_of_threads) {
   run_main(nested_threads, NULL);
 }
 
+/* A thread member cancelled while it takes a condition's lock back, which
+ * another thread holds: the wait returns -ECANCELED with the lock held,
+ * as a condition's wait always does. */
+static weft_cond member_cv = WEFT_COND_INIT;
+static weft_event lock_held = WEFT_EVENT_INIT,
+                  member_has_lock = WEFT_EVENT_INIT;
+
+static int waits_on_the_condition(void *arg) {
+  (void)arg;
+  if (weft_cond_acquire(&member_cv, WEFT_FOREVER) != 0)
+    return -EPROTO;
+  weft_event_set(&member_has_lock);
+  int rc = weft_cond_wait(&member_cv, WEFT_FOREVER);
+  if (weft_cond_release(&member_cv) != 0) /* -EPERM if not held */
+    return -EPROTO;
+  return rc;
+}
+
+static void *holds_the_conditions_lock(void *arg) {
+  (void)arg;
+  CHECK_EQ(weft_cond_acquire(&member_cv, WEFT_FOREVER), 0); /* it waits */
+  CHECK_EQ(weft_event_set(&lock_held), 0);
+  weft_event never = WEFT_EVENT_INIT;
+  weft_event_wait(&never, WEFT_MS(100)); /* held across the cancellation */
+  CHECK_EQ(weft_cond_release(&member_cv), 0);
+  return NULL;
+}
+
+static int fails_once_the_lock_is_held(void *arg) {
+  (void)arg;
+  weft_event_wait(&lock_held, WEFT_SEC(10));
+  return -EPIPE;
+}
+
+TEST(a_thread_member_cancelled_in_a_condition_wait_holds_its_lock_again) {
+  weft_event_clear(&lock_held);
+  weft_event_clear(&member_has_lock);
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, waits_on_the_condition, NULL), 0);
+  /* The holder takes the lock only once the member waits (and so let it
+   * go); the failure comes once the holder has it. */
+  CHECK_EQ(weft_event_wait(&member_has_lock, WEFT_SEC(10)), 0);
+  weft_thread *h;
+  CHECK_EQ(weft_thread_start(&h, holds_the_conditions_lock, NULL, NULL), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, fails_once_the_lock_is_held, NULL), 0);
+  CHECK_EQ(weft_group_wait(g), -EPIPE);
+  CHECK_EQ(weft_group_errors(g, NULL, 0), 1); /* no -EPROTO */
+  CHECK_EQ(weft_group_free(g), 0);
+  CHECK_EQ(weft_thread_join(h, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(h), 0);
+}
+
+/* Thread members blocked where weft has no fd or waiter to wake: a wait on
+ * shared memory (seen at its re-look), and a join of another thread
+ * (which a cancellable thread does not leave to pthread_join). */
+static weft_shared_sem no_units;
+
+static int takes_a_shared_unit(void *arg) {
+  (void)arg;
+  return weft_shared_sem_acquire(&no_units, WEFT_FOREVER);
+}
+
+static void *sleeps_a_second(void *arg) {
+  (void)arg;
+  weft_event never = WEFT_EVENT_INIT;
+  weft_event_wait(&never, WEFT_SEC(1));
+  return NULL;
+}
+
+static int joins_a_thread(void *arg) {
+  weft_thread **t = arg;
+  return weft_thread_join(*t, WEFT_FOREVER, NULL);
+}
+
+TEST(thread_members_in_shared_memory_waits_and_joins_are_cancelled) {
+  CHECK_EQ(weft_shared_sem_init(&no_units, 0), 0);
+  weft_thread *slow;
+  CHECK_EQ(weft_thread_start(&slow, sleeps_a_second, NULL, NULL), 0);
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, takes_a_shared_unit, NULL), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, joins_a_thread, &slow), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, thread_fails, IV(-EIO)), 0);
+  int64_t t0 = weft_now();
+  CHECK_EQ(weft_group_wait(g), -EIO);
+  /* The shared wait's re-look is 100 ms; the thread sleeps a second. */
+  CHECK(weft_now() - t0 < WEFT_MS(700) * (int64_t)harness_timeout_multiplier());
+  CHECK_EQ(weft_group_errors(g, NULL, 0), 1);
+  CHECK_EQ(weft_group_free(g), 0);
+  CHECK_EQ(weft_thread_join(slow, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(slow), 0);
+}
+
+/* A thread member shields its cleanup as a task does. */
+static int shields_its_cleanup(void *arg) {
+  (void)arg;
+  weft_event e = WEFT_EVENT_INIT;
+  int rc = weft_event_wait(&e, WEFT_FOREVER);
+  if (rc != -ECANCELED)
+    return -EPROTO;
+  if (weft_task_shield() != 0)
+    return -EPROTO;
+  /* A bounded cleanup wait runs to its timeout, cancelled or not. */
+  int64_t t0 = weft_now();
+  if (weft_event_wait(&e, WEFT_MS(30)) != -ETIMEDOUT ||
+      weft_now() - t0 < WEFT_MS(30))
+    return -EPROTO;
+  if (weft_task_unshield() != -ECANCELED) /* in force again */
+    return -EPROTO;
+  atomic_fetch_add(&thread_cancelled, 1);
+  return weft_event_wait(&e, WEFT_SEC(30)); /* at once */
+}
+
+TEST(a_thread_member_shields_its_cleanup) {
+  atomic_store(&thread_cancelled, 0);
+  weft_group *g;
+  CHECK_EQ(weft_group_new(&g), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, shields_its_cleanup, NULL), 0);
+  CHECK_EQ(weft_group_spawn_thread(g, thread_fails, IV(-EIO)), 0);
+  CHECK_EQ(weft_group_wait(g), -EIO);
+  CHECK_EQ(atomic_load(&thread_cancelled), 1);
+  CHECK_EQ(weft_group_errors(g, NULL, 0), 1);
+  CHECK_EQ(weft_group_free(g), 0);
+  /* A thread that is no member: shields nest, and nothing is cancelled. */
+  CHECK_EQ(weft_task_unshield(), -EINVAL);
+  CHECK_EQ(weft_task_shield(), 0);
+  CHECK_EQ(weft_task_shield(), 0);
+  CHECK_EQ(weft_task_unshield(), 0);
+  CHECK_EQ(weft_task_unshield(), 0);
+}
+
+/* The waiter inside a generator, cancelled: the members are waited for
+ * all the same (the wait's shield holds there too). */
+static weft_group *gen_group;
+
+static void *waits_in_a_generator(void *arg) {
+  int *rc = arg;
+  *rc = weft_group_wait(gen_group);
+  return NULL;
+}
+
+static void *resumes_the_generator(void *arg) {
+  weft_gen *gen;
+  CHECK_EQ(weft_gen_new(&gen, waits_in_a_generator, arg, NULL), 0);
+  CHECK_EQ(weft_gen_resume(gen, NULL, NULL), WEFT_GEN_RETURNED);
+  CHECK_EQ(weft_gen_free(gen), 0);
+  return NULL;
+}
+
+static void *generator_waiter(void *arg) {
+  (void)arg;
+  slow_cleanup_done = 0;
+  CHECK_EQ(weft_group_new(&gen_group), 0);
+  CHECK_EQ(weft_group_spawn(gen_group, slow_to_clean_up, NULL), 0);
+  int rc = 0;
+  weft_task *w;
+  CHECK_EQ(weft_task_spawn(&w, resumes_the_generator, &rc, NULL), 0);
+  weft_sleep(WEFT_MS(20));
+  CHECK_EQ(weft_task_cancel(w), 0);
+  CHECK_EQ(weft_task_join(w, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_task_detach(w), 0);
+  CHECK_EQ(rc, -ECANCELED);
+  CHECK_EQ(slow_cleanup_done, 1); /* finished before the wait returned */
+  CHECK_EQ(weft_group_free(gen_group), 0);
+  return NULL;
+}
+
+TEST(a_waiter_in_a_generator_cancelled_waits_for_the_members) {
+  run_main(generator_waiter, NULL);
+}
+
 /* --- deadlines ----------------------------------------------------------- */
 
 static int reads_a_pipe(void *arg) {

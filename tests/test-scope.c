@@ -214,6 +214,13 @@ TEST(a_deadline_set_inside_a_scope_lasts_until_it_exits) {
 
 /* --- in a plain thread -------------------------------------------------- */
 
+static void *sleeps_a_while(void *arg) {
+  (void)arg;
+  weft_event never = WEFT_EVENT_INIT;
+  weft_event_wait(&never, WEFT_MS(300));
+  return NULL;
+}
+
 static void *thread_scopes(void *arg) {
   (void)arg;
   weft_event e = WEFT_EVENT_INIT;
@@ -230,6 +237,14 @@ static void *thread_scopes(void *arg) {
   CHECK_EQ(weft_scope_exit(&s), -ETIMEDOUT);
   CHECK_EQ(weft_deadline(), WEFT_FOREVER);
   CHECK_EQ(weft_event_wait(&e, WEFT_MS(1)), -ETIMEDOUT);
+  /* A join of a thread, which outside a scope may be pthread_join's. */
+  weft_thread *slow;
+  CHECK_EQ(weft_thread_start(&slow, sleeps_a_while, NULL, NULL), 0);
+  CHECK_EQ(weft_scope_enter(&s, soon(20), WEFT_SCOPE_TIMEOUT), 0);
+  CHECK_EQ(weft_thread_join(slow, WEFT_FOREVER, NULL), -ETIMEDOUT);
+  CHECK_EQ(weft_scope_exit(&s), -ETIMEDOUT);
+  CHECK_EQ(weft_thread_join(slow, WEFT_FOREVER, NULL), 0);
+  CHECK_EQ(weft_thread_detach(slow), 0);
   close(p[0]);
   close(p[1]);
   return NULL;
@@ -272,6 +287,8 @@ static void *bad_input(void *arg) {
   CHECK_EQ(weft_scope_enter(&s, at, WEFT_SCOPE_TIMEOUT), 0);
   CHECK_EQ(weft_scope_enter(&inner, soon(20000), WEFT_SCOPE_TIMEOUT), 0);
   CHECK_EQ(weft_scope_exit(&s), -EINVAL); /* not the innermost */
+  CHECK_EQ(weft_scope_enter(&s, soon(5), WEFT_SCOPE_CANCEL), -EINVAL);
+  CHECK_EQ(weft_scope_enter(&inner, soon(5), WEFT_SCOPE_CANCEL), -EINVAL);
   CHECK_EQ(weft_deadline(), at);
   outer_of_other = &inner;
   weft_task *t;

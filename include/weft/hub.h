@@ -223,10 +223,12 @@ WEFT_API int weft_task_cancel(weft_task *t);
  * weft_task_unshield returns -ECANCELED when the task is cancelled (before
  * or during the shield: its cancellation is in force again once the
  * outermost shield ends), 0 when it is not, -EINVAL with no shield up.
- * Both return -EPERM inside a generator a task resumed (a shield there
- * could outlive the generator's turn): shield in the task's own function.
- * From a plain thread, which nothing cancels, both return 0 and do
- * nothing. Neither blocks.
+ * Both return -EPERM inside a generator (a shield there could outlive the
+ * generator's turn): shield in the task's or thread's own function. From
+ * a plain thread they work alike, for the one cancellation a thread can
+ * receive, a task group's of its thread members (weft/exec.h); a thread
+ * that is no member is never cancelled, and its unshield returns 0.
+ * Neither blocks.
  */
 WEFT_API int weft_task_shield(void);
 WEFT_API int weft_task_unshield(void);
@@ -316,12 +318,14 @@ WEFT_API int64_t weft_deadline(void);
  * Scopes nest, and are exited innermost first, by the task or thread that
  * entered them: the weft_scope lives until then (on the caller's stack,
  * as a rule). A weft_deadline_set inside a scope lasts until the scope
- * exits, which puts back the deadline it found.
+ * exits, which puts back the deadline it found; it sets the deadline,
+ * later than the scope's if it says so, where a scope only brings it
+ * forward.
  *
- * weft_scope_enter returns 0, or -EINVAL (s NULL, at negative other than
- * WEFT_FOREVER, which enters a scope that changes nothing, or how
- * unknown), -EPERM (inside a generator: the scope could outlive its turn);
- * nothing changes on error.
+ * weft_scope_enter returns 0, or -EINVAL (s NULL, s entered already and
+ * not exited, at negative other than WEFT_FOREVER, which enters a scope
+ * that changes nothing, or how unknown), -EPERM (inside a generator: the
+ * scope could outlive its turn); nothing changes on error.
  * weft_scope_exit returns 0 when the scope's deadline has not passed, its
  * error (-ETIMEDOUT or -ECANCELED, by how) when it has, whether or not a
  * wait saw it; or -EINVAL (s NULL, not entered, exited already, or not the

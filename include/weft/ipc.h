@@ -57,11 +57,11 @@ WEFT_API int weft_msgpipe_fd(const weft_msgpipe *m);
 /*
  * weft_msgpipe_send — send msg's len bytes as one message. Returns 0;
  * -EPIPE (the reader closed or died, or this end was broken by an earlier
- * send cut short); -ETIMEDOUT or -ECANCELED (a task) — if part of the
- * message had gone out by then, the end is broken: the stream cannot be
- * framed any more, and the peer will see the message cut (-EPROTO);
- * -EMSGSIZE (over WEFT_MSGPIPE_MAX); -EINVAL (a bad timeout too: nothing is
- * sent). Blocks while the pipe is full.
+ * send cut short); -ETIMEDOUT or -ECANCELED (a task, or a task group's thread
+ * member) — if part of the message had gone out by then, the end is broken: the
+ * stream cannot be framed any more, and the peer will see the message cut
+ * (-EPROTO); -EMSGSIZE (over WEFT_MSGPIPE_MAX); -EINVAL (a bad timeout too:
+ * nothing is sent). Blocks while the pipe is full.
  */
 WEFT_API int weft_msgpipe_send(weft_msgpipe *m, const void *msg, size_t len,
                                int64_t timeout);

@@ -138,11 +138,12 @@ WEFT_API int weft_shared_lock_init(weft_shared_lock *l);
  * weft_shared_lock_acquire — take the lock, waiting up to timeout. Returns
  * 0; -EOWNERDEAD: taken, but its last holder died holding it, so what it
  * guards may be half-changed (put it right, then release as usual; the
- * lock itself is sound again); -ETIMEDOUT; -ECANCELED (a task); -EDEADLK
- * (the caller holds it already); -EINVAL (NULL, not a lock, a bad
- * timeout); -EUCLEAN (its memory was overwritten: no holder, yet held).
- * Blocks; a waiter whose holder died, or whose waker died before it acted,
- * goes on within 100 ms. A task must release what it holds before it ends.
+ * lock itself is sound again); -ETIMEDOUT; -ECANCELED (a task, or a task
+ * group's thread member); -EDEADLK (the caller holds it already); -EINVAL
+ * (NULL, not a lock, a bad timeout); -EUCLEAN (its memory was overwritten: no
+ * holder, yet held). Blocks; a waiter whose holder died, or whose waker died
+ * before it acted, goes on within 100 ms. A task must release what it holds
+ * before it ends.
  */
 WEFT_API int weft_shared_lock_acquire(weft_shared_lock *l, int64_t timeout);
 
@@ -160,7 +161,7 @@ WEFT_API bool weft_shared_lock_locked(const weft_shared_lock *l);
 WEFT_API int weft_shared_sem_init(weft_shared_sem *s, unsigned value);
 
 /* weft_shared_sem_acquire — take a unit, waiting up to timeout. Returns 0;
- * -ETIMEDOUT; -ECANCELED (a task); -EINVAL. */
+ * -ETIMEDOUT; -ECANCELED (a task, or a task group's thread member); -EINVAL. */
 WEFT_API int weft_shared_sem_acquire(weft_shared_sem *s, int64_t timeout);
 
 /* weft_shared_sem_release — give a unit back, waking one waiter. Returns 0;
@@ -187,7 +188,7 @@ WEFT_API bool weft_shared_event_is_set(const weft_shared_event *e);
  * weft_shared_event_wait — wait until the event is set. As Python's
  * Event.wait, a set that came while the caller waited counts even if the
  * event was cleared again before it looked. Returns 0; -ETIMEDOUT;
- * -ECANCELED (a task); -EINVAL.
+ * -ECANCELED (a task, or a task group's thread member); -EINVAL.
  */
 WEFT_API int weft_shared_event_wait(weft_shared_event *e, int64_t timeout);
 
@@ -233,9 +234,10 @@ WEFT_API size_t weft_queue_max_message(const weft_queue *q);
  * weft_queue_put — append a copy of msg's len bytes, waiting up to timeout
  * for room (and for the producers' lock, which another put holds only for
  * a copy: a put of timeout 0 waits up to a millisecond for it). Returns 0;
- * -ETIMEDOUT; -ECANCELED (a task); -EMSGSIZE (over weft_queue_max_message: it
- * could never fit); -EINVAL (NULL q, msg NULL with len > 0, a bad timeout);
- * -EUCLEAN (the queue's memory is corrupted). Nothing is put on an error.
+ * -ETIMEDOUT; -ECANCELED (a task, or a task group's thread member); -EMSGSIZE
+ * (over weft_queue_max_message: it could never fit); -EINVAL (NULL q, msg NULL
+ * with len > 0, a bad timeout); -EUCLEAN (the queue's memory is corrupted).
+ * Nothing is put on an error.
  */
 WEFT_API int weft_queue_put(weft_queue *q, const void *msg, size_t len,
                             int64_t timeout);

@@ -391,11 +391,12 @@ int weft_group_wait(weft_group *g) {
     weft__deadline saved;
     weft__deadline_get(&saved);
     weft__deadline_inherit(&(weft__deadline){INT64_MAX, false, NULL});
-    weft_task_shield();
-    bool was = weft__thread_shield();
-    wait_for_none(g);
-    weft__thread_unshield(was);
-    weft_task_unshield(); /* the cancellation stays in force */
+    weft__shield(); /* inside a generator too: it ends in this call */
+    while (g->running > 0)
+      if (wait_for_none(g) < 0)
+        break;        /* through the shield: its hub gave up its run (a
+                         deadlock), and releases every task */
+    weft__unshield(); /* the cancellation stays in force */
     weft__deadline_inherit(&saved);
     if (g->n_errors == 0) /* a member's own failure comes first */
       g->result = rc;

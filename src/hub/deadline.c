@@ -107,6 +107,9 @@ int weft_scope_enter(weft_scope *s, int64_t at, int how) {
   weft__deadline *d = scope_slot(&owner);
   if (!d)
     return -EPERM;
+  for (const weft_scope *open = d->scope; open; open = open->outer_)
+    if (open == s)
+      return -EINVAL; /* entered already, and not exited */
   s->at_ = at == WEFT_FOREVER ? INT64_MAX : at;
   s->outer_at_ = d->at;
   s->outer_cancels_ = d->cancels;

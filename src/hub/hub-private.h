@@ -222,6 +222,12 @@ int weft__task_spawn_late(weft_task **out, weft_task_fn fn, void *arg);
 /* Makes the context of t, spawned late, as it first runs (hub.c). */
 void weft__task_start_late(weft_task *t);
 
+/* weft_task_shield and weft_task_unshield for the calling task or
+ * thread, inside a generator too: for weft's own cleanup waits, which
+ * end before the caller goes on, so that no shield outlives a turn. */
+int weft__shield(void);
+int weft__unshield(void);
+
 /* Gives the hub's spare stack back to the cache. */
 void weft__hub_put_spare_stack(weft__hub *h);
 

@@ -18,6 +18,7 @@
 
 #include "../core/guard.h"
 #include "hub-private.h"
+#include "thread-cancel.h"
 #include "waiter.h"
 
 static const char TASK_KIND[] = "task";
@@ -552,16 +553,29 @@ bool weft__task_interrupt(weft_task *t, int code) {
  * it, or be resumed by another task or thread). */
 static int shield_caller(weft_task **self) {
   *self = weft__task_running();
-  if (!*self)
-    return 1; /* nobody cancels a plain thread: nothing to hold back */
+  if (!*self) /* a plain thread: a task group may cancel it */
+    return weft__coro_running ? -EPERM : 1;
   return weft__coro_running == &(*self)->coro ? 0 : -EPERM;
 }
 
-int weft_task_shield(void) {
-  weft_task *self;
-  int rc = shield_caller(&self);
-  if (rc != 0)
-    return rc < 0 ? rc : 0;
+/* A plain thread's shields (thread-cancel.h): the same rules. */
+static int shield_thread(void) {
+  weft__thread_cancel *c = &weft__thread_cancel_self;
+  if (c->shield_depth == UINT_MAX)
+    return -EOVERFLOW;
+  c->shield_depth++;
+  return 0;
+}
+
+static int unshield_thread(void) {
+  weft__thread_cancel *c = &weft__thread_cancel_self;
+  if (c->shield_depth == 0)
+    return -EINVAL;
+  c->shield_depth--;
+  return weft__thread_was_cancelled() ? -ECANCELED : 0;
+}
+
+static int shield_task(weft_task *self) {
   if (self->shield_depth == UINT_MAX)
     return -EOVERFLOW;
   if (self->shield_depth++ == 0 && !self->hub->giving_up) {
@@ -571,11 +585,7 @@ int weft_task_shield(void) {
   return 0;
 }
 
-int weft_task_unshield(void) {
-  weft_task *self;
-  int rc = shield_caller(&self);
-  if (rc != 0)
-    return rc < 0 ? rc : 0;
+static int unshield_task(weft_task *self) {
   if (self->shield_depth == 0)
     return -EINVAL;
   if (--self->shield_depth == 0 && self->cancel_held) {
@@ -583,6 +593,32 @@ int weft_task_unshield(void) {
     self->cancelled = true;
   }
   return self->cancelled || self->cancel_held ? -ECANCELED : 0;
+}
+
+int weft_task_shield(void) {
+  weft_task *self;
+  int rc = shield_caller(&self);
+  if (rc != 0)
+    return rc < 0 ? rc : shield_thread();
+  return shield_task(self);
+}
+
+int weft_task_unshield(void) {
+  weft_task *self;
+  int rc = shield_caller(&self);
+  if (rc != 0)
+    return rc < 0 ? rc : unshield_thread();
+  return unshield_task(self);
+}
+
+int weft__shield(void) {
+  weft_task *self = weft__task_running();
+  return self ? shield_task(self) : shield_thread();
+}
+
+int weft__unshield(void) {
+  weft_task *self = weft__task_running();
+  return self ? unshield_task(self) : unshield_thread();
 }
 
 int weft_yield(void) {

@@ -33,6 +33,7 @@ int weft__thread_cancel_enable(void) {
   if (efd < 0)
     return -errno;
   atomic_store(&c->cancelled, false);
+  c->shield_depth = 0;
   c->waiter = NULL;
   c->efd = efd;
   c->enabled = true;
@@ -65,14 +66,6 @@ void weft__cancel_thread(weft__thread_cancel *c) {
   }
   weft__guard_unlock(&c->guard);
 }
-
-bool weft__thread_shield(void) {
-  bool was = weft__thread_cancel_self.enabled;
-  weft__thread_cancel_self.enabled = false;
-  return was;
-}
-
-void weft__thread_unshield(bool was) { weft__thread_cancel_self.enabled = was; }
 
 void weft__thread_cancel_sleeping(weft__waiter *w) {
   weft__thread_cancel *c = &weft__thread_cancel_self;

@@ -25,7 +25,10 @@ struct weft__waiter;
 
 typedef struct weft__thread_cancel {
   atomic_bool cancelled;
-  bool enabled;   /* the thread is cancellable; its own to read and set */
+  bool enabled; /* the thread is cancellable; its own to read and set */
+  /* Shields up (weft_task_shield, from a plain thread): while any is, its
+   * waits are not cancelled. Its own to read and set. */
+  unsigned shield_depth;
   uint32_t guard; /* guards waiter, and efd against its close */
   /* The waiter the thread sleeps on now, or NULL. */
   struct weft__waiter *waiter;
@@ -44,18 +47,24 @@ void weft__thread_cancel_disable(void);
  * is cancellable. */
 void weft__cancel_thread(weft__thread_cancel *c);
 
-/* Holds back the calling thread's cancellation until the matching
- * weft__thread_unshield, as weft_task_shield does a task's: for a wait
- * that must finish, such as a task group's for its members. Returns what
- * weft__thread_unshield takes; shields nest. */
-bool weft__thread_shield(void);
-void weft__thread_unshield(bool was);
-
-/* Whether the calling plain thread has been cancelled. */
-static inline bool weft__thread_cancelled(void) {
+/* Whether the calling plain thread's waits may be cancelled now: it is
+ * cancellable, and no shield is up. */
+static inline bool weft__thread_cancellable(void) {
   return weft__thread_cancel_self.enabled &&
-         atomic_load_explicit(&weft__thread_cancel_self.cancelled,
-                              memory_order_acquire);
+         weft__thread_cancel_self.shield_depth == 0;
+}
+
+/* Whether the calling plain thread's waits are to fail with -ECANCELED:
+ * it was cancelled, and no shield is up. */
+static inline bool weft__thread_cancelled(void) {
+  return weft__thread_cancellable() &&
+         atomic_load(&weft__thread_cancel_self.cancelled);
+}
+
+/* Whether the calling plain thread was cancelled, shield or not. */
+static inline bool weft__thread_was_cancelled(void) {
+  return weft__thread_cancel_self.enabled &&
+         atomic_load(&weft__thread_cancel_self.cancelled);
 }
 
 /* For a thread's wait on w: published while it sleeps, so that a

@@ -86,8 +86,11 @@ static int thread_wait(weft__waiter *w, int64_t deadline) {
   }
   int cpu = -1;
   /* A cancellable thread (thread-cancel.h) says where it sleeps, then
-   * looks for its cancellation at each turn of the loop. */
-  bool cancellable = weft__thread_cancel_self.enabled;
+   * looks for its cancellation at each turn of the loop, and once more
+   * after it said it sleeps: a canceller that came between the two found
+   * the word not yet SLEEPING, and could not wake it. A wait that must
+   * finish (a condition taking its lock back) is not cancelled. */
+  bool cancellable = weft__thread_cancellable() && !w->shielded;
   if (cancellable)
     weft__thread_cancel_sleeping(w);
   int rc;
@@ -112,6 +115,8 @@ static int thread_wait(weft__waiter *w, int64_t deadline) {
     if (s == WAITER_WAITING &&
         !atomic_compare_exchange_strong(&w->woken, &s, WAITER_SLEEPING))
       continue; /* woken meanwhile */
+    if (cancellable && weft__thread_cancelled())
+      continue; /* the loop's look sees it */
     cpu = sched_getcpu();
     futex_wait_until(&w->woken, WAITER_SLEEPING, deadline);
   }

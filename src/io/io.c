@@ -37,7 +37,7 @@ int weft__io_wait_thread(int fd, unsigned events, int64_t deadline) {
                          ((events & WEFT_IO_WRITE) ? POLLOUT : 0))},
       {.fd = weft__thread_cancel_self.efd, .events = POLLIN}};
   struct pollfd *p = &ps[0];
-  nfds_t n_fds = weft__thread_cancel_self.enabled ? 2 : 1;
+  nfds_t n_fds = weft__thread_cancellable() ? 2 : 1;
   for (;;) {
     int n = poll(ps, n_fds, weft__ms_until(deadline));
     if (n < 0 && errno == EINTR)

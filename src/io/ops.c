@@ -226,7 +226,7 @@ static ssize_t run(int fd, int64_t timeout, struct op *o) {
       if (rc < 0)
         return rc;
       new_file = rc == 1;
-    } else if (deadline != INT64_MAX || weft__thread_cancel_self.enabled) {
+    } else if (deadline != INT64_MAX || weft__thread_cancellable()) {
       /* A timeout, a deadline, or a thread that may be cancelled. */
       int fl = fcntl(fd, F_GETFL);
       if (fl < 0)

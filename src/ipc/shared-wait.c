@@ -38,6 +38,7 @@
 #include "../core/cpu.h"
 #include "../core/service-thread.h"
 #include "../hub/hub-private.h"
+#include "../hub/thread-cancel.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
 
@@ -261,6 +262,8 @@ int weft__shared_futex_wait(_Atomic uint32_t *word, uint32_t expected,
   weft_task *self = weft__task_running();
   int rc = self ? task_wait(self, word, expected, capped ? relook : deadline)
                 : thread_wait(word, expected, capped ? relook : deadline);
+  if (!self && weft__thread_cancelled())
+    return -ECANCELED; /* a task group's thread member: seen at a re-look */
   if (rc == -ETIMEDOUT)
     return capped ? 0 : weft__timed_out(deadline);
   return rc;

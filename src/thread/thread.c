@@ -52,6 +52,7 @@
 #include "../core/guard.h"
 #include "../core/sigmask.h"
 #include "../hub/hub-private.h"
+#include "../hub/thread-cancel.h"
 #include "../hub/timer.h"
 #include "../hub/waiter.h"
 #include "../sync/watchdog.h"
@@ -248,10 +249,13 @@ int weft_thread_join(weft_thread *t, int64_t timeout, void **result) {
 /* The join proper, under t's guard (held again when it returns). */
 static int join_locked(weft_thread *t, int64_t timeout) {
   weft_task *task = weft__task_running();
-  if (!task && timeout == WEFT_FOREVER && !t->reaped && !t->reaping) {
+  if (!task && timeout == WEFT_FOREVER && !t->reaped && !t->reaping &&
+      weft__deadline_after(WEFT_FOREVER) == INT64_MAX &&
+      !weft__thread_cancellable()) {
     /* The reaper (above); t may have finished already, its pthread not
      * yet ended: waiting for that costs little, and leaves the next
-     * thread started its stack. */
+     * thread started its stack. Not under a deadline, nor in a thread a
+     * task group may cancel: pthread_join would heed neither. */
     t->reaping = true;
     weft__guard_unlock(&t->guard);
     int rc = pthread_join(t->pt, NULL);

@@ -1,6 +1,7 @@
 /*
  * Stress: task groups whose members, tasks and threads mixed, finish,
- * fail, nest, run inside scopes and get cancelled at random moments,
+ * fail, nest, run inside scopes, wait on sleeps, locks, conditions and
+ * fds, and get cancelled at random moments,
  * while their group's deadline or their waiter's passes or another task
  * cancels the waiter, for WEFT_STRESS_SECONDS (default 1). Checks after each
  * wait that no member of the group still runs, that the wait's result agrees
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <weft.h>
 
 #define IV(x) ((void *)(intptr_t)(x))
@@ -75,9 +77,45 @@ static int nap(int64_t ns) {
   return rc == -ETIMEDOUT && weft_deadline() == WEFT_FOREVER ? 0 : rc;
 }
 
+static weft_lock shared_lock = WEFT_LOCK_INIT;
+static weft_cond shared_cv = WEFT_COND_INIT;
+static int never_written[2]; /* a pipe nobody writes to */
+
+/* Waits of the other kinds a member may be cancelled in: a lock, a
+ * condition (whose lock must be held again after, whatever happened),
+ * an fd. */
+static int other_wait(void) {
+  int rc;
+  switch (rnd(3)) {
+  case 0:
+    rc = weft_lock_acquire(&shared_lock, WEFT_US(rnd(2000)));
+    if (rc == 0)
+      weft_lock_release(&shared_lock);
+    return rc == -ETIMEDOUT ? 0 : rc;
+  case 1:
+    rc = weft_cond_acquire(&shared_cv, WEFT_FOREVER);
+    if (rc != 0)
+      return rc;
+    rc = weft_cond_wait(&shared_cv, WEFT_US(rnd(2000)));
+    if (weft_cond_release(&shared_cv) != 0) {
+      fprintf(stderr, "a condition's wait returned %d without its lock\n", rc);
+      bad = 1;
+    }
+    return rc == -ETIMEDOUT ? 0 : rc;
+  default: {
+    char c;
+    rc = (int)weft_io_read(never_written[0], &c, 1, WEFT_US(rnd(2000)));
+    return rc == -ETIMEDOUT ? 0 : rc;
+  }
+  }
+}
+
 static int member_body(int depth) {
   int rc = 0;
-  switch (rnd(6)) {
+  switch (rnd(7)) {
+  case 6:
+    rc = other_wait();
+    break;
   case 0:
     rc = -EIO; /* fails at once */
     break;
@@ -159,6 +197,8 @@ static void *rounds(void *arg) {
 }
 
 int main(void) {
+  if (pipe(never_written) != 0)
+    return 1;
   const char *env = getenv("WEFT_STRESS_SECONDS");
   double secs = env ? atof(env) : 1.0;
   if (weft_run(rounds, &secs, NULL) != 0)

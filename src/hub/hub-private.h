@@ -124,6 +124,10 @@ struct weft_task {
    * (unstarted until then), on the hub's spare stack if there is one. */
   bool late;
   bool unstarted;
+  /* Something is to be done before it next runs: its frames thawed
+   * (hibernated) or its first context made (unstarted). One flag, so
+   * that a switch looks once (hub.c, enter). */
+  bool before_run;
   /* Hibernated (idle.c): the live frames of its stack, copied here while
    * the stack's pages are given back; copied back when it next runs. */
   void *frames;
@@ -219,8 +223,9 @@ void weft__hub_free_tasks(weft__hub *h);
  * of them then touch one stack, not ten thousand. Default stack size. */
 int weft__task_spawn_late(weft_task **out, weft_task_fn fn, void *arg);
 
-/* Makes the context of t, spawned late, as it first runs (hub.c). */
-void weft__task_start_late(weft_task *t);
+/* What t needs before it runs, t->before_run being set: its frames
+ * thawed, or its first context made (hub.c, enter). */
+void weft__task_before_run(weft_task *t);
 
 /* weft_task_shield and weft_task_unshield for the calling task or
  * thread, inside a generator too: for weft's own cleanup waits, which

@@ -72,10 +72,8 @@ static weft_task *runq_pop(weft__hub *h) {
 
 /* Makes t the running task of h. */
 static inline void enter(weft__hub *h, weft_task *t) {
-  if (__builtin_expect(t->frames != NULL, 0))
-    weft__task_thaw(t);
-  else if (__builtin_expect(t->unstarted, 0))
-    weft__task_start_late(t);
+  if (__builtin_expect(t->before_run, 0))
+    weft__task_before_run(t);
   h->current = t;
   t->state = WEFT__TASK_RUNNING;
   weft__coro_running = t->active;

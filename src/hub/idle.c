@@ -177,6 +177,7 @@ static void hibernate(weft_task *t) {
   weft__stack_give_back(&co->stack);
   t->frames = frames;
   t->frames_len = n;
+  t->before_run = true;
 }
 
 void weft__task_thaw(weft_task *t) {

@@ -257,7 +257,7 @@ static int spawn(weft__hub *h, weft_task **out, weft_task_fn fn, void *arg,
     if (rc < 0)
       task_free(h, t);
     else
-      t->late = t->unstarted = true;
+      t->late = t->unstarted = t->before_run = true;
   } else if (o.hibernate) { /* its object apart, so that its whole stack can
                                go */
     t = task_alloc(h);
@@ -317,7 +317,7 @@ int weft__task_spawn_late(weft_task **out, weft_task_fn fn, void *arg) {
   return spawn(self->hub, out, fn, arg, NULL, true);
 }
 
-void weft__task_start_late(weft_task *t) {
+static void start_late(weft_task *t) {
   weft__hub *h = t->hub;
   t->unstarted = false;
   if (h->spare_stack.lo && h->spare_stack.cls == t->coro.stack.cls) {
@@ -327,6 +327,14 @@ void weft__task_start_late(weft_task *t) {
   } else {
     weft__coro_start_reserved(&t->coro, NULL);
   }
+}
+
+void weft__task_before_run(weft_task *t) {
+  t->before_run = false;
+  if (t->frames)
+    weft__task_thaw(t);
+  else
+    start_late(t);
 }
 
 /* Gives back the stack of t, being released: a late task's becomes the

@@ -146,13 +146,16 @@ struct weft_task {
    * third was set: most tasks hold none or one (the cluster's), and an
    * idle connection's object should be small. */
   void *local_value[2];
-  uint8_t local_key[2];
   void **locals_all; /* WEFT_TASK_KEYS_MAX values, or NULL */
-  unsigned ready;    /* what the poller reported while it waited on an fd */
-  bool fd_parked;    /* parked in a wait on an fd, which the poller may end */
+  /* The small fields together, so that the object has no holes (an idle
+   * connection's object is most of what it costs). */
+  uint8_t local_key[2];
+  bool fd_parked;             /* parked in a wait on an fd, which the
+                                 poller may end */
+  atomic_bool remote_pending; /* in its hub's remote queue now */
+  unsigned ready; /* what the poller reported while it waited on an fd */
   struct weft__waiter *waiter;    /* the waiter it is parked on, if any */
   weft_task *remote_next;         /* in its hub's remote queue */
-  atomic_bool remote_pending;     /* in its hub's remote queue now */
   weft_task *next;                /* in the run queue */
   weft_task *all_prev, *all_next; /* in the hub's list of live tasks */
 };

@@ -48,6 +48,19 @@ bool harness_emulated(void);
 int harness_run_child(void (*fn)(void *), void *arg, const char *const *env,
                       char *buf, size_t cap);
 
+/* ASAN: 1 in an AddressSanitizer build (GCC's macro, or clang's feature),
+ * for the cases whose outcome it changes. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASAN 1
+#endif
+#endif
+#ifndef ASAN
+#define ASAN 0
+#endif
+
 /* Integers through void pointers, as tests pass them to tasks and
  * generators. */
 #define IV(x) ((void *)(intptr_t)(x))

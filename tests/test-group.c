@@ -325,17 +325,6 @@ TEST(the_waiters_deadline_passing_cancels_the_members) {
 
 /* --- ten thousand members, one stack ------------------------------------ */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASAN 1
-#endif
-#endif
-#ifndef ASAN
-#define ASAN 0
-#endif
-
 enum { MANY = 10000 };
 static uintptr_t frame_of[MANY];
 

@@ -23,17 +23,6 @@
 
 #include "harness.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASAN 1
-#endif
-#endif
-#ifndef ASAN
-#define ASAN 0
-#endif
-
 /* Runs use(arg) in a child and checks that ASan stopped it with a report
  * of `kind` ("use-after-poison", "heap-use-after-free") naming `call`. A
  * child that exits with REFUSED made its stale call while weft still held

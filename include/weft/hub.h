@@ -227,7 +227,8 @@ WEFT_API int weft_task_cancel(weft_task *t);
  * generator's turn): shield in the task's or thread's own function. From
  * a plain thread they work alike, for the one cancellation a thread can
  * receive, a task group's of its thread members (weft/exec.h); a thread
- * that is no member is never cancelled, and its unshield returns 0.
+ * that is no member is never cancelled, and its unshield returns 0 (or,
+ * as a task's, -EINVAL with no shield up).
  * Neither blocks.
  */
 WEFT_API int weft_task_shield(void);

@@ -52,8 +52,7 @@ int64_t weft__deadline_clamp(int64_t deadline) {
 int weft__timed_out_slow(int64_t end) {
   if (thread_cancelled())
     return -ECANCELED;
-  const weft__deadline *d = deadline_slot();
-  return d->cancels && end >= d->at ? -ECANCELED : -ETIMEDOUT;
+  return weft__deadline_code(deadline_slot(), end);
 }
 
 static void note_used(int64_t at) {

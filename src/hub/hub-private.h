@@ -72,6 +72,13 @@ typedef struct weft__deadline {
   weft_scope *scope;
 } weft__deadline;
 
+/* What a wait whose time ran out at `end` returns under deadline d:
+ * -ECANCELED when end is d's and d cancels (a WEFT_SCOPE_CANCEL scope's),
+ * else -ETIMEDOUT. */
+static inline int weft__deadline_code(const weft__deadline *d, int64_t end) {
+  return d->cancels && end >= d->at ? -ECANCELED : -ETIMEDOUT;
+}
+
 /* The caller's deadline, and what a wait it ends returns, copied out, or
  * copied in (its scopes stay its own): how a task group hands its
  * maker's deadline to its members (deadline.c). */

@@ -228,10 +228,8 @@ static void fire_timers(weft__hub *h) {
     weft_task *t = (weft_task *)((char *)tm - offsetof(weft_task, timer));
     if (t->state != WEFT__TASK_PARKED || t->wait_until == INT64_MAX)
       continue;
-    if (t->wait_until <= now) /* -ECANCELED: a scope that cancels ended it */
-      weft__task_wake(t, t->deadline.cancels && t->wait_until >= t->deadline.at
-                             ? -ECANCELED
-                             : -ETIMEDOUT);
+    if (t->wait_until <= now)
+      weft__task_wake(t, weft__deadline_code(&t->deadline, t->wait_until));
     else /* cannot fail: the pop left room in the heap */
       weft__timer_arm(&h->timers, tm, t->wait_until);
   }

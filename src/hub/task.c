@@ -258,8 +258,8 @@ static int spawn(weft__hub *h, weft_task **out, weft_task_fn fn, void *arg,
       task_free(h, t);
     else
       t->late = t->unstarted = t->before_run = true;
-  } else if (o.hibernate) { /* its object apart, so that its whole stack can
-                               go */
+  } else if (o.hibernate) {
+    /* Its object apart, so that its whole stack can go. */
     t = task_alloc(h);
     if (!t) {
       weft__hub_idle_queue_drop(h, (unsigned)queue);
